@@ -1,0 +1,73 @@
+/* db.h - the SQLite traceability log.
+ *
+ * Schema: schema/espgang.sql (current, for humans) and schema/migrations/
+ * (applied in order at open; the schema_version table says where a file is).
+ * WAL mode, synchronous=FULL: when eg_db_unit_finish() returns EG_OK the row
+ * is on disk. A unit's row is written when it starts (result in_progress) so
+ * a crash leaves evidence; eg_db_recover() marks such rows aborted.
+ *
+ * Threading: an eg_db is used by one thread at a time (the scheduler runs all
+ * calls in order on one libuv work thread so the loop never blocks on disk).
+ * Ownership: eg_db_close() releases everything.
+ */
+#ifndef EG_DB_H
+#define EG_DB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "errors.h"
+#include "image.h"
+#include "unit.h"
+
+typedef struct eg_db eg_db;
+
+/* Open or create, apply pending migrations. EG_DB with SQLite's words in f. */
+eg_err eg_db_open(eg_db **out, const char *path, eg_fault *f);
+void eg_db_close(eg_db *db);
+int eg_db_schema_version(eg_db *db);
+
+/* Units left in_progress by a process that died -> aborted (message says
+ * so); their runs get an end time and status "crashed". *count = rows fixed. */
+eg_err eg_db_recover(eg_db *db, int *count, eg_fault *f);
+
+typedef struct eg_run_info {
+  const char *station;
+  const char *operator_name;   /* NULL if not given */
+  const char *host;
+  const char *tool_version;
+  const char *command_line;
+  const char *manifest_path;   /* NULL for CLI runs without a manifest */
+  const char *manifest_text;
+  size_t manifest_len;
+  const uint8_t *manifest_sha256; /* 32 bytes or NULL */
+} eg_run_info;
+
+eg_err eg_db_run_begin(eg_db *db, const eg_run_info *info, int64_t *run_id, eg_fault *f);
+/* One row per image of the run: offset, size, file, sha256 (file), md5 (as flashed). */
+eg_err eg_db_run_image(eg_db *db, int64_t run_id, int index, const eg_image *img, eg_fault *f);
+/* status: "finished" or "interrupted". */
+eg_err eg_db_run_end(eg_db *db, int64_t run_id, const char *status, eg_fault *f);
+
+/* Insert the unit's row (result in_progress) and return its id. */
+eg_err eg_db_unit_begin(eg_db *db, int64_t run_id, const eg_unit_record *u, int64_t *unit_id, eg_fault *f);
+/* Update every column from u (identity learned, stage times so far). */
+eg_err eg_db_unit_update(eg_db *db, int64_t unit_id, const eg_unit_record *u, eg_fault *f);
+/* Final update; durable when it returns EG_OK. */
+eg_err eg_db_unit_finish(eg_db *db, int64_t unit_id, const eg_unit_record *u, eg_fault *f);
+
+/* Slots whose latest attempt in run `run_id` (0 = the latest run) did not
+ * pass; for "re-flash only the failed units". Caller frees each string and
+ * the array. */
+eg_err eg_db_failed_slots(eg_db *db, int64_t run_id, char ***slots, size_t *count, eg_fault *f);
+
+/* Reports, written to `out` as aligned text or JSON lines:
+ *   run:  one run's units (0 = latest run)
+ *   unit: every attempt on a MAC ("24:0a:c4:00:00:01") or slot, newest first */
+eg_err eg_db_report_run(eg_db *db, int64_t run_id, bool json, FILE *out, eg_fault *f);
+eg_err eg_db_report_unit(eg_db *db, const char *mac_or_slot, bool json, FILE *out, eg_fault *f);
+eg_err eg_db_list_runs(eg_db *db, int limit, bool json, FILE *out, eg_fault *f);
+
+#endif

@@ -1,0 +1,75 @@
+#include "errors.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+static const char *const err_names[] = {
+#define EG_ERR_NAME(name, msg) #name,
+  EG_ERR_MAP(EG_ERR_NAME)
+#undef EG_ERR_NAME
+};
+
+static const char *const err_msgs[] = {
+#define EG_ERR_MSG(name, msg) msg,
+  EG_ERR_MAP(EG_ERR_MSG)
+#undef EG_ERR_MSG
+};
+
+static const char *const stage_names[] = {
+#define EG_STAGE_STR(name, str) str,
+  EG_STAGE_MAP(EG_STAGE_STR)
+#undef EG_STAGE_STR
+};
+
+const char *eg_err_name(eg_err e) {
+  return (unsigned)e < EG_ERR__COUNT ? err_names[e] : "UNKNOWN";
+}
+
+const char *eg_strerror(eg_err e) {
+  return (unsigned)e < EG_ERR__COUNT ? err_msgs[e] : "unknown error";
+}
+
+const char *eg_stage_name(eg_stage s) {
+  return (unsigned)s < EG_STAGE__COUNT ? stage_names[s] : "unknown";
+}
+
+void eg_fault_clear(eg_fault *f) {
+  memset(f, 0, sizeof *f);
+  f->opcode = -1;
+}
+
+eg_err eg_fault_set(eg_fault *f, eg_err code, eg_stage stage, int opcode, const char *fmt, ...) {
+  if (!f) return code;
+  f->code = code;
+  f->stage = stage;
+  f->opcode = opcode;
+  f->nstatus = 0;
+  memset(f->status, 0, sizeof f->status);
+  f->msg[0] = '\0';
+  if (fmt) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(f->msg, sizeof f->msg, fmt, ap);
+    va_end(ap);
+    /* One line: a message is printed and stored as a single line. */
+    for (char *p = f->msg; *p; p++)
+      if (*p == '\n' || *p == '\r') *p = ' ';
+  }
+  return code;
+}
+
+void eg_fault_status(eg_fault *f, const uint8_t *status, size_t n) {
+  if (n > sizeof f->status) n = sizeof f->status;
+  memcpy(f->status, status, n);
+  f->nstatus = (uint8_t)n;
+}
+
+const char *eg_fault_status_hex(const eg_fault *f, char *buf, size_t len) {
+  size_t used = 0;
+  if (len == 0) return buf;
+  buf[0] = '\0';
+  for (size_t i = 0; i < f->nstatus && used + 4 <= len; i++)
+    used += (size_t)snprintf(buf + used, len - used, i ? " %02x" : "%02x", f->status[i]);
+  return buf;
+}

@@ -1,0 +1,103 @@
+/* manifest.h - the production manifest (YAML): what to flash, how, and on
+ * which ports. Format documented in README.md and schema/manifest.schema.json;
+ * examples in config/.
+ *
+ * eg_manifest_load() parses with libyaml, validates everything that can be
+ * checked before a port is touched (unknown keys, types, ranges, image files
+ * exist and are readable, sha256 pins, overlapping images, images beyond a
+ * fixed flash size) and reports *every* problem through the diagnostic
+ * callback as file:line:column. Image paths resolve relative to the
+ * manifest's folder. The loaded images are kept (eg_image, not compressed).
+ *
+ * Ownership: the manifest owns every string and image; eg_manifest_free.
+ */
+#ifndef EG_MANIFEST_H
+#define EG_MANIFEST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "chips.h"
+#include "errors.h"
+#include "image.h"
+#include "options.h"
+
+typedef void (*eg_diag_cb)(void *ctx, const char *file, int line, int col, const char *msg);
+
+typedef struct eg_mimage {
+  uint32_t offset;
+  char *file;          /* as written in the manifest */
+  char *path;          /* resolved */
+  bool has_sha256;
+  uint8_t sha256[32];  /* pin */
+  eg_image image;      /* loaded (not header-patched, not compressed) */
+  int line, col;
+} eg_mimage;
+
+typedef enum eg_mport_kind {
+  EG_MPORT_PATH, /* path: a device path or symlink */
+  EG_MPORT_GLOB, /* glob: /dev/ttyUSB* - one slot per match, sorted */
+  EG_MPORT_USB,  /* usb: {vid, pid, serial, location} - every matching port */
+  EG_MPORT_URL   /* url: socket://host:port */
+} eg_mport_kind;
+
+typedef struct eg_mport {
+  eg_mport_kind kind;
+  char *slot;       /* label; NULL = derived from the port */
+  char *target;     /* PATH: the path; GLOB: the pattern; URL: the URL; USB: NULL */
+  int vid, pid;     /* USB; -1 = any */
+  char *serial;     /* USB; NULL = any */
+  char *location;   /* USB; NULL = any ("1-1.4") */
+  int line, col;
+} eg_mport;
+
+typedef struct eg_manifest {
+  char *path;             /* as given */
+  char *dir;              /* its folder */
+  char *text;             /* the whole file, NUL-terminated */
+  size_t text_len;
+  uint8_t sha256[32];     /* of text */
+
+  char *station;          /* required */
+  char *db_path;          /* resolved; default "<dir>/espgang.db" */
+  const eg_chip *chip;    /* required */
+  eg_mimage *images;      /* at least one, sorted by offset */
+  size_t nimages;
+  char flash_mode[16];    /* "keep" or a mode; default keep */
+  char flash_freq[16];    /* "keep" or a frequency; default keep */
+  char flash_size[16];    /* "keep", "detect" or a size; default detect */
+  uint32_t baud;          /* data transfer; default 460800 */
+  uint32_t connect_baud;  /* sync; default 115200 */
+  eg_before before;       /* default default-reset */
+  eg_after after;         /* default hard-reset */
+  eg_stub_mode stub_mode; /* default auto */
+  char *stub_path;        /* resolved, for EG_STUB_PATH */
+  eg_erase_policy erase;  /* default written */
+  bool verify;            /* default true */
+  bool compress;          /* default true */
+  int retries;            /* extra attempts per unit; default 1 */
+  eg_timeouts timeouts;   /* defaults + overrides (manifest gives seconds) */
+  eg_mport *ports;        /* at least one */
+  size_t nports;
+} eg_manifest;
+
+/* Load and validate. Returns EG_OK, or EG_MANIFEST after reporting every
+ * problem through cb (also EG_FILE_OPEN / EG_NOMEM for the file itself). */
+eg_err eg_manifest_load(eg_manifest *m, const char *path, eg_diag_cb cb, void *ctx);
+void eg_manifest_free(eg_manifest *m);
+
+/* One concrete port to flash. */
+typedef struct eg_slot {
+  char slot[64];         /* unique label */
+  char port[256];        /* what eg_port_open takes */
+  char usb_location[64]; /* "" when unknown */
+} eg_slot;
+
+/* Expand the manifest's ports into concrete slots: globs (sorted), USB
+ * matches (eg_port_list), paths and URLs. Errors (a path that does not exist,
+ * a pattern or USB match that finds nothing, the same port twice, duplicate
+ * labels) are reported through cb with the entry's line:column. */
+eg_err eg_manifest_slots(const eg_manifest *m, eg_slot **out, size_t *count, eg_diag_cb cb, void *ctx);
+
+#endif

@@ -1,0 +1,59 @@
+#include "options.h"
+
+#include <string.h>
+
+/* Compare treating '-' and '_' as the same character. */
+static bool same_name(const char *a, const char *b) {
+  for (; *a && *b; a++, b++) {
+    const char x = *a == '_' ? '-' : *a, y = *b == '_' ? '-' : *b;
+    if (x != y) return false;
+  }
+  return *a == *b;
+}
+
+static const char *const before_names[] = {"default-reset", "usb-reset", "no-reset", "no-reset-no-sync"};
+static const char *const after_names[] = {"hard-reset", "soft-reset", "no-reset", "no-reset-stub"};
+static const char *const erase_names[] = {"written", "all"};
+
+#define N(a) (sizeof(a) / sizeof((a)[0]))
+
+bool eg_before_parse(const char *s, eg_before *out) {
+  for (unsigned i = 0; s && i < N(before_names); i++)
+    if (same_name(s, before_names[i])) return *out = (eg_before)i, true;
+  return false;
+}
+
+bool eg_after_parse(const char *s, eg_after *out) {
+  for (unsigned i = 0; s && i < N(after_names); i++)
+    if (same_name(s, after_names[i])) return *out = (eg_after)i, true;
+  return false;
+}
+
+bool eg_erase_parse(const char *s, eg_erase_policy *out) {
+  for (unsigned i = 0; s && i < N(erase_names); i++)
+    if (same_name(s, erase_names[i])) return *out = (eg_erase_policy)i, true;
+  return false;
+}
+
+const char *eg_before_name(eg_before b) { return (unsigned)b < N(before_names) ? before_names[b] : "?"; }
+const char *eg_after_name(eg_after a) { return (unsigned)a < N(after_names) ? after_names[a] : "?"; }
+const char *eg_erase_name(eg_erase_policy e) { return (unsigned)e < N(erase_names) ? erase_names[e] : "?"; }
+
+void eg_timeouts_default(eg_timeouts *t) {
+  t->command_ms = 3000;
+  t->sync_ms = 100;
+  t->mem_end_ms = 200;
+  t->chip_erase_ms = 120000;
+  t->max_ms = 240000;
+  t->erase_per_mb_ms = 30000;
+  t->write_per_mb_ms = 40000;
+  t->md5_per_mb_ms = 8000;
+  t->read_packet_ms = 3000;
+}
+
+uint32_t eg_timeout_per_mb(const eg_timeouts *t, uint32_t per_mb_ms, uint64_t bytes, uint32_t floor_ms) {
+  uint64_t ms = (uint64_t)per_mb_ms * bytes / 1000000u;
+  if (ms < floor_ms) ms = floor_ms;
+  if (t && t->max_ms && ms > t->max_ms) ms = t->max_ms;
+  return (uint32_t)ms;
+}

@@ -1,0 +1,87 @@
+/* port.h - one serial link to one board, behind one interface, three backends:
+ *
+ *   EG_PORT_SERIAL  libserialport: real serial ports (USB adapters, UARTs);
+ *                   8N1, no flow control, baud changes, DTR/RTS.
+ *   EG_PORT_TTY     a plain termios file descriptor: pseudo-terminals and
+ *                   symlinks to them (libserialport cannot open a pty: it
+ *                   looks the port up in sysfs and needs modem ioctls). Ptys
+ *                   carry no DTR/RTS, so can_reset is false.
+ *   EG_PORT_TCP     "socket://host:port" (esptool/pyserial spelling): raw
+ *                   bytes over TCP; no baud, no DTR/RTS.
+ *
+ * Every backend ends up as one non-blocking file descriptor (p->fd) that the
+ * caller watches with a uv_poll_t; reads and writes never block. The caller
+ * owns the eg_port struct (embed it); eg_port_close() releases what open
+ * acquired and leaves fd = -1. Not thread-safe; one loop thread uses it.
+ *
+ * Errors: eg_err codes; the failing operation and the OS's words go into the
+ * eg_fault given to eg_port_open, or are returned for the other calls.
+ * A vanished device (EOF, EIO, ENXIO, ECONNRESET, EPIPE) is EG_PORT_GONE.
+ */
+#ifndef EG_PORT_H
+#define EG_PORT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "errors.h"
+
+struct sp_port;
+
+typedef enum eg_port_kind { EG_PORT_SERIAL, EG_PORT_TTY, EG_PORT_TCP } eg_port_kind;
+
+typedef struct eg_port {
+  eg_port_kind kind;
+  char name[256];       /* as the user gave it */
+  char path[256];       /* resolved device path (symlinks followed); "" for TCP */
+  int fd;               /* non-blocking; -1 when closed */
+  uint32_t baud;        /* current host-side rate (TCP: remembered, no effect) */
+  bool can_reset;       /* DTR/RTS can be driven */
+  bool connecting;      /* TCP: connect() still in progress, wait for writable */
+  int dtr, rts;         /* last values set (1 = asserted), -1 unknown */
+  struct sp_port *sp;   /* EG_PORT_SERIAL only */
+} eg_port;
+
+/* Open `name` at `baud`, 8N1, no flow control, non-blocking. The backend is
+ * chosen from the name: "socket://host:port" -> TCP; a path that resolves to
+ * a pseudo-terminal -> TTY; anything else -> libserialport. DTR and RTS are
+ * left as they are (some adapters reset the chip on open). */
+eg_err eg_port_open(eg_port *p, const char *name, uint32_t baud, eg_fault *f);
+/* TCP: call when the fd first becomes writable while p->connecting; returns
+ * EG_OK once connected, EG_PORT_OPEN (with errno text in f) if refused. */
+eg_err eg_port_finish_connect(eg_port *p, eg_fault *f);
+void eg_port_close(eg_port *p);
+
+/* Change the host-side baud rate (ptys: the termios speed, which espsim reads). */
+eg_err eg_port_set_baud(eg_port *p, uint32_t baud);
+/* Drive DTR/RTS: 1 = asserted (pin low), 0 = released, -1 = leave as is.
+ * Both are applied in one TIOCMSET where the backend can (esptool's
+ * UnixTightReset). EG_RESET_UNSUPPORTED when !p->can_reset. */
+eg_err eg_port_set_lines(eg_port *p, int dtr, int rts);
+
+/* Non-blocking I/O. *done = bytes moved; 0 means "would block". */
+eg_err eg_port_read(eg_port *p, uint8_t *buf, size_t cap, size_t *done);
+eg_err eg_port_write(eg_port *p, const uint8_t *buf, size_t n, size_t *done);
+/* Drop whatever input has arrived but not been read (tcflush / drain). */
+eg_err eg_port_flush_input(eg_port *p);
+
+/* What `espgang ports` and the manifest's USB matching know about a port. */
+typedef struct eg_port_info {
+  char name[256];         /* /dev/ttyUSB0 */
+  char by_path[256];      /* /dev/serial/by-path/... pointing at it, or "" */
+  char by_id[256];        /* /dev/serial/by-id/..., or "" */
+  char description[256];
+  bool usb;
+  int vid, pid;           /* -1 when not USB */
+  int bus, address;       /* libserialport's USB bus/address, -1 unknown */
+  char location[64];      /* sysfs USB port path "1-1.4", "" unknown */
+  char serial[128], manufacturer[128], product[128];
+} eg_port_info;
+
+/* List serial ports (libserialport), sorted by name. The caller frees with
+ * eg_port_list_free. */
+eg_err eg_port_list(eg_port_info **out, size_t *count);
+void eg_port_list_free(eg_port_info *list, size_t count);
+
+#endif
