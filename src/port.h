@@ -15,8 +15,13 @@
  * acquired and leaves fd = -1. Not thread-safe; one loop thread uses it.
  *
  * Errors: eg_err codes; the failing operation and the OS's words go into the
- * eg_fault given to eg_port_open, or are returned for the other calls.
- * A vanished device (EOF, EIO, ENXIO, ECONNRESET, EPIPE) is EG_PORT_GONE.
+ * eg_fault given to eg_port_open (may be NULL), and for every call (open
+ * included) into p->errmsg, one line naming the port. A vanished device (EOF,
+ * hang-up, EIO, ENXIO, ECONNRESET, EPIPE) is EG_PORT_GONE. Calls other than
+ * open/close on a closed port return EG_INVAL.
+ *
+ * eg_port_close() is safe on a struct whose open failed, twice, and on a
+ * zeroed struct with fd = -1 (never on uninitialised memory).
  */
 #ifndef EG_PORT_H
 #define EG_PORT_H
@@ -24,6 +29,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "errors.h"
 
@@ -41,6 +47,7 @@ typedef struct eg_port {
   bool connecting;      /* TCP: connect() still in progress, wait for writable */
   int dtr, rts;         /* last values set (1 = asserted), -1 unknown */
   struct sp_port *sp;   /* EG_PORT_SERIAL only */
+  char errmsg[256];     /* last failure in one line ("" if none since open) */
 } eg_port;
 
 /* Open `name` at `baud`, 8N1, no flow control, non-blocking. The backend is
@@ -49,7 +56,13 @@ typedef struct eg_port {
  * left as they are (some adapters reset the chip on open). */
 eg_err eg_port_open(eg_port *p, const char *name, uint32_t baud, eg_fault *f);
 /* TCP: call when the fd first becomes writable while p->connecting; returns
- * EG_OK once connected, EG_PORT_OPEN (with errno text in f) if refused. */
+ * EG_OK once connected, EG_PORT_OPEN (with errno text in f) if refused.
+ * If the connection is still in progress it returns EG_OK and leaves
+ * p->connecting true (wait for writable again). A host name resolving to
+ * several addresses: open uses the first whose connect() does not fail at
+ * once; there is no fallback after that, because the caller already watches
+ * this fd (use a numeric address to choose). Name resolution in open is a
+ * blocking getaddrinfo(); numeric addresses never touch DNS. */
 eg_err eg_port_finish_connect(eg_port *p, eg_fault *f);
 void eg_port_close(eg_port *p);
 
@@ -60,10 +73,13 @@ eg_err eg_port_set_baud(eg_port *p, uint32_t baud);
  * UnixTightReset). EG_RESET_UNSUPPORTED when !p->can_reset. */
 eg_err eg_port_set_lines(eg_port *p, int dtr, int rts);
 
-/* Non-blocking I/O. *done = bytes moved; 0 means "would block". */
+/* Non-blocking I/O. *done = bytes moved; 0 means "would block". A write
+ * moves as much as the OS takes now and reports partial progress; on a
+ * socket it never raises SIGPIPE. While p->connecting both move 0 bytes. */
 eg_err eg_port_read(eg_port *p, uint8_t *buf, size_t cap, size_t *done);
 eg_err eg_port_write(eg_port *p, const uint8_t *buf, size_t n, size_t *done);
-/* Drop whatever input has arrived but not been read (tcflush / drain). */
+/* Drop whatever input has arrived but not been read (tcflush; sockets: read
+ * and discard what is queued now, FIONREAD bytes, without blocking). */
 eg_err eg_port_flush_input(eg_port *p);
 
 /* What `espgang ports` and the manifest's USB matching know about a port. */
@@ -72,6 +88,7 @@ typedef struct eg_port_info {
   char by_path[256];      /* /dev/serial/by-path/... pointing at it, or "" */
   char by_id[256];        /* /dev/serial/by-id/..., or "" */
   char description[256];
+  char transport[16];     /* "native", "usb" or "bluetooth" */
   bool usb;
   int vid, pid;           /* -1 when not USB */
   int bus, address;       /* libserialport's USB bus/address, -1 unknown */
@@ -83,5 +100,13 @@ typedef struct eg_port_info {
  * eg_port_list_free. */
 eg_err eg_port_list(eg_port_info **out, size_t *count);
 void eg_port_list_free(eg_port_info *list, size_t count);
+
+/* `espgang ports`: list the ports and print them to `out`, either as a table
+ * with aligned columns (PORT TYPE VID:PID LOCATION SERIAL DESCRIPTION BY-ID;
+ * "no serial ports found" when empty) or, with json, one JSON object per
+ * port per line (unknown values are null). Returns eg_port_list's error. */
+eg_err eg_port_print_list(FILE *out, bool json);
+/* The printing half, for a list the caller already has. */
+void eg_port_print_infos(FILE *out, const eg_port_info *list, size_t count, bool json);
 
 #endif

@@ -1,0 +1,64 @@
+/* port_impl.h - private to port.c and its backends (port_tty.c,
+ * port_serial.c, port_tcp.c). Not an API: names start with eg__.
+ *
+ * Backends are entered from port.c's switch on p->kind. An open function gets
+ * p with name, path (resolved, "" for TCP) and baud filled in and fd = -1; on
+ * failure it releases everything it acquired, leaves fd = -1 and reports via
+ * eg__port_fail. The pure helpers at the end are exposed for the unit tests.
+ */
+#ifndef EG_PORT_IMPL_H
+#define EG_PORT_IMPL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <termios.h>
+
+#include "port.h"
+
+/* Format a one-line message into p->errmsg and, if f is not NULL, into f
+ * (stage OPEN, no opcode). Returns code. */
+eg_err eg__port_fail(eg_port *p, eg_fault *f, eg_err code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* Map a failed call's errno: a vanished device -> EG_PORT_GONE, ENOTTY and
+ * friends -> `unsupported`, anything else -> `other`. */
+eg_err eg__port_errno(int err, eg_err unsupported, eg_err other);
+
+/* --- termios backend (port_tty.c) --- */
+eg_err eg__tty_open(eg_port *p, eg_fault *f);
+eg_err eg__tty_set_baud(eg_port *p, uint32_t baud);
+/* True if the resolved path is a pseudo-terminal (see port_tty.c). */
+bool eg__tty_is_pty(const char *path);
+/* The Bxxx constant for baud; false if termios has none. */
+bool eg__tty_speed(uint32_t baud, speed_t *out);
+/* True if /proc/tty/drivers text names a "pty*" driver owning maj:min. */
+bool eg__tty_drivers_say_pty(const char *text, unsigned maj, unsigned min);
+
+/* --- libserialport backend (port_serial.c) --- */
+eg_err eg__serial_open(eg_port *p, eg_fault *f);
+eg_err eg__serial_set_baud(eg_port *p, uint32_t baud);
+void eg__serial_close(eg_port *p);
+/* DTR/RTS on a tty fd (1 asserted, 0 released, -1 keep): both in one
+ * TIOCMGET/TIOCMSET, one alone with TIOCMBIS/TIOCMBIC. Every ioctl is
+ * checked; a failure is described in msg. */
+eg_err eg__modem_set(int fd, int dtr, int rts, char *msg, size_t cap);
+/* TIOCM_* bits after applying dtr/rts (same convention) to `bits`. */
+int eg__modem_apply(int bits, int dtr, int rts);
+/* The sysfs USB port ("1-1.4") in a resolved /sys/devices/... path: its
+ * last component shaped bus-port[.port...]; "" if none. */
+void eg__usb_location(const char *syspath, char *out, size_t cap);
+/* The entry of `dir` whose realpath is `target` (the smallest name if
+ * several), written as dir/entry; false (out "") if none. */
+bool eg__find_link(const char *dir, const char *target, char *out, size_t cap);
+
+/* --- TCP backend (port_tcp.c) --- */
+/* True if name starts with "socket://" (any case). */
+bool eg__tcp_is_url(const char *name);
+/* Split "socket://host:port" ("[v6]:port" for IPv6 literals). On failure
+ * returns false with the reason in msg. */
+bool eg__tcp_parse(const char *name, char *host, size_t hostcap, char *port, size_t portcap,
+                   char *msg, size_t msgcap);
+eg_err eg__tcp_open(eg_port *p, eg_fault *f);
+eg_err eg__tcp_finish_connect(eg_port *p, eg_fault *f);
+
+#endif

@@ -1,0 +1,158 @@
+/* port_tcp.c - "socket://host:port" (pyserial's spelling, which esptool
+ * accepts): raw bytes over one TCP connection, e.g. to espsim's TCP front end
+ * or a serial-to-network bridge. No baud rate, no DTR/RTS.
+ *
+ * The connect is non-blocking: open returns with p->connecting set when the
+ * kernel answered EINPROGRESS, and the caller calls eg_port_finish_connect()
+ * when the fd becomes writable. TCP_NODELAY: the protocol is request/reply
+ * with small packets, and Nagle would hold each one back for an ACK.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "port_impl.h"
+
+#define SCHEME "socket://"
+
+bool eg__tcp_is_url(const char *name) { return strncasecmp(name, SCHEME, sizeof SCHEME - 1) == 0; }
+
+bool eg__tcp_parse(const char *name, char *host, size_t hostcap, char *port, size_t portcap, char *msg,
+                   size_t msgcap) {
+  host[0] = port[0] = msg[0] = '\0';
+  if (!eg__tcp_is_url(name)) {
+    snprintf(msg, msgcap, "not a socket:// URL");
+    return false;
+  }
+  const char *s = name + sizeof SCHEME - 1;
+  const char *h = s, *hend, *colon;
+  if (*s == '[') {
+    /* IPv6 literal: socket://[::1]:5555 */
+    h = s + 1;
+    hend = strchr(h, ']');
+    if (!hend) {
+      snprintf(msg, msgcap, "missing ']' after the IPv6 address");
+      return false;
+    }
+    colon = hend + 1;
+    if (*colon != ':') {
+      snprintf(msg, msgcap, "no port: expected socket://[address]:port");
+      return false;
+    }
+  } else {
+    colon = strrchr(s, ':');
+    if (!colon) {
+      snprintf(msg, msgcap, "no port: expected socket://host:port");
+      return false;
+    }
+    hend = colon;
+    if (memchr(s, ':', (size_t)(hend - s))) {
+      snprintf(msg, msgcap, "an IPv6 address needs brackets: socket://[address]:port");
+      return false;
+    }
+  }
+  const size_t hlen = (size_t)(hend - h);
+  if (hlen == 0) {
+    snprintf(msg, msgcap, "empty host");
+    return false;
+  }
+  if (hlen >= hostcap) {
+    snprintf(msg, msgcap, "host name too long");
+    return false;
+  }
+  const char *p = colon + 1;
+  if (!*p) {
+    snprintf(msg, msgcap, "no port after ':'");
+    return false;
+  }
+  unsigned long v = 0;
+  size_t digits = 0;
+  for (; *p >= '0' && *p <= '9'; p++, digits++) {
+    v = v * 10 + (unsigned long)(*p - '0');
+    if (v > 65535) break;
+  }
+  if (*p && !(*p >= '0' && *p <= '9')) {
+    snprintf(msg, msgcap, "port is not a number (unexpected '%c')", *p);
+    return false;
+  }
+  if (v > 65535 || digits == 0 || v == 0) {
+    snprintf(msg, msgcap, "port out of range (1-65535)");
+    return false;
+  }
+  memcpy(host, h, hlen);
+  host[hlen] = '\0';
+  snprintf(port, portcap, "%lu", v);
+  return true;
+}
+
+eg_err eg__tcp_open(eg_port *p, eg_fault *f) {
+  char host[256], port[8], why[128];
+  if (!eg__tcp_parse(p->name, host, sizeof host, port, sizeof port, why, sizeof why))
+    return eg__port_fail(p, f, EG_PORT_OPEN, "cannot open %s: malformed URL: %s", p->name, why);
+  /* No AI_ADDRCONFIG: with it glibc ignores loopback, so "localhost" fails
+   * on a machine whose only interface is lo (CI sandboxes). */
+  struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
+  struct addrinfo *res = NULL;
+  const int g = getaddrinfo(host, port, &hints, &res);
+  if (g != 0) {
+    const char *reason = g == EAI_SYSTEM ? strerror(errno) : gai_strerror(g);
+    return eg__port_fail(p, f, EG_PORT_OPEN, "cannot open %s: cannot resolve %s: %s", p->name, host, reason);
+  }
+  int last_err = 0;
+  const char *last_step = "connect";
+  for (const struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+    const int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
+    if (fd < 0) {
+      last_err = errno, last_step = "socket";
+      continue;
+    }
+    const int one = 1;
+    if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) < 0) {
+      last_err = errno, last_step = "TCP_NODELAY";
+      close(fd);
+      continue;
+    }
+    const int rc = connect(fd, ai->ai_addr, ai->ai_addrlen);
+    const int cerr = rc < 0 ? errno : 0;
+    /* EINTR: an interrupted non-blocking connect goes on in the background,
+     * exactly like EINPROGRESS. */
+    if (rc == 0 || cerr == EINPROGRESS || cerr == EINTR) {
+      p->fd = fd;
+      p->connecting = rc != 0;
+      p->can_reset = false;
+      freeaddrinfo(res);
+      return EG_OK;
+    }
+    last_err = cerr, last_step = "connect";
+    close(fd);
+  }
+  freeaddrinfo(res);
+  return eg__port_fail(p, f, EG_PORT_OPEN, "cannot open %s: %s: %s", p->name, last_step,
+                       last_err ? strerror(last_err) : "no address");
+}
+
+eg_err eg__tcp_finish_connect(eg_port *p, eg_fault *f) {
+  if (!p->connecting) return EG_OK;
+  int err = 0;
+  socklen_t len = sizeof err;
+  if (getsockopt(p->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) err = errno;
+  if (err != 0) return eg__port_fail(p, f, EG_PORT_OPEN, "cannot connect to %s: %s", p->name, strerror(err));
+  /* No error yet: connected, or still trying (called before writable). */
+  struct sockaddr_storage peer;
+  socklen_t plen = sizeof peer;
+  if (getpeername(p->fd, (struct sockaddr *)&peer, &plen) < 0) {
+    err = errno;
+    if (err == ENOTCONN) return EG_OK; /* still in progress: wait for writable */
+    return eg__port_fail(p, f, EG_PORT_OPEN, "cannot connect to %s: %s", p->name, strerror(err));
+  }
+  p->connecting = false;
+  return EG_OK;
+}
