@@ -571,7 +571,8 @@ static void change_baud(eg_dev *d) {
  * in the ROM (before the stub upload, to upload it faster), upload the stub,
  * or raise it through the stub. Re-entered after each step. */
 static void stub_or_baud(eg_dev *d) {
-  const bool want_stub = d->cfg->stub && !d->stub_running;
+  const eg_stub *stub = d->cfg->stubs ? d->cfg->stubs[d->chip->id] : NULL;
+  const bool want_stub = stub && !d->stub_running;
   const bool rom_can_baud = d->chip->id != EG_CHIP_ESP8266;
   if (d->cfg->baud != d->cur_baud && (d->stub_running || rom_can_baud)) {
     change_baud(d);
@@ -594,7 +595,7 @@ static void stub_or_baud(eg_dev *d) {
 
 /* Upload the stub: MEM_BEGIN + MEM_DATA for text, then data, then MEM_END. */
 static void upload_next(eg_dev *d) {
-  const eg_stub *st = d->cfg->stub;
+  const eg_stub *st = d->cfg->stubs[d->chip->id];
   for (;;) {
     const uint8_t *seg = d->mem_seg == 0 ? st->text : st->data;
     const size_t seg_len = d->mem_seg == 0 ? st->text_len : st->data_len;

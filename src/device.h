@@ -58,7 +58,7 @@ typedef struct eg_dev_config {
   eg_after after;
   uint32_t connect_baud;      /* SYNC rate (esptool: min(115200, baud)) */
   uint32_t baud;              /* transfer rate after CHANGE_BAUDRATE */
-  const eg_stub *stub;        /* NULL: ROM only */
+  const eg_stub *const *stubs; /* indexed by eg_chip_id; NULL (or a NULL entry): ROM only */
   eg_imageset *images;        /* NULL when no WRITE/VERIFY ops */
   const char *flash_size;     /* "keep", "detect" or "4MB" (SPI_SET_PARAMS and checks) */
   bool verify;                /* MD5 after each WRITE */

@@ -1,0 +1,70 @@
+/* cli.h - the espgang command line: parsed options shared by the commands. */
+#ifndef EG_CLI_H
+#define EG_CLI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "chips.h"
+#include "options.h"
+#include "stubfile.h"
+
+/* Exit codes (README "Exit codes"). */
+enum {
+  EG_EXIT_OK = 0,        /* every port / unit succeeded */
+  EG_EXIT_FAILED = 1,    /* some ports / units failed */
+  EG_EXIT_USAGE = 2,     /* bad input: arguments, manifest, image, stub */
+  EG_EXIT_INTERNAL = 3,  /* database or internal error; a record may be on stderr */
+  EG_EXIT_ABORTED = 4    /* stopped by SIGINT/SIGTERM */
+};
+
+typedef struct eg_cli {
+  const char *command;     /* normalised: dashes */
+  const char **args;       /* positional arguments after the command */
+  size_t nargs;
+  const char **ports;      /* -p, repeatable */
+  size_t nports;
+  uint32_t baud;           /* -b; 0 = default */
+  bool before_set, after_set;
+  eg_before before;
+  eg_after after;
+  const eg_chip *chip;     /* -c; NULL = auto */
+  bool no_stub;
+  const char *stub_path;
+  int connect_attempts;
+  bool trace;
+  bool json;
+  /* write-flash / verify-flash */
+  int compress;            /* -1 default (with the stub), 0 -u, 1 -z */
+  const char *flash_mode, *flash_freq, *flash_size;
+  bool erase_all;
+  bool no_verify;
+  /* flash / report */
+  const char *operator_name;
+  bool retry_failed;
+  long long run_id;
+  int limit;
+  char *command_line;      /* the whole argv, for the log */
+} eg_cli;
+
+/* Report a usage/input error on stderr: "espgang: <msg>". */
+void eg_cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Parse "0x1000", "4096", "4k", "1M", "4MB"; false if malformed. */
+bool eg_cli_parse_u32(const char *s, uint32_t *out);
+
+/* Commands. Each returns an exit code. */
+int eg_cmd_esptool(eg_cli *c);  /* flash-id ... erase-region */
+int eg_cmd_flash(eg_cli *c);    /* the gang run from a manifest */
+int eg_cmd_report(eg_cli *c);   /* report / runs / history */
+int eg_cmd_ports(eg_cli *c);
+
+/* Stubs for the chips a job may meet: stubs[chip id], NULL where none was
+ * found (ROM only). mode NONE: all NULL; PATH: the file/folder must give a
+ * stub for `chip` (or every chip when chip is NULL and path is a folder);
+ * AUTO: whatever the search finds. On a hard error prints it and returns false. */
+bool eg_cli_load_stubs(eg_stub_mode mode, const char *path, const eg_chip *chip, eg_stub *storage,
+                       const eg_stub *stubs[EG_CHIP__COUNT], bool quiet_missing, char *note, size_t note_len);
+void eg_cli_free_stubs(eg_stub *storage);
+
+#endif

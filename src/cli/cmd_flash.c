@@ -1,0 +1,335 @@
+/* cmd_flash.c - `espgang flash MANIFEST`: the gang production run. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "cli.h"
+#include "db.h"
+#include "display.h"
+#include "gang.h"
+#include "jsonw.h"
+#include "manifest.h"
+#include "prep.h"
+
+typedef struct flashctx {
+  eg_display *disp;
+  const eg_slot *slots;
+  size_t nslots;
+  eg_unit_record *final; /* latest record per slot */
+  bool *recorded;
+  bool json;
+} flashctx;
+
+static void diag(void *ctx, const char *file, int line, int col, const char *msg) {
+  (void)ctx;
+  if (line > 0)
+    fprintf(stderr, "%s:%d:%d: %s\n", file, line, col, msg);
+  else
+    fprintf(stderr, "%s: %s\n", file, msg);
+}
+
+static const char *stage_word(eg_stage s) {
+  switch (s) {
+  case EG_STAGE_NONE: return "queued";
+  case EG_STAGE_OPEN: return "opening";
+  case EG_STAGE_RESET: return "resetting";
+  case EG_STAGE_SYNC: return "connecting";
+  case EG_STAGE_DETECT: return "detecting";
+  case EG_STAGE_STUB: return "stub upload";
+  case EG_STAGE_BAUD: return "baud change";
+  case EG_STAGE_ATTACH: return "flash attach";
+  case EG_STAGE_ERASE: return "erasing";
+  case EG_STAGE_WRITE: return "writing";
+  case EG_STAGE_VERIFY: return "verifying";
+  case EG_STAGE_READ: return "reading";
+  case EG_STAGE_AFTER: return "reset";
+  case EG_STAGE__COUNT: break;
+  }
+  return "?";
+}
+
+static void ev_start(void *ctx, size_t slot, const eg_unit_record *u) {
+  flashctx *fc = ctx;
+  char text[64];
+  snprintf(text, sizeof text, u->attempt > 1 ? "attempt %d" : "starting", u->attempt);
+  eg_display_state(fc->disp, slot, text);
+  if (fc->json) {
+    char *s = eg_json_unit(u, "unit_start");
+    eg_display_json(fc->disp, s);
+    free(s);
+  }
+}
+
+static void ev_stage(void *ctx, size_t slot, const eg_unit_record *u, eg_stage stage) {
+  flashctx *fc = ctx;
+  char text[64];
+  if (u->attempt > 1)
+    snprintf(text, sizeof text, "%s (try %d)", stage_word(stage), u->attempt);
+  else
+    snprintf(text, sizeof text, "%s", stage_word(stage));
+  eg_display_state(fc->disp, slot, text);
+}
+
+static void ev_identity(void *ctx, size_t slot, const eg_unit_record *u) {
+  flashctx *fc = ctx;
+  if (fc->json) {
+    char *s = eg_json_unit(u, "unit_identity");
+    eg_display_json(fc->disp, s);
+    free(s);
+  }
+  (void)slot;
+}
+
+static void ev_progress(void *ctx, size_t slot, const eg_unit_record *u, uint64_t done, uint64_t total) {
+  flashctx *fc = ctx;
+  (void)u;
+  eg_display_progress(fc->disp, slot, done, total);
+}
+
+static void ev_done(void *ctx, size_t slot, const eg_unit_record *u, bool will_retry, bool recorded_ok) {
+  flashctx *fc = ctx;
+  fc->final[slot] = *u;
+  fc->recorded[slot] = recorded_ok;
+  const double secs = (double)(u->finished_ms - u->started_ms) / 1000.0;
+  char mac[18], text[200];
+  eg_unit_mac_str(u, mac, sizeof mac);
+  if (fc->json) {
+    eg_jw w;
+    eg_jw_open(&w);
+    eg_jw_str(&w, "event", "unit_done");
+    eg_jw_unit(&w, u);
+    eg_jw_bool(&w, "will_retry", will_retry);
+    eg_jw_bool(&w, "recorded", recorded_ok);
+    char *s = eg_jw_close(&w);
+    eg_display_json(fc->disp, s);
+    free(s);
+  }
+  if (u->result == EG_RESULT_PASS) {
+    snprintf(text, sizeof text, "PASS  %s  %.1f s", mac, secs);
+    eg_display_result(fc->disp, slot, true, text);
+    return;
+  }
+  snprintf(text, sizeof text, "%s  %s %s: %s%s", u->result == EG_RESULT_ABORTED ? "ABORTED" : "FAIL", mac[0] ? mac : "-",
+           eg_stage_name(u->fault.stage), eg_err_name(u->fault.code), will_retry ? "  (retrying)" : "");
+  eg_display_result(fc->disp, slot, false, text);
+  if (!fc->json) eg_display_message(fc->disp, "%s: %s", fc->slots[slot].slot, u->fault.msg);
+}
+
+static void ev_log(void *ctx, size_t slot, const char *line) {
+  flashctx *fc = ctx;
+  eg_display_message(fc->disp, "%s: %s", fc->slots[slot].slot, line);
+}
+
+static void ev_stopping(void *ctx, int signum) {
+  flashctx *fc = ctx;
+  eg_display_message(fc->disp, "signal %d: stopping; units in flight will be recorded as aborted", signum);
+}
+
+/* The summary table: slot, MAC, result, time, error. */
+static void print_summary(const flashctx *fc, const eg_sched_summary *sum, const char *db_path) {
+  size_t w = 4;
+  for (size_t i = 0; i < fc->nslots; i++)
+    if (strlen(fc->slots[i].slot) > w) w = strlen(fc->slots[i].slot);
+  printf("\n%-*s  %-17s  %-7s  %7s  %s\n", (int)w, "SLOT", "MAC", "RESULT", "TIME", "ERROR");
+  for (size_t i = 0; i < fc->nslots; i++) {
+    const eg_unit_record *u = &fc->final[i];
+    char mac[18], err[320] = "";
+    eg_unit_mac_str(u, mac, sizeof mac);
+    if (u->result != EG_RESULT_PASS && u->fault.code != EG_OK)
+      snprintf(err, sizeof err, "%s/%s: %s", eg_stage_name(u->fault.stage), eg_err_name(u->fault.code), u->fault.msg);
+    if (!fc->recorded[i]) strncat(err, " [NOT RECORDED]", sizeof err - strlen(err) - 1);
+    const double secs = u->finished_ms ? (double)(u->finished_ms - u->started_ms) / 1000.0 : 0.0;
+    printf("%-*s  %-17s  %-7s  %6.1fs  %s\n", (int)w, fc->slots[i].slot, mac[0] ? mac : "-",
+           u->result == EG_RESULT_PASS ? "pass" : u->result == EG_RESULT_FAIL ? "FAIL" : u->result == EG_RESULT_ABORTED ? "ABORTED" : "?",
+           secs, err);
+  }
+  printf("\n%zu passed, %zu failed, %zu aborted of %zu units (%zu attempts) in %.1f s; run #%lld recorded in %s\n", sum->passed,
+         sum->failed, sum->aborted, sum->units, sum->attempts, (double)sum->elapsed_ms / 1000.0, (long long)sum->run_id, db_path);
+}
+
+int eg_cmd_flash(eg_cli *c) {
+  if (c->nargs != 1) {
+    eg_cli_error("usage: espgang flash MANIFEST.yaml [--operator NAME] [--retry-failed] [--json]");
+    return EG_EXIT_USAGE;
+  }
+  if (c->nports) {
+    eg_cli_error("flash takes its ports from the manifest; -p is not allowed");
+    return EG_EXIT_USAGE;
+  }
+  int rc = EG_EXIT_USAGE;
+  eg_manifest m;
+  memset(&m, 0, sizeof m);
+  eg_slot *slots = NULL;
+  size_t nslots = 0;
+  eg_db *db = NULL;
+  eg_stub storage[EG_CHIP__COUNT];
+  const eg_stub *stubs[EG_CHIP__COUNT];
+  memset(storage, 0, sizeof storage);
+  eg_imageset *set = NULL;
+  const eg_image **imgs = NULL;
+  flashctx fc;
+  memset(&fc, 0, sizeof fc);
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  eg_fault f;
+  eg_fault_clear(&f);
+
+  if (eg_manifest_load(&m, c->args[0], diag, NULL) != EG_OK) goto out;
+  if (eg_manifest_slots(&m, &slots, &nslots, diag, NULL) != EG_OK) goto out;
+
+  if (eg_db_open(&db, m.db_path, &f) != EG_OK) {
+    eg_cli_error("%s", f.msg);
+    rc = EG_EXIT_INTERNAL;
+    goto out;
+  }
+  int recovered = 0;
+  if (eg_db_recover(db, &recovered, &f) != EG_OK) {
+    eg_cli_error("%s", f.msg);
+    rc = EG_EXIT_INTERNAL;
+    goto out;
+  }
+  if (recovered)
+    fprintf(stderr, "espgang: %d unit(s) left in progress by an earlier espgang were marked aborted in %s\n", recovered, m.db_path);
+
+  if (c->retry_failed) {
+    char **failed = NULL;
+    size_t nfailed = 0;
+    if (eg_db_failed_slots(db, 0, &failed, &nfailed, &f) != EG_OK) {
+      eg_cli_error("%s", f.msg);
+      rc = EG_EXIT_INTERNAL;
+      goto out;
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < nslots; i++) {
+      bool keep = false;
+      for (size_t j = 0; j < nfailed; j++) keep = keep || strcmp(failed[j], slots[i].slot) == 0;
+      if (keep) slots[k++] = slots[i];
+    }
+    for (size_t j = 0; j < nfailed; j++) free(failed[j]);
+    free(failed);
+    nslots = k;
+    if (nslots == 0) {
+      printf("nothing to re-flash: every slot of the latest run passed\n");
+      rc = EG_EXIT_OK;
+      goto out;
+    }
+    fprintf(stderr, "espgang: re-flashing %zu slot(s) that did not pass in the latest run\n", nslots);
+  }
+
+  char note[512] = "";
+  if (!eg_cli_load_stubs(m.stub_mode, m.stub_path, m.chip, storage, stubs, false, note, sizeof note)) goto out;
+  if (note[0]) fprintf(stderr, "espgang: %s\n", note);
+  const eg_stub *stub = stubs[m.chip->id];
+  if (m.after == EG_AFTER_SOFT_RESET && stub && m.chip->id != EG_CHIP_ESP8266) {
+    fprintf(stderr, "%s: after: soft_reset needs stub: none (the %s stub cannot start the application)\n", m.path, m.chip->name);
+    goto out;
+  }
+
+  /* Every image is patched and compressed once, before any port starts. */
+  imgs = calloc(m.nimages, sizeof *imgs);
+  if (!imgs) goto out;
+  for (size_t i = 0; i < m.nimages; i++) imgs[i] = &m.images[i].image;
+  set = eg_imageset_new(m.chip, imgs, m.nimages, m.flash_mode, m.flash_freq, m.flash_size, m.compress);
+  if (!set || eg_imageset_warm(set, stub == NULL, &f) != EG_OK) {
+    fprintf(stderr, "%s: %s\n", m.path, set ? f.msg : "out of memory");
+    goto out;
+  }
+
+  fc.slots = slots;
+  fc.nslots = nslots;
+  fc.json = c->json;
+  fc.final = calloc(nslots ? nslots : 1, sizeof *fc.final);
+  fc.recorded = calloc(nslots ? nslots : 1, sizeof *fc.recorded);
+  const char **labels = calloc(nslots ? nslots : 1, sizeof *labels);
+  if (!fc.final || !fc.recorded || !labels) {
+    free(labels);
+    rc = EG_EXIT_INTERNAL;
+    goto out;
+  }
+  for (size_t i = 0; i < nslots; i++) {
+    labels[i] = slots[i].slot;
+    fc.recorded[i] = true;
+  }
+  const eg_display_mode dm = c->json ? EG_DISPLAY_JSON : isatty(STDOUT_FILENO) ? EG_DISPLAY_TTY : EG_DISPLAY_PLAIN;
+  fc.disp = eg_display_new(&loop, stdout, dm, nslots, labels);
+  free(labels);
+  if (!fc.disp) {
+    rc = EG_EXIT_INTERNAL;
+    goto out;
+  }
+  if (!c->json) {
+    printf("espgang %s: station %s, %zu slot(s), %s, %zu image(s), %s at %u baud, log %s\n", EG_VERSION, m.station, nslots,
+           m.chip->name, m.nimages, stub ? "stub" : "ROM only", m.baud, m.db_path);
+    fflush(stdout);
+  }
+
+  const eg_sched_config cfg = {
+    .manifest = &m,
+    .slots = slots,
+    .nslots = nslots,
+    .db = db,
+    .stub = stub,
+    .images = set,
+    .operator_name = c->operator_name,
+    .command_line = c->command_line,
+    .trace = c->trace,
+    .handle_signals = true,
+  };
+  static const eg_sched_events events = {
+    .on_unit_start = ev_start,
+    .on_unit_stage = ev_stage,
+    .on_unit_identity = ev_identity,
+    .on_unit_progress = ev_progress,
+    .on_unit_done = ev_done,
+    .on_log = ev_log,
+    .on_stopping = ev_stopping,
+  };
+  eg_sched_summary sum;
+  memset(&sum, 0, sizeof sum);
+  if (eg_sched_run(&loop, &cfg, &events, &fc, &sum, &f) != EG_OK) {
+    eg_cli_error("%s", f.msg);
+    rc = EG_EXIT_INTERNAL;
+    goto out;
+  }
+  eg_display_finish(fc.disp);
+  if (c->json) {
+    eg_jw w;
+    eg_jw_open(&w);
+    eg_jw_str(&w, "event", "summary");
+    eg_jw_int(&w, "run_id", sum.run_id);
+    eg_jw_uint(&w, "units", sum.units);
+    eg_jw_uint(&w, "passed", sum.passed);
+    eg_jw_uint(&w, "failed", sum.failed);
+    eg_jw_uint(&w, "aborted", sum.aborted);
+    eg_jw_uint(&w, "attempts", sum.attempts);
+    eg_jw_bool(&w, "interrupted", sum.interrupted);
+    eg_jw_bool(&w, "db_error", sum.db_error);
+    eg_jw_uint(&w, "elapsed_ms", sum.elapsed_ms);
+    eg_jw_str(&w, "database", m.db_path);
+    char *s = eg_jw_close(&w);
+    eg_display_json(fc.disp, s);
+    free(s);
+  } else {
+    print_summary(&fc, &sum, m.db_path);
+  }
+  rc = sum.db_error ? EG_EXIT_INTERNAL
+       : sum.interrupted ? EG_EXIT_ABORTED
+       : (sum.failed || sum.aborted) ? EG_EXIT_FAILED
+                                     : EG_EXIT_OK;
+out:
+  if (fc.disp) eg_display_free(fc.disp);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  uv_loop_close(&loop);
+  free(fc.final);
+  free(fc.recorded);
+  eg_imageset_free(set);
+  free(imgs);
+  eg_cli_free_stubs(storage);
+  if (db) eg_db_close(db);
+  free(slots);
+  eg_manifest_free(&m);
+  return rc;
+}

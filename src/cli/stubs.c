@@ -1,0 +1,47 @@
+/* stubs.c - which flasher stub each chip gets (see cli.h). */
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cli.h"
+
+bool eg_cli_load_stubs(eg_stub_mode mode, const char *path, const eg_chip *chip, eg_stub *storage,
+                       const eg_stub *stubs[EG_CHIP__COUNT], bool quiet_missing, char *note, size_t note_len) {
+  (void)quiet_missing;
+  memset(storage, 0, sizeof(eg_stub) * EG_CHIP__COUNT);
+  for (int i = 0; i < EG_CHIP__COUNT; i++) stubs[i] = NULL;
+  if (note_len) note[0] = '\0';
+  if (mode == EG_STUB_NONE) return true;
+  struct stat st;
+  if (mode == EG_STUB_PATH && !chip && stat(path, &st) == 0 && S_ISREG(st.st_mode)) {
+    eg_cli_error("--stub %s is one chip's stub file: give --chip too (or a folder of stub files)", path);
+    return false;
+  }
+  for (int i = 0; i < EG_CHIP__COUNT; i++) {
+    const eg_chip *c = eg_chip_get((eg_chip_id)i);
+    if (chip && c != chip) continue;
+    char file[4096];
+    eg_fault f;
+    eg_fault_clear(&f);
+    if (eg_stub_find(c, mode == EG_STUB_PATH ? path : NULL, file, sizeof file, &f) != EG_OK) {
+      if (mode == EG_STUB_PATH && chip) {
+        eg_cli_error("%s", f.msg);
+        return false;
+      }
+      if (chip || i == EG_CHIP_ESP32)
+        snprintf(note, note_len, "no flasher stub for %s found (%s); using the ROM loader only", c->name, f.msg);
+      continue;
+    }
+    if (eg_stub_load(&storage[i], file, &f) != EG_OK) {
+      eg_cli_error("%s", f.msg);
+      eg_cli_free_stubs(storage);
+      return false;
+    }
+    stubs[i] = &storage[i];
+  }
+  return true;
+}
+
+void eg_cli_free_stubs(eg_stub *storage) {
+  for (int i = 0; i < EG_CHIP__COUNT; i++) eg_stub_free(&storage[i]);
+}

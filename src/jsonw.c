@@ -1,0 +1,130 @@
+#include "jsonw.h"
+
+#include <stdlib.h>
+
+void eg_json_quote(FILE *f, const char *s) {
+  if (!s) {
+    fputs("null", f);
+    return;
+  }
+  fputc('"', f);
+  for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+    switch (*p) {
+    case '"': fputs("\\\"", f); break;
+    case '\\': fputs("\\\\", f); break;
+    case '\n': fputs("\\n", f); break;
+    case '\r': fputs("\\r", f); break;
+    case '\t': fputs("\\t", f); break;
+    default:
+      if (*p < 0x20)
+        fprintf(f, "\\u%04x", *p);
+      else
+        fputc(*p, f);
+    }
+  }
+  fputc('"', f);
+}
+
+void eg_jw_open(eg_jw *w) {
+  w->buf = NULL;
+  w->len = 0;
+  w->n = 0;
+  w->f = open_memstream(&w->buf, &w->len);
+  if (w->f) fputc('{', w->f);
+}
+
+static void key(eg_jw *w, const char *k) {
+  if (w->n++) fputc(',', w->f);
+  eg_json_quote(w->f, k);
+  fputc(':', w->f);
+}
+
+void eg_jw_str(eg_jw *w, const char *k, const char *val) {
+  if (!w->f) return;
+  key(w, k);
+  eg_json_quote(w->f, val);
+}
+
+void eg_jw_int(eg_jw *w, const char *k, long long val) {
+  if (!w->f) return;
+  key(w, k);
+  fprintf(w->f, "%lld", val);
+}
+
+void eg_jw_uint(eg_jw *w, const char *k, unsigned long long val) {
+  if (!w->f) return;
+  key(w, k);
+  fprintf(w->f, "%llu", val);
+}
+
+void eg_jw_num(eg_jw *w, const char *k, double val) {
+  if (!w->f) return;
+  key(w, k);
+  fprintf(w->f, "%.3f", val);
+}
+
+void eg_jw_bool(eg_jw *w, const char *k, bool val) {
+  if (!w->f) return;
+  key(w, k);
+  fputs(val ? "true" : "false", w->f);
+}
+
+char *eg_jw_close(eg_jw *w) {
+  if (!w->f) return NULL;
+  fputc('}', w->f);
+  if (fclose(w->f) != 0) {
+    free(w->buf);
+    return NULL;
+  }
+  w->f = NULL;
+  return w->buf;
+}
+
+void eg_jw_unit(eg_jw *w, const eg_unit_record *u) {
+  char mac[18], st[16];
+  eg_jw_str(w, "slot", u->slot);
+  eg_jw_str(w, "port", u->port);
+  if (u->usb_location[0]) eg_jw_str(w, "usb_location", u->usb_location);
+  eg_jw_int(w, "attempt", u->attempt);
+  eg_jw_str(w, "result", eg_result_name(u->result));
+  if (u->chip[0]) eg_jw_str(w, "chip", u->chip);
+  if (u->chip_desc[0]) eg_jw_str(w, "chip_desc", u->chip_desc);
+  if (u->has_mac) eg_jw_str(w, "mac", eg_unit_mac_str(u, mac, sizeof mac));
+  if (u->has_flash_id) {
+    char id[16];
+    snprintf(id, sizeof id, "0x%06x", u->flash_id);
+    eg_jw_str(w, "flash_id", id);
+    eg_jw_uint(w, "flash_size", u->flash_size);
+  }
+  if (u->crystal_mhz) eg_jw_int(w, "crystal_mhz", u->crystal_mhz);
+  eg_jw_uint(w, "baud", u->baud);
+  eg_jw_bool(w, "stub", u->stub);
+  eg_jw_uint(w, "bytes_tx", u->bytes_tx);
+  eg_jw_uint(w, "bytes_rx", u->bytes_rx);
+  eg_jw_int(w, "started_ms", u->started_ms);
+  if (u->finished_ms) {
+    eg_jw_int(w, "finished_ms", u->finished_ms);
+    eg_jw_int(w, "duration_ms", u->finished_ms - u->started_ms);
+  }
+  for (int s = 1; s < EG_STAGE__COUNT; s++)
+    if (u->stage_ms[s]) {
+      char k[32];
+      snprintf(k, sizeof k, "%s_ms", eg_stage_name((eg_stage)s));
+      eg_jw_uint(w, k, u->stage_ms[s]);
+    }
+  if (u->fault.code != EG_OK) {
+    eg_jw_str(w, "fail_stage", eg_stage_name(u->fault.stage));
+    eg_jw_str(w, "error", eg_err_name(u->fault.code));
+    if (u->fault.opcode >= 0) eg_jw_int(w, "opcode", u->fault.opcode);
+    if (u->fault.nstatus) eg_jw_str(w, "status", eg_fault_status_hex(&u->fault, st, sizeof st));
+    eg_jw_str(w, "message", u->fault.msg);
+  }
+}
+
+char *eg_json_unit(const eg_unit_record *u, const char *event) {
+  eg_jw w;
+  eg_jw_open(&w);
+  eg_jw_str(&w, "event", event);
+  eg_jw_unit(&w, u);
+  return eg_jw_close(&w);
+}
