@@ -108,7 +108,7 @@ size_t eg_req_data(uint8_t *out, uint8_t op, uint32_t seq, const uint8_t *payloa
   eg_put_u32(d + 4, seq);
   eg_put_u32(d + 8, 0);
   eg_put_u32(d + 12, 0);
-  memcpy(d + EG_DATA_SUBHDR, payload, n);
+  if (n) memcpy(d + EG_DATA_SUBHDR, payload, n); /* payload may be NULL when n == 0 */
   if (len > n) memset(d + EG_DATA_SUBHDR + n, 0xFF, len - n);
   const uint8_t sum = eg_checksum(d + EG_DATA_SUBHDR, len);
   out[0] = 0x00;

@@ -346,6 +346,23 @@ static void test_data_padding(void **state) {
   free(big);
 }
 
+/* A block of padding only: no payload pointer at all (UBSan: memcpy from NULL). */
+static void test_data_padding_only(void **state) {
+  (void)state;
+  uint8_t p[64];
+  memset(p, 0, sizeof p);
+  size_t n = eg_req_data(p, EG_OP_FLASH_DATA, 0, NULL, 0, 4);
+  assert_int_equal(n, 8 + 16 + 4);
+  assert_int_equal(eg_get_u16(p + 2), 16 + 4);
+  assert_int_equal(eg_get_u32(p + 8), 4);
+  assert_int_equal(eg_get_u32(p + 24), 0xFFFFFFFFu);
+  assert_int_equal(eg_get_u32(p + 4), 0xEF); /* four 0xFF cancel out */
+  n = eg_req_data(p, EG_OP_MEM_DATA, 1, NULL, 0, 0);
+  assert_int_equal(n, 8 + 16);
+  assert_int_equal(eg_get_u32(p + 8), 0);
+  assert_int_equal(eg_get_u32(p + 4), 0xEF);
+}
+
 static void test_le_helpers(void **state) {
   (void)state;
   uint8_t b[4];
@@ -628,6 +645,7 @@ int main(void) {
     cmocka_unit_test(test_defl_data_from_trace),
     cmocka_unit_test(test_checksum),
     cmocka_unit_test(test_data_padding),
+    cmocka_unit_test(test_data_padding_only),
     cmocka_unit_test(test_le_helpers),
     cmocka_unit_test(test_op_names),
     cmocka_unit_test(test_error_code_names),
