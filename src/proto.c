@@ -180,7 +180,8 @@ eg_err eg_resp_parse(const uint8_t *frame, size_t len, size_t status_len, size_t
   if ((size_t)r->size > len - EG_RESP_HDR) return EG_PROTO_SIZE;
   /* Some replies carry fewer bytes than the size field of the data implies;
    * what matters is that the expected data and status are present. */
-  if ((size_t)r->size < expect_data + status_len) return EG_PROTO_SHORT;
+  /* Written so that a huge expect_data cannot wrap around. */
+  if ((size_t)r->size < status_len || (size_t)r->size - status_len < expect_data) return EG_PROTO_SHORT;
   r->data = frame + EG_RESP_HDR;
   r->data_len = expect_data;
   memcpy(r->status, frame + EG_RESP_HDR + expect_data, status_len);

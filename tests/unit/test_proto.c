@@ -630,6 +630,21 @@ static void test_resp_malformed(void **state) {
   err_eq(parse_hex("010804000707122000000000", (size_t)-1, 0, &r, f, sizeof f), EG_INVAL);
 }
 
+/* expect_data beyond anything the frame can hold must not wrap around into
+ * a "valid" reply with an absurd data length. */
+static void test_resp_huge_expect(void **state) {
+  (void)state;
+  uint8_t f[128];
+  eg_resp r;
+  const size_t huge[] = {(size_t)-1, (size_t)-2, (size_t)-3, (size_t)-4, (size_t)-5, (size_t)1 << 40, 0x10000};
+  for (size_t i = 0; i < sizeof huge / sizeof huge[0]; i++) {
+    err_eq(parse_hex("010804000707122000000000", 4, huge[i], &r, f, sizeof f), EG_PROTO_SHORT);
+    err_eq(parse_hex("01080200000000000000", 2, huge[i], &r, f, sizeof f), EG_PROTO_SHORT);
+    err_eq(parse_hex("010a04000a24be0000000000", 4, huge[i], &r, f, sizeof f), EG_PROTO_SHORT);
+    assert_int_equal(r.data_len, 0);
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_sync),
@@ -654,6 +669,7 @@ int main(void) {
     cmocka_unit_test(test_resp_md5),
     cmocka_unit_test(test_resp_failures),
     cmocka_unit_test(test_resp_malformed),
+    cmocka_unit_test(test_resp_huge_expect),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
