@@ -178,14 +178,23 @@ eg_err eg_resp_parse(const uint8_t *frame, size_t len, size_t status_len, size_t
   r->size = eg_get_u16(frame + 2);
   r->value = eg_get_u32(frame + 4);
   if ((size_t)r->size > len - EG_RESP_HDR) return EG_PROTO_SIZE;
-  /* Some replies carry fewer bytes than the size field of the data implies;
-   * what matters is that the expected data and status are present. */
-  /* Written so that a huge expect_data cannot wrap around. */
-  if ((size_t)r->size < status_len || (size_t)r->size - status_len < expect_data) return EG_PROTO_SHORT;
   r->data = frame + EG_RESP_HDR;
+  size_t at = expect_data, n = status_len; /* where the status is, how long */
+  /* Written so that a huge expect_data cannot wrap around. */
+  if ((size_t)r->size < status_len || (size_t)r->size - status_len < expect_data) {
+    /* Too short for the expected data. A failed command sends no data, only
+     * its status: the ROM's 01 05 for an unknown command, a stub's FF 00 for
+     * GET_SECURITY_INFO, a failed MD5. Like esptool's check_command, read
+     * the first bytes as the status then, so what the chip said is kept; a
+     * short reply that claims success is malformed. */
+    n = r->size < status_len ? r->size : status_len;
+    if (n < 2 || frame[EG_RESP_HDR] == 0) return EG_PROTO_SHORT;
+    at = 0;
+    expect_data = 0;
+  }
   r->data_len = expect_data;
-  memcpy(r->status, frame + EG_RESP_HDR + expect_data, status_len);
-  r->nstatus = (uint8_t)status_len;
+  memcpy(r->status, frame + EG_RESP_HDR + at, n);
+  r->nstatus = (uint8_t)n;
   r->ok = r->status[0] == 0;
   if (!r->ok) r->error = status_len == EG_STATUS_STUB && r->status[0] != 1 ? r->status[0] : r->status[1];
   return EG_OK;

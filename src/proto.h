@@ -205,7 +205,12 @@ typedef struct eg_resp {
  *   EG_PROTO_SHORT     frame shorter than header + expect_data + status_len
  *   EG_PROTO_DIRECTION first byte is not 0x01
  *   EG_PROTO_SIZE      size field larger than the bytes present
- * A well-formed reply with a failure status still returns EG_OK: check r->ok. */
+ * A well-formed reply with a failure status still returns EG_OK: check r->ok.
+ * A failed command may send its status without the expected data (the ROM's
+ * "unknown command", a stub's 0xFF): when the reply is too short for
+ * expect_data but its first byte is non-zero, it is parsed as such a failure
+ * (as esptool's check_command does): status = its first bytes (up to
+ * status_len), data_len = 0, EG_OK. */
 eg_err eg_resp_parse(const uint8_t *frame, size_t len, size_t status_len, size_t expect_data, eg_resp *r);
 
 /* True when `r` is the ROM's "unknown command" answer (§1.3: data[0] != 0 and

@@ -593,6 +593,58 @@ static void test_resp_failures(void **state) {
   assert_string_equal(small, "stub er");
 }
 
+/* A reply too short for the data the command should return can still carry
+ * the chip's failure status (esptool check_command reads the first two data
+ * bytes then): the ROM's "unknown command" to GET_SECURITY_INFO, the stub's
+ * 0xFF to it, a ROM MD5 that failed. The status must not be lost. */
+static void test_resp_failure_without_expected_data(void **state) {
+  (void)state;
+  uint8_t f[128];
+  eg_resp r;
+  char d[128];
+  err_eq(parse_hex("010804000707122001050000", 4, 20, &r, f, sizeof f), EG_OK);
+  assert_false(r.ok);
+  assert_int_equal(r.data_len, 0);
+  assert_int_equal(r.nstatus, 4);
+  assert_int_equal(r.status[0], 0x01);
+  assert_int_equal(r.status[1], 0x05);
+  assert_int_equal(r.error, EG_ROM_ERR_INVALID_MESSAGE);
+  assert_true(eg_resp_is_rom_unsupported(&r));
+
+  err_eq(parse_hex("0114020000000000ff00", 2, 20, &r, f, sizeof f), EG_OK);
+  assert_int_equal(r.op, EG_OP_GET_SECURITY_INFO);
+  assert_false(r.ok);
+  assert_int_equal(r.data_len, 0);
+  assert_int_equal(r.nstatus, 2);
+  assert_int_equal(r.error, 0xFF);
+  assert_string_equal(eg_resp_describe(&r, true, d, sizeof d),
+                      "stub error 0xFF CMD_NOT_IMPLEMENTED (command not implemented)");
+  err_eq(parse_hex("0114020000000000ff00", 2, 12, &r, f, sizeof f), EG_OK);
+  assert_int_equal(r.error, 0xFF);
+
+  err_eq(parse_hex("011304000000000001060000", 4, 32, &r, f, sizeof f), EG_OK);
+  assert_false(r.ok);
+  assert_int_equal(r.error, EG_ROM_ERR_FAILED_RESULT);
+  err_eq(parse_hex("0113020000000000c400", 2, 16, &r, f, sizeof f), EG_OK);
+  assert_false(r.ok);
+  assert_int_equal(r.error, EG_STUB_ERR_FAILED_SPI_OP);
+
+  /* Whatever the expected length, even absurd, no data is claimed. */
+  const size_t huge[] = {(size_t)-1, (size_t)-2, (size_t)-4, (size_t)1 << 40};
+  for (size_t i = 0; i < sizeof huge / sizeof huge[0]; i++) {
+    err_eq(parse_hex("0113120000000000bda9c2140490e507c2db0c84fdb693a40000", 2, huge[i], &r, f, sizeof f), EG_OK);
+    assert_false(r.ok);
+    assert_int_equal(r.data_len, 0);
+    assert_int_equal(r.status[0], 0xbd);
+  }
+
+  /* A short reply that claims success is still malformed. */
+  err_eq(parse_hex("011404000000000000000000", 4, 20, &r, f, sizeof f), EG_PROTO_SHORT);
+  err_eq(parse_hex("01130200000000000000", 2, 16, &r, f, sizeof f), EG_PROTO_SHORT);
+  /* One status byte is not a status. */
+  err_eq(parse_hex("011301000000000001", 4, 32, &r, f, sizeof f), EG_PROTO_SHORT);
+}
+
 static void test_resp_malformed(void **state) {
   (void)state;
   uint8_t f[128];
@@ -668,6 +720,7 @@ int main(void) {
     cmocka_unit_test(test_resp_stub),
     cmocka_unit_test(test_resp_md5),
     cmocka_unit_test(test_resp_failures),
+    cmocka_unit_test(test_resp_failure_without_expected_data),
     cmocka_unit_test(test_resp_malformed),
     cmocka_unit_test(test_resp_huge_expect),
   };
