@@ -217,8 +217,9 @@ eg_err eg_resp_parse(const uint8_t *frame, size_t len, size_t status_len, size_t
  * data[1] == 0x05, whatever the echoed opcode). */
 bool eg_resp_is_rom_unsupported(const eg_resp *r);
 
-/* Describe a failed status for humans: "ROM error 0x05 (invalid message /
- * unknown command)" or "stub error 0xC1 BAD_DATA_CHECKSUM (bad data checksum)". */
+/* Describe a status for humans: "ROM error 0x05 INVALID_MESSAGE (invalid
+ * message / unknown command)", "stub error 0xC1 BAD_DATA_CHECKSUM (bad data
+ * checksum)", or "ok". Truncated to fit len; returns buf. */
 const char *eg_resp_describe(const eg_resp *r, bool stub, char *buf, size_t len);
 
 #endif
