@@ -171,7 +171,9 @@ size_t eg_read_ack(uint8_t *out, uint32_t received) {
 
 eg_err eg_resp_parse(const uint8_t *frame, size_t len, size_t status_len, size_t expect_data, eg_resp *r) {
   memset(r, 0, sizeof *r);
-  if (status_len > sizeof r->status) return EG_INVAL;
+  /* Only the two loader layouts exist (§1.4); with 0 status bytes every
+   * reply would read as success. */
+  if (status_len != EG_STATUS_STUB && status_len != EG_STATUS_ROM_ESP32) return EG_INVAL;
   if (len < EG_RESP_HDR) return EG_PROTO_SHORT;
   if (frame[0] != 0x01) return EG_PROTO_DIRECTION;
   r->op = frame[1];

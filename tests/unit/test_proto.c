@@ -680,6 +680,10 @@ static void test_resp_malformed(void **state) {
   /* Status lengths the parser cannot hold. */
   err_eq(parse_hex("010804000707122000000000", 5, 0, &r, f, sizeof f), EG_INVAL);
   err_eq(parse_hex("010804000707122000000000", (size_t)-1, 0, &r, f, sizeof f), EG_INVAL);
+  /* Neither layout: with no status bytes any reply would read as success. */
+  err_eq(parse_hex("011004000000000001080000", 0, 0, &r, f, sizeof f), EG_INVAL);
+  err_eq(parse_hex("011004000000000001080000", 1, 0, &r, f, sizeof f), EG_INVAL);
+  err_eq(parse_hex("011004000000000001080000", 3, 0, &r, f, sizeof f), EG_INVAL);
 }
 
 /* expect_data beyond anything the frame can hold must not wrap around into
