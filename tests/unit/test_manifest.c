@@ -1,0 +1,676 @@
+/* test_manifest.c - the production manifest (src/manifest.c): exact parsed
+ * values of valid manifests, and for each kind of mistake the exact
+ * file:line:column it is reported at. Every manifest is written to a fresh
+ * temporary folder together with the image files it names. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <ftw.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "manifest.h"
+
+/* ------------------------------------------------------------ fixture */
+
+typedef struct fx {
+  char dir[256];
+  char path[300]; /* <dir>/m.yaml */
+  char *diags[64];
+  int ndiags;
+  eg_manifest m;
+  bool loaded;
+} fx;
+
+static void on_diag(void *ctx, const char *file, int line, int col, const char *msg) {
+  fx *x = ctx;
+  assert_true(x->ndiags < 64);
+  assert_int_not_equal(asprintf(&x->diags[x->ndiags++], "%s:%d:%d: %s", file, line, col, msg), -1);
+}
+
+static void put(fx *x, const char *name, const void *data, size_t len) {
+  char p[512];
+  snprintf(p, sizeof p, "%s/%s", x->dir, name);
+  /* Create parent folders ("images/app.bin"). */
+  for (char *s = p + strlen(x->dir) + 1; (s = strchr(s, '/')); s++) {
+    *s = '\0';
+    mkdir(p, 0755);
+    *s = '/';
+  }
+  FILE *f = fopen(p, "wb");
+  assert_non_null(f);
+  assert_int_equal(fwrite(data, 1, len, f), len);
+  fclose(f);
+}
+
+/* An image of n bytes; byte 0 = first, the rest a counting pattern. */
+static void put_image(fx *x, const char *name, size_t n, uint8_t first) {
+  uint8_t *b = malloc(n ? n : 1);
+  for (size_t i = 0; i < n; i++) b[i] = (uint8_t)(i * 7 + 3);
+  if (n) b[0] = first;
+  put(x, name, b, n);
+  free(b);
+}
+
+static void put_default_images(fx *x) {
+  put_image(x, "images/bootloader.bin", 1000, 0xE9);
+  put_image(x, "images/partitions.bin", 3072, 0xAA);
+  put_image(x, "images/app.bin", 5000, 0xE9);
+}
+
+static int setup(void **state) {
+  fx *x = calloc(1, sizeof *x);
+  snprintf(x->dir, sizeof x->dir, "/tmp/eg-manifest-XXXXXX");
+  assert_non_null(mkdtemp(x->dir));
+  snprintf(x->path, sizeof x->path, "%s/m.yaml", x->dir);
+  *state = x;
+  return 0;
+}
+
+static int rm_entry(const char *p, const struct stat *st, int flag, struct FTW *ftw) {
+  (void)st, (void)flag, (void)ftw;
+  return remove(p);
+}
+
+static int teardown(void **state) {
+  fx *x = *state;
+  if (x->loaded) eg_manifest_free(&x->m);
+  for (int i = 0; i < x->ndiags; i++) free(x->diags[i]);
+  nftw(x->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+  free(x);
+  return 0;
+}
+
+static eg_err load(fx *x, const char *yaml) {
+  put(x, "m.yaml", yaml, strlen(yaml));
+  for (int i = 0; i < x->ndiags; i++) free(x->diags[i]);
+  x->ndiags = 0;
+  if (x->loaded) eg_manifest_free(&x->m);
+  const eg_err r = eg_manifest_load(&x->m, x->path, on_diag, x);
+  x->loaded = r == EG_OK;
+  return r;
+}
+
+static void dump(const fx *x) {
+  for (int i = 0; i < x->ndiags; i++) print_message("  diag %d: %s\n", i, x->diags[i]);
+}
+
+/* Diagnostic i is exactly "<manifest>:line:col: " followed by a message
+ * containing `needle`. */
+static void diag_is(const fx *x, int i, int line, int col, const char *needle) {
+  char prefix[400];
+  snprintf(prefix, sizeof prefix, "%s:%d:%d: ", x->path, line, col);
+  if (i >= x->ndiags || strncmp(x->diags[i], prefix, strlen(prefix)) != 0 ||
+      !strstr(x->diags[i] + strlen(prefix), needle)) {
+    dump(x);
+    fail_msg("diag %d: want \"%s...%s...\", got \"%s\"", i, prefix, needle, i < x->ndiags ? x->diags[i] : "(none)");
+  }
+}
+
+static void ndiags_is(const fx *x, int n) {
+  if (x->ndiags != n) {
+    dump(x);
+    fail_msg("want %d diagnostics, got %d", n, x->ndiags);
+  }
+}
+
+/* One error: load fails with exactly this diagnostic. */
+static void one_error(fx *x, const char *yaml, int line, int col, const char *needle) {
+  assert_int_equal(load(x, yaml), EG_MANIFEST);
+  ndiags_is(x, 1);
+  diag_is(x, 0, line, col, needle);
+}
+
+#define HEAD "station: s\nchip: esp32\n"
+#define IMAGES "images:\n  - {offset: 0x10000, file: images/app.bin}\n"
+#define PORTS "ports:\n  - {url: \"socket://127.0.0.1:5001\"}\n"
+
+/* ------------------------------------------------------------ valid */
+
+static void test_full_manifest_values(void **state) {
+  fx *x = *state;
+  put_default_images(x);
+  put(x, "stubs/esp32.json", "{}", 2);
+  uint8_t sha[32];
+  {
+    eg_image img;
+    eg_fault f;
+    char p[512];
+    snprintf(p, sizeof p, "%s/images/app.bin", x->dir);
+    assert_int_equal(eg_image_load(&img, p, 0, &f), EG_OK);
+    memcpy(sha, img.file_sha256, 32);
+    eg_image_free(&img);
+  }
+  char hex[65], yaml[4096];
+  eg_hex(hex, sha, 32);
+  snprintf(yaml, sizeof yaml,
+           "# the example from the manual\n"
+           "station: line3-bench-A\n"
+           "database: logs/espgang.db\n"
+           "chip: ESP32\n"
+           "images:\n"
+           "  - offset: 0x10000\n"
+           "    file: images/app.bin\n"
+           "    sha256: %s\n"
+           "  - {offset: 0x1000, file: images/bootloader.bin}\n"
+           "  - {offset: 32768, file: images/partitions.bin}\n"
+           "flash:\n"
+           "  mode: dio\n"
+           "  freq: 40m\n"
+           "  size: 4MB\n"
+           "baud: 921600\n"
+           "connect_baud: 57600\n"
+           "before: no_reset\n"
+           "after: no-reset-stub\n"
+           "stub: stubs\n"
+           "erase: all\n"
+           "verify: false\n"
+           "compress: False\n"
+           "retries: 3\n"
+           "timeouts:\n"
+           "  command: 5\n"
+           "  sync: 0.25\n"
+           "  write_per_mb: 1.5e1\n"
+           "ports:\n"
+           "  - {slot: A1, path: /dev/serial/by-path/pci-0000:00:14.0-usb-0:1.1:1.0-port0}\n"
+           "  - {glob: \"rack/slot*\"}\n"
+           "  - {slot: B1, usb: {vid: 0x10c4, pid: 0xea60, serial: \"01234\", location: \"1-1.4\"}}\n"
+           "  - {slot: C1, url: \"socket://127.0.0.1:5001\"}\n",
+           hex);
+  assert_int_equal(load(x, yaml), EG_OK);
+  ndiags_is(x, 0);
+  const eg_manifest *m = &x->m;
+  char want[512];
+  assert_string_equal(m->path, x->path);
+  assert_string_equal(m->dir, x->dir);
+  assert_int_equal(m->text_len, strlen(yaml));
+  assert_memory_equal(m->text, yaml, strlen(yaml));
+  uint8_t text_sha[32];
+  eg_sha256((const uint8_t *)yaml, strlen(yaml), text_sha);
+  assert_memory_equal(m->sha256, text_sha, 32);
+  assert_string_equal(m->station, "line3-bench-A");
+  snprintf(want, sizeof want, "%s/logs/espgang.db", x->dir);
+  assert_string_equal(m->db_path, want);
+  assert_ptr_equal(m->chip, eg_chip_get(EG_CHIP_ESP32));
+  /* Sorted by offset. */
+  assert_int_equal(m->nimages, 3);
+  assert_int_equal(m->images[0].offset, 0x1000);
+  assert_string_equal(m->images[0].file, "images/bootloader.bin");
+  snprintf(want, sizeof want, "%s/images/bootloader.bin", x->dir);
+  assert_string_equal(m->images[0].path, want);
+  assert_int_equal(m->images[0].image.file_len, 1000);
+  assert_int_equal(m->images[0].image.data[0], 0xE9);
+  assert_false(m->images[0].has_sha256);
+  assert_int_equal(m->images[0].line, 9);
+  assert_int_equal(m->images[0].col, 5);
+  assert_int_equal(m->images[1].offset, 0x8000);
+  assert_string_equal(m->images[1].file, "images/partitions.bin");
+  assert_int_equal(m->images[1].image.file_len, 3072);
+  assert_int_equal(m->images[2].offset, 0x10000);
+  assert_string_equal(m->images[2].file, "images/app.bin");
+  assert_int_equal(m->images[2].image.file_len, 5000);
+  assert_true(m->images[2].has_sha256);
+  assert_memory_equal(m->images[2].sha256, sha, 32);
+  assert_int_equal(m->images[2].line, 6);
+  assert_int_equal(m->images[2].col, 5);
+  assert_string_equal(m->flash_mode, "dio");
+  assert_string_equal(m->flash_freq, "40m");
+  assert_string_equal(m->flash_size, "4MB");
+  assert_int_equal(m->baud, 921600);
+  assert_int_equal(m->connect_baud, 57600);
+  assert_int_equal(m->before, EG_BEFORE_NO_RESET);
+  assert_int_equal(m->after, EG_AFTER_NO_RESET_STUB);
+  assert_int_equal(m->stub_mode, EG_STUB_PATH);
+  snprintf(want, sizeof want, "%s/stubs", x->dir);
+  assert_string_equal(m->stub_path, want);
+  assert_int_equal(m->erase, EG_ERASE_ALL);
+  assert_false(m->verify);
+  assert_false(m->compress);
+  assert_int_equal(m->retries, 3);
+  assert_int_equal(m->timeouts.command_ms, 5000);
+  assert_int_equal(m->timeouts.sync_ms, 250);
+  assert_int_equal(m->timeouts.write_per_mb_ms, 15000);
+  eg_timeouts def;
+  eg_timeouts_default(&def);
+  assert_int_equal(m->timeouts.max_ms, def.max_ms);
+  assert_int_equal(m->timeouts.md5_per_mb_ms, def.md5_per_mb_ms);
+
+  assert_int_equal(m->nports, 4);
+  assert_int_equal(m->ports[0].kind, EG_MPORT_PATH);
+  assert_string_equal(m->ports[0].slot, "A1");
+  assert_string_equal(m->ports[0].target, "/dev/serial/by-path/pci-0000:00:14.0-usb-0:1.1:1.0-port0");
+  assert_int_equal(m->ports[0].line, 29);
+  assert_int_equal(m->ports[0].col, 5);
+  assert_int_equal(m->ports[1].kind, EG_MPORT_GLOB);
+  assert_null(m->ports[1].slot);
+  snprintf(want, sizeof want, "%s/rack/slot*", x->dir); /* relative: the manifest's folder */
+  assert_string_equal(m->ports[1].target, want);
+  assert_int_equal(m->ports[2].kind, EG_MPORT_USB);
+  assert_string_equal(m->ports[2].slot, "B1");
+  assert_null(m->ports[2].target);
+  assert_int_equal(m->ports[2].vid, 0x10c4);
+  assert_int_equal(m->ports[2].pid, 0xea60);
+  assert_string_equal(m->ports[2].serial, "01234");
+  assert_string_equal(m->ports[2].location, "1-1.4");
+  assert_int_equal(m->ports[3].kind, EG_MPORT_URL);
+  assert_string_equal(m->ports[3].target, "socket://127.0.0.1:5001");
+}
+
+static void test_minimal_defaults(void **state) {
+  fx *x = *state;
+  put_default_images(x);
+  assert_int_equal(load(x, HEAD IMAGES PORTS), EG_OK);
+  ndiags_is(x, 0);
+  const eg_manifest *m = &x->m;
+  char want[512];
+  snprintf(want, sizeof want, "%s/espgang.db", x->dir);
+  assert_string_equal(m->db_path, want);
+  assert_string_equal(m->flash_mode, "keep");
+  assert_string_equal(m->flash_freq, "keep");
+  assert_string_equal(m->flash_size, "detect");
+  assert_int_equal(m->baud, 460800);
+  assert_int_equal(m->connect_baud, 115200);
+  assert_int_equal(m->before, EG_BEFORE_DEFAULT_RESET);
+  assert_int_equal(m->after, EG_AFTER_HARD_RESET);
+  assert_int_equal(m->stub_mode, EG_STUB_AUTO);
+  assert_null(m->stub_path);
+  assert_int_equal(m->erase, EG_ERASE_WRITTEN);
+  assert_true(m->verify);
+  assert_true(m->compress);
+  assert_int_equal(m->retries, 1);
+  eg_timeouts def;
+  eg_timeouts_default(&def);
+  assert_memory_equal(&m->timeouts, &def, sizeof def);
+  assert_int_equal(m->nimages, 1);
+  assert_int_equal(m->nports, 1);
+}
+
+static void test_spellings(void **state) {
+  fx *x = *state;
+  put_default_images(x);
+  /* Chip names as eg_chip_by_name takes them, esptool's two spellings of
+   * resets, 0o octal and +decimal integers, chip-specific frequencies. */
+  assert_int_equal(load(x, "station: \"123\"\nchip: ESP32-H2\nbefore: no-reset_no_sync\nafter: soft_reset\n"
+                           "stub: none\nbaud: +115200\nflash: {freq: 48m, size: keep, mode: qout}\n"
+                           "images:\n  - {offset: 0o200000, file: images/app.bin}\n" PORTS),
+                   EG_OK);
+  ndiags_is(x, 0);
+  assert_string_equal(x->m.station, "123");
+  assert_ptr_equal(x->m.chip, eg_chip_get(EG_CHIP_ESP32H2));
+  assert_int_equal(x->m.before, EG_BEFORE_NO_RESET_NO_SYNC);
+  assert_int_equal(x->m.after, EG_AFTER_SOFT_RESET);
+  assert_int_equal(x->m.stub_mode, EG_STUB_NONE);
+  assert_int_equal(x->m.baud, 115200);
+  assert_int_equal(x->m.images[0].offset, 0x10000);
+  assert_string_equal(x->m.flash_freq, "48m");
+  assert_string_equal(x->m.flash_mode, "qout");
+}
+
+/* An image at the bootloader offset is normal; only one that does not start
+ * with 0xE9 while flash parameters are to be written gets a warning. */
+static void test_bootloader_offset(void **state) {
+  fx *x = *state;
+  put_default_images(x);
+  put_image(x, "images/raw.bin", 100, 0x00);
+  assert_int_equal(load(x, HEAD "flash: {mode: dio}\nimages:\n  - {offset: 0x1000, file: images/bootloader.bin}\n" PORTS),
+                   EG_OK);
+  ndiags_is(x, 0);
+  assert_int_equal(load(x, HEAD "flash: {mode: keep, freq: keep, size: keep}\n"
+                                "images:\n  - {offset: 0x1000, file: images/raw.bin}\n" PORTS),
+                   EG_OK);
+  ndiags_is(x, 0);
+  assert_int_equal(load(x, HEAD "flash: {mode: dio}\nimages:\n  - {offset: 0x1000, file: images/raw.bin}\n" PORTS),
+                   EG_OK);
+  ndiags_is(x, 1);
+  diag_is(x, 0, 5, 5, "warning: image images/raw.bin at the ESP32 bootloader offset 0x1000 does not start with 0xE9");
+}
+
+/* ------------------------------------------------------------ errors */
+
+static void test_every_error_reported(void **state) {
+  fx *x = *state;
+  put_default_images(x);
+  /* Three unrelated mistakes: three diagnostics, in file order. */
+  assert_int_equal(load(x, "station: s\n"
+                           "chip: esp33\n"
+                           IMAGES
+                           "baud: fast\n"
+                           "ports:\n"
+                           "  - {path: /dev/null, url: \"socket://h:1\"}\n"),
+                   EG_MANIFEST);
+  ndiags_is(x, 3);
+  diag_is(x, 0, 2, 7, "chip: unknown chip 'esp33' (known: esp8266, esp32, esp32s2");
+  diag_is(x, 1, 5, 7, "baud: expected an integer, got a string");
+  diag_is(x, 2, 7, 5, "ports[0]: needs exactly one of path, glob, usb, url (found path and url)");
+  assert_false(x->loaded);
+}
+
+static void test_missing_required(void **state) {
+  fx *x = *state;
+  assert_int_equal(load(x, "baud: 115200\n"), EG_MANIFEST);
+  ndiags_is(x, 4);
+  diag_is(x, 0, 1, 1, "missing required key 'station'");
+  diag_is(x, 1, 1, 1, "missing required key 'chip'");
+  diag_is(x, 2, 1, 1, "missing required key 'images'");
+  diag_is(x, 3, 1, 1, "missing required key 'ports'");
+}
+
+static void test_yaml_syntax_error(void **state) {
+  fx *x = *state;
+  /* libyaml: the flow sequence opened on line 2 is never closed. */
+  assert_int_equal(load(x, "station: s\nchip: [esp32\nbaud: 1\n"), EG_MANIFEST);
+  ndiags_is(x, 1);
+  diag_is(x, 0, 3, 5, "YAML syntax error: did not find expected ',' or ']' while parsing a flow sequence (line 2, column 7)");
+  /* A tab where indentation is expected. */
+  assert_int_equal(load(x, "station: s\n\tchip: esp32\n"), EG_MANIFEST);
+  ndiags_is(x, 1);
+  diag_is(x, 0, 2, 1, "YAML syntax error: found a tab character that violates indentation");
+  /* Invalid UTF-8 (a reader error, located by byte offset). */
+  assert_int_equal(load(x, "station: s\nchip: \xff\n"), EG_MANIFEST);
+  ndiags_is(x, 1);
+  diag_is(x, 0, 2, 7, "YAML error: invalid leading UTF-8 octet");
+}
+
+static void test_empty_and_documents(void **state) {
+  fx *x = *state;
+  one_error(x, "# nothing here\n", 1, 1, "the manifest is empty");
+  put_default_images(x);
+  one_error(x, HEAD IMAGES PORTS "---\nstation: t\n", 7, 1, "only one YAML document is allowed");
+  one_error(x, "- station: s\n", 1, 1, "manifest: expected a mapping, got a list");
+}
+
+static void test_missing_file(void **state) {
+  fx *x = *state;
+  char p[400];
+  snprintf(p, sizeof p, "%s/nope.yaml", x->dir);
+  assert_int_equal(eg_manifest_load(&x->m, p, on_diag, x), EG_FILE_OPEN);
+  ndiags_is(x, 1);
+  assert_non_null(strstr(x->diags[0], "cannot open"));
+  assert_non_null(strstr(x->diags[0], "No such file or directory"));
+}
+
+static void test_unknown_and_duplicate_keys(void **state) {
+  fx *x = *state;
+  put_default_images(x);
+  one_error(x, HEAD IMAGES PORTS "verfy: true\n", 7, 1,
+            "manifest: unknown key 'verfy' (allowed: station, database, chip, images, flash, baud, connect_baud, "
+            "before, after, stub, erase, verify, compress, retries, timeouts, ports)");
+  one_error(x, HEAD "images:\n  - {offset: 0x10000, file: images/app.bin, sha: 12}\n" PORTS, 4, 45,
+            "images[0]: unknown key 'sha' (allowed: offset, file, sha256)");
+  one_error(x, HEAD IMAGES PORTS "flash:\n  mode: dio\n  speed: 80m\n", 9, 3,
+            "flash: unknown key 'speed' (allowed: mode, freq, size)");
+  one_error(x, HEAD IMAGES PORTS "timeouts: {command: 3, erase: 9}\n", 7, 24, "timeouts: unknown key 'erase'");
+  one_error(x, HEAD IMAGES "ports:\n  - {usb: {vid: 1, product: x}}\n", 6, 20,
+            "usb: unknown key 'product' (allowed: vid, pid, serial, location)");
+  one_error(x, HEAD IMAGES PORTS "baud: 115200\nbaud: 921600\n", 8, 1,
+            "manifest: duplicate key 'baud' (first at line 7, column 1)");
+  one_error(x, HEAD IMAGES "ports:\n  - {slot: a, slot: b, path: /dev/null}\n", 6, 15,
+            "ports[0]: duplicate key 'slot' (first at line 6, column 6)");
+}
+
+static void test_wrong_types(void **state) {
+  fx *x = *state;
+  put_default_images(x);
+  one_error(x, "station: 123\nchip: esp32\n" IMAGES PORTS, 1, 10,
+            "station: expected a string, got an integer (quote it to make it a string)");
+  one_error(x, HEAD IMAGES PORTS "verify: yes\n", 7, 9, "verify: expected true or false, got a string");
+  one_error(x, HEAD "images: {offset: 0}\n" PORTS, 3, 9, "images: expected a list, got a mapping");
+  one_error(x, HEAD "images:\n  - images/app.bin\n" PORTS, 4, 5, "images[0]: expected a mapping, got a string");
+  one_error(x, HEAD IMAGES "ports: /dev/ttyUSB0\n", 5, 8, "ports: expected a list, got a string");
+  one_error(x, HEAD IMAGES PORTS "flash: dio\n", 7, 8, "flash: expected a mapping, got a string");
+  one_error(x, HEAD IMAGES PORTS "database:\n", 7, 10, "database: expected a string, got nothing (null)");
+  one_error(x, HEAD IMAGES PORTS "retries: 1.5\n", 7, 10, "retries: expected an integer, got a number");
+  one_error(x, HEAD IMAGES PORTS "stub: !!binary aGk=\n", 7, 7, "stub: expected a string, got a value with an unsupported tag");
+  one_error(x, HEAD IMAGES PORTS "station2: &a [*a]\n", 7, 1, "unknown key 'station2'");
+  /* An alias cycle where a mapping is expected is just a type error. */
+  one_error(x, HEAD "images: &a [*a]\n" PORTS, 3, 9, "images[0]: expected a mapping, got a list");
+}
+
+static void test_bad_numbers(void **state) {
+  fx *x = *state;
+  put_default_images(x);
+  one_error(x, HEAD "images:\n  - {offset: 0x10z0, file: images/app.bin}\n" PORTS, 4, 14,
+            "offset: expected an integer, got a string");
+  one_error(x, HEAD "images:\n  - {offset: 0x10002, file: images/app.bin}\n" PORTS, 4, 14,
+            "offset: 0x10002 is not a multiple of 4");
+  one_error(x, HEAD "images:\n  - {offset: -4, file: images/app.bin}\n" PORTS, 4, 14,
+            "offset: -4 is out of range (0..4294967295)");
+  one_error(x, HEAD "images:\n  - {offset: 0x100000000, file: images/app.bin}\n" PORTS, 4, 14,
+            "offset: 0x100000000 is out of range");
+  one_error(x, HEAD IMAGES PORTS "baud: 99999999999999999999999\n", 7, 7, "baud: 99999999999999999999999 is too large");
+  one_error(x, HEAD IMAGES PORTS "baud: 1200\n", 7, 7, "baud: 1200 is out of range (9600..5000000)");
+  one_error(x, HEAD IMAGES PORTS "connect_baud: 6000000\n", 7, 15, "connect_baud: 6000000 is out of range (9600..5000000)");
+  one_error(x, HEAD IMAGES PORTS "retries: 11\n", 7, 10, "retries: 11 is out of range (0..10)");
+  one_error(x, HEAD IMAGES PORTS "timeouts:\n  command: 0\n", 8, 12, "timeouts.command: 0 s is out of range");
+  one_error(x, HEAD IMAGES PORTS "timeouts:\n  sync: .inf\n", 8, 9, "timeouts.sync: must be a finite number of seconds");
+  one_error(x, HEAD IMAGES PORTS "timeouts:\n  max: fast\n", 8, 8, "timeouts.max: expected a number of seconds, got a string");
+  one_error(x, HEAD IMAGES "ports:\n  - {usb: {vid: 0x10000}}\n", 6, 17, "usb.vid: 0x10000 is out of range (0..65535)");
+}
+
+static void test_chip_and_flash(void **state) {
+  fx *x = *state;
+  put_default_images(x);
+  one_error(x, "station: s\nchip: esp31\n" IMAGES PORTS, 2, 7, "chip: unknown chip 'esp31'");
+  one_error(x, HEAD IMAGES PORTS "flash: {freq: 48m}\n", 7, 15,
+            "flash.freq: '48m' is not a flash frequency of the ESP32 (allowed: keep, 80m, 40m, 26m, 20m)");
+  one_error(x, HEAD IMAGES PORTS "flash: {size: 3MB}\n", 7, 15,
+            "flash.size: '3MB' is not a flash size of the ESP32 (allowed: keep, detect, 1MB, 2MB, 4MB");
+  one_error(x, HEAD IMAGES PORTS "flash: {mode: DIO}\n", 7, 15,
+            "flash.mode: unknown mode 'DIO' (allowed: keep, qio, qout, dio, dout)");
+  /* 2MB-c1 is an ESP8266 size only. */
+  one_error(x, HEAD IMAGES PORTS "flash: {size: 2MB-c1}\n", 7, 15, "flash.size: '2MB-c1' is not a flash size of the ESP32");
+  assert_int_equal(load(x, "station: s\nchip: esp8266\n" IMAGES PORTS "flash: {size: 2MB-c1}\n"), EG_OK);
+  one_error(x, HEAD IMAGES PORTS "before: hard_reset\n", 7, 9, "before: unknown reset 'hard_reset' (allowed: default-reset");
+  one_error(x, HEAD IMAGES PORTS "after: default-reset\n", 7, 8, "after: unknown action 'default-reset' (allowed: hard-reset");
+  one_error(x, HEAD IMAGES PORTS "erase: some\n", 7, 8, "erase: unknown policy 'some' (allowed: written, all)");
+  one_error(x, HEAD IMAGES PORTS "stub: stubs/esp32.json\n", 7, 7, "stub: ");
+  assert_non_null(strstr(x->diags[0], "/stubs/esp32.json: No such file or directory"));
+}
+
+static void test_image_files(void **state) {
+  fx *x = *state;
+  put_default_images(x);
+  put_image(x, "images/empty.bin", 0, 0);
+  one_error(x, HEAD "images:\n  - {offset: 0x10000, file: images/nope.bin}\n" PORTS, 4, 29, "file: ");
+  assert_non_null(strstr(x->diags[0], "images/nope.bin"));
+  one_error(x, HEAD "images:\n  - {offset: 0x10000, file: images/empty.bin}\n" PORTS, 4, 29, "empty");
+  one_error(x, HEAD "images:\n  - {offset: 0x10000, file: images}\n" PORTS, 4, 29, "file: ");
+  one_error(x, HEAD "images:\n  - {file: images/app.bin}\n" PORTS, 4, 5, "images[0]: missing required key 'offset'");
+  one_error(x, HEAD "images:\n  - {offset: 0}\n" PORTS, 4, 5, "images[0]: missing required key 'file'");
+  one_error(x, HEAD "images: []\n" PORTS, 3, 9, "images: at least one image is required");
+  /* A bad offset and a missing file in one entry: both reported. */
+  assert_int_equal(load(x, HEAD "images:\n  - {offset: 3, file: images/nope.bin}\n" PORTS), EG_MANIFEST);
+  ndiags_is(x, 2);
+  diag_is(x, 0, 4, 14, "offset: 0x3 is not a multiple of 4");
+  diag_is(x, 1, 4, 23, "file: ");
+}
+
+static void test_sha256_pin(void **state) {
+  fx *x = *state;
+  put_default_images(x);
+  eg_image img;
+  eg_fault f;
+  char p[512], actual[65], yaml[1024];
+  snprintf(p, sizeof p, "%s/images/app.bin", x->dir);
+  assert_int_equal(eg_image_load(&img, p, 0, &f), EG_OK);
+  eg_hex(actual, img.file_sha256, 32);
+  eg_image_free(&img);
+  const char *pin = "3b0c000000000000000000000000000000000000000000000000000000000000";
+  snprintf(yaml, sizeof yaml, HEAD "images:\n  - offset: 0x10000\n    file: images/app.bin\n    sha256: %s\n" PORTS, pin);
+  char want[400];
+  snprintf(want, sizeof want, "sha256: images/app.bin does not match the pin: expected %s, actual %s", pin, actual);
+  one_error(x, yaml, 6, 13, want);
+  /* Upper-case hex is the same pin. */
+  for (char *c = actual; *c; c++) *c = (char)(*c >= 'a' && *c <= 'f' ? *c - 32 : *c);
+  snprintf(yaml, sizeof yaml, HEAD "images:\n  - offset: 0x10000\n    file: images/app.bin\n    sha256: \"%s\"\n" PORTS,
+           actual);
+  assert_int_equal(load(x, yaml), EG_OK);
+  one_error(x, HEAD "images:\n  - {offset: 0x10000, file: images/app.bin, sha256: 3b0c}\n" PORTS, 4, 53,
+            "sha256: expected 64 hex digits, got '3b0c'");
+}
+
+static void test_overlaps(void **state) {
+  fx *x = *state;
+  put_default_images(x); /* app.bin: 5000 bytes */
+  /* 0x10000 + 5000 = 0x11388 > 0x11000: real overlap; named both ways. */
+  one_error(x, HEAD "images:\n  - {offset: 0x11000, file: images/partitions.bin}\n"
+                    "  - {offset: 0x10000, file: images/app.bin}\n" PORTS,
+            4, 5, "image images/partitions.bin at 0x11000 overlaps image images/app.bin (0x10000..0x11387, line 5)");
+  /* 0x11388 .. : no byte shared, but sector 0x11000 is. */
+  one_error(x, HEAD "images:\n  - {offset: 0x10000, file: images/app.bin}\n"
+                    "  - {offset: 0x11400, file: images/partitions.bin}\n" PORTS,
+            5, 5, "image images/partitions.bin at 0x11400 shares the 4 KiB flash sector 0x11000 with image images/app.bin");
+  /* Same offset twice. */
+  one_error(x, HEAD "images:\n  - {offset: 0x10000, file: images/app.bin}\n"
+                    "  - {offset: 0x10000, file: images/partitions.bin}\n" PORTS,
+            5, 5, "overlaps image images/app.bin");
+  /* Adjacent sectors are fine. */
+  assert_int_equal(load(x, HEAD "images:\n  - {offset: 0x10000, file: images/app.bin}\n"
+                                "  - {offset: 0x12000, file: images/partitions.bin}\n" PORTS),
+                   EG_OK);
+}
+
+static void test_beyond_flash(void **state) {
+  fx *x = *state;
+  put_default_images(x);
+  one_error(x, HEAD "flash: {size: 1MB}\nimages:\n  - {offset: 0xFF000, file: images/app.bin}\n" PORTS, 5, 5,
+            "image images/app.bin (0xff000..0x100387) does not fit in the 1MB flash (flash.size)");
+  /* detect/keep: the size is not known before the chip answers. */
+  assert_int_equal(load(x, HEAD "flash: {size: detect}\nimages:\n  - {offset: 0xFF000, file: images/app.bin}\n" PORTS), EG_OK);
+  assert_int_equal(load(x, HEAD "flash: {size: 2MB}\nimages:\n  - {offset: 0xFF000, file: images/app.bin}\n" PORTS), EG_OK);
+}
+
+static void test_ports_errors(void **state) {
+  fx *x = *state;
+  put_default_images(x);
+  one_error(x, HEAD IMAGES "ports:\n  - {slot: A}\n", 6, 5, "ports[0]: needs exactly one of path, glob, usb, url (found none)");
+  one_error(x, HEAD IMAGES "ports:\n  - {path: /dev/a, glob: \"/dev/b*\"}\n", 6, 5, "(found path and glob)");
+  one_error(x, HEAD IMAGES "ports:\n  - {slot: A, path: /dev/a}\n  - {slot: A, path: /dev/b}\n", 7, 12,
+            "slot: duplicate label 'A' (also on line 6)");
+  one_error(x, HEAD IMAGES "ports:\n  - {url: \"tcp://h:1\"}\n", 6, 11, "url: 'tcp://h:1' is not socket://host:port");
+  one_error(x, HEAD IMAGES "ports:\n  - {url: \"socket://h:70000\"}\n", 6, 11, "is not socket://host:port");
+  one_error(x, HEAD IMAGES "ports:\n  - {usb: {}}\n", 6, 11, "usb: give at least one of vid, pid, serial, location");
+  one_error(x, HEAD IMAGES "ports: []\n", 5, 8, "ports: at least one port is required");
+  one_error(x, HEAD IMAGES "ports:\n  - {path: \"\"}\n", 6, 12, "path: must not be empty");
+}
+
+/* ------------------------------------------------------------ slots */
+
+static eg_err slots(fx *x, eg_slot **out, size_t *n) {
+  for (int i = 0; i < x->ndiags; i++) free(x->diags[i]);
+  x->ndiags = 0;
+  return eg_manifest_slots(&x->m, out, n, on_diag, x);
+}
+
+static void test_slots_paths_and_globs(void **state) {
+  fx *x = *state;
+  put_default_images(x);
+  put(x, "rack/slot1", "", 0);
+  put(x, "rack/slot2", "", 0);
+  put(x, "rack/slot10", "", 0);
+  put(x, "dev/ttyX", "", 0);
+  char link[512], target[512];
+  snprintf(link, sizeof link, "%s/dev/by-path-x", x->dir);
+  snprintf(target, sizeof target, "%s/dev/ttyX", x->dir);
+  assert_int_equal(symlink(target, link), 0);
+  assert_int_equal(load(x, HEAD IMAGES "ports:\n"
+                                       "  - {glob: \"rack/slot*\"}\n"
+                                       "  - {slot: L, path: dev/by-path-x}\n"
+                                       "  - {url: \"socket://127.0.0.1:5001\"}\n"),
+                   EG_OK);
+  eg_slot *s;
+  size_t n;
+  assert_int_equal(slots(x, &s, &n), EG_OK);
+  ndiags_is(x, 0);
+  assert_int_equal(n, 5);
+  /* Natural order: slot2 before slot10. */
+  assert_string_equal(s[0].slot, "slot1");
+  assert_string_equal(s[1].slot, "slot2");
+  assert_string_equal(s[2].slot, "slot10");
+  char want[512];
+  snprintf(want, sizeof want, "%s/rack/slot2", x->dir);
+  assert_string_equal(s[1].port, want);
+  assert_string_equal(s[1].usb_location, "");
+  assert_string_equal(s[3].slot, "L");
+  assert_string_equal(s[3].port, link);
+  assert_string_equal(s[4].slot, "127.0.0.1:5001");
+  assert_string_equal(s[4].port, "socket://127.0.0.1:5001");
+  free(s);
+
+  /* A labelled glob with several matches: <slot>-<n>; with one: <slot>. */
+  assert_int_equal(load(x, HEAD IMAGES "ports:\n  - {slot: R, glob: \"rack/slot1*\"}\n  - {slot: T, glob: \"rack/slot2\"}\n"),
+                   EG_OK);
+  assert_int_equal(slots(x, &s, &n), EG_OK);
+  assert_int_equal(n, 3);
+  assert_string_equal(s[0].slot, "R-1");
+  assert_string_equal(s[1].slot, "R-2");
+  snprintf(want, sizeof want, "%s/rack/slot10", x->dir);
+  assert_string_equal(s[1].port, want);
+  assert_string_equal(s[2].slot, "T");
+  free(s);
+}
+
+static void test_slots_errors(void **state) {
+  fx *x = *state;
+  put_default_images(x);
+  put(x, "rack/slot1", "", 0);
+  put(x, "rack/slot2", "", 0);
+  put(x, "dev/ttyX", "", 0);
+  char link[512], target[512];
+  snprintf(link, sizeof link, "%s/dev/alias", x->dir);
+  snprintf(target, sizeof target, "%s/dev/ttyX", x->dir);
+  assert_int_equal(symlink(target, link), 0);
+  assert_int_equal(load(x, HEAD IMAGES "ports:\n"
+                                       "  - {path: dev/ttyX}\n"         /* line 6 */
+                                       "  - {path: dev/alias}\n"        /* 7: the same device */
+                                       "  - {glob: \"rack/none*\"}\n"   /* 8: no match */
+                                       "  - {path: dev/missing}\n"      /* 9 */
+                                       "  - {slot: R-2, url: \"socket://h:1\"}\n" /* 10 */
+                                       "  - {slot: R, glob: \"rack/slot*\"}\n"    /* 11: makes */
+                                       "  - {usb: {vid: 0x10c4, serial: \"no-such-serial-for-espgang-tests\"}}\n"),
+                   EG_OK);
+  eg_slot *s = (eg_slot *)1;
+  size_t n = 99;
+  assert_int_equal(slots(x, &s, &n), EG_MANIFEST);
+  assert_null(s);
+  assert_int_equal(n, 0);
+  ndiags_is(x, 5);
+  diag_is(x, 0, 7, 5, "(slot alias) is the same port as slot ttyX (entry on line 6)");
+  diag_is(x, 1, 8, 5, "glob ");
+  assert_non_null(strstr(x->diags[1], "/rack/none* matches no port"));
+  diag_is(x, 2, 9, 5, "dev/missing: No such file or directory");
+  diag_is(x, 3, 11, 5, "slot label 'R-2' is used twice (also by the entry on line 10)");
+  diag_is(x, 4, 12, 5, "no USB serial port matches vid 0x10c4 serial no-such-serial-for-espgang-tests");
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+    cmocka_unit_test_setup_teardown(test_full_manifest_values, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_minimal_defaults, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_spellings, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_bootloader_offset, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_every_error_reported, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_missing_required, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_yaml_syntax_error, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_empty_and_documents, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_missing_file, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_unknown_and_duplicate_keys, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_wrong_types, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_bad_numbers, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_chip_and_flash, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_image_files, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_sha256_pin, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_overlaps, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_beyond_flash, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_ports_errors, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_slots_paths_and_globs, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_slots_errors, setup, teardown),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
