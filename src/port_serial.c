@@ -209,16 +209,20 @@ static bool usb_port_name(const char *s, size_t len) {
 
 void eg__usb_location(const char *syspath, char *out, size_t cap) {
   if (cap) out[0] = '\0';
-  const char *s = syspath;
+  const char *s = syspath, *best = NULL;
+  size_t best_len = 0;
   while (*s) {
     while (*s == '/') s++;
     const char *end = strchr(s, '/');
     const size_t len = end ? (size_t)(end - s) : strlen(s);
-    if (len && usb_port_name(s, len) && len < cap) {
-      memcpy(out, s, len);
-      out[len] = '\0';
-    }
+    if (len && usb_port_name(s, len)) best = s, best_len = len;
     s += len;
+  }
+  /* The deepest one is the port the adapter hangs on; if it does not fit,
+   * nothing (a parent hub's port would name the wrong socket). */
+  if (best && best_len < cap) {
+    memcpy(out, best, best_len);
+    out[best_len] = '\0';
   }
 }
 
