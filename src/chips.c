@@ -1,5 +1,6 @@
 #include "chips.h"
 
+#include <ctype.h>
 #include <string.h>
 #include <strings.h>
 
@@ -143,7 +144,8 @@ static bool name_eq(const char *a, const char *b) {
     while (*a == '-' || *a == '_') a++;
     while (*b == '-' || *b == '_') b++;
     if (!*a || !*b) return *a == *b;
-    if ((*a | 0x20) != (*b | 0x20)) return false;
+    /* tolower, not `| 0x20`: that also folds control bytes onto digits. */
+    if (tolower((unsigned char)*a) != tolower((unsigned char)*b)) return false;
     a++, b++;
   }
 }

@@ -70,6 +70,18 @@ static void test_by_name(void **state) {
   CHIP_NULL(eg_chip_by_name(NULL));
 }
 
+/* Only letters compare without case: control characters that differ from a
+ * digit by bit 5 are not that digit ("esp\x13\x12" is not "esp32"). */
+static void test_by_name_exact_bytes(void **state) {
+  (void)state;
+  CHIP_NULL(eg_chip_by_name("esp\x13\x12"));
+  CHIP_NULL(eg_chip_by_name("ESP\x13\x12-\x13\x13"));
+  CHIP_NULL(eg_chip_by_name("esp32s\x13"));
+  CHIP_NULL(eg_chip_by_name("esp32\x7f"));
+  CHIP_NULL(eg_chip_by_name("\x05sp32"));
+  CHIP_NULL(eg_chip_by_name("esp32c\x16"));
+}
+
 static void test_by_magic(void **state) {
   (void)state;
   /* Every magic value of the protocol doc's §4.1 table. */
@@ -505,6 +517,7 @@ static void test_esp32_rom_baud_value(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_by_name),
+    cmocka_unit_test(test_by_name_exact_bytes),
     cmocka_unit_test(test_by_magic),
     cmocka_unit_test(test_by_chip_id),
     cmocka_unit_test(test_table_self_check),
