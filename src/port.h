@@ -96,8 +96,9 @@ typedef struct eg_port_info {
   char serial[128], manufacturer[128], product[128];
 } eg_port_info;
 
-/* List serial ports (libserialport), sorted by name. The caller frees with
- * eg_port_list_free. */
+/* List serial ports (libserialport), sorted by name (ttyUSB2 before
+ * ttyUSB10). *out is NULL when *count is 0. The caller frees with
+ * eg_port_list_free. EG_IO if libserialport cannot enumerate. */
 eg_err eg_port_list(eg_port_info **out, size_t *count);
 void eg_port_list_free(eg_port_info *list, size_t count);
 

@@ -95,6 +95,26 @@ static eg_err configure(eg_port *p, eg_fault *f) {
   return EG_OK;
 }
 
+/* Drivers clamp or round rates they cannot make (a CP2102 asked for
+ * 2000000) and write the real one back into termios, re-encoded as a Bxxx
+ * constant when within 2% of one. tcsetattr() still succeeds, so for the
+ * rates that have a constant we read it back: a mismatch here means garbage
+ * on the wire later. Odd rates (termios2 BOTHER) are taken on trust. */
+static eg_err check_speed(eg_port *p, eg_fault *f, uint32_t baud) {
+  speed_t want;
+  if (!eg__tty_speed(baud, &want)) return EG_OK;
+  struct termios t;
+  if (tcgetattr(p->fd, &t) < 0) {
+    const int err = errno;
+    return eg__port_fail(p, f, eg__port_errno(err, EG_PORT_CONFIG, EG_PORT_CONFIG), "%s: tcgetattr: %s", p->name,
+                         strerror(err));
+  }
+  if (cfgetospeed(&t) != want)
+    return eg__port_fail(p, f, EG_PORT_CONFIG, "%s: the driver did not take %u baud (termios speed code 0%o)", p->name,
+                         baud, (unsigned)cfgetospeed(&t));
+  return EG_OK;
+}
+
 eg_err eg__serial_open(eg_port *p, eg_fault *f) {
   char why[160];
   if (p->baud > INT_MAX) return eg__port_fail(p, f, EG_PORT_CONFIG, "%s: unsupported baud rate %u", p->name, p->baud);
@@ -102,9 +122,11 @@ eg_err eg__serial_open(eg_port *p, eg_fault *f) {
   if (r != SP_OK) {
     p->sp = NULL;
     if (r == SP_ERR_ARG) {
-      const char *base = strncmp(p->path, "/dev/", 5) == 0 ? p->path + 5 : p->path;
+      if (strncmp(p->path, "/dev/", 5) != 0)
+        return eg__port_fail(p, f, EG_PORT_OPEN, "cannot open %s: not a serial port (%s is not a device in /dev)",
+                             p->name, p->path);
       return eg__port_fail(p, f, EG_PORT_OPEN, "cannot open %s: not a serial port (no /sys/class/tty/%s)", p->name,
-                           base);
+                           p->path + 5);
     }
     sp_reason(r, why, sizeof why);
     return eg__port_fail(p, f, EG_PORT_OPEN, "cannot open %s: %s", p->name, why);
@@ -130,7 +152,8 @@ eg_err eg__serial_open(eg_port *p, eg_fault *f) {
     release(p, true);
     return eg__port_fail(p, f, EG_PORT_OPEN, "cannot open %s: fcntl: %s", p->name, strerror(err));
   }
-  const eg_err e = configure(p, f);
+  eg_err e = configure(p, f);
+  if (e == EG_OK) e = check_speed(p, f, p->baud);
   if (e != EG_OK) {
     release(p, true);
     return e;
@@ -149,7 +172,7 @@ eg_err eg__serial_set_baud(eg_port *p, uint32_t baud) {
     const eg_err code = r == SP_ERR_FAIL ? eg__port_errno(err, EG_PORT_CONFIG, EG_PORT_CONFIG) : EG_PORT_CONFIG;
     return eg__port_fail(p, NULL, code, "%s: cannot set %u baud: %s", p->name, baud, why);
   }
-  return EG_OK;
+  return check_speed(p, NULL, baud);
 }
 
 int eg__modem_apply(int bits, int dtr, int rts) {

@@ -65,7 +65,8 @@ bool eg__tty_drivers_say_pty(const char *text, unsigned maj, unsigned min) {
 }
 
 bool eg__tty_is_pty(const char *path) {
-  if (strncmp(path, "/dev/pts/", 9) == 0) return true;
+  /* /dev/pts/ptmx is the multiplexer: opening it makes a new master. */
+  if (strncmp(path, "/dev/pts/", 9) == 0) return strcmp(path + 9, "ptmx") != 0;
   struct stat st;
   if (stat(path, &st) != 0 || !S_ISCHR(st.st_mode)) return false;
   const unsigned maj = major(st.st_rdev), min = minor(st.st_rdev);

@@ -912,6 +912,7 @@ static void test_is_pty(void **state) {
   assert_false(eg__tty_is_pty("/dev/null"));
   assert_false(eg__tty_is_pty("/dev/espgang-none"));
   assert_false(eg__tty_is_pty("/tmp"));
+  assert_false(eg__tty_is_pty("/dev/pts/ptmx"));
   pty_free(&pp);
 }
 
