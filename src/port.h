@@ -66,11 +66,17 @@ eg_err eg_port_open(eg_port *p, const char *name, uint32_t baud, eg_fault *f);
 eg_err eg_port_finish_connect(eg_port *p, eg_fault *f);
 void eg_port_close(eg_port *p);
 
-/* Change the host-side baud rate (ptys: the termios speed, which espsim reads). */
+/* Change the host-side baud rate (ptys: the termios speed, which espsim
+ * reads). Ptys and serial ports at rates with a Bxxx constant read the speed
+ * back: a driver that did not take it is EG_PORT_CONFIG, p->baud unchanged.
+ * TCSANOW: bytes still queued may go out at the new rate. */
 eg_err eg_port_set_baud(eg_port *p, uint32_t baud);
 /* Drive DTR/RTS: 1 = asserted (pin low), 0 = released, -1 = leave as is.
  * Both are applied in one TIOCMSET where the backend can (esptool's
- * UnixTightReset). EG_RESET_UNSUPPORTED when !p->can_reset. */
+ * UnixTightReset); one alone with TIOCMBIS/TIOCMBIC (pyserial's way).
+ * EG_RESET_UNSUPPORTED when !p->can_reset or the driver refuses the ioctl
+ * (ENOTTY/EINVAL); EG_PORT_GONE if the device vanished; EG_INVAL for values
+ * other than 1/0/-1. p->dtr/p->rts change only on success. */
 eg_err eg_port_set_lines(eg_port *p, int dtr, int rts);
 
 /* Non-blocking I/O. *done = bytes moved; 0 means "would block". A write
