@@ -106,7 +106,7 @@ static void flush_tx(eg_dev *d) {
     size_t done = 0;
     const eg_err e = eg_port_write(&d->port, d->tx + d->tx_off, d->tx_len - d->tx_off, &done);
     if (e != EG_OK) {
-      fail(d, e, d->expect_op ? d->expect_op : -1, "port %s: write failed: %s", d->port.name, eg_strerror(e));
+      fail(d, e, d->expect_op ? d->expect_op : -1, "%s", d->port.errmsg[0] ? d->port.errmsg : eg_strerror(e));
       return;
     }
     if (done == 0) break;
@@ -173,7 +173,7 @@ static void drain(eg_dev *d) {
 static void switch_baud(eg_dev *d, uint32_t baud) {
   const eg_err e = eg_port_set_baud(&d->port, baud);
   if (e != EG_OK) {
-    fail(d, e, EG_OP_CHANGE_BAUDRATE, "port %s: cannot set %u baud", d->port.name, baud);
+    fail(d, e, EG_OP_CHANGE_BAUDRATE, "port %s: cannot set %u baud: %s", d->port.name, baud, d->port.errmsg);
     return;
   }
   d->cur_baud = baud;
@@ -259,7 +259,7 @@ static void reset_run(eg_dev *d) {
     }
     const eg_err e = eg_port_set_lines(&d->port, s->dtr, s->rts);
     if (e != EG_OK) {
-      fail(d, e, -1, "port %s: cannot set DTR/RTS: %s", d->port.name, eg_strerror(e));
+      fail(d, e, -1, "port %s: cannot set DTR/RTS: %s", d->port.name, d->port.errmsg[0] ? d->port.errmsg : eg_strerror(e));
       return;
     }
     d->reset_step++;
@@ -1369,6 +1369,7 @@ static void on_poll(uv_poll_t *h, int status, int events) {
       finish(d, e);
       return;
     }
+    if (d->port.connecting) return; /* not yet: wait for the next writable */
     uv_timer_stop(&d->timer);
     poll_update(d);
     connected(d);
@@ -1381,7 +1382,8 @@ static void on_poll(uv_poll_t *h, int status, int events) {
     size_t got = 0;
     const eg_err e = eg_port_read(&d->port, buf, sizeof buf, &got);
     if (e != EG_OK) {
-      fail(d, e, d->expect_op ? d->expect_op : -1, "port %s: the device disappeared (%s)", d->port.name, eg_strerror(e));
+      fail(d, e, d->expect_op ? d->expect_op : -1, "port %s: the device disappeared during %s (%s)", d->port.name,
+           eg_stage_name(d->stage), d->port.errmsg[0] ? d->port.errmsg : eg_strerror(e));
       return;
     }
     if (got == 0) break;
