@@ -31,6 +31,9 @@ typedef struct eg_image {
   uint8_t *zdata;          /* zlib (level 9) of data; NULL before eg_image_compress */
   size_t zlen;
   bool header_patched;     /* bytes 2/3 (and maybe the SHA-256) were changed */
+  char note[192];          /* what esptool would have warned about while patching
+                            * (e.g. "not a valid ESP32 image, so not changing any
+                            * flash settings"); "" when there was nothing to say */
 } eg_image;
 
 /* Load `path` for flash address `offset`: read, pad to a multiple of 4 with
@@ -38,16 +41,29 @@ typedef struct eg_image {
 eg_err eg_image_load(eg_image *img, const char *path, uint32_t offset, eg_fault *f);
 /* Same, from memory (copied). */
 eg_err eg_image_from_mem(eg_image *img, const uint8_t *buf, size_t len, uint32_t offset, eg_fault *f);
+/* Releases the buffers and zeroes *img; NULL and zeroed images are fine. */
 void eg_image_free(eg_image *img);
 
+/* Read a whole file (at most `max` bytes) into a malloc'd buffer with at least
+ * `slack` spare bytes after the data (*out is never NULL on success; free it).
+ * `what` ("image", "stub file") starts every message: missing or unreadable
+ * files and directories -> EG_FILE_OPEN, read errors -> EG_FILE_READ, more
+ * than `max` bytes -> EG_IMAGE_TOO_LARGE. Empty files are not an error here. */
+eg_err eg_read_file(const char *path, const char *what, size_t max, size_t slack, uint8_t **out,
+                    size_t *len, eg_fault *f);
+
 /* Patch the header at the chip's bootloader offset, as esptool's
- * _update_image_flash_params: each of mode/freq/size is "keep", a value
- * ("dio", "80m", "4MB") or, for size, "detect" (use detected_size bytes, or
- * 4MB when detected_size is 0). Does nothing (EG_OK, header_patched false)
- * unless offset == bootloader offset, len >= 8, byte 0 == 0xE9 and not all
- * three are "keep". If byte 23 == 1 the appended SHA-256 is recomputed.
- * Updates md5. Must be called before eg_image_compress. Unknown names for
- * this chip -> EG_IMAGE_HEADER with a message naming the value. */
+ * _update_image_flash_params: each of mode/freq/size is "keep" (or NULL), a
+ * value ("dio", "80m", "4MB") or, for size, "detect" (use detected_size
+ * bytes, or 4MB when detected_size is 0). Does nothing (EG_OK, header_patched
+ * false) unless offset == bootloader offset, len >= 8, not all three are
+ * "keep", byte 0 == 0xE9 and the image parses as a bootloader image (header,
+ * segments, checksum byte; as esptool, which otherwise only warns: see
+ * img->note). If byte 23 == 1 (not ESP8266) the appended SHA-256 is
+ * recomputed. header_patched is true when a byte changed. Updates md5. Must
+ * be called before eg_image_compress (else EG_INVAL). Names unknown for this
+ * chip are refused on every call, patched or not; a detected size the chip's
+ * header cannot express only when patching: EG_IMAGE_HEADER naming it. */
 eg_err eg_image_patch_header(eg_image *img, const eg_chip *chip, const char *mode, const char *freq,
                              const char *size, uint32_t detected_size, eg_fault *f);
 
