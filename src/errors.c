@@ -52,7 +52,11 @@ eg_err eg_fault_set(eg_fault *f, eg_err code, eg_stage stage, int opcode, const 
     va_start(ap, fmt);
     vsnprintf(f->msg, sizeof f->msg, fmt, ap);
     va_end(ap);
-    /* One line: a message is printed and stored as a single line. */
+    /* One line: a message is printed and stored as a single line. Trailing
+     * line breaks (strerror-style text, a device's log line) are dropped,
+     * inner ones become spaces. */
+    size_t n = strlen(f->msg);
+    while (n > 0 && (f->msg[n - 1] == '\n' || f->msg[n - 1] == '\r')) f->msg[--n] = '\0';
     for (char *p = f->msg; *p; p++)
       if (*p == '\n' || *p == '\r') *p = ' ';
   }

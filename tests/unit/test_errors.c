@@ -107,6 +107,32 @@ static void test_fault_set(void **state) {
   assert_int_equal(eg_fault_set(NULL, EG_NO_SYNC, EG_STAGE_SYNC, 8, "x %d", 1), EG_NO_SYNC);
 }
 
+/* A message is one line: line breaks inside become spaces, trailing ones go. */
+static void test_fault_one_line(void **state) {
+  (void)state;
+  eg_fault f;
+  eg_fault_clear(&f);
+  eg_fault_set(&f, EG_IO, EG_STAGE_OPEN, -1, "first\nsecond\rthird");
+  assert_string_equal(f.msg, "first second third");
+  eg_fault_set(&f, EG_IO, EG_STAGE_OPEN, -1, "%s", "boot log:\nwaiting for download\n");
+  assert_string_equal(f.msg, "boot log: waiting for download");
+  eg_fault_set(&f, EG_IO, EG_STAGE_OPEN, -1, "cannot open: %s\r\n", "Permission denied");
+  assert_string_equal(f.msg, "cannot open: Permission denied");
+  eg_fault_set(&f, EG_IO, EG_STAGE_OPEN, -1, "\n\n");
+  assert_string_equal(f.msg, "");
+  eg_fault_set(&f, EG_IO, EG_STAGE_OPEN, -1, "keep trailing space ");
+  assert_string_equal(f.msg, "keep trailing space ");
+  for (const char *p = f.msg; *p; p++) assert_true(*p != '\n' && *p != '\r');
+  /* A line break right at the truncation point is trailing too. */
+  char big[400];
+  memset(big, 'x', sizeof big - 1);
+  big[sizeof big - 1] = '\0';
+  big[sizeof f.msg - 2] = '\n';
+  eg_fault_set(&f, EG_MANIFEST, EG_STAGE_NONE, -1, "%s", big);
+  assert_int_equal(strlen(f.msg), sizeof f.msg - 2);
+  assert_null(strchr(f.msg, '\n'));
+}
+
 static void test_fault_truncates(void **state) {
   (void)state;
   eg_fault f;
@@ -179,6 +205,7 @@ int main(void) {
     cmocka_unit_test(test_stage_names),
     cmocka_unit_test(test_fault_clear),
     cmocka_unit_test(test_fault_set),
+    cmocka_unit_test(test_fault_one_line),
     cmocka_unit_test(test_fault_truncates),
     cmocka_unit_test(test_fault_status),
     cmocka_unit_test(test_fault_status_hex_small_buffers),
