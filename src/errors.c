@@ -65,7 +65,7 @@ eg_err eg_fault_set(eg_fault *f, eg_err code, eg_stage stage, int opcode, const 
 
 void eg_fault_status(eg_fault *f, const uint8_t *status, size_t n) {
   if (n > sizeof f->status) n = sizeof f->status;
-  memcpy(f->status, status, n);
+  if (n) memcpy(f->status, status, n); /* status may be NULL when n == 0 */
   f->nstatus = (uint8_t)n;
 }
 

@@ -170,6 +170,19 @@ static void test_fault_status(void **state) {
   assert_string_equal(eg_fault_status_hex(&f, hex, sizeof hex), "c1 00 aa bb");
 }
 
+/* "The chip said nothing": no bytes, no pointer (UBSan: memcpy from NULL). */
+static void test_fault_status_none(void **state) {
+  (void)state;
+  eg_fault f;
+  char hex[12];
+  eg_fault_clear(&f);
+  const uint8_t rom[] = {0x01, 0x05, 0x00, 0x00};
+  eg_fault_status(&f, rom, 4);
+  eg_fault_status(&f, NULL, 0);
+  assert_int_equal(f.nstatus, 0);
+  assert_string_equal(eg_fault_status_hex(&f, hex, sizeof hex), "");
+}
+
 /* eg_fault_status_hex never writes past len, ends in whole bytes, and gives
  * the whole text from the documented 12 bytes on. */
 static void test_fault_status_hex_small_buffers(void **state) {
@@ -208,6 +221,7 @@ int main(void) {
     cmocka_unit_test(test_fault_one_line),
     cmocka_unit_test(test_fault_truncates),
     cmocka_unit_test(test_fault_status),
+    cmocka_unit_test(test_fault_status_none),
     cmocka_unit_test(test_fault_status_hex_small_buffers),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
