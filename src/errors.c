@@ -71,9 +71,12 @@ void eg_fault_status(eg_fault *f, const uint8_t *status, size_t n) {
 
 const char *eg_fault_status_hex(const eg_fault *f, char *buf, size_t len) {
   size_t used = 0;
+  /* nstatus comes from a plain-data struct that may have been copied or
+   * read back: never trust it beyond the array. */
+  const size_t n = f->nstatus < sizeof f->status ? f->nstatus : sizeof f->status;
   if (len == 0) return buf;
   buf[0] = '\0';
-  for (size_t i = 0; i < f->nstatus && used + 4 <= len; i++)
+  for (size_t i = 0; i < n && used + 4 <= len; i++)
     used += (size_t)snprintf(buf + used, len - used, i ? " %02x" : "%02x", f->status[i]);
   return buf;
 }

@@ -211,6 +211,21 @@ static void test_fault_status_hex_small_buffers(void **state) {
   }
 }
 
+/* A fault that arrived as bytes (copied, or read back) with an impossible
+ * count must not make eg_fault_status_hex read past the status array. */
+static void test_fault_status_hex_bad_count(void **state) {
+  (void)state;
+  eg_fault f;
+  eg_fault_clear(&f);
+  f.status[0] = 0x01;
+  f.status[1] = 0x07;
+  f.nstatus = 200;
+  memset(f.msg, 'Z', sizeof f.msg - 1); /* what follows the array */
+  f.msg[sizeof f.msg - 1] = '\0';
+  char hex[64];
+  assert_string_equal(eg_fault_status_hex(&f, hex, sizeof hex), "01 07 00 00");
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_err_names_and_messages),
@@ -223,6 +238,7 @@ int main(void) {
     cmocka_unit_test(test_fault_status),
     cmocka_unit_test(test_fault_status_none),
     cmocka_unit_test(test_fault_status_hex_small_buffers),
+    cmocka_unit_test(test_fault_status_hex_bad_count),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
