@@ -52,8 +52,10 @@ void eg_timeouts_default(eg_timeouts *t) {
 }
 
 uint32_t eg_timeout_per_mb(const eg_timeouts *t, uint32_t per_mb_ms, uint64_t bytes, uint32_t floor_ms) {
-  uint64_t ms = (uint64_t)per_mb_ms * bytes / 1000000u;
+  /* Saturate rather than wrap: an absurd size must give a long timeout, not
+   * a short one. */
+  uint64_t ms = per_mb_ms && bytes > UINT64_MAX / per_mb_ms ? UINT64_MAX : (uint64_t)per_mb_ms * bytes / 1000000u;
   if (ms < floor_ms) ms = floor_ms;
   if (t && t->max_ms && ms > t->max_ms) ms = t->max_ms;
-  return (uint32_t)ms;
+  return ms > UINT32_MAX ? UINT32_MAX : (uint32_t)ms;
 }

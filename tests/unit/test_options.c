@@ -140,6 +140,24 @@ static void test_timeout_per_mb(void **state) {
   assert_int_equal(eg_timeout_per_mb(&t, t.md5_per_mb_ms, 1000, 0), 8);
 }
 
+/* Sizes far beyond any flash must not wrap around to a short timeout. */
+static void test_timeout_per_mb_saturates(void **state) {
+  (void)state;
+  eg_timeouts t;
+  eg_timeouts_default(&t);
+  const uint64_t sizes[] = {(uint64_t)1 << 40, (uint64_t)1 << 50, UINT64_MAX / 40000 + 1, UINT64_MAX};
+  for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+    const uint32_t capped = eg_timeout_per_mb(&t, t.write_per_mb_ms, sizes[i], 3000);
+    if (capped != 240000) fail_msg("size %llu: got %u ms, want 240000", (unsigned long long)sizes[i], capped);
+    const uint32_t uncapped = eg_timeout_per_mb(NULL, t.write_per_mb_ms, sizes[i], 3000);
+    if (uncapped != UINT32_MAX) fail_msg("size %llu, no cap: got %u ms, want %u", (unsigned long long)sizes[i], uncapped, UINT32_MAX);
+  }
+  assert_int_equal(eg_timeout_per_mb(NULL, UINT32_MAX, UINT64_MAX, 0), UINT32_MAX);
+  /* Just below the 32-bit limit is exact. */
+  assert_int_equal(eg_timeout_per_mb(NULL, 1000, 4294967295000ull, 0), UINT32_MAX);
+  assert_int_equal(eg_timeout_per_mb(NULL, 1000, 4294967294000ull, 0), UINT32_MAX - 1);
+}
+
 /* ------------------------------------------------------------ unit record */
 
 static void test_result_names(void **state) {
@@ -213,6 +231,7 @@ int main(void) {
     cmocka_unit_test(test_erase_policy),
     cmocka_unit_test(test_timeouts_default),
     cmocka_unit_test(test_timeout_per_mb),
+    cmocka_unit_test(test_timeout_per_mb_saturates),
     cmocka_unit_test(test_result_names),
     cmocka_unit_test(test_unit_record),
     cmocka_unit_test(test_jedec_print),
