@@ -28,23 +28,64 @@ typedef struct eg_stub {
   uint32_t bss_start;
 } eg_stub;
 
-/* Load and validate one stub file: text and entry are required, integers
- * must fit 32 bits, base64 must decode. Errors -> EG_STUB_FORMAT with the
- * file name and the problem (and line/column when libyaml knows it). */
+/* Load and validate one stub file: text, text_start and entry are required,
+ * data needs data_start, integers (decimal, or 0x hex, quoted or not) must fit
+ * 32 bits, base64 must decode (standard alphabet, '=' padded), text must not
+ * be empty, unknown keys (plugin_*, plugins, ...) are skipped whatever their
+ * value. *s is zeroed first; on error it holds nothing to free. Errors ->
+ * EG_STUB_FORMAT with the file name and the problem (and line:column when
+ * libyaml knows it); a file that cannot be opened or read -> EG_FILE_OPEN /
+ * EG_FILE_READ (the message names it). */
 eg_err eg_stub_load(eg_stub *s, const char *path, eg_fault *f);
 /* Same, from a buffer; `name` is used in messages. */
 eg_err eg_stub_load_mem(eg_stub *s, const char *buf, size_t len, const char *name, eg_fault *f);
 void eg_stub_free(eg_stub *s);
 
-/* Find the stub file for `chip`.
- *  user_path != NULL: a file (used as is) or a folder holding <chip>.json,
- *    2/<chip>.json, 1/<chip>.json or stub_flasher_<n>.json (esptool 4).
- *  user_path == NULL: search, in order: $ESPGANG_STUB_DIR; esptool-js under
- *    node_modules/ in the current directory and its parents, beside the
- *    executable and its parents, and the global npm roots; esptool's Python
- *    package (stub_flasher/2, then 1, then esptool 4's naming) under the
- *    usual site-/dist-packages folders.
- * Writes the chosen path to out. EG_STUB_NOT_FOUND lists where it looked. */
+/* Find the stub file for `chip` (file names from chip->arg_name, e.g. "esp32").
+ *  user_path != NULL: a file (used as is, whatever its name) or a folder
+ *    holding, first found wins: <chip>.json, 2/<chip>.json, 1/<chip>.json,
+ *    stub_flasher_<n>.json (esptool 4: <n> is arg_name without "esp", "32").
+ *    Nothing else is searched.
+ *  user_path == NULL: search, in order, first found wins:
+ *    1. $ESPGANG_STUB_DIR, with the folder layouts above;
+ *    2. esptool-js: node_modules/esptool-js/lib/targets/stub_flasher/<chip>.json
+ *       in the current directory and each parent up to /, then beside the
+ *       executable (/proc/self/exe) and each parent, then in the global npm
+ *       roots /usr/lib/node_modules, /usr/local/lib/node_modules and each
+ *       $NODE_PATH entry (<entry>/esptool-js/...);
+ *    3. esptool's Python package: <site>/esptool/targets/stub_flasher/
+ *       2/<chip>.json, then 1/<chip>.json, then stub_flasher_<n>.json, for each
+ *       <site> in Python's import precedence (python3.N: every N, newest
+ *       first): $VIRTUAL_ENV/lib/python3.N/site-packages,
+ *       ~/.local/lib/python3.N/site-packages, the pipx venv
+ *       ~/.local/share/pipx/venvs/esptool/lib/python3.N/site-packages,
+ *       /usr/local/lib/python3.N/dist-packages, /usr/local/lib/python3.N/
+ *       site-packages, /usr/lib/python3/dist-packages.
+ * Writes the chosen path to out. EG_STUB_NOT_FOUND: one line saying what was
+ * looked for and where (truncated with "..." when long); EG_INVAL when the
+ * path does not fit in outlen. */
 eg_err eg_stub_find(const eg_chip *chip, const char *user_path, char *out, size_t outlen, eg_fault *f);
+
+/* The places eg_stub_find searches, made explicit so tests (and a future
+ * "where would it look" command) can replace the machine's own folders.
+ * Every pointer may be NULL (that step is skipped); lists end at the first
+ * NULL. Strings are borrowed; eg_stub_env_default points them into storage. */
+#define EG_STUB_MAX_ROOTS 16
+typedef struct eg_stub_env {
+  const char *stub_dir;                        /* $ESPGANG_STUB_DIR */
+  const char *cwd;                             /* walk up from here for node_modules/ */
+  const char *exe_dir;                         /* then up from the executable's folder */
+  const char *npm_roots[EG_STUB_MAX_ROOTS];    /* global node_modules folders, in order */
+  const char *site_globs[EG_STUB_MAX_ROOTS];   /* Python site folders, glob(3) patterns, in order */
+  char storage[16384];
+} eg_stub_env;
+
+/* Fill env from this process: environment variables, getcwd(), /proc/self/exe
+ * and the fixed system folders listed above. Entries that do not fit in
+ * storage are left out. */
+void eg_stub_env_default(eg_stub_env *env);
+/* eg_stub_find with explicit places (user_path as in eg_stub_find). */
+eg_err eg_stub_find_in(const eg_chip *chip, const char *user_path, const eg_stub_env *env, char *out, size_t outlen,
+                       eg_fault *f);
 
 #endif
