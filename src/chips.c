@@ -293,6 +293,20 @@ uint32_t eg_esp32_spi_pads(uint32_t word3, uint32_t word5) {
 }
 
 int eg_crystal_mhz(const eg_chip *c, uint32_t baud, uint32_t uart_clkdiv) {
+  /* esptool does not estimate these: their crystal is fixed (targets
+   * esp32c3.py / esp32c6.py: 40 MHz, esp32h2.py: 32 MHz), and the UART
+   * divider does not give it. */
+  switch (c->id) {
+  case EG_CHIP_ESP32C3:
+  case EG_CHIP_ESP32C6: return 40;
+  case EG_CHIP_ESP32H2: return 32;
+  case EG_CHIP_ESP8266:
+  case EG_CHIP_ESP32:
+  case EG_CHIP_ESP32S2:
+  case EG_CHIP_ESP32S3:
+  case EG_CHIP_ESP32C2:
+  case EG_CHIP__COUNT: break;
+  }
   const double est = (double)baud * (double)(uart_clkdiv & 0xFFFFF) / 1e6 / (c->xtal_clk_divider ? c->xtal_clk_divider : 1);
   if (est > 45) return 48;
   if (est > 33) return 40;

@@ -101,7 +101,8 @@ int eg_esp32_package(uint32_t word3);
 const char *eg_esp32_package_name(int pkg, int major_rev);
 /* SPI_ATTACH argument from the SPI pad eFuses (0 = default pins). */
 uint32_t eg_esp32_spi_pads(uint32_t word3, uint32_t word5);
-/* Crystal in MHz (26, 40 or 48) from the UART divider and the current baud. */
+/* Crystal in MHz (26, 40 or 48) from the UART divider and the current baud;
+ * fixed for the chips esptool does not estimate (C3, C6: 40; H2: 32). */
 int eg_crystal_mhz(const eg_chip *c, uint32_t baud, uint32_t uart_clkdiv);
 /* The value the ESP32 ROM must be sent in CHANGE_BAUDRATE so the real rate is
  * `baud` (§8.3): baud * f_rom / f_valid. rtc_cali = READ_REG(0x3FF5F06C),

@@ -480,6 +480,23 @@ static void test_crystal(void **state) {
   assert_int_equal(eg_crystal_mhz(e8266, 115200, 451), 26); /* 51.96 / 2 */
 }
 
+/* C3 and C6 have a fixed 40 MHz crystal, H2 32 MHz: esptool does not
+ * estimate it from the divider (which would say 48 or 26 there). S2, S3 and
+ * C2 are estimated like the ESP32. */
+static void test_crystal_fixed(void **state) {
+  (void)state;
+  const uint32_t divs[] = {0, 226, 0x15A, 417, 694, 0xFFFFF};
+  for (size_t i = 0; i < sizeof divs / sizeof divs[0]; i++) {
+    assert_int_equal(eg_crystal_mhz(eg_chip_get(EG_CHIP_ESP32C3), 115200, divs[i]), 40);
+    assert_int_equal(eg_crystal_mhz(eg_chip_get(EG_CHIP_ESP32C6), 115200, divs[i]), 40);
+    assert_int_equal(eg_crystal_mhz(eg_chip_get(EG_CHIP_ESP32H2), 115200, divs[i]), 32);
+  }
+  assert_int_equal(eg_crystal_mhz(eg_chip_get(EG_CHIP_ESP32S2), 115200, 226), 26);
+  assert_int_equal(eg_crystal_mhz(eg_chip_get(EG_CHIP_ESP32S3), 115200, 0x15A), 40);
+  assert_int_equal(eg_crystal_mhz(eg_chip_get(EG_CHIP_ESP32C2), 115200, 226), 26);
+  assert_int_equal(eg_crystal_mhz(eg_chip_get(EG_CHIP_ESP32C2), 115200, 0x15A), 40);
+}
+
 /* esptool targets/esp32.py change_baud, worked by hand:
  *   f_rom = ((rtc_cali >> 7) & 0x1FFFFFF) * 15625 * (word4 & 0xFF) / 40
  *   f_valid = 40 MHz if f_rom > 33 MHz else 26 MHz
@@ -529,6 +546,7 @@ int main(void) {
     cmocka_unit_test(test_esp32_revision_and_package),
     cmocka_unit_test(test_esp32_spi_pads),
     cmocka_unit_test(test_crystal),
+    cmocka_unit_test(test_crystal_fixed),
     cmocka_unit_test(test_esp32_rom_baud_value),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
