@@ -1,13 +1,15 @@
 /* fuzz_slip.c - libFuzzer target for the SLIP decoder (src/slip.c).
  *
  * Input: byte 0 picks the decoder capacity (0..63 or 4096), byte 1 the
- * piece size of a second, split decoding; the rest is the stream. Checked:
+ * piece size of a second, split decoding (low 5 bits) and which events a
+ * third decoding resets on (high bits); the rest is the stream. Checked:
  *   - every event is well formed (frames 1..cap bytes, noise without 0xC0,
  *     errors only SLIP_ESCAPE / SLIP_OVERSIZE), counters agree with events;
  *   - the split decoding reports exactly the same events (noise merged);
  *   - every frame re-encoded decodes back to itself;
- *   - a decoder reset from the callback after each frame, with the caller
- *     pushing the remainder, still makes progress and keeps the invariants.
+ *   - a decoder reset from the callback after each frame (and, per byte 1,
+ *     each error and noise run), with the caller pushing the remainder,
+ *     still makes progress and keeps the invariants.
  * Any violation aborts, which libFuzzer reports as a crash. */
 #include <stdint.h>
 #include <stdlib.h>
@@ -35,7 +37,8 @@ typedef struct evlog {
   size_t used, pool_cap;
   size_t frames, errors, noise_bytes;
   size_t dec_cap;
-  eg_slip_dec *reset_dec; /* reset this decoder after every frame, if set */
+  eg_slip_dec *reset_dec; /* reset this decoder after every event in reset_on, if set */
+  unsigned reset_on;      /* bit 1 << eg_slip_event */
 } evlog;
 
 static void on_event(void *ctx, eg_slip_event ev, const uint8_t *d, size_t len, eg_err err) {
@@ -64,7 +67,7 @@ static void on_event(void *ctx, eg_slip_event ev, const uint8_t *d, size_t len, 
     l->r[l->n++] = (rec){ev, err, l->used, len};
   }
   l->used += len;
-  if (ev == EG_SLIP_FRAME && l->reset_dec) eg_slip_dec_reset(l->reset_dec);
+  if (l->reset_dec && (l->reset_on & 1u << ev)) eg_slip_dec_reset(l->reset_dec);
 }
 
 static void log_init(evlog *l, size_t size, size_t dec_cap) {
@@ -149,12 +152,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   }
   free(enc);
 
-  /* C: reset from the callback after every frame; the caller pushes the
-   * rest. Each push must consume at least one byte. */
+  /* C: reset from the callback after every frame (errors, noise: per byte
+   * 1); the caller pushes the rest. Each push must consume at least one byte. */
   evlog c;
   log_init(&c, n, cap);
   eg_slip_dec_init(&d, buf, cap);
   c.reset_dec = &d;
+  c.reset_on = 1u << EG_SLIP_FRAME | (data[1] & 0x80 ? 1u << EG_SLIP_ERROR : 0) | (data[1] & 0x40 ? 1u << EG_SLIP_NOISE : 0);
   for (size_t pos = 0; pos < n;) {
     const size_t used = eg_slip_dec_push(&d, in + pos, n - pos, on_event, &c);
     CHECK(used >= 1 && used <= n - pos);
