@@ -1,0 +1,435 @@
+/* rom.c - the ESP32 mask ROM's UART download loop ("ets Jul 29 2019", ECO3).
+ *
+ * What the traces show and this file reproduces byte for byte:
+ *   - replies carry 4 status bytes: [0 ok / 1 fail, error code, 0, 0];
+ *   - the reply header is reused from one reply to the next: `value` only
+ *     changes on READ_REG (the register) and SYNC (the first 4 bytes of the
+ *     SYNC data, 0x20120707), so WRITE_REG, SPI_ATTACH, FLASH_DEFL_*, MD5
+ *     replies carry the last READ_REG/SYNC value;
+ *   - a command the ROM lacks is answered with status 01 05 in the *previous*
+ *     reply's header (opcode included: 010804000707122001050000 right after
+ *     SYNC), eight times (esptool loader.py: "Unsupported command response is
+ *     sent 8 times");
+ *   - SYNC is answered with 8 identical replies.
+ * Error codes on paths the traces do not show are the protocol doc's ROM
+ * table (§1.4); README.md lists which ones are inferred.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "proto.h"
+#include "simdev_int.h"
+
+#define ROM_OK 0x00
+#define ROM_E_PARAM 0x01    /* invalid input parameter */
+#define ROM_E_FORMAT 0x05   /* invalid message format / unknown command */
+#define ROM_E_RESULT 0x06   /* message ok, result wrong */
+#define ROM_E_CHECKSUM 0x07
+#define ROM_E_FLASH_WRITE 0x08
+#define ROM_E_FLASH_READ 0x09
+#define ROM_E_READ_LEN 0x0A
+#define ROM_E_DEFLATE 0x0B
+#define ROM_E_ADLER 0x0C
+#define ROM_E_RAM_SIZE 0x0E
+#define ROM_E_RAM_ADDR 0x0F
+
+#define NS_TEXT_START 0x400A8000u /* esp-flasher-stub text_start (doc §8.1) */
+
+/* The ESP32 default SPI pins packed as an SPI_ATTACH argument (doc §5.3):
+ * CLK 6, Q 7, D 8, CS 11, HD 9. */
+#define SPI_DEFAULT_PINS (6u | 7u << 6 | 8u << 12 | 11u << 18 | 9u << 24)
+
+static void reply(esim_dev *d, uint64_t t, uint8_t op, const uint8_t *data, size_t dlen, uint8_t err) {
+  uint8_t buf[8 + 64 + 4];
+  d->r_op = op;
+  buf[0] = 0x01;
+  buf[1] = op;
+  eg_put_u16(buf + 2, (uint16_t)(dlen + 4));
+  eg_put_u32(buf + 4, d->r_value);
+  if (dlen) memcpy(buf + 8, data, dlen);
+  buf[8 + dlen] = err ? 1 : 0;
+  buf[9 + dlen] = err;
+  buf[10 + dlen] = 0;
+  buf[11 + dlen] = 0;
+  esim_tx_frame(d, t, buf, 12 + dlen);
+  esim_log(d, t, "reply %s value=0x%08x status=%02x %02x%s", eg_op_name(op), (unsigned)d->r_value, buf[8 + dlen],
+           err, dlen ? " +data" : "");
+}
+
+static void unsupported(esim_dev *d, uint64_t t, uint8_t op) {
+  uint8_t buf[12];
+  buf[0] = 0x01;
+  buf[1] = d->r_op;
+  eg_put_u16(buf + 2, 4);
+  eg_put_u32(buf + 4, d->r_value);
+  buf[8] = 1;
+  buf[9] = ROM_E_FORMAT;
+  buf[10] = buf[11] = 0;
+  for (int i = 0; i < 8; i++) esim_tx_frame(d, t, buf, sizeof buf);
+  esim_log(d, t, "reply unsupported op 0x%02x: 8 x status 01 05 in the previous header (op 0x%02x)", op, d->r_op);
+}
+
+static bool ram_range_ok(uint32_t addr, uint32_t size, uint8_t *err) {
+  /* Where the loader accepts RAM downloads: DRAM, IRAM, RTC fast/slow. */
+  static const uint32_t r[][2] = {{0x3FFAE000u, 0x40000000u},
+                                  {0x40070000u, 0x400C2000u},
+                                  {0x3FF80000u, 0x3FF82000u},
+                                  {0x50000000u, 0x50002000u}};
+  for (size_t i = 0; i < sizeof r / sizeof r[0]; i++) {
+    if (addr >= r[i][0] && addr < r[i][1]) {
+      if ((uint64_t)addr + size > r[i][1]) {
+        *err = ROM_E_RAM_SIZE;
+        return false;
+      }
+      return true;
+    }
+  }
+  *err = ROM_E_RAM_ADDR;
+  return false;
+}
+
+/* Program what the ROM inflated or received, then read it back for its
+ * 8-bit CRC check (doc §1.4, error 0x08). */
+static uint8_t rom_write(esim_dev *d, uint64_t *t, const uint8_t *p, size_t n) {
+  if (!d->rom_attached) return ROM_E_FLASH_WRITE;
+  if ((uint64_t)d->w.next_write + n > d->rom_chip_size) return ROM_E_FLASH_WRITE;
+  const bool ok = esim_fl_program(d, t, d->w.next_write, p, n);
+  uint8_t tmp[4096];
+  for (size_t off = 0; off < n; off += sizeof tmp) {
+    size_t k = n - off < sizeof tmp ? n - off : sizeof tmp;
+    esim_fl_read(d, t, d->w.next_write + (uint32_t)off, tmp, k);
+  }
+  d->w.next_write += (uint32_t)n;
+  return ok ? ROM_OK : ROM_E_FLASH_WRITE;
+}
+
+static uint8_t rom_inflate_block(esim_dev *d, uint64_t *t, const uint8_t *in, size_t n) {
+  esim_write *w = &d->w;
+  if (w->inflate_done) return n ? ROM_E_DEFLATE : ROM_OK;
+  w->zs.next_in = (Bytef *)(uintptr_t)in;
+  w->zs.avail_in = (uInt)n;
+  uint8_t out[4096];
+  for (;;) {
+    w->zs.next_out = out;
+    w->zs.avail_out = sizeof out;
+    const int r = inflate(&w->zs, Z_NO_FLUSH);
+    const size_t produced = sizeof out - w->zs.avail_out;
+    *t += (produced * d->o.timing.inflate_ns_per_byte + 500) / 1000;
+    if (produced) {
+      const uint8_t e = rom_write(d, t, out, produced);
+      if (e) return e;
+    }
+    if (r == Z_STREAM_END) {
+      w->inflate_done = true;
+      return ROM_OK;
+    }
+    if (r == Z_DATA_ERROR) {
+      const bool adler = w->zs.msg && strstr(w->zs.msg, "incorrect data check");
+      return adler ? ROM_E_ADLER : ROM_E_DEFLATE;
+    }
+    if (r == Z_NEED_DICT || r == Z_MEM_ERROR || r == Z_STREAM_ERROR) return ROM_E_DEFLATE;
+    if (w->zs.avail_in == 0 && produced < sizeof out) return ROM_OK; /* wants the next block */
+    if (r == Z_BUF_ERROR && produced == 0) return ROM_OK;
+  }
+}
+
+/* FLASH_END / FLASH_DEFL_END: the ROM leaves its loader. */
+static void rom_leave(esim_dev *d, uint64_t t, uint32_t flag) {
+  esim_write_reset(d);
+  if (flag == 0) {
+    /* Reboot: a CPU reset keeps the latched strapping, so download mode
+     * again (the legacy stub relies on the same for FLASH_END(0)). */
+    esim_log(d, t, "rom: FLASH_END(reboot): software reset");
+    esim_enter_rom(d, t, "0xc (SW_CPU_RESET)", true);
+  } else {
+    esim_log(d, t, "rom: FLASH_END(run user code): leaving the loader");
+    esim_enter_app(d, t, "0xc (SW_CPU_RESET)");
+  }
+}
+
+void esim_rom_frame(esim_dev *d, uint64_t *t, const uint8_t *f, size_t n) {
+  if (n < 8) {
+    esim_log(d, *t, "rom: frame of %zu bytes ignored", n);
+    return;
+  }
+  if (f[0] != 0x00) {
+    esim_log(d, *t, "rom: frame with direction 0x%02x ignored", f[0]);
+    return;
+  }
+  const uint8_t op = f[1];
+  const uint16_t size = eg_get_u16(f + 2);
+  const uint32_t chk = eg_get_u32(f + 4);
+  const uint8_t *data = f + 8;
+  const size_t avail = n - 8;
+  d->st.commands++;
+  esim_log(d, *t, "cmd %s (0x%02x) size=%u", eg_op_name(op), op, size);
+
+  switch (op) {
+  case EG_OP_SYNC:
+  case EG_OP_READ_REG:
+  case EG_OP_WRITE_REG:
+  case EG_OP_MEM_BEGIN:
+  case EG_OP_MEM_DATA:
+  case EG_OP_MEM_END:
+  case EG_OP_FLASH_BEGIN:
+  case EG_OP_FLASH_DATA:
+  case EG_OP_FLASH_END:
+  case EG_OP_SPI_ATTACH:
+  case EG_OP_SPI_SET_PARAMS:
+  case EG_OP_CHANGE_BAUDRATE:
+  case EG_OP_READ_FLASH_SLOW:
+  case EG_OP_FLASH_DEFL_BEGIN:
+  case EG_OP_FLASH_DEFL_DATA:
+  case EG_OP_FLASH_DEFL_END:
+  case EG_OP_SPI_FLASH_MD5:
+    break;
+  default:
+    *t += d->o.timing.rom_cmd_us;
+    unsupported(d, *t, op);
+    return;
+  }
+
+  if (op == EG_OP_SYNC && d->o.faults.ignore_first_sync && !d->rom_sync_seen) {
+    d->rom_sync_seen = true;
+    esim_log(d, *t, "fault ignore_first_sync: SYNC unanswered");
+    return;
+  }
+  d->rom_sync_seen = true;
+  *t += op == EG_OP_SYNC ? d->o.timing.rom_sync_us : d->o.timing.rom_cmd_us;
+  if (avail < size) {
+    reply(d, *t, op, NULL, 0, ROM_E_FORMAT);
+    return;
+  }
+  /* minimum data length per command */
+  size_t need = 0;
+  switch (op) {
+  case EG_OP_READ_REG: need = 4; break;
+  case EG_OP_WRITE_REG: need = 16; break;
+  case EG_OP_MEM_BEGIN:
+  case EG_OP_FLASH_BEGIN:
+  case EG_OP_FLASH_DEFL_BEGIN:
+  case EG_OP_MEM_DATA:
+  case EG_OP_FLASH_DATA:
+  case EG_OP_FLASH_DEFL_DATA:
+  case EG_OP_SPI_FLASH_MD5: need = 16; break;
+  case EG_OP_MEM_END:
+  case EG_OP_CHANGE_BAUDRATE:
+  case EG_OP_READ_FLASH_SLOW: need = 8; break;
+  case EG_OP_FLASH_END:
+  case EG_OP_FLASH_DEFL_END:
+  case EG_OP_SPI_ATTACH: need = 4; break;
+  case EG_OP_SPI_SET_PARAMS: need = 24; break;
+  default: need = 0; break;
+  }
+  if (size < need) {
+    reply(d, *t, op, NULL, 0, ROM_E_FORMAT);
+    return;
+  }
+  uint32_t w[6] = {0};
+  for (size_t i = 0; i < 6 && 4 * i + 4 <= size; i++) w[i] = eg_get_u32(data + 4 * i);
+  esim_write *ws = &d->w;
+
+  switch (op) {
+  case EG_OP_SYNC: {
+    d->r_op = op;
+    if (size >= 4) d->r_value = w[0];
+    uint8_t buf[12];
+    buf[0] = 1;
+    buf[1] = op;
+    eg_put_u16(buf + 2, 4);
+    eg_put_u32(buf + 4, d->r_value);
+    memset(buf + 8, 0, 4);
+    for (int i = 0; i < 8; i++) esim_tx_frame(d, *t, buf, sizeof buf);
+    esim_log(d, *t, "reply SYNC x8 value=0x%08x", (unsigned)d->r_value);
+    return;
+  }
+  case EG_OP_READ_REG:
+    d->r_value = esim_reg_read(d, w[0]);
+    reply(d, *t, op, NULL, 0, ROM_OK);
+    return;
+  case EG_OP_WRITE_REG:
+    for (size_t off = 0; off + 16 <= size; off += 16) {
+      const uint32_t addr = eg_get_u32(data + off), val = eg_get_u32(data + off + 4);
+      const uint32_t mask = eg_get_u32(data + off + 8), delay = eg_get_u32(data + off + 12);
+      *t += delay;
+      uint32_t v = val & mask;
+      if (mask != 0xFFFFFFFFu) v |= esim_reg_read(d, addr) & ~mask;
+      esim_reg_write(d, *t, addr, v);
+    }
+    reply(d, *t, op, NULL, 0, ROM_OK);
+    return;
+  case EG_OP_MEM_BEGIN: {
+    uint8_t err = ROM_OK;
+    if (!ram_range_ok(w[3], w[0], &err)) {
+      reply(d, *t, op, NULL, 0, err);
+      return;
+    }
+    d->mem_active = true;
+    d->mem_remaining = w[0];
+    d->mem_blocks = w[1];
+    d->mem_block_size = w[2];
+    d->mem_addr = w[3];
+    d->mem_next_seq = 0;
+    if (!d->mem_text_addr) d->mem_text_addr = w[3];
+    if (w[3] == NS_TEXT_START) d->mem_seen_ns = true;
+    reply(d, *t, op, NULL, 0, ROM_OK);
+    return;
+  }
+  case EG_OP_MEM_DATA: {
+    const uint32_t len = w[0], seq = w[1];
+    uint8_t err = ROM_OK;
+    if (len != (uint32_t)size - 16) err = ROM_E_FORMAT;
+    else if (eg_checksum(data + 16, len) != (uint8_t)chk) err = ROM_E_CHECKSUM;
+    else if (!d->mem_active || seq != d->mem_next_seq) err = ROM_E_FORMAT;
+    else if (len > d->mem_remaining) err = ROM_E_RAM_SIZE;
+    if (!err) {
+      d->mem_remaining -= len;
+      d->mem_addr += len;
+      d->mem_next_seq++;
+    }
+    reply(d, *t, op, NULL, 0, err);
+    return;
+  }
+  case EG_OP_MEM_END: {
+    const uint32_t no_exec = w[0], entry = w[1];
+    d->mem_active = false;
+    reply(d, *t, op, NULL, 0, ROM_OK);
+    if (no_exec == 0) {
+      if (entry == 0) {
+        esim_log(d, *t, "rom: MEM_END jumps to 0: exception, reset");
+        esim_enter_rom(d, *t + 1000, "0xc (SW_CPU_RESET)", true);
+        return;
+      }
+      esim_stub_flavour fl = d->o.stub;
+      if (fl == ESIM_STUB_AUTO) fl = d->mem_seen_ns ? ESIM_STUB_NEW : ESIM_STUB_LEGACY;
+      esim_log(d, *t, "rom: MEM_END runs 0x%08x (text at 0x%08x)", (unsigned)entry, (unsigned)d->mem_text_addr);
+      d->mem_text_addr = 0;
+      d->mem_seen_ns = false;
+      esim_enter_stub(d, *t, fl);
+    }
+    return;
+  }
+  case EG_OP_SPI_ATTACH:
+    d->rom_attached = w[0] == 0 || w[0] == SPI_DEFAULT_PINS;
+    if (!d->rom_attached) esim_log(d, *t, "rom: SPI_ATTACH 0x%08x: no flash on those pins", (unsigned)w[0]);
+    reply(d, *t, op, NULL, 0, ROM_OK);
+    return;
+  case EG_OP_SPI_SET_PARAMS:
+    d->rom_chip_size = w[1];
+    reply(d, *t, op, NULL, 0, ROM_OK);
+    return;
+  case EG_OP_CHANGE_BAUDRATE: {
+    /* The ROM divides its own idea of the clock (f_rom, from the RTC
+     * calibration) by the value sent; the UART runs from the real crystal.
+     * esptool sends new * f_rom / f_valid to compensate (doc §8.3). */
+    const uint32_t v = w[0];
+    const uint32_t xtal = (uint32_t)d->o.crystal_mhz * 1000000u;
+    const uint64_t f_rom = (uint64_t)d->rtc_cali * 15625u * 80u / 40u;
+    uint32_t clkdiv = 0, actual = 0;
+    if (v) {
+      clkdiv = esim_clkdiv_for((uint32_t)f_rom, v);
+      actual = esim_baud_from_clkdiv(xtal, clkdiv);
+    }
+    reply(d, *t, op, NULL, 0, ROM_OK);
+    esim_log(d, *t, "rom: CHANGE_BAUDRATE value %u -> UART %u baud", (unsigned)v, (unsigned)actual);
+    d->autobaud = false;
+    esim_tx_baud(d, *t, actual, clkdiv);
+    /* esp-serial-flasher slip.c: "bootloader sends two dummy (0xC0) bytes
+     * after response when baud rate is changed". */
+    static const uint8_t two_c0[2] = {0xC0, 0xC0};
+    esim_tx_raw(d, *t, two_c0, 2);
+    return;
+  }
+  case EG_OP_READ_FLASH_SLOW: {
+    const uint32_t addr = w[0], len = w[1];
+    if (len > 64) {
+      reply(d, *t, op, NULL, 0, ROM_E_READ_LEN);
+      return;
+    }
+    if ((uint64_t)addr + len > d->rom_chip_size) {
+      reply(d, *t, op, NULL, 0, ROM_E_FLASH_READ);
+      return;
+    }
+    uint8_t buf[64];
+    if (d->rom_attached) esim_fl_read(d, t, addr, buf, 64);
+    else memset(buf, 0xFF, sizeof buf);
+    reply(d, *t, op, buf, 64, ROM_OK);
+    return;
+  }
+  case EG_OP_SPI_FLASH_MD5: {
+    const uint32_t addr = w[0], len = w[1];
+    if ((uint64_t)addr + len > d->rom_chip_size) {
+      reply(d, *t, op, NULL, 0, ROM_E_FLASH_READ);
+      return;
+    }
+    uint8_t dig[16];
+    if (d->rom_attached) {
+      esim_fl_md5(d, t, addr, len, dig);
+    } else {
+      void *c = esim_md5_new();
+      uint8_t ff[256];
+      memset(ff, 0xFF, sizeof ff);
+      for (uint32_t k = 0; k < len; k += sizeof ff) esim_md5_update(c, ff, len - k < sizeof ff ? len - k : sizeof ff);
+      esim_md5_final(c, dig);
+    }
+    char hex[33];
+    for (int i = 0; i < 16; i++) snprintf(hex + 2 * i, 3, "%02x", dig[i]);
+    reply(d, *t, op, (const uint8_t *)hex, 32, ROM_OK);
+    return;
+  }
+  case EG_OP_FLASH_BEGIN:
+  case EG_OP_FLASH_DEFL_BEGIN: {
+    const uint32_t erase = w[0], blocks = w[1], bsize = w[2], offset = w[3];
+    esim_write_reset(d);
+    if (!d->rom_attached) {
+      reply(d, *t, op, NULL, 0, ROM_E_RESULT);
+      return;
+    }
+    /* The ROM erases the whole region before it replies (doc §6.1). */
+    if (!esim_fl_erase_area(d, t, offset, erase, d->rom_chip_size)) {
+      reply(d, *t, op, NULL, 0, ROM_E_PARAM);
+      return;
+    }
+    ws->active = true;
+    ws->compressed = op == EG_OP_FLASH_DEFL_BEGIN;
+    ws->offset = ws->next_write = offset;
+    ws->size = erase;
+    ws->num_blocks = blocks;
+    ws->block_size = bsize;
+    ws->next_seq = 0;
+    if (ws->compressed) {
+      memset(&ws->zs, 0, sizeof ws->zs);
+      if (inflateInit(&ws->zs) != Z_OK) {
+        reply(d, *t, op, NULL, 0, ROM_E_DEFLATE);
+        return;
+      }
+      ws->z_ready = true;
+    }
+    reply(d, *t, op, NULL, 0, ROM_OK);
+    return;
+  }
+  case EG_OP_FLASH_DATA:
+  case EG_OP_FLASH_DEFL_DATA: {
+    const uint32_t len = w[0], seq = w[1];
+    const bool defl = op == EG_OP_FLASH_DEFL_DATA;
+    uint8_t err = ROM_OK;
+    if (!ws->active || ws->compressed != defl) err = ROM_E_FORMAT;
+    else if (len != (uint32_t)size - 16) err = ROM_E_FORMAT;
+    else if (eg_checksum(data + 16, len) != (uint8_t)chk) err = ROM_E_CHECKSUM;
+    else if (seq != ws->next_seq) err = ROM_E_FORMAT;
+    if (!err) {
+      err = defl ? rom_inflate_block(d, t, data + 16, len) : rom_write(d, t, data + 16, len);
+      ws->next_seq++;
+    }
+    reply(d, *t, op, NULL, 0, err);
+    return;
+  }
+  case EG_OP_FLASH_END:
+  case EG_OP_FLASH_DEFL_END:
+    reply(d, *t, op, NULL, 0, ROM_OK);
+    rom_leave(d, *t, w[0]);
+    return;
+  default:
+    return;
+  }
+}

@@ -1,0 +1,840 @@
+/* simdev.c - the device model's core: time, input decoding, the command
+ * queue, output queue, UART rates and garbling, byte-level faults and the
+ * chip's modes (ROM loader, stub, app). Command handling lives in rom.c and
+ * stub.c, registers in regs.c, the flash chip in flash.c. */
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proto.h"
+#include "chips.h"
+#include "simdev_int.h"
+
+/* ---------------------------------------------------------------- defaults */
+
+void esim_timing_default(esim_timing *t) {
+  memset(t, 0, sizeof *t);
+  t->rom_cmd_us = 150;
+  t->rom_sync_us = 1000;
+  t->stub_cmd_us = 30;
+  t->stub_boot_us = 1500;
+  t->reset_boot_us = 40000;
+  t->baud_switch_us = 10000;
+  t->sector_erase_us = 45000;
+  t->block_erase_us = 150000;
+  t->chip_erase_base_us = 1000000;
+  t->chip_erase_per_block_us = 220000;
+  t->page_program_us = 200;
+  t->read_ns_per_byte = 250;
+  t->md5_ns_per_byte = 330;
+  t->inflate_ns_per_byte = 600;
+  t->rx_latency_us = 500;
+  t->tx_latency_us = 500;
+}
+
+void esim_timing_fast(esim_timing *t) { memset(t, 0, sizeof *t); }
+
+void esim_faults_clear(esim_faults *f) {
+  memset(f, 0, sizeof *f);
+  f->disconnect_at_op = -1;
+  f->slow_erase = 1.0;
+}
+
+void esim_dev_opts_default(esim_dev_opts *o) {
+  memset(o, 0, sizeof *o);
+  static const uint8_t mac[6] = {0x24, 0x0a, 0xc4, 0x00, 0x00, 0x01};
+  memcpy(o->mac, mac, 6);
+  o->flash_id = 0x1640C8;
+  o->crystal_mhz = 40;
+  o->rom_clock_error = 0.03;
+  o->stub = ESIM_STUB_AUTO;
+  esim_timing_default(&o->timing);
+  esim_faults_clear(&o->faults);
+  o->seed = 1;
+  o->baud_tolerance = 0.025;
+}
+
+const char *esim_mode_name(esim_mode m) {
+  switch (m) {
+  case ESIM_MODE_ROM: return "rom";
+  case ESIM_MODE_STUB: return "stub";
+  case ESIM_MODE_APP: return "app";
+  case ESIM_MODE_STALLED: return "stalled";
+  case ESIM_MODE_DISCONNECTED: return "disconnected";
+  }
+  return "?";
+}
+
+const char *esim_stub_name(esim_stub_flavour f) {
+  switch (f) {
+  case ESIM_STUB_AUTO: return "auto";
+  case ESIM_STUB_LEGACY: return "legacy";
+  case ESIM_STUB_NEW: return "new";
+  }
+  return "?";
+}
+
+/* ------------------------------------------------------------------ basics */
+
+void esim_log(esim_dev *d, uint64_t t, const char *fmt, ...) {
+  if (!d->o.log) return;
+  char buf[512];
+  const uint64_t rel = t >= d->t0 ? t - d->t0 : 0;
+  int k = snprintf(buf, sizeof buf, "%llu.%06llu %s ", (unsigned long long)(rel / 1000000),
+                   (unsigned long long)(rel % 1000000), d->name);
+  if (k < 0 || (size_t)k >= sizeof buf) return;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(buf + k, sizeof buf - (size_t)k, fmt, ap);
+  va_end(ap);
+  d->o.log(d->o.log_ctx, buf);
+}
+
+/* xorshift64*: deterministic per seed; the model has no other randomness. */
+uint64_t esim_rand(esim_dev *d) {
+  uint64_t x = d->rng;
+  x ^= x >> 12;
+  x ^= x << 25;
+  x ^= x >> 27;
+  d->rng = x;
+  return x * 0x2545F4914F6CDD1DULL;
+}
+
+double esim_rand01(esim_dev *d) { return (double)(esim_rand(d) >> 11) / 9007199254740992.0; }
+
+static esim_chunk *chunk_new(uint64_t t, const uint8_t *p, size_t n) {
+  esim_chunk *c = malloc(sizeof *c + n);
+  if (!c) return NULL;
+  memset(c, 0, sizeof *c);
+  c->t = t;
+  c->len = (uint32_t)n;
+  if (n) memcpy(c->data, p, n);
+  return c;
+}
+
+static void q_push(esim_queue *q, esim_chunk *c) {
+  c->next = NULL;
+  if (q->tail) q->tail->next = c;
+  else q->head = c;
+  q->tail = c;
+  q->bytes += c->len;
+}
+
+static void q_pop(esim_queue *q) {
+  esim_chunk *c = q->head;
+  if (!c) return;
+  q->head = c->next;
+  if (!q->head) q->tail = NULL;
+  q->bytes -= c->len - c->off;
+  free(c);
+}
+
+static void q_clear(esim_queue *q) {
+  while (q->head) q_pop(q);
+  q->bytes = 0;
+}
+
+static void fq_clear(esim_dev *d) {
+  while (d->fq_head) {
+    esim_frame *f = d->fq_head;
+    d->fq_head = f->next;
+    free(f);
+  }
+  d->fq_tail = NULL;
+  d->fq_count = 0;
+}
+
+/* ------------------------------------------------------------------ output */
+
+void esim_tx_raw(esim_dev *d, uint64_t t, const uint8_t *p, size_t n) {
+  if (d->mode == ESIM_MODE_STALLED || d->mode == ESIM_MODE_DISCONNECTED) return;
+  if (d->txq.bytes + n > ESIM_TX_CAP) {
+    esim_log(d, t, "tx backlog full, %zu bytes dropped", n);
+    return;
+  }
+  const uint64_t when = t + d->o.timing.tx_latency_us + d->o.faults.delay_tx_us;
+  /* Keep the queue in time order even when latency settings changed. */
+  esim_chunk *c = chunk_new(d->txq.tail && d->txq.tail->t > when ? d->txq.tail->t : when, p, n);
+  if (!c) return;
+  q_push(&d->txq, c);
+}
+
+static size_t slip_escape(uint8_t *out, const uint8_t *in, size_t n) {
+  size_t o = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (in[i] == 0xC0) {
+      out[o++] = 0xDB;
+      out[o++] = 0xDC;
+    } else if (in[i] == 0xDB) {
+      out[o++] = 0xDB;
+      out[o++] = 0xDD;
+    } else {
+      out[o++] = in[i];
+    }
+  }
+  return o;
+}
+
+void esim_tx_frame_split(esim_dev *d, uint64_t t1, uint64_t t2, const uint8_t *p, size_t n, size_t split) {
+  if (split > n) split = n;
+  uint8_t *buf = malloc(2 * n + 2);
+  if (!buf) return;
+  buf[0] = 0xC0;
+  size_t a = 1 + slip_escape(buf + 1, p, split);
+  if (t2 <= t1 || split == 0 || split == n) {
+    size_t b = a + slip_escape(buf + a, p + split, n - split);
+    buf[b++] = 0xC0;
+    esim_tx_raw(d, t2 > t1 ? t2 : t1, buf, b);
+  } else {
+    esim_tx_raw(d, t1, buf, a);
+    size_t b = slip_escape(buf + a, p + split, n - split);
+    buf[a + b] = 0xC0;
+    esim_tx_raw(d, t2, buf + a, b + 1);
+  }
+  free(buf);
+  d->st.replies++;
+}
+
+void esim_tx_frame(esim_dev *d, uint64_t t, const uint8_t *p, size_t n) {
+  esim_tx_frame_split(d, t, t, p, n, n);
+}
+
+void esim_tx_baud(esim_dev *d, uint64_t t, uint32_t baud, uint32_t clkdiv) {
+  esim_chunk *c = chunk_new(t, NULL, 0);
+  if (!c) return;
+  if (d->txq.tail && d->txq.tail->t > c->t) c->t = d->txq.tail->t;
+  c->is_baud = true;
+  c->set_baud = baud;
+  c->set_clkdiv = clkdiv;
+  q_push(&d->txq, c);
+}
+
+/* ------------------------------------------------------------------- UART */
+
+uint32_t esim_clkdiv_for(uint32_t clk_hz, uint32_t baud) {
+  if (!baud) return 0;
+  const uint64_t div16 = ((uint64_t)clk_hz * 16 + baud / 2) / baud;
+  return (uint32_t)((div16 >> 4) & 0xFFFFF) | (uint32_t)((div16 & 0xF) << 20);
+}
+
+uint32_t esim_baud_from_clkdiv(uint32_t clk_hz, uint32_t clkdiv) {
+  const uint64_t div16 = ((uint64_t)(clkdiv & 0xFFFFF) << 4) | ((clkdiv >> 20) & 0xF);
+  if (div16 < 16) return 0; /* the UART cannot run below a divider of 1 */
+  return (uint32_t)(((uint64_t)clk_hz * 16 + div16 / 2) / div16);
+}
+
+void esim_set_uart(esim_dev *d, uint32_t baud, uint32_t clkdiv) {
+  d->baud = baud;
+  d->clkdiv = clkdiv;
+}
+
+/* The ROM's autobaud lands on an integer divider one below xtal/baud: the
+ * trace reads 0x15A (346) at 115200 with 40 MHz (40e6/115200 = 347.2). */
+static uint32_t autobaud_clkdiv(const esim_dev *d, uint32_t baud) {
+  const uint32_t clk = (uint32_t)d->o.crystal_mhz * 1000000u;
+  uint32_t div = clk / baud;
+  return div > 1 ? div - 1 : 1;
+}
+
+static void uart_autobaud(esim_dev *d, uint32_t baud) {
+  esim_set_uart(d, baud, autobaud_clkdiv(d, baud));
+}
+
+uint32_t esim_dev_baud(const esim_dev *d) { return d->baud; }
+
+static bool rate_garbles(const esim_dev *d, uint32_t host_baud) {
+  if (d->baud == 0) return true;
+  if (d->o.faults.baud_ceiling && d->baud > d->o.faults.baud_ceiling) return true;
+  if (host_baud == 0) return false;
+  const double r = fabs((double)d->baud - (double)host_baud) / (double)host_baud;
+  return r > d->o.baud_tolerance;
+}
+
+/* A byte sent at one rate and sampled at another arrives as some other
+ * byte (framing errors, split or merged bits). The model keeps the count
+ * and draws the values from the seeded PRNG. */
+static uint8_t garble_byte(esim_dev *d, uint8_t b) {
+  uint8_t g = (uint8_t)esim_rand(d);
+  return g == b ? (uint8_t)(g ^ 0x5A) : g;
+}
+
+/* ------------------------------------------------------------- the chip */
+
+static const char rom_banner_fmt[] =
+    "ets Jul 29 2019 12:21:46\r\n\r\n"
+    "rst:%s,boot:0x3 (DOWNLOAD_BOOT(UART0/UART1/SDIO_REI_REO_V2))\r\n"
+    "waiting for download\r\n";
+
+void esim_write_reset(esim_dev *d) {
+  if (d->w.z_ready) inflateEnd(&d->w.zs);
+  uint8_t *out = d->w.out;
+  memset(&d->w, 0, sizeof d->w);
+  d->w.out = out;
+}
+
+static void chatter(esim_dev *d, uint64_t t, const char *s) {
+  esim_tx_raw(d, t, (const uint8_t *)s, strlen(s));
+}
+
+void esim_enter_rom(esim_dev *d, uint64_t t, const char *rst_reason, bool banner) {
+  d->mode = ESIM_MODE_ROM;
+  d->flavour = ESIM_STUB_AUTO;
+  d->autobaud = true;
+  uart_autobaud(d, 115200);
+  d->r_op = 0;
+  d->r_value = 0;
+  d->rom_attached = false;
+  d->rom_chip_size = 2u << 20; /* ROM default until SPI_SET_PARAMS (doc §5.4) */
+  d->rom_sync_seen = false;
+  d->rom_left = false;
+  d->mem_active = false;
+  d->mem_seen_ns = false;
+  d->mem_text_addr = 0;
+  d->next_chatter = ESIM_NEVER;
+  esim_write_reset(d);
+  esim_stub_reset(d);
+  esim_regs_reset(d);
+  d->fifo_used = 0;
+  if (banner) {
+    char buf[256];
+    snprintf(buf, sizeof buf, rom_banner_fmt, rst_reason);
+    const uint64_t tb = t + d->o.timing.reset_boot_us;
+    chatter(d, tb, buf);
+    /* The ROM prints at 115200 before it listens: 10 bits per byte. */
+    d->cpu_t = tb + (uint64_t)strlen(buf) * 10 * 1000000 / 115200;
+  } else if (d->cpu_t < t) {
+    d->cpu_t = t;
+  }
+}
+
+void esim_enter_stub(esim_dev *d, uint64_t t, esim_stub_flavour f) {
+  d->mode = ESIM_MODE_STUB;
+  d->flavour = f;
+  d->autobaud = false;
+  esim_write_reset(d);
+  esim_stub_reset(d);
+  /* Both stubs attach the flash at boot (LS stub_main spi_flash_attach,
+   * NS stub_lib_flash_init). */
+  d->rom_attached = true;
+  static const uint8_t ohai[4] = {'O', 'H', 'A', 'I'};
+  const uint64_t tb = t + d->o.timing.stub_boot_us;
+  esim_tx_frame(d, tb, ohai, 4);
+  if (d->cpu_t < tb) d->cpu_t = tb;
+  esim_log(d, t, "stub %s running", esim_stub_name(f));
+}
+
+/* What a booting app prints at 115200 (ESP-IDF style). */
+void esim_enter_app(esim_dev *d, uint64_t t, const char *rst_reason) {
+  d->mode = ESIM_MODE_APP;
+  d->flavour = ESIM_STUB_AUTO;
+  d->autobaud = false;
+  esim_set_uart(d, 115200, autobaud_clkdiv(d, 115200));
+  esim_write_reset(d);
+  esim_stub_reset(d);
+  fq_clear(d);
+  char buf[1024];
+  const uint64_t tb = t + d->o.timing.reset_boot_us;
+  const uint32_t magic = d->flash_size > 0x1000 ? d->flash[0x1000] : 0xFF;
+  d->app_valid = magic == 0xE9;
+  if (d->app_valid) {
+    snprintf(buf, sizeof buf,
+             "ets Jul 29 2019 12:21:46\r\n\r\n"
+             "rst:%s,boot:0x13 (SPI_FAST_FLASH_BOOT)\r\n"
+             "configsip: 0, SPIWP:0xee\r\n"
+             "clk_drv:0x00,q_drv:0x00,d_drv:0x00,cs0_drv:0x00,hd_drv:0x00,wp_drv:0x00\r\n"
+             "mode:DIO, clock div:2\r\n"
+             "load:0x3fff0030,len:7104\r\n"
+             "load:0x40078000,len:15576\r\n"
+             "load:0x40080400,len:4\r\n"
+             "load:0x40080404,len:3876\r\n"
+             "entry 0x4008064c\r\n"
+             "I (31) boot: ESP-IDF v5.1.2 2nd stage bootloader\r\n"
+             "I (31) boot: chip revision: v3.0\r\n"
+             "I (35) boot.esp32: SPI Speed      : 40MHz\r\n"
+             "I (40) boot.esp32: SPI Mode       : DIO\r\n"
+             "I (44) boot.esp32: SPI Flash Size : 4MB\r\n"
+             "I (49) boot: Loaded app from partition at offset 0x10000\r\n"
+             "I (120) cpu_start: Starting scheduler on PRO CPU.\r\n"
+             "I (130) main_task: Calling app_main()\r\n",
+             rst_reason);
+    chatter(d, tb, buf);
+    d->next_chatter = tb + 1000000;
+  } else {
+    /* No bootloader image: the ROM complains and the RTC watchdog resets
+     * the chip, over and over. */
+    uint32_t word = 0xFFFFFFFF;
+    if (d->flash_size > 0x1004) memcpy(&word, d->flash + 0x1000, 4);
+    snprintf(buf, sizeof buf,
+             "ets Jul 29 2019 12:21:46\r\n\r\n"
+             "rst:%s,boot:0x13 (SPI_FAST_FLASH_BOOT)\r\n"
+             "invalid header: 0x%08x\r\n",
+             rst_reason, (unsigned)word);
+    chatter(d, tb, buf);
+    d->next_chatter = tb + 200000;
+  }
+  d->chatter_count = 0;
+  if (d->cpu_t < tb) d->cpu_t = tb;
+}
+
+static void do_chatter(esim_dev *d, uint64_t t) {
+  char buf[160];
+  d->chatter_count++;
+  if (d->app_valid) {
+    const uint64_t ms = (t - d->t0) / 1000;
+    snprintf(buf, sizeof buf, "I (%llu) app: tick %u, free heap 283412\r\n", (unsigned long long)ms,
+             d->chatter_count);
+    chatter(d, t, buf);
+    d->next_chatter = t + 1000000;
+  } else {
+    uint32_t word = 0xFFFFFFFF;
+    if (d->flash_size > 0x1004) memcpy(&word, d->flash + 0x1000, 4);
+    snprintf(buf, sizeof buf,
+             "ets Jul 29 2019 12:21:46\r\n\r\nrst:0x10 (RTCWDT_RTC_RESET),boot:0x13 (SPI_FAST_FLASH_BOOT)\r\n"
+             "invalid header: 0x%08x\r\n",
+             (unsigned)word);
+    chatter(d, t, buf);
+    d->next_chatter = t + 200000;
+  }
+}
+
+/* --------------------------------------------------------------- lifetime */
+
+eg_err esim_dev_new(esim_dev **out, const esim_dev_opts *o) {
+  *out = NULL;
+  if (!o || (o->crystal_mhz != 40 && o->crystal_mhz != 26)) return EG_INVAL;
+  size_t fsize = o->flash_size;
+  if (!fsize) fsize = eg_flash_size_from_jedec(o->flash_id);
+  if (!fsize) return EG_INVAL;
+  esim_dev *d = calloc(1, sizeof *d);
+  if (!d) return EG_NOMEM;
+  d->o = *o;
+  d->o.name = NULL;
+  snprintf(d->name, sizeof d->name, "%s", o->name ? o->name : "dev");
+  if (d->o.baud_tolerance <= 0) d->o.baud_tolerance = 0.025;
+  if (d->o.faults.slow_erase <= 0) d->o.faults.slow_erase = 1.0;
+  d->dec = malloc(ESIM_DECODE_CAP);
+  d->w.out = malloc(32768);
+  if (!d->dec || !d->w.out) {
+    esim_dev_free(d);
+    return EG_NOMEM;
+  }
+  if (o->flash) {
+    d->flash = o->flash;
+    d->flash_size = fsize;
+  } else {
+    d->flash = malloc(fsize);
+    if (!d->flash) {
+      esim_dev_free(d);
+      return EG_NOMEM;
+    }
+    memset(d->flash, 0xFF, fsize);
+    d->flash_size = fsize;
+    d->flash_owned = true;
+  }
+  d->rng = o->seed * 0x9E3779B97F4A7C15ULL + 0x1234567;
+  if (!d->rng) d->rng = 1;
+  for (const char *p = d->name; *p; p++) d->rng = (d->rng ^ (uint8_t)*p) * 0x100000001B3ULL;
+  /* ROM's belief of the crystal (doc §8.3): f_rom = cali * 15625 * ck8m / 40
+   * with ck8m = eFuse word4 & 0xFF = 0x50 (trace). */
+  const double f_rom = (double)o->crystal_mhz * 1e6 * (1.0 + o->rom_clock_error);
+  d->rtc_cali = (uint32_t)(f_rom / (15625.0 * 80.0 / 40.0) + 0.5);
+  d->md5_budget = o->faults.md5_mismatch;
+  d->cpu_t = 0;
+  if (o->faults.not_in_download_mode) {
+    esim_enter_app(d, 0, "0x1 (POWERON_RESET)");
+  } else {
+    esim_enter_rom(d, 0, "0x1 (POWERON_RESET)", false);
+  }
+  *out = d;
+  return EG_OK;
+}
+
+void esim_dev_free(esim_dev *d) {
+  if (!d) return;
+  q_clear(&d->rxq);
+  q_clear(&d->txq);
+  fq_clear(d);
+  if (d->w.z_ready) inflateEnd(&d->w.zs);
+  esim_stub_reset(d);
+  free(d->w.out);
+  free(d->dec);
+  free(d->sparse_addr);
+  free(d->sparse_val);
+  if (d->flash_owned) free(d->flash);
+  free(d);
+}
+
+void esim_dev_reset(esim_dev *d, uint64_t now, bool download) {
+  if (now < d->now) now = d->now;
+  d->now = now;
+  q_clear(&d->rxq);
+  q_clear(&d->txq);
+  fq_clear(d);
+  d->slip = SLIP_NO_FRAME;
+  d->dec_len = 0;
+  d->cpu_t = now;
+  d->flash_busy = now; /* a reset aborts an erase in progress */
+  d->disconnect_pending = false;
+  esim_log(d, now, "reset (%s)", download ? "download mode" : "boot");
+  if (download && !d->o.faults.not_in_download_mode) {
+    esim_enter_rom(d, now, "0x1 (POWERON_RESET)", true);
+  } else {
+    esim_enter_app(d, now, "0x1 (POWERON_RESET)");
+  }
+}
+
+void esim_dev_host_attached(esim_dev *d, uint64_t now) {
+  if (now < d->now) now = d->now;
+  d->now = now;
+  if (!d->t0_set) {
+    d->t0 = now;
+    d->t0_set = true;
+  }
+  if (d->mode == ESIM_MODE_APP && d->o.faults.not_in_download_mode) {
+    q_clear(&d->txq);
+    esim_log(d, now, "host attached: app reboots (adapter reset on open)");
+    esim_enter_app(d, now, "0x1 (POWERON_RESET)");
+  }
+}
+
+/* ------------------------------------------------------------------ input */
+
+static void frame_done(esim_dev *d, uint64_t t) {
+  const uint32_t n = d->dec_len;
+  d->dec_len = 0;
+  if (n == 0) return; /* C0 C0: an empty frame is ignored by every loader */
+  if (d->mode == ESIM_MODE_STUB && d->fq_count >= 1 && d->opst == OPST_IDLE) {
+    if (d->flavour == ESIM_STUB_NEW) {
+      /* NS: both frame buffers are full (one running, one waiting): the
+       * ISR has nowhere to put this frame (frame_buffer_acquire NULL). */
+      esim_log(d, t, "rx frame lost: both stub buffers busy");
+      d->st.rx_overflow++;
+      return;
+    }
+    /* LS: the ISR overwrites ub.command, the older waiting frame is lost. */
+    esim_frame *old = d->fq_tail;
+    esim_log(d, t, "rx frame lost: overwritten by the next one (stub still busy)");
+    d->st.rx_overflow++;
+    if (d->fq_head == old) {
+      d->fq_head = d->fq_tail = NULL;
+      d->fq_count = 0;
+    } else {
+      esim_frame *p = d->fq_head;
+      while (p->next != old) p = p->next;
+      p->next = NULL;
+      d->fq_tail = p;
+      d->fq_count--;
+    }
+    free(old);
+  }
+  esim_frame *f = malloc(sizeof *f + n);
+  if (!f) return;
+  f->next = NULL;
+  f->t = t;
+  f->len = n;
+  memcpy(f->data, d->dec, n);
+  if (d->fq_tail) d->fq_tail->next = f;
+  else d->fq_head = f;
+  d->fq_tail = f;
+  d->fq_count++;
+}
+
+static uint32_t decode_cap(const esim_dev *d) {
+  if (d->mode == ESIM_MODE_STUB) return d->flavour == ESIM_STUB_NEW ? ESIM_NS_BUF : ESIM_LS_BUF;
+  return ESIM_ROM_BUF;
+}
+
+/* SLIP receive as the Espressif loaders do it: 0xC0 toggles between "no
+ * frame" and "in frame" (so C0 C0 is an empty frame, and the next frame
+ * needs its own opening C0). Overflow: LS ends the frame at its buffer size
+ * and keeps receiving into the next buffer; ROM and NS drop the frame. */
+static void slip_byte(esim_dev *d, uint64_t t, uint8_t b) {
+  switch (d->slip) {
+  case SLIP_NO_FRAME:
+    if (b == 0xC0) {
+      d->slip = SLIP_IN_FRAME;
+      d->dec_len = 0;
+    }
+    return;
+  case SLIP_DROP:
+    if (b == 0xC0) {
+      d->slip = SLIP_NO_FRAME;
+      d->dec_len = 0;
+    }
+    return;
+  case SLIP_IN_FRAME:
+    if (b == 0xC0) {
+      d->slip = SLIP_NO_FRAME;
+      frame_done(d, t);
+      return;
+    }
+    if (b == 0xDB) {
+      d->slip = SLIP_ESCAPING;
+      return;
+    }
+    break;
+  case SLIP_ESCAPING:
+    d->slip = SLIP_IN_FRAME;
+    if (b == 0xDC) b = 0xC0;
+    else if (b == 0xDD) b = 0xDB;
+    else {
+      /* LS ignores the bad byte; ROM and NS drop the frame. */
+      if (d->mode == ESIM_MODE_STUB && d->flavour == ESIM_STUB_LEGACY) return;
+      esim_log(d, t, "rx SLIP escape error, frame dropped");
+      d->slip = b == 0xC0 ? SLIP_NO_FRAME : SLIP_DROP;
+      d->dec_len = 0;
+      return;
+    }
+    break;
+  }
+  if (d->dec_len >= decode_cap(d)) {
+    if (d->mode == ESIM_MODE_STUB && d->flavour == ESIM_STUB_LEGACY) {
+      frame_done(d, t); /* ub.read == MAX_WRITE_BLOCK+64: frame "finished" */
+    } else {
+      esim_log(d, t, "rx frame too long, dropped");
+      d->st.rx_overflow++;
+      d->slip = SLIP_DROP;
+      d->dec_len = 0;
+      return;
+    }
+  }
+  d->dec[d->dec_len++] = b;
+}
+
+static void fire_disconnect(esim_dev *d, uint64_t t, const char *why) {
+  esim_log(d, t, "fault disconnect (%s)", why);
+  d->disconnect_pending = true;
+  d->disconnect_fired = true;
+  d->mode = ESIM_MODE_DISCONNECTED;
+  q_clear(&d->txq);
+  q_clear(&d->rxq);
+  fq_clear(d);
+}
+
+static void process_input(esim_dev *d, esim_chunk *c) {
+  const uint64_t t = c->t;
+  uint8_t *p = c->data + c->off;
+  size_t n = c->len - c->off;
+  if (d->mode == ESIM_MODE_DISCONNECTED || d->mode == ESIM_MODE_STALLED) return;
+  if (d->autobaud && c->host_baud && c->host_baud != d->baud && d->mode == ESIM_MODE_ROM) {
+    /* The ROM's autobaud measures the host's bit time (doc §3.2). */
+    esim_log(d, t, "autobaud: %u -> %u", (unsigned)d->baud, (unsigned)c->host_baud);
+    uart_autobaud(d, c->host_baud);
+  }
+  const bool garbled = rate_garbles(d, c->host_baud);
+  const esim_faults *fl = &d->o.faults;
+  for (size_t i = 0; i < n; i++) {
+    uint8_t b = p[i];
+    d->rx_count++;
+    d->st.rx_bytes++;
+    if (fl->drop_rate_rx > 0 && esim_rand01(d) < fl->drop_rate_rx) {
+      d->st.rx_dropped++;
+      esim_log(d, t, "fault drop rx byte 0x%02x", b);
+      goto counted;
+    }
+    if (fl->corrupt_rate_rx > 0 && esim_rand01(d) < fl->corrupt_rate_rx) {
+      const uint8_t nb = (uint8_t)(b ^ (1u << (esim_rand(d) & 7)));
+      esim_log(d, t, "fault corrupt rx byte 0x%02x -> 0x%02x", b, nb);
+      b = nb;
+    }
+    if (garbled) {
+      b = garble_byte(d, b);
+      d->st.rx_garbled++;
+    }
+    if (d->mode == ESIM_MODE_ROM) {
+      /* The ROM polls its 128-byte FIFO only between commands. */
+      if (t < d->cpu_t) {
+        if (d->fifo_used >= ESIM_UART_FIFO) {
+          d->st.rx_overflow++;
+          if (d->st.rx_overflow < 20 || d->st.rx_overflow % 1000 == 0)
+            esim_log(d, t, "rx FIFO overflow while busy, byte lost");
+          goto counted;
+        }
+        d->fifo_used++;
+      } else {
+        d->fifo_used = 0;
+      }
+    }
+    if (d->mode == ESIM_MODE_ROM || d->mode == ESIM_MODE_STUB) slip_byte(d, t, b);
+  counted:
+    if (fl->stall_after_bytes && d->rx_count == fl->stall_after_bytes) {
+      esim_log(d, t, "fault stall after %llu bytes", (unsigned long long)d->rx_count);
+      d->mode = ESIM_MODE_STALLED;
+      q_clear(&d->txq);
+      fq_clear(d);
+      return;
+    }
+    if (fl->disconnect_after_bytes && !d->disconnect_fired && d->rx_count == fl->disconnect_after_bytes) {
+      fire_disconnect(d, t, "after bytes");
+      return;
+    }
+  }
+}
+
+static void process_frame(esim_dev *d, esim_frame *f) {
+  uint64_t t = d->cpu_t > f->t ? d->cpu_t : f->t;
+  const esim_faults *fl = &d->o.faults;
+  if (d->opst == OPST_IDLE && f->len >= 2 && (d->mode == ESIM_MODE_ROM || d->mode == ESIM_MODE_STUB)) {
+    const uint8_t op = f->data[1];
+    d->op_seen[op]++;
+    if (fl->disconnect_at_op == op && !d->disconnect_fired &&
+        d->op_seen[op] == (fl->disconnect_at_nth ? fl->disconnect_at_nth : 1)) {
+      fire_disconnect(d, t, eg_op_name(op));
+      return;
+    }
+  }
+  switch (d->mode) {
+  case ESIM_MODE_ROM:
+    esim_rom_frame(d, &t, f->data, f->len);
+    break;
+  case ESIM_MODE_STUB:
+    if (d->opst == OPST_READ_FLASH) esim_stub_read_ack(d, &t, f->data, f->len);
+    else esim_stub_frame(d, &t, f->data, f->len);
+    break;
+  case ESIM_MODE_APP:
+  case ESIM_MODE_STALLED:
+  case ESIM_MODE_DISCONNECTED:
+    break;
+  }
+  if (t > d->cpu_t) d->cpu_t = t;
+}
+
+void esim_dev_rx(esim_dev *d, uint64_t now, const uint8_t *p, size_t n, uint32_t host_baud) {
+  if (now < d->now) now = d->now;
+  if (!d->t0_set) {
+    d->t0 = now;
+    d->t0_set = true;
+  }
+  esim_dev_advance(d, now);
+  if (!n) return;
+  if (d->mode == ESIM_MODE_DISCONNECTED || d->mode == ESIM_MODE_STALLED) {
+    d->st.rx_bytes += n;
+    return;
+  }
+  uint64_t t = now + d->o.timing.rx_latency_us + d->o.faults.delay_rx_us;
+  if (d->rxq.tail && d->rxq.tail->t > t) t = d->rxq.tail->t;
+  esim_chunk *c = chunk_new(t, p, n);
+  if (!c) return;
+  c->host_baud = host_baud;
+  q_push(&d->rxq, c);
+  esim_dev_advance(d, now);
+}
+
+void esim_dev_advance(esim_dev *d, uint64_t now) {
+  if (now < d->now) now = d->now;
+  d->now = now;
+  if (!d->t0_set) {
+    d->t0 = now;
+    d->t0_set = true;
+  }
+  for (;;) {
+    const uint64_t t_in = d->rxq.head ? d->rxq.head->t : ESIM_NEVER;
+    uint64_t t_fr = ESIM_NEVER;
+    if (d->fq_head) t_fr = d->cpu_t > d->fq_head->t ? d->cpu_t : d->fq_head->t;
+    const uint64_t t_ch = d->mode == ESIM_MODE_APP ? d->next_chatter : ESIM_NEVER;
+    uint64_t tmin = t_in < t_fr ? t_in : t_fr;
+    if (t_ch < tmin) tmin = t_ch;
+    if (tmin > now || tmin == ESIM_NEVER) break;
+    if (t_fr == tmin) {
+      esim_frame *f = d->fq_head;
+      d->fq_head = f->next;
+      if (!d->fq_head) d->fq_tail = NULL;
+      d->fq_count--;
+      process_frame(d, f);
+      free(f);
+    } else if (t_in == tmin) {
+      esim_chunk *c = d->rxq.head;
+      d->rxq.head = c->next;
+      if (!d->rxq.head) d->rxq.tail = NULL;
+      d->rxq.bytes -= c->len - c->off;
+      process_input(d, c);
+      free(c);
+    } else {
+      do_chatter(d, t_ch);
+    }
+  }
+}
+
+uint64_t esim_dev_next_event(const esim_dev *d) {
+  uint64_t t = ESIM_NEVER;
+  if (d->rxq.head && d->rxq.head->t < t) t = d->rxq.head->t;
+  if (d->fq_head) {
+    const uint64_t tf = d->cpu_t > d->fq_head->t ? d->cpu_t : d->fq_head->t;
+    if (tf < t) t = tf;
+  }
+  if (d->mode == ESIM_MODE_APP && d->next_chatter < t) t = d->next_chatter;
+  if (d->txq.head && d->txq.head->t < t) t = d->txq.head->t;
+  return t;
+}
+
+uint64_t esim_dev_tx_ready_at(const esim_dev *d) { return d->txq.head ? d->txq.head->t : ESIM_NEVER; }
+
+size_t esim_dev_tx_take(esim_dev *d, uint64_t now, uint8_t *out, size_t max, uint32_t host_baud) {
+  esim_dev_advance(d, now);
+  size_t n = 0;
+  const esim_faults *fl = &d->o.faults;
+  while (d->txq.head && d->txq.head->t <= now) {
+    esim_chunk *c = d->txq.head;
+    if (c->is_baud) {
+      if (n) break; /* let the caller pace what it has at the old rate */
+      esim_log(d, c->t, "uart %u -> %u baud", (unsigned)d->baud, (unsigned)c->set_baud);
+      esim_set_uart(d, c->set_baud, c->set_clkdiv);
+      q_pop(&d->txq);
+      break;
+    }
+    const bool garbled = rate_garbles(d, host_baud);
+    while (c->off < c->len && n < max) {
+      uint8_t b = c->data[c->off++];
+      d->txq.bytes--;
+      d->st.tx_bytes++;
+      if (fl->drop_rate_tx > 0 && esim_rand01(d) < fl->drop_rate_tx) {
+        esim_log(d, now, "fault drop tx byte 0x%02x", b);
+        continue;
+      }
+      if (fl->corrupt_rate_tx > 0 && esim_rand01(d) < fl->corrupt_rate_tx) {
+        const uint8_t nb = (uint8_t)(b ^ (1u << (esim_rand(d) & 7)));
+        esim_log(d, now, "fault corrupt tx byte 0x%02x -> 0x%02x", b, nb);
+        b = nb;
+      }
+      if (garbled) {
+        b = garble_byte(d, b);
+        d->st.tx_garbled++;
+      }
+      out[n++] = b;
+    }
+    if (c->off == c->len) {
+      d->txq.head = c->next;
+      if (!d->txq.head) d->txq.tail = NULL;
+      free(c);
+    }
+    if (n >= max) break;
+  }
+  return n;
+}
+
+bool esim_dev_take_disconnect(esim_dev *d) {
+  const bool r = d->disconnect_pending;
+  d->disconnect_pending = false;
+  return r;
+}
+
+esim_mode esim_dev_mode(const esim_dev *d) { return d->mode; }
+esim_stub_flavour esim_dev_stub(const esim_dev *d) {
+  return d->mode == ESIM_MODE_STUB ? d->flavour : ESIM_STUB_AUTO;
+}
+
+const uint8_t *esim_dev_flash(const esim_dev *d, size_t *size) {
+  if (size) *size = d->flash_size;
+  return d->flash;
+}
+
+uint32_t esim_dev_read_reg(esim_dev *d, uint32_t addr) { return esim_reg_read(d, addr); }
+
+bool esim_dev_idle(const esim_dev *d, uint64_t now) {
+  return !d->rxq.head && !d->fq_head && !d->txq.head && d->cpu_t <= now && d->flash_busy <= now &&
+         d->opst == OPST_IDLE;
+}
+
+void esim_dev_get_stats(const esim_dev *d, esim_dev_stats *s) { *s = d->st; }

@@ -1,0 +1,843 @@
+/* stub.c - the two ESP32 flasher stubs, as their sources behave (read for
+ * facts, not copied):
+ *
+ *   LEGACY  esptool-legacy-flasher-stub (esptool set "1"; text 0x400BE000):
+ *           stub_flasher.c cmd_loop, stub_write_flash.c, stub_commands.c.
+ *   NEW     esp-flasher-stub (esptool set "2", esptool-js 0.7.0; text
+ *           0x400A8000): command_handler.c handle_command.
+ *
+ * Replies have 2 status bytes and value 0 (READ_REG excepted). Quirks kept
+ * on purpose because a host meets them on real chips:
+ *   - LS sends every reply's 8-byte header before running the command and
+ *     the status after (cmd_loop), so a long ERASE_FLASH/MD5 shows its
+ *     header at once.
+ *   - LS computes several statuses as `verify_data_len(...) || handler(...)`,
+ *     a C logical OR: a bad length or failing handler there reports 0x01,
+ *     not 0xC0 (ERASE_REGION, ERASE_FLASH, MD5, SPI_ATTACH, SPI_SET_PARAMS,
+ *     MEM_BEGIN, MEM_END).
+ *   - LS acknowledges FLASH_(DEFL_)DATA right after checking length and
+ *     checksum, then inflates/erases/writes while the next block arrives; a
+ *     write or inflate error is reported by a later DATA reply or by END.
+ *   - NS sends the full reply after the command; DATA/READ_FLASH/baud work
+ *     runs after the reply ("post-process") and an error there is returned
+ *     instead of running the *next* command.
+ */
+#include <string.h>
+
+#include "proto.h"
+#include "simdev_int.h"
+
+#define NS_TEXT_START 0x400A8000u
+
+/* LS esp_command_error / NS esp_response_code (high byte). */
+enum {
+  S_OK = 0x00,
+  S_BAD_DATA_LEN = 0xC0,
+  S_BAD_DATA_CHECKSUM = 0xC1,
+  S_BAD_BLOCKSIZE = 0xC2,
+  S_INVALID_COMMAND = 0xC3,
+  S_FAILED_SPI_OP = 0xC4,
+  S_NOT_IN_FLASH_MODE = 0xC6,
+  S_INFLATE_ERROR = 0xC7,
+  S_NOT_ENOUGH_DATA = 0xC8,
+  S_TOO_MUCH_DATA = 0xC9,
+  S_NOT_IMPLEMENTED = 0xFF
+};
+
+void esim_stub_reset(esim_dev *d) {
+  if (d->rf.md5) esim_md5_free(d->rf.md5);
+  memset(&d->rf, 0, sizeof d->rf);
+  d->opst = OPST_IDLE;
+  d->ns_accum = S_OK;
+  d->stub_chip_size = 16u << 20; /* LS: SPIParamCfg(..., FLASH_MAX_SIZE = 16 MB) at boot */
+  d->mem_active = false;
+  d->mem_remaining = 0;
+}
+
+static uint32_t word(const uint8_t *data, size_t size, unsigned i) {
+  return 4u * i + 4 <= size ? eg_get_u32(data + 4 * i) : 0;
+}
+
+/* ------------------------------------------------------------------ LS */
+
+/* One LS reply: header at t_hdr, [data] + error + status at t_end. */
+static void ls_reply(esim_dev *d, uint64_t t_hdr, uint64_t t_end, uint8_t op, uint16_t len_ret, uint32_t value,
+                     const uint8_t *data, size_t dlen, uint8_t err, uint8_t status) {
+  uint8_t buf[8 + 16 + 2];
+  buf[0] = 0x01;
+  buf[1] = op;
+  eg_put_u16(buf + 2, len_ret);
+  eg_put_u32(buf + 4, value);
+  if (dlen) memcpy(buf + 8, data, dlen);
+  buf[8 + dlen] = err;
+  buf[9 + dlen] = status;
+  esim_tx_frame_split(d, t_hdr, t_end, buf, 10 + dlen, 8);
+  esim_log(d, t_end, "reply %s value=0x%08x status=%02x %02x", eg_op_name(op), (unsigned)value, err, status);
+}
+
+/* stub_write_flash.c start_next_erase: a 64 KB block if aligned and at
+ * least 16 sectors remain, else one sector; never waits for the chip. */
+static bool ls_start_next_erase(esim_dev *d, uint64_t *t) {
+  esim_write *w = &d->w;
+  if (w->erase_remaining == 0) return true;
+  const bool block = w->erase_remaining >= ESIM_SECTORS_PER_BLOCK && (w->next_erase / ESIM_SECTOR) % ESIM_SECTORS_PER_BLOCK == 0;
+  if (!esim_fl_erase_if_ready(d, t, block ? ESIM_ERASE_BLOCK : ESIM_ERASE_SECTOR, w->next_erase)) return false;
+  const uint32_t n = block ? ESIM_SECTORS_PER_BLOCK : 1;
+  w->erase_remaining -= n;
+  w->next_erase += n * ESIM_SECTOR;
+  return true;
+}
+
+/* stub_write_flash.c handle_flash_data */
+static void ls_flash_data(esim_dev *d, uint64_t *t, const uint8_t *p, uint32_t len) {
+  esim_write *w = &d->w;
+  if (len > w->remaining) len = w->remaining; /* trailing padding of the last block */
+  if (len == 0) return;
+  const uint32_t last_sector = (w->next_write + len) / ESIM_SECTOR;
+  while (w->erase_remaining > 0 && w->next_erase / ESIM_SECTOR <= last_sector) {
+    if (*t < d->flash_busy) *t = d->flash_busy; /* the stub spins on spiflash_is_ready */
+    ls_start_next_erase(d, t);
+  }
+  bool ok = (uint64_t)w->next_write + len <= d->stub_chip_size; /* ROM SPIWrite range check */
+  if (ok) ok = esim_fl_program(d, t, w->next_write, p, len);
+  if (!ok) w->last_error = S_FAILED_SPI_OP;
+  w->next_write += len;
+  w->remaining -= len;
+}
+
+/* stub_write_flash.c handle_flash_deflated_data */
+static void ls_defl_data(esim_dev *d, uint64_t *t, const uint8_t *in, uint32_t length) {
+  esim_write *w = &d->w;
+  if (w->remaining == 0 && length > 4) {
+    w->last_error = S_TOO_MUCH_DATA;
+    return;
+  }
+  bool done = false, failed = false;
+  while (length > 0 && w->remaining > 0 && !done && !failed) {
+    ls_start_next_erase(d, t); /* opportunistic: erase while inflating */
+    w->zs.next_in = (Bytef *)(uintptr_t)in;
+    w->zs.avail_in = length;
+    w->zs.next_out = w->out + w->out_len;
+    w->zs.avail_out = 32768 - w->out_len;
+    const int r = w->z_ready ? inflate(&w->zs, Z_NO_FLUSH) : Z_STREAM_ERROR;
+    const uint32_t consumed = length - w->zs.avail_in;
+    const uint32_t produced = 32768 - w->out_len - w->zs.avail_out;
+    w->remaining_compressed -= consumed;
+    length -= consumed;
+    in += consumed;
+    w->out_len += produced;
+    *t += ((uint64_t)produced * d->o.timing.inflate_ns_per_byte + 500) / 1000;
+    if (r == Z_STREAM_END) done = true;
+    else if (r != Z_OK && r != Z_BUF_ERROR) failed = true;
+    if (done || w->out_len == 32768) {
+      ls_flash_data(d, t, w->out, w->out_len);
+      w->out_len = 0;
+    }
+    if (!done && !failed && consumed == 0 && produced == 0) break;
+  }
+  if (failed) w->last_error = S_INFLATE_ERROR;
+  if (done && w->remaining > 0) w->last_error = S_NOT_ENOUGH_DATA;
+}
+
+/* stub_commands.c handle_flash_erase: 0 or the non-zero code that the
+ * caller's `||` turns into 1. */
+static int ls_erase_region(esim_dev *d, uint64_t *t, uint32_t addr, uint32_t len) {
+  if (addr % ESIM_SECTOR) return 0x32;
+  if (len % ESIM_SECTOR) return 0x33;
+  while (len > 0 && addr % ESIM_BLOCK) {
+    if ((uint64_t)addr + ESIM_SECTOR > d->stub_chip_size) return 0x35;
+    esim_fl_erase(d, t, ESIM_ERASE_SECTOR, addr, true);
+    len -= ESIM_SECTOR;
+    addr += ESIM_SECTOR;
+  }
+  while (len > ESIM_BLOCK) { /* strictly more than a block: 64 KB left goes sector by sector */
+    if ((uint64_t)addr + ESIM_BLOCK > d->stub_chip_size) return 0x36;
+    esim_fl_erase(d, t, ESIM_ERASE_BLOCK, addr, true);
+    len -= ESIM_BLOCK;
+    addr += ESIM_BLOCK;
+  }
+  while (len > 0) {
+    if ((uint64_t)addr + ESIM_SECTOR > d->stub_chip_size) return 0x37;
+    esim_fl_erase(d, t, ESIM_ERASE_SECTOR, addr, true);
+    len -= ESIM_SECTOR;
+    addr += ESIM_SECTOR;
+  }
+  return 0;
+}
+
+static void md5_range(esim_dev *d, uint64_t *t, uint32_t addr, uint32_t len, uint8_t dig[16]) {
+  esim_fl_md5(d, t, addr, len, dig);
+}
+
+/* READ_FLASH streaming (both stubs): send packets while the in-flight rule
+ * allows, then wait for the host's 4-byte acknowledgement frames; after the
+ * last ack, the 16-byte MD5 of everything sent. */
+static void rf_finish(esim_dev *d, uint64_t t) {
+  uint8_t dig[16];
+  esim_md5_final(d->rf.md5, dig);
+  d->rf.md5 = NULL;
+  esim_tx_frame(d, t, dig, 16);
+  esim_log(d, t, "read_flash done: %u bytes sent, md5 frame", (unsigned)d->rf.sent);
+  d->opst = OPST_IDLE;
+}
+
+static void rf_pump(esim_dev *d, uint64_t *t) {
+  for (;;) {
+    bool may_send;
+    if (d->flavour == ESIM_STUB_LEGACY) {
+      /* stub_commands.c handle_flash_read compares *bytes* in flight with
+       * max_in_flight (a packet count in esptool's mind): with esptool's 64
+       * it allows one packet (doc §7). */
+      if (!(d->rf.acked < d->rf.len && d->rf.acked <= d->rf.sent)) {
+        rf_finish(d, *t);
+        return;
+      }
+      may_send = d->rf.sent < d->rf.len && d->rf.sent - d->rf.acked < d->rf.max_in_flight;
+    } else {
+      if (!(d->rf.sent < d->rf.len || d->rf.acked < d->rf.len)) {
+        rf_finish(d, *t);
+        return;
+      }
+      may_send = d->rf.sent < d->rf.len && d->rf.sent_packets - d->rf.acked_packets < 1;
+    }
+    if (!may_send) {
+      d->opst = OPST_READ_FLASH; /* wait for an ack frame */
+      return;
+    }
+    uint32_t n = d->rf.len - d->rf.sent;
+    if (n > d->rf.packet) n = d->rf.packet;
+    uint8_t buf[4096];
+    esim_fl_read(d, t, d->rf.addr, buf, n);
+    esim_md5_update(d->rf.md5, buf, n);
+    *t += ((uint64_t)n * d->o.timing.md5_ns_per_byte + 500) / 1000;
+    esim_tx_frame(d, *t, buf, n);
+    d->rf.addr += n;
+    d->rf.sent += n;
+    d->rf.sent_packets++;
+  }
+}
+
+static void rf_start(esim_dev *d, uint64_t *t, uint32_t addr, uint32_t len, uint32_t packet, uint32_t inflight) {
+  memset(&d->rf, 0, sizeof d->rf);
+  d->rf.addr = addr;
+  d->rf.len = len;
+  d->rf.packet = packet;
+  d->rf.max_in_flight = inflight;
+  d->rf.md5 = esim_md5_new();
+  esim_log(d, *t, "read_flash 0x%06x+%u packet %u in-flight %u", (unsigned)addr, (unsigned)len, (unsigned)packet,
+           (unsigned)inflight);
+  if (packet == 0) { /* nothing can ever be sent: the stub waits for acks */
+    d->opst = OPST_READ_FLASH;
+    return;
+  }
+  rf_pump(d, t);
+}
+
+void esim_stub_read_ack(esim_dev *d, uint64_t *t, const uint8_t *f, size_t n) {
+  *t += d->o.timing.stub_cmd_us;
+  if (d->flavour == ESIM_STUB_LEGACY) {
+    /* SLIP_recv(&num_acked, 4): keeps the first 4 bytes, r = min(len, 4) */
+    if (n < 4) {
+      esim_log(d, *t, "read_flash: %zu-byte ack, giving up", n);
+      rf_finish(d, *t);
+      return;
+    }
+    d->rf.acked = eg_get_u32(f);
+  } else {
+    if (n != 4) {
+      esim_log(d, *t, "read_flash: %zu-byte ack, giving up", n);
+      rf_finish(d, *t);
+      return;
+    }
+    d->rf.acked = eg_get_u32(f);
+    d->rf.acked_packets++;
+  }
+  rf_pump(d, t);
+}
+
+static void ls_frame(esim_dev *d, uint64_t *t, const uint8_t *f, size_t n) {
+  if (n < 8) {
+    esim_log(d, *t, "stub: frame of %zu bytes ignored", n);
+    return;
+  }
+  const uint8_t op = f[1];
+  const uint16_t size = eg_get_u16(f + 2);
+  const uint32_t checksum = eg_get_u32(f + 4);
+  /* LS trusts the header's length; bytes the frame lacks are whatever the
+   * buffer held (zeros here). */
+  uint8_t data[ESIM_LS_BUF];
+  const size_t avail = n - 8 < sizeof data ? n - 8 : sizeof data;
+  memset(data, 0, size < sizeof data ? size : sizeof data);
+  memcpy(data, f + 8, avail < size ? avail : size);
+  d->st.commands++;
+  esim_log(d, *t, "cmd %s (0x%02x) size=%u", eg_op_name(op), op, size);
+  *t += d->o.timing.stub_cmd_us;
+  const uint64_t t_hdr = *t;
+  uint32_t value = 0;
+  uint16_t len_ret = 2;
+  if (op == EG_OP_READ_REG && size == 4) value = esim_reg_read(d, word(data, size, 0));
+  if (op == EG_OP_SPI_FLASH_MD5) len_ret = 16 + 2;
+  if (size > ESIM_LS_MAX_DATA) {
+    ls_reply(d, t_hdr, *t, op, len_ret, value, NULL, 0, S_BAD_DATA_LEN, 0xEE);
+    return;
+  }
+  esim_write *w = &d->w;
+  uint8_t err = S_NOT_IMPLEMENTED, status = 0;
+  uint8_t md5[16];
+  size_t md5_len = 0;
+  const uint32_t w0 = word(data, size, 0), w1 = word(data, size, 1), w2 = word(data, size, 2),
+                 w3 = word(data, size, 3), w4 = word(data, size, 4);
+
+  switch (op) {
+  case EG_OP_SYNC:
+    err = size == 36 ? S_OK : S_BAD_DATA_LEN;
+    if (err == S_OK) {
+      uint8_t buf[10] = {0x01, EG_OP_SYNC, 0x02, 0x00, 0, 0, 0, 0, 0, 0};
+      for (int i = 0; i < 7; i++) esim_tx_frame(d, t_hdr, buf, sizeof buf);
+    }
+    break;
+  case EG_OP_ERASE_FLASH:
+    if (size != 0) {
+      err = 1;
+    } else {
+      esim_fl_erase(d, t, ESIM_ERASE_CHIP, 0, true); /* SPIEraseChip waits */
+      err = S_OK;
+    }
+    break;
+  case EG_OP_ERASE_REGION:
+    err = size != 8 ? 1 : ls_erase_region(d, t, w0, w1) ? 1 : S_OK;
+    break;
+  case EG_OP_CHANGE_BAUDRATE:
+    err = size == 8 ? S_OK : S_BAD_DATA_LEN;
+    break;
+  case EG_OP_READ_FLASH:
+    err = size == 16 ? S_OK : S_BAD_DATA_LEN;
+    break;
+  case EG_OP_SPI_FLASH_MD5:
+    if (size != 16) {
+      err = 1;
+    } else if ((uint64_t)w0 + w1 > d->stub_chip_size) {
+      err = 1; /* SPIRead fails -> 0x63 -> `||` -> 1 */
+    } else {
+      md5_range(d, t, w0, w1, md5);
+      md5_len = 16;
+      err = S_OK;
+    }
+    break;
+  case EG_OP_FLASH_BEGIN:
+  case EG_OP_FLASH_DEFL_BEGIN:
+    if (size != 16 && size != 20) {
+      err = S_BAD_DATA_LEN;
+    } else if (w2 > 0x4000) {
+      err = S_BAD_BLOCKSIZE;
+    } else {
+      (void)w4; /* encrypt flag: ESP32 flash encryption is not modelled */
+      esim_write_reset(d);
+      w->active = true;
+      w->compressed = op == EG_OP_FLASH_DEFL_BEGIN;
+      w->next_write = w3;
+      w->offset = w3;
+      w->remaining = w0;
+      w->next_erase = w3 & ~(ESIM_SECTOR - 1);
+      w->erase_remaining = ((w3 % ESIM_SECTOR) + w0 + ESIM_SECTOR - 1) / ESIM_SECTOR;
+      w->last_error = S_OK;
+      if (w->compressed) {
+        w->remaining_compressed = w1 * w2;
+        memset(&w->zs, 0, sizeof w->zs);
+        w->z_ready = inflateInit(&w->zs) == Z_OK;
+      }
+      err = S_OK;
+    }
+    break;
+  case EG_OP_FLASH_DATA:
+  case EG_OP_FLASH_DEFL_DATA:
+    /* ACK first: check, reply, then write (below) while the next block
+     * arrives. */
+    if (w->active) {
+      err = w->last_error;
+      const uint32_t payload = (uint32_t)size - 16;
+      if (size < 16 || w0 != payload) err = S_BAD_DATA_LEN;
+      if (size >= 16 && eg_checksum(data + 16, payload) != checksum) err = S_BAD_DATA_CHECKSUM;
+    } else {
+      err = S_NOT_IN_FLASH_MODE;
+    }
+    break;
+  case EG_OP_FLASH_END:
+  case EG_OP_FLASH_DEFL_END:
+    if (!w->active) {
+      err = S_NOT_IN_FLASH_MODE;
+    } else if (w->remaining > 0) {
+      err = S_NOT_ENOUGH_DATA;
+    } else {
+      w->active = false;
+      err = w->last_error;
+    }
+    break;
+  case EG_OP_SPI_SET_PARAMS:
+    if (size != 24) {
+      err = 1;
+    } else {
+      d->stub_chip_size = w1;
+      err = S_OK;
+      status = 0; /* SPIParamCfg's result */
+    }
+    break;
+  case EG_OP_SPI_ATTACH:
+    err = size != 4 ? 1 : S_OK;
+    break;
+  case EG_OP_WRITE_REG:
+    if (size % 16) {
+      err = S_BAD_DATA_LEN;
+    } else {
+      for (size_t off = 0; off < size; off += 16) {
+        const uint32_t a = eg_get_u32(data + off), v = eg_get_u32(data + off + 4);
+        const uint32_t mask = eg_get_u32(data + off + 8), delay = eg_get_u32(data + off + 12);
+        *t += delay;
+        uint32_t nv = v & mask;
+        if (mask != 0xFFFFFFFFu) nv |= esim_reg_read(d, a) & ~mask;
+        esim_reg_write(d, *t, a, nv);
+      }
+      err = S_OK;
+    }
+    break;
+  case EG_OP_READ_REG:
+    err = size == 4 ? S_OK : S_BAD_DATA_LEN;
+    break;
+  case EG_OP_MEM_BEGIN:
+    if (size != 16) {
+      err = 1;
+    } else {
+      d->mem_active = true;
+      d->mem_addr = w3;
+      d->mem_remaining = w0;
+      if (w3 == NS_TEXT_START) d->mem_seen_ns = true;
+      err = S_OK;
+    }
+    break;
+  case EG_OP_MEM_DATA: {
+    const uint32_t len = (uint32_t)size - 16;
+    if (!d->mem_active && len > 0) err = S_NOT_IN_FLASH_MODE;
+    else if (len > d->mem_remaining) err = S_TOO_MUCH_DATA;
+    else if (len % 4) err = S_BAD_DATA_LEN;
+    else {
+      d->mem_remaining -= len;
+      d->mem_addr += len;
+      err = S_OK;
+    }
+    break;
+  }
+  case EG_OP_MEM_END:
+    if (size != 8) {
+      err = 1;
+    } else {
+      err = d->mem_remaining > 0 ? 1 : S_OK;
+      d->mem_remaining = 0;
+      d->mem_active = false;
+    }
+    break;
+  case EG_OP_RUN_USER_CODE:
+    /* cmd_loop returns without a reply; stub_main returns into the ROM,
+     * which goes on to boot from flash. */
+    esim_log(d, *t, "stub: RUN_USER_CODE, leaving the stub");
+    esim_enter_app(d, *t, "0xc (SW_CPU_RESET)");
+    return;
+  default:
+    break; /* ESP_CMD_NOT_IMPLEMENTED (GET_SECURITY_INFO on ESP32 too) */
+  }
+  ls_reply(d, t_hdr, *t, op, len_ret, value, md5, md5_len, err, status);
+
+  if (err != S_OK) return;
+  switch (op) {
+  case EG_OP_CHANGE_BAUDRATE: {
+    /* stub_io_set_baudrate(current = 2nd word, new = 1st word): 10 ms,
+     * divider = current divider * current / new, 1 ms. The result is off
+     * when the 2nd word is not the real current rate (0 breaks the UART). */
+    *t += d->o.timing.baud_switch_us;
+    const uint32_t xtal = (uint32_t)d->o.crystal_mhz * 1000000u;
+    const uint64_t div16 = ((uint64_t)(d->clkdiv & 0xFFFFF) << 4) | ((d->clkdiv >> 20) & 0xF);
+    uint32_t clkdiv = 0, actual = 0;
+    if (w0) {
+      const uint64_t nd = div16 * w1 / w0;
+      clkdiv = (uint32_t)((nd >> 4) & 0xFFFFF) | (uint32_t)((nd & 0xF) << 20);
+      actual = esim_baud_from_clkdiv(xtal, clkdiv);
+    }
+    esim_log(d, *t, "stub: CHANGE_BAUDRATE %u (old %u) -> UART %u baud", (unsigned)w0, (unsigned)w1,
+             (unsigned)actual);
+    esim_tx_baud(d, *t, actual, clkdiv);
+    *t += 1000;
+    break;
+  }
+  case EG_OP_READ_FLASH:
+    if (w2 > 4096) {
+      esim_log(d, *t, "stub: READ_FLASH packet %u > 4096: nothing sent", (unsigned)w2);
+      break; /* handle_flash_read returns at once */
+    }
+    rf_start(d, t, w0, w1, w2, w3);
+    break;
+  case EG_OP_FLASH_DATA:
+    ls_flash_data(d, t, data + 16, (uint32_t)size - 16);
+    break;
+  case EG_OP_FLASH_DEFL_DATA:
+    ls_defl_data(d, t, data + 16, (uint32_t)size - 16);
+    break;
+  case EG_OP_FLASH_END:
+  case EG_OP_FLASH_DEFL_END:
+    if (w0 == 0) {
+      /* Flush, 10 ms, software_reset(): esptool says this re-enters the
+       * ROM loader (the strapping is still latched). */
+      *t += 10000;
+      esim_log(d, *t, "stub: FLASH_END(reboot): software reset");
+      esim_enter_rom(d, *t, "0xc (SW_CPU_RESET)", true);
+    }
+    break;
+  case EG_OP_MEM_END:
+    if (w1 != 0) {
+      *t += 1000;
+      esim_stub_flavour fl = d->o.stub;
+      if (fl == ESIM_STUB_AUTO) fl = d->mem_seen_ns ? ESIM_STUB_NEW : ESIM_STUB_LEGACY;
+      d->mem_seen_ns = false;
+      esim_enter_stub(d, *t, fl);
+    }
+    break;
+  default:
+    break;
+  }
+}
+
+/* ------------------------------------------------------------------ NS */
+
+static void ns_reply(esim_dev *d, uint64_t t, uint8_t op, uint8_t code, uint32_t value, const uint8_t *data,
+                     size_t dlen) {
+  uint8_t buf[8 + 16 + 2];
+  if (code != S_OK) { /* errors carry no data and value 0 */
+    dlen = 0;
+    value = 0;
+  }
+  buf[0] = 0x01;
+  buf[1] = op;
+  eg_put_u16(buf + 2, (uint16_t)(dlen + 2));
+  eg_put_u32(buf + 4, value);
+  if (dlen) memcpy(buf + 8, data, dlen);
+  buf[8 + dlen] = code; /* response code, big-endian u16: 0xC100 -> C1 00 */
+  buf[9 + dlen] = 0;
+  esim_tx_frame(d, t, buf, 10 + dlen);
+  esim_log(d, t, "reply %s value=0x%08x status=%02x 00", eg_op_name(op), (unsigned)value, code);
+}
+
+/* s_conditional_erase_next: until the first non-blank sector, read each
+ * sector and skip its erase when blank; then erase without reading, 64 KB
+ * when aligned and at least 64 KB remain, else 4 KB. Never waits for the
+ * chip (stub_lib_flash_start_next_erase with timeout 0). */
+static uint8_t ns_erase_next(esim_dev *d, uint64_t *t) {
+  esim_write *w = &d->w;
+  if (w->erase_remaining == 0) return S_OK;
+  if (!w->dirty_seen) {
+    uint8_t buf[ESIM_SECTOR];
+    esim_fl_read(d, t, w->next_erase, buf, ESIM_SECTOR);
+    bool blank = true;
+    for (size_t i = 0; i < sizeof buf; i++)
+      if (buf[i] != 0xFF) {
+        blank = false;
+        break;
+      }
+    if (blank) {
+      const uint32_t step = w->erase_remaining < ESIM_SECTOR ? w->erase_remaining : ESIM_SECTOR;
+      w->next_erase += ESIM_SECTOR;
+      w->erase_remaining -= step;
+      return S_OK;
+    }
+    w->dirty_seen = true;
+  }
+  const bool block = w->next_erase % ESIM_BLOCK == 0 && w->erase_remaining >= ESIM_BLOCK;
+  if (!esim_fl_erase_if_ready(d, t, block ? ESIM_ERASE_BLOCK : ESIM_ERASE_SECTOR, w->next_erase)) return S_OK;
+  const uint32_t step = block ? ESIM_BLOCK : ESIM_SECTOR;
+  w->next_erase += step;
+  w->erase_remaining = w->erase_remaining > step ? w->erase_remaining - step : 0;
+  return S_OK;
+}
+
+static uint8_t ns_write(esim_dev *d, uint64_t *t, const uint8_t *p, uint32_t size) {
+  esim_write *w = &d->w;
+  while (w->next_erase < w->next_write + size && w->erase_remaining > 0) {
+    if (*t < d->flash_busy) *t = d->flash_busy;
+    ns_erase_next(d, t);
+  }
+  bool ok = (uint64_t)w->next_write + size <= d->stub_chip_size;
+  if (ok) ok = esim_fl_program(d, t, w->next_write, p, size);
+  if (!ok) return S_FAILED_SPI_OP;
+  w->remaining -= size; /* uint32: more data than declared wraps, and END says BAD_DATA_LEN */
+  w->next_write += size;
+  return S_OK;
+}
+
+static uint8_t ns_defl_post(esim_dev *d, uint64_t *t, const uint8_t *data, size_t size) {
+  esim_write *w = &d->w;
+  const uint32_t data_size = word(data, size, 0), seq = word(data, size, 1);
+  const uint8_t *in = data + 16;
+  if (seq == 0) w->out_len = 0;
+  uint32_t left = data_size;
+  if (left > size - 16) left = (uint32_t)(size - 16);
+  bool done = false;
+  while (!done && left > 0) {
+    uint8_t e = ns_erase_next(d, t);
+    if (e) return e;
+    w->zs.next_in = (Bytef *)(uintptr_t)in;
+    w->zs.avail_in = left;
+    w->zs.next_out = w->out + w->out_len;
+    w->zs.avail_out = 32768 - w->out_len;
+    const int r = w->z_ready ? inflate(&w->zs, Z_NO_FLUSH) : Z_STREAM_ERROR;
+    const uint32_t consumed = left - w->zs.avail_in, produced = 32768 - w->out_len - w->zs.avail_out;
+    left -= consumed;
+    in += consumed;
+    w->remaining_compressed -= consumed;
+    w->out_len += produced;
+    *t += ((uint64_t)produced * d->o.timing.inflate_ns_per_byte + 500) / 1000;
+    if (r == Z_STREAM_END) done = true;
+    else if (r != Z_OK && r != Z_BUF_ERROR) return S_INFLATE_ERROR;
+    if (done || w->out_len == 32768) {
+      e = ns_write(d, t, w->out, w->out_len);
+      if (e) return e;
+      w->out_len = 0;
+    }
+    if (!done && consumed == 0 && produced == 0) break;
+  }
+  return S_OK;
+}
+
+static void ns_frame(esim_dev *d, uint64_t *t, const uint8_t *f, size_t n) {
+  if (n < 2) return;
+  const uint8_t op = f[1];
+  *t += d->o.timing.stub_cmd_us;
+  d->st.commands++;
+  if (n < 8) {
+    ns_reply(d, *t, op, S_BAD_DATA_LEN, 0, NULL, 0);
+    return;
+  }
+  const uint16_t size = eg_get_u16(f + 2);
+  const uint32_t checksum = eg_get_u32(f + 4);
+  const uint8_t *data = f + 8;
+  esim_log(d, *t, "cmd %s (0x%02x) size=%u", eg_op_name(op), op, size);
+  if (f[0] != 0x00) {
+    ns_reply(d, *t, op, S_INVALID_COMMAND, 0, NULL, 0);
+    return;
+  }
+  if (n != (size_t)size + 8) {
+    ns_reply(d, *t, op, S_BAD_DATA_LEN, 0, NULL, 0);
+    return;
+  }
+  if (d->ns_accum != S_OK) {
+    /* The previous command's post-process failed: that error answers this
+     * command, which is not run. */
+    ns_reply(d, *t, op, d->ns_accum, 0, NULL, 0);
+    d->ns_accum = S_OK;
+    return;
+  }
+  esim_write *w = &d->w;
+  uint8_t code = S_OK;
+  uint32_t value = 0;
+  uint8_t rdata[16];
+  size_t rlen = 0;
+  const uint32_t w0 = word(data, size, 0), w1 = word(data, size, 1), w2 = word(data, size, 2),
+                 w3 = word(data, size, 3);
+  enum { POST_NONE, POST_FLASH, POST_DEFL, POST_BAUD, POST_READ, POST_MEM_END } post = POST_NONE;
+
+  switch (op) {
+  case EG_OP_SYNC:
+    if (size != 36) {
+      code = S_BAD_DATA_LEN;
+    } else {
+      for (int i = 0; i < 7; i++) ns_reply(d, *t, op, S_OK, 0, NULL, 0);
+    }
+    break;
+  case EG_OP_FLASH_BEGIN:
+  case EG_OP_FLASH_DEFL_BEGIN:
+    if (size != 16 && size != 20) {
+      code = S_BAD_DATA_LEN;
+      break;
+    }
+    esim_write_reset(d);
+    w->active = true;
+    w->compressed = op == EG_OP_FLASH_DEFL_BEGIN;
+    w->remaining = w0;
+    w->num_blocks = w1;
+    w->block_size = w2;
+    w->offset = w->next_write = w3;
+    if (w->compressed) {
+      w->remaining_compressed = w1 * w2;
+      memset(&w->zs, 0, sizeof w->zs);
+      w->z_ready = inflateInit(&w->zs) == Z_OK;
+    }
+    {
+      const uint32_t start = w3 & ~(ESIM_SECTOR - 1);
+      const uint64_t end = ((uint64_t)w3 + w0 + ESIM_SECTOR - 1) & ~(uint64_t)(ESIM_SECTOR - 1);
+      w->erase_remaining = (uint32_t)(end - start);
+      w->next_erase = start;
+    }
+    w->dirty_seen = false;
+    code = ns_erase_next(d, t);
+    break;
+  case EG_OP_FLASH_DATA:
+    if (size < 16) code = S_NOT_ENOUGH_DATA;
+    else if (!w->active) code = S_NOT_IN_FLASH_MODE;
+    else if (w0 != (uint32_t)size - 16) code = S_TOO_MUCH_DATA;
+    else if (eg_checksum(data + 16, size - 16) != checksum) code = S_BAD_DATA_CHECKSUM;
+    else post = POST_FLASH;
+    break;
+  case EG_OP_FLASH_DEFL_DATA:
+    if (size < 16) code = S_BAD_DATA_LEN;
+    else if (!w->active) code = S_NOT_IN_FLASH_MODE;
+    else if (w0 > (uint32_t)size - 16 || eg_checksum(data + 16, w0) != checksum) code = S_BAD_DATA_CHECKSUM;
+    else post = POST_DEFL;
+    break;
+  case EG_OP_FLASH_END:
+  case EG_OP_FLASH_DEFL_END:
+    if (size != 4) code = S_BAD_DATA_LEN;
+    else if (!w->active) code = S_NOT_IN_FLASH_MODE;
+    else if (w->remaining != 0) code = S_BAD_DATA_LEN;
+    else esim_write_reset(d); /* reboot flag: "TODO: Implement reboot" in NS */
+    break;
+  case EG_OP_MEM_BEGIN:
+    if (size != 16) {
+      code = S_BAD_DATA_LEN;
+    } else {
+      d->mem_active = true;
+      d->mem_remaining = w0;
+      d->mem_addr = w3;
+      if (w3 == NS_TEXT_START) d->mem_seen_ns = true;
+    }
+    break;
+  case EG_OP_MEM_DATA:
+    if (size < 16) code = S_NOT_ENOUGH_DATA;
+    else if (!d->mem_active) code = S_NOT_IN_FLASH_MODE;
+    else if (d->mem_remaining < w0) code = S_TOO_MUCH_DATA;
+    else if (w0 != (uint32_t)size - 16) code = S_TOO_MUCH_DATA;
+    else {
+      d->mem_remaining -= w0;
+      d->mem_addr += w0;
+    }
+    break;
+  case EG_OP_MEM_END:
+    if (size != 8) code = S_BAD_DATA_LEN;
+    else if (!d->mem_active) code = S_NOT_IN_FLASH_MODE;
+    else {
+      d->mem_active = false;
+      post = POST_MEM_END;
+    }
+    break;
+  case EG_OP_WRITE_REG:
+    if (size == 0 || size % 16) {
+      code = S_NOT_ENOUGH_DATA;
+    } else {
+      for (size_t off = 0; off < size; off += 16) {
+        const uint32_t a = eg_get_u32(data + off), v = eg_get_u32(data + off + 4);
+        const uint32_t mask = eg_get_u32(data + off + 8), delay = eg_get_u32(data + off + 12);
+        *t += delay;
+        uint32_t nv = v & mask;
+        if (mask != 0xFFFFFFFFu) nv |= esim_reg_read(d, a) & ~mask;
+        esim_reg_write(d, *t, a, nv);
+      }
+    }
+    break;
+  case EG_OP_READ_REG:
+    if (size != 4) code = S_BAD_DATA_LEN;
+    else value = esim_reg_read(d, w0);
+    break;
+  case EG_OP_SPI_ATTACH:
+    if (size != 4) code = S_BAD_DATA_LEN;
+    break;
+  case EG_OP_SPI_SET_PARAMS:
+    if (size != 24) code = S_BAD_DATA_LEN;
+    else d->stub_chip_size = w1;
+    break;
+  case EG_OP_CHANGE_BAUDRATE:
+    if (size != 8) code = S_BAD_DATA_LEN;
+    else post = POST_BAUD;
+    break;
+  case EG_OP_SPI_FLASH_MD5:
+    if (size != 16) {
+      code = S_BAD_DATA_LEN;
+    } else if ((uint64_t)w0 + w1 > d->stub_chip_size) {
+      code = S_FAILED_SPI_OP;
+    } else {
+      md5_range(d, t, w0, w1, rdata);
+      rlen = 16;
+    }
+    break;
+  case EG_OP_GET_SECURITY_INFO:
+    code = size != 0 ? S_BAD_DATA_LEN : S_NOT_IMPLEMENTED; /* ESP32: STUB_LIB_ERR_NOT_SUPPORTED */
+    break;
+  case EG_OP_READ_FLASH:
+    if (size != 16) code = S_BAD_DATA_LEN;
+    else post = POST_READ;
+    break;
+  case EG_OP_ERASE_FLASH:
+    esim_fl_erase(d, t, ESIM_ERASE_CHIP, 0, true);
+    break;
+  case EG_OP_ERASE_REGION:
+    if (size != 8 || w0 % ESIM_SECTOR || w1 % ESIM_SECTOR) {
+      code = S_BAD_DATA_LEN;
+    } else {
+      uint32_t a = w0, left = w1;
+      while (left > 0) {
+        const bool block = a % ESIM_BLOCK == 0 && left >= ESIM_BLOCK;
+        esim_fl_erase(d, t, block ? ESIM_ERASE_BLOCK : ESIM_ERASE_SECTOR, a, true);
+        const uint32_t step = block ? ESIM_BLOCK : ESIM_SECTOR;
+        a += step;
+        left -= step;
+      }
+    }
+    break;
+  case EG_OP_RUN_USER_CODE:
+    esim_log(d, *t, "stub: RUN_USER_CODE: no-op in NS, no reply");
+    return;
+  default:
+    code = op >= 0xD5 && op <= 0xEF ? S_NOT_IMPLEMENTED : S_INVALID_COMMAND;
+    break;
+  }
+  ns_reply(d, *t, op, code, value, rdata, rlen);
+  if (code != S_OK) return;
+
+  uint8_t r = S_OK;
+  switch (post) {
+  case POST_NONE: break;
+  case POST_FLASH: {
+    uint32_t k = (uint32_t)size - 16;
+    if (k > w->remaining) k = w->remaining;
+    r = ns_write(d, t, data + 16, k);
+    break;
+  }
+  case POST_DEFL:
+    r = ns_defl_post(d, t, data, size);
+    break;
+  case POST_BAUD: {
+    const uint32_t xtal = (uint32_t)d->o.crystal_mhz * 1000000u;
+    const uint32_t clkdiv = w0 ? esim_clkdiv_for(xtal, w0) : 0;
+    const uint32_t actual = w0 ? esim_baud_from_clkdiv(xtal, clkdiv) : 0;
+    esim_log(d, *t, "stub: CHANGE_BAUDRATE %u -> UART %u baud", (unsigned)w0, (unsigned)actual);
+    esim_tx_baud(d, *t, actual, clkdiv);
+    break;
+  }
+  case POST_READ:
+    if (w2 > 4096) r = S_BAD_DATA_LEN;
+    else rf_start(d, t, w0, w1, w2, 1);
+    break;
+  case POST_MEM_END:
+    if (w0 == 0) {
+      *t += 1000;
+      esim_stub_flavour fl = d->o.stub;
+      if (fl == ESIM_STUB_AUTO) fl = d->mem_seen_ns ? ESIM_STUB_NEW : ESIM_STUB_LEGACY;
+      d->mem_seen_ns = false;
+      esim_enter_stub(d, *t, fl);
+    }
+    break;
+  }
+  if (r != S_OK) {
+    esim_log(d, *t, "stub: post-process error 0x%02x, reported on the next command", r);
+    d->ns_accum = r;
+  }
+}
+
+void esim_stub_frame(esim_dev *d, uint64_t *t, const uint8_t *f, size_t n) {
+  if (d->flavour == ESIM_STUB_NEW) ns_frame(d, t, f, n);
+  else ls_frame(d, t, f, n);
+}
