@@ -863,12 +863,19 @@ static void blocks_sent(eg_dev *d) {
 
 static void write_reply(eg_dev *d, const eg_resp *r) {
   if (!r->ok) {
+    if (d->tries == 0) d->first_refusal = *r; /* the root cause; a resend may be refused differently */
     if (++d->tries < BLOCK_ATTEMPTS) {
       dev_log(d, "block %u refused (status %02x %02x), retrying", d->blk, r->status[0], r->status[1]);
       send_block(d);
       return;
     }
-    fail_status(d, r, "write block refused");
+    char first[128], last[128], what[320];
+    eg_resp_describe(&d->first_refusal, d->stub_running, first, sizeof first);
+    eg_resp_describe(r, d->stub_running, last, sizeof last);
+    snprintf(what, sizeof what, "block %u of %u at 0x%x refused %d times (first: %s; last)", d->blk, d->nblk,
+             d->wimg->img.offset, BLOCK_ATTEMPTS, first);
+    fail_status(d, &d->first_refusal, what);
+    (void)last;
     return;
   }
   d->tries = 0;

@@ -185,6 +185,7 @@ struct eg_dev {
   size_t op_i;
   const eg_wimage *wimg;
   uint32_t blk, nblk, blk_size;
+  eg_resp first_refusal;      /* first failure status of the current block */
   uint64_t progress_done, progress_total;
   uint32_t read_size, read_got, read_acked;
   uint8_t *read_owned;        /* READ with size 0 */

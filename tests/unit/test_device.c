@@ -1,0 +1,520 @@
+/* test_device.c - the per-port state machine against espsim's device model,
+ * in process: a pty pair, the simulator's link on the master, espgang's
+ * device on the slave path (the termios backend), one libuv loop for both.
+ * The simulator runs --fast (no delays) so these tests check behaviour, not
+ * speed; every result is compared with the simulated chip's flash. */
+#include <pty.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "device.h"
+#include "image.h"
+#include "prep.h"
+#include "simdev.h"
+#include "simlink.h"
+
+typedef struct harness {
+  uv_loop_t loop;
+  int master, slave;
+  char path[128];
+  esim_dev *sim;
+  esim_link *link;
+  eg_dev dev;
+  eg_dev_config cfg;
+  eg_stub stub;
+  const eg_stub *stubs[EG_CHIP__COUNT];
+  bool done;
+  eg_err result;
+  int stages_seen[EG_STAGE__COUNT];
+  /* images */
+  eg_image img[3];
+  const eg_image *imgp[3];
+  size_t nimg;
+  eg_imageset *set;
+} harness;
+
+static void on_done(eg_dev *d, eg_err r) {
+  harness *h = d->data;
+  h->done = true;
+  h->result = r;
+}
+
+static void on_stage(eg_dev *d, eg_stage s) {
+  harness *h = d->data;
+  h->stages_seen[s]++;
+}
+
+static void on_log(eg_dev *d, const char *line) {
+  (void)d;
+  if (getenv("TEST_DEVICE_TRACE")) fprintf(stderr, "  dev: %s\n", line);
+}
+
+static const eg_dev_callbacks cbs = {.on_done = on_done, .on_stage = on_stage, .on_log = on_log};
+
+/* A synthetic stub: the simulator does not run its code, it recognises the
+ * stub by its load address (0x400BE000 legacy, 0x400A8000 esp-flasher-stub). */
+static void make_stub(eg_stub *s, uint32_t text_start, uint32_t entry) {
+  memset(s, 0, sizeof *s);
+  s->text_len = 3540;
+  s->text = malloc(s->text_len);
+  for (size_t i = 0; i < s->text_len; i++) s->text[i] = (uint8_t)(i * 7 + 3);
+  s->text_start = text_start;
+  s->data_len = 156;
+  s->data = malloc(s->data_len);
+  memset(s->data, 0xA5, s->data_len);
+  s->data_start = 0x3FFEBBAC;
+  s->entry = entry;
+}
+
+static void h_setup(harness *h, const esim_faults *faults) {
+  memset(h, 0, sizeof *h);
+  assert_int_equal(uv_loop_init(&h->loop), 0);
+  assert_int_equal(openpty(&h->master, &h->slave, h->path, NULL, NULL), 0);
+  esim_dev_opts o;
+  esim_dev_opts_default(&o);
+  esim_timing_fast(&o.timing);
+  if (faults) o.faults = *faults;
+  o.seed = 42;
+  assert_int_equal(esim_dev_new(&h->sim, &o), EG_OK);
+  esim_link_opts lo;
+  esim_link_opts_default(&lo);
+  lo.fast = true;
+  lo.pty_slave_fd = h->slave;
+  h->link = esim_link_start(&h->loop, h->sim, h->master, &lo);
+  assert_non_null(h->link);
+  eg_timeouts_default(&h->cfg.timeouts);
+  h->cfg.chip = eg_chip_get(EG_CHIP_ESP32);
+  h->cfg.before = EG_BEFORE_NO_RESET;
+  h->cfg.after = EG_AFTER_NO_RESET_STUB;
+  h->cfg.connect_baud = 115200;
+  h->cfg.baud = 115200;
+  h->cfg.flash_size = "detect";
+  h->cfg.verify = true;
+  h->cfg.connect_attempts = 3;
+  h->cfg.trace = getenv("TEST_DEVICE_TRACE") != NULL;
+  h->cfg.stubs = h->stubs;
+}
+
+static void use_stub(harness *h, bool legacy) {
+  make_stub(&h->stub, legacy ? 0x400BE000 : 0x400A8000, legacy ? 0x400BE658 : 0x400A902C);
+  h->stubs[EG_CHIP_ESP32] = &h->stub;
+}
+
+/* Deterministic pseudo-firmware: compressible but not trivially. */
+static void add_image(harness *h, uint32_t offset, size_t len, uint32_t seed) {
+  uint8_t *b = malloc(len);
+  uint32_t x = seed | 1;
+  for (size_t i = 0; i < len; i++) {
+    x ^= x << 13, x ^= x >> 17, x ^= x << 5;
+    b[i] = (i % 64 < 40) ? (uint8_t)(x & 0x0F) : (uint8_t)(i >> 4);
+  }
+  eg_fault f;
+  eg_fault_clear(&f);
+  assert_int_equal(eg_image_from_mem(&h->img[h->nimg], b, len, offset, &f), EG_OK);
+  free(b);
+  h->imgp[h->nimg] = &h->img[h->nimg];
+  h->nimg++;
+}
+
+static void make_set(harness *h, bool compress) {
+  h->set = eg_imageset_new(h->cfg.chip, h->imgp, h->nimg, "keep", "keep", "keep", compress);
+  assert_non_null(h->set);
+  h->cfg.images = h->set;
+}
+
+static void link_closed(esim_link *l, void *ctx) {
+  (void)l;
+  (void)ctx;
+}
+static void dev_closed(eg_dev *d) { (void)d; }
+
+/* Run the device to completion (the test fails if it takes more than 60 s
+ * of loop time, which would mean a hang: every wait has a timer). */
+static eg_err h_run(harness *h, const eg_dev_op *ops, size_t nops) {
+  assert_int_equal(eg_dev_init(&h->dev, &h->loop, h->path, &h->cfg, ops, nops, &cbs, h), EG_OK);
+  eg_dev_start(&h->dev);
+  const uint64_t t0 = uv_now(&h->loop);
+  while (!h->done) {
+    uv_run(&h->loop, UV_RUN_ONCE);
+    assert_true(uv_now(&h->loop) - t0 < 60000);
+  }
+  return h->result;
+}
+
+static void h_teardown(harness *h) {
+  eg_dev_close(&h->dev, dev_closed);
+  esim_link_close(h->link, link_closed);
+  uv_run(&h->loop, UV_RUN_DEFAULT);
+  assert_int_equal(uv_loop_close(&h->loop), 0);
+  esim_dev_free(h->sim);
+  close(h->slave);
+  eg_imageset_free(h->set);
+  for (size_t i = 0; i < h->nimg; i++) eg_image_free(&h->img[i]);
+  free(h->stub.text);
+  free(h->stub.data);
+}
+
+static void assert_flash_holds(harness *h, const eg_image *img) {
+  size_t size = 0;
+  const uint8_t *flash = esim_dev_flash(h->sim, &size);
+  assert_true(img->offset + img->len <= size);
+  if (memcmp(flash + img->offset, img->data, img->len) != 0) {
+    size_t i = 0;
+    while (flash[img->offset + i] == img->data[i]) i++;
+    fail_msg("flash differs from the image at 0x%zx: flash %02x, image %02x", img->offset + i, flash[img->offset + i],
+             img->data[i]);
+  }
+}
+
+/* --------------------------------------------------------------- tests */
+
+static void identity_rom(void **state) {
+  (void)state;
+  harness h;
+  h_setup(&h, NULL);
+  assert_int_equal(h_run(&h, NULL, 0), EG_OK);
+  char mac[18];
+  assert_string_equal(eg_unit_mac_str(&h.dev.rec, mac, sizeof mac), "24:0a:c4:00:00:01");
+  assert_string_equal(h.dev.rec.chip, "ESP32");
+  assert_string_equal(h.dev.rec.chip_desc, "ESP32-D0WDQ6-V3 (revision v3.0)");
+  assert_int_equal(h.dev.rec.rev_major, 3);
+  assert_int_equal(h.dev.rec.crystal_mhz, 40);
+  assert_int_equal(h.dev.flash_id, 0x1640C8);
+  assert_int_equal(h.dev.rec.flash_size, 4u << 20);
+  assert_false(h.dev.rec.stub);
+  assert_int_equal(h.dev.rec.result, EG_RESULT_PASS);
+  assert_true(h.dev.rec.bytes_tx > 0 && h.dev.rec.bytes_rx > 0);
+  assert_int_equal(h.stages_seen[EG_STAGE_STUB], 0);
+  h_teardown(&h);
+}
+
+static void write_rom_compressed(void **state) {
+  (void)state;
+  harness h;
+  h_setup(&h, NULL);
+  add_image(&h, 0x10000, 50000, 1);
+  add_image(&h, 0x1000, 6000, 2);
+  make_set(&h, true);
+  const eg_dev_op ops[] = {{.kind = EG_OPK_WRITE, .index = 0}, {.kind = EG_OPK_WRITE, .index = 1}};
+  assert_int_equal(h_run(&h, ops, 2), EG_OK);
+  assert_flash_holds(&h, &h.img[0]);
+  assert_flash_holds(&h, &h.img[1]);
+  assert_true(h.stages_seen[EG_STAGE_VERIFY] >= 1);
+  h_teardown(&h);
+}
+
+static void write_rom_raw_unaligned(void **state) {
+  (void)state;
+  harness h;
+  h_setup(&h, NULL);
+  add_image(&h, 0x20800, 3000, 3); /* not 4 KiB aligned: the ROM copy gets a 0xFF prefix */
+  make_set(&h, false);
+  const eg_dev_op ops[] = {{.kind = EG_OPK_WRITE, .index = 0}};
+  assert_int_equal(h_run(&h, ops, 1), EG_OK);
+  assert_flash_holds(&h, &h.img[0]);
+  h_teardown(&h);
+}
+
+static void write_stub(bool legacy, uint32_t baud) {
+  harness h;
+  h_setup(&h, NULL);
+  use_stub(&h, legacy);
+  h.cfg.baud = baud;
+  add_image(&h, 0x10000, 200000, 4);
+  add_image(&h, 0x8000, 3072, 5);
+  make_set(&h, true);
+  const eg_dev_op ops[] = {{.kind = EG_OPK_WRITE, .index = 0}, {.kind = EG_OPK_WRITE, .index = 1}};
+  assert_int_equal(h_run(&h, ops, 2), EG_OK);
+  assert_true(h.dev.rec.stub);
+  assert_int_equal(h.dev.rec.baud, baud);
+  assert_int_equal(esim_dev_mode(h.sim), ESIM_MODE_STUB);
+  assert_int_equal(esim_dev_stub(h.sim), legacy ? ESIM_STUB_LEGACY : ESIM_STUB_NEW);
+  /* The chip's real rate: the divider is an integer, so within 1 %. */
+  const double dev_baud = esim_dev_baud(h.sim);
+  if (dev_baud < baud * 0.99 || dev_baud > baud * 1.01) fail_msg("device UART at %.0f baud, asked %u", dev_baud, baud);
+  assert_flash_holds(&h, &h.img[0]);
+  assert_flash_holds(&h, &h.img[1]);
+  h_teardown(&h);
+}
+
+static void write_legacy_stub_921600(void **state) {
+  (void)state;
+  write_stub(true, 921600);
+}
+
+static void write_new_stub_460800(void **state) {
+  (void)state;
+  write_stub(false, 460800);
+}
+
+static void read_back(bool stub) {
+  harness h;
+  h_setup(&h, NULL);
+  if (stub) use_stub(&h, true);
+  add_image(&h, 0x30000, 9000, 6);
+  make_set(&h, true);
+  static uint8_t buf[12288];
+  const eg_dev_op ops[] = {{.kind = EG_OPK_WRITE, .index = 0},
+                           {.kind = EG_OPK_READ, .addr = 0x30000, .size = sizeof buf, .buf = buf}};
+  assert_int_equal(h_run(&h, ops, 2), EG_OK);
+  assert_memory_equal(buf, h.img[0].data, h.img[0].len);
+  for (size_t i = h.img[0].len; i < sizeof buf; i++) assert_int_equal(buf[i], 0xFF);
+  uint8_t md5[16];
+  eg_md5(buf, sizeof buf, md5);
+  assert_memory_equal(md5, h.dev.read_md5, 16);
+  h_teardown(&h);
+}
+
+static void read_stub(void **state) {
+  (void)state;
+  read_back(true);
+}
+
+static void read_rom_slow(void **state) {
+  (void)state;
+  read_back(false);
+}
+
+static void erase_region_and_all(void **state) {
+  (void)state;
+  harness h;
+  h_setup(&h, NULL);
+  use_stub(&h, true);
+  add_image(&h, 0x40000, 20000, 7);
+  add_image(&h, 0x80000, 20000, 8);
+  make_set(&h, true);
+  const eg_dev_op ops[] = {{.kind = EG_OPK_WRITE, .index = 0}, {.kind = EG_OPK_WRITE, .index = 1},
+                           {.kind = EG_OPK_ERASE_REGION, .addr = 0x40000, .size = 0x5000}};
+  assert_int_equal(h_run(&h, ops, 3), EG_OK);
+  size_t size;
+  const uint8_t *flash = esim_dev_flash(h.sim, &size);
+  for (size_t i = 0x40000; i < 0x45000; i++)
+    if (flash[i] != 0xFF) fail_msg("byte 0x%zx not erased", i);
+  assert_flash_holds(&h, &h.img[1]);
+  h_teardown(&h);
+
+  h_setup(&h, NULL);
+  use_stub(&h, true);
+  const eg_dev_op all[] = {{.kind = EG_OPK_ERASE_ALL}};
+  assert_int_equal(h_run(&h, all, 1), EG_OK);
+  flash = esim_dev_flash(h.sim, &size);
+  for (size_t i = 0; i < size; i++)
+    if (flash[i] != 0xFF) fail_msg("byte 0x%zx not erased", i);
+  h_teardown(&h);
+}
+
+static void erase_region_rom(void **state) {
+  (void)state;
+  harness h;
+  h_setup(&h, NULL);
+  add_image(&h, 0x50000, 8192, 9);
+  make_set(&h, true);
+  const eg_dev_op ops[] = {{.kind = EG_OPK_WRITE, .index = 0}, {.kind = EG_OPK_ERASE_REGION, .addr = 0x50000, .size = 0x1000}};
+  assert_int_equal(h_run(&h, ops, 2), EG_OK);
+  size_t size;
+  const uint8_t *flash = esim_dev_flash(h.sim, &size);
+  for (size_t i = 0x50000; i < 0x51000; i++)
+    if (flash[i] != 0xFF) fail_msg("byte 0x%zx not erased by the ROM's FLASH_BEGIN", i);
+  assert_memory_equal(flash + 0x51000, h.img[0].data + 0x1000, 0x1000);
+  h_teardown(&h);
+}
+
+static void wrong_chip(void **state) {
+  (void)state;
+  harness h;
+  h_setup(&h, NULL);
+  h.cfg.chip = eg_chip_get(EG_CHIP_ESP32S3);
+  assert_int_equal(h_run(&h, NULL, 0), EG_WRONG_CHIP);
+  assert_int_equal(h.dev.rec.fault.stage, EG_STAGE_DETECT);
+  assert_non_null(strstr(h.dev.rec.fault.msg, "expected ESP32-S3, found ESP32"));
+  h_teardown(&h);
+}
+
+static void auto_chip(void **state) {
+  (void)state;
+  harness h;
+  h_setup(&h, NULL);
+  h.cfg.chip = NULL; /* GET_SECURITY_INFO (unsupported by the ESP32 ROM), then the magic value */
+  assert_int_equal(h_run(&h, NULL, 0), EG_OK);
+  assert_string_equal(h.dev.rec.chip, "ESP32");
+  h_teardown(&h);
+}
+
+static void reset_impossible_on_pty(void **state) {
+  (void)state;
+  harness h;
+  h_setup(&h, NULL);
+  h.cfg.before = EG_BEFORE_DEFAULT_RESET;
+  assert_int_equal(h_run(&h, NULL, 0), EG_RESET_UNSUPPORTED);
+  assert_int_equal(h.dev.rec.fault.stage, EG_STAGE_RESET);
+  assert_non_null(strstr(h.dev.rec.fault.msg, "cannot drive DTR/RTS"));
+  assert_int_equal(h.dev.rec.bytes_tx, 0); /* refused before touching the chip */
+  h_teardown(&h);
+}
+
+static void fault_md5_mismatch(void **state) {
+  (void)state;
+  esim_faults f;
+  esim_faults_clear(&f);
+  f.md5_mismatch = UINT32_MAX;
+  harness h;
+  h_setup(&h, &f);
+  use_stub(&h, true);
+  add_image(&h, 0x10000, 30000, 10);
+  make_set(&h, true);
+  const eg_dev_op ops[] = {{.kind = EG_OPK_WRITE, .index = 0}};
+  assert_int_equal(h_run(&h, ops, 1), EG_MD5_MISMATCH);
+  assert_int_equal(h.dev.rec.fault.stage, EG_STAGE_VERIFY);
+  assert_int_equal(h.dev.rec.fault.opcode, EG_OP_SPI_FLASH_MD5);
+  assert_non_null(strstr(h.dev.rec.fault.msg, "differs from image MD5"));
+  h_teardown(&h);
+}
+
+static void fault_flash_write_error(bool stub) {
+  esim_faults f;
+  esim_faults_clear(&f);
+  f.flash_write_error = true;
+  f.flash_write_error_addr = 0x12000;
+  harness h;
+  h_setup(&h, &f);
+  if (stub) use_stub(&h, true);
+  add_image(&h, 0x10000, 40000, 11);
+  make_set(&h, true);
+  const eg_dev_op ops[] = {{.kind = EG_OPK_WRITE, .index = 0}};
+  assert_int_equal(h_run(&h, ops, 1), EG_DEVICE_STATUS);
+  assert_int_equal(h.dev.rec.fault.stage, EG_STAGE_WRITE);
+  assert_true(h.dev.rec.fault.nstatus >= 2);
+  if (stub)
+    assert_int_equal(h.dev.rec.fault.status[0], EG_STUB_ERR_FAILED_SPI_OP);
+  else {
+    assert_int_equal(h.dev.rec.fault.status[0], 0x01);
+    assert_int_equal(h.dev.rec.fault.status[1], EG_ROM_ERR_FLASH_WRITE);
+  }
+  h_teardown(&h);
+}
+
+static void fault_write_error_rom(void **state) {
+  (void)state;
+  fault_flash_write_error(false);
+}
+
+static void fault_write_error_stub(void **state) {
+  (void)state;
+  fault_flash_write_error(true);
+}
+
+static void fault_not_in_download_mode(void **state) {
+  (void)state;
+  esim_faults f;
+  esim_faults_clear(&f);
+  f.not_in_download_mode = true;
+  harness h;
+  h_setup(&h, &f);
+  h.cfg.connect_attempts = 1;
+  assert_int_equal(h_run(&h, NULL, 0), EG_NOT_DOWNLOAD_MODE);
+  assert_int_equal(h.dev.rec.fault.stage, EG_STAGE_SYNC);
+  assert_non_null(strstr(h.dev.rec.fault.msg, "not into download mode"));
+  h_teardown(&h);
+}
+
+static void fault_stall(void **state) {
+  (void)state;
+  esim_faults f;
+  esim_faults_clear(&f);
+  f.stall_after_bytes = 4000;
+  harness h;
+  h_setup(&h, &f);
+  h.cfg.timeouts.command_ms = 300; /* keep the test short; the behaviour is the same */
+  add_image(&h, 0x10000, 60000, 12);
+  make_set(&h, true);
+  const eg_dev_op ops[] = {{.kind = EG_OPK_WRITE, .index = 0}};
+  assert_int_equal(h_run(&h, ops, 1), EG_TIMEOUT);
+  assert_true(h.dev.rec.fault.opcode >= 0);
+  h_teardown(&h);
+}
+
+static void fault_disconnect(void **state) {
+  (void)state;
+  esim_faults f;
+  esim_faults_clear(&f);
+  f.disconnect_at_op = EG_OP_FLASH_DEFL_DATA;
+  f.disconnect_at_nth = 3;
+  harness h;
+  h_setup(&h, &f);
+  add_image(&h, 0x10000, 60000, 13);
+  make_set(&h, true);
+  const eg_dev_op ops[] = {{.kind = EG_OPK_WRITE, .index = 0}};
+  const eg_err e = h_run(&h, ops, 1);
+  if (e != EG_PORT_GONE && e != EG_TIMEOUT) fail_msg("disconnect ended in %s: %s", eg_err_name(e), h.dev.rec.fault.msg);
+  assert_int_equal(h.dev.rec.fault.stage, EG_STAGE_WRITE);
+  h_teardown(&h);
+}
+
+static void fault_drops_are_retried(void **state) {
+  (void)state;
+  esim_faults f;
+  esim_faults_clear(&f);
+  f.drop_rate_rx = 0.0002; /* a lost byte corrupts a block: checksum/timeouts, then a resend */
+  harness h;
+  h_setup(&h, &f);
+  h.cfg.timeouts.command_ms = 500;
+  add_image(&h, 0x10000, 30000, 14);
+  make_set(&h, true);
+  const eg_dev_op ops[] = {{.kind = EG_OPK_WRITE, .index = 0}};
+  const eg_err e = h_run(&h, ops, 1);
+  if (e != EG_OK) fail_msg("drops were not recovered: %s: %s", eg_err_name(e), h.dev.rec.fault.msg);
+  assert_flash_holds(&h, &h.img[0]);
+  h_teardown(&h);
+}
+
+static void abort_stops(void **state) {
+  (void)state;
+  harness h;
+  h_setup(&h, NULL);
+  add_image(&h, 0x10000, 100000, 15);
+  make_set(&h, true);
+  const eg_dev_op ops[] = {{.kind = EG_OPK_WRITE, .index = 0}};
+  assert_int_equal(eg_dev_init(&h.dev, &h.loop, h.path, &h.cfg, ops, 1, &cbs, &h), EG_OK);
+  eg_dev_start(&h.dev);
+  while (!h.done && h.dev.stage != EG_STAGE_WRITE) uv_run(&h.loop, UV_RUN_ONCE);
+  eg_dev_abort(&h.dev);
+  assert_true(h.done);
+  assert_int_equal(h.result, EG_ABORTED);
+  assert_int_equal(h.dev.rec.result, EG_RESULT_ABORTED);
+  assert_int_equal(h.dev.rec.fault.stage, EG_STAGE_WRITE);
+  h_teardown(&h);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+    cmocka_unit_test(identity_rom),
+    cmocka_unit_test(write_rom_compressed),
+    cmocka_unit_test(write_rom_raw_unaligned),
+    cmocka_unit_test(write_legacy_stub_921600),
+    cmocka_unit_test(write_new_stub_460800),
+    cmocka_unit_test(read_stub),
+    cmocka_unit_test(read_rom_slow),
+    cmocka_unit_test(erase_region_and_all),
+    cmocka_unit_test(erase_region_rom),
+    cmocka_unit_test(wrong_chip),
+    cmocka_unit_test(auto_chip),
+    cmocka_unit_test(reset_impossible_on_pty),
+    cmocka_unit_test(fault_md5_mismatch),
+    cmocka_unit_test(fault_write_error_rom),
+    cmocka_unit_test(fault_write_error_stub),
+    cmocka_unit_test(fault_not_in_download_mode),
+    cmocka_unit_test(fault_stall),
+    cmocka_unit_test(fault_disconnect),
+    cmocka_unit_test(fault_drops_are_retried),
+    cmocka_unit_test(abort_stops),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
