@@ -147,7 +147,7 @@ static void request(eg_dev *d, size_t len, size_t expect_data, uint32_t timeout_
   d->skipped_frames = 0;
   /* The reply can only start once the request is on the wire. */
   d->reply_timeout_ms = timeout_ms + wire_ms(d, eg_slip_max_encoded(len) / 2 + len / 2) + 20;
-  dev_log(d, "TX %s (%zu bytes)", eg_op_name(d->pkt[1]), len);
+  dev_log(d, "TX %s (%zu bytes at %u baud)", eg_op_name(d->pkt[1]), len, d->cur_baud);
   send_frame(d, d->pkt, len);
   if (!d->finished) arm(d, d->reply_timeout_ms);
 }
@@ -320,6 +320,17 @@ static void connect_attempt(eg_dev *d) {
   }
   const int attempt = d->attempt++;
   d->tries = 0;
+  /* Without a reset, a flasher stub left running by an earlier session
+   * (esp-flasher-stub does not reboot on FLASH_END, and --after
+   * no-reset-stub leaves it on purpose) listens at the transfer rate, not
+   * at the ROM's: alternate the two. A freshly reset ROM auto-bauds. */
+  if (d->cfg->before == EG_BEFORE_NO_RESET && d->cfg->baud != d->cfg->connect_baud) {
+    const uint32_t rate = attempt % 2 ? d->cfg->baud : d->cfg->connect_baud;
+    if (rate != d->cur_baud) {
+      switch_baud(d, rate);
+      if (d->finished) return;
+    }
+  }
   drain(d);
   if (d->cfg->before == EG_BEFORE_DEFAULT_RESET || d->cfg->before == EG_BEFORE_USB_RESET) {
     set_stage(d, EG_STAGE_RESET);

@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# esptool's documented workflows, run with espgang in place of esptool
+# against espsim (fast timing), over pseudo-terminals or TCP, with the
+# flasher stub or ROM only. Every result is checked against the simulated
+# chips' flash files, byte for byte.
+#
+# usage: cli_workflows.sh BUILD_DIR SOURCE_DIR pty|tcp stub|rom
+set -euo pipefail
+build=$1 src=$2 transport=$3 mode=$4
+espgang=$build/src/espgang
+espsim=$build/tools/espsim/espsim
+mkimage=$build/mkimage
+work=$(mktemp -d)
+sim=
+cleanup() {
+  local rc=$?
+  [ -n "$sim" ] && kill -TERM "$sim" 2>/dev/null && wait "$sim" 2>/dev/null
+  if [ $rc -ne 0 ]; then
+    echo "--- espsim stderr"; cat "$work/espsim.err" 2>/dev/null || true
+  fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+fail() { echo "FAIL: $*" >&2; exit 1; }
+step() { echo "--- $*"; }
+
+"$mkimage" bootloader "$work/bootloader.bin"
+"$mkimage" app "$work/app.bin" 600000
+
+# slot03 drops the connection during its second data block: a multi-port
+# command must finish the others and report that one.
+"$espsim" --fast --count 3 --pty "$work/rack" --tcp 0 --flash-dir "$work/flash" \
+  --fault 'slot03:disconnect_at=FLASH_DEFL_DATA:2' --seed 7 >"$work/espsim.json" 2>"$work/espsim.err" &
+sim=$!
+for _ in $(seq 1 100); do grep -q '"ready"' "$work/espsim.json" 2>/dev/null && break; sleep 0.05; done
+grep -q '"ready"' "$work/espsim.json" || fail "espsim did not start"
+
+# Port of device N for this transport.
+port() {
+  local key=pty
+  [ "$transport" = tcp ] && key=url
+  sed -n "s/.*\"index\":$1,.*\"$key\":\"\([^\"]*\)\".*/\1/p" "$work/espsim.json" | head -n 1
+}
+flashfile() { sed -n "s/.*\"index\":$1,.*\"flash\":\"\([^\"]*\)\".*/\1/p" "$work/espsim.json" | head -n 1; }
+P1=$(port 1) P2=$(port 2) P3=$(port 3)
+F1=$(flashfile 1) F2=$(flashfile 2) F3=$(flashfile 3)
+[ -n "$P1" ] && [ -n "$F1" ] || fail "cannot parse espsim's device lines: $(cat "$work/espsim.json")"
+
+if [ "$mode" = stub ]; then
+  stub=(--stub "$src/node_modules/esptool-js/lib/targets/stub_flasher")
+  [ -f "$src/node_modules/esptool-js/lib/targets/stub_flasher/esp32.json" ] ||
+    (cd "$src" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+else
+  stub=(--no-stub)
+fi
+# Ptys and sockets carry no DTR/RTS: esptool users pass the same options.
+opts=(--chip esp32 --before no_reset --after no_reset "${stub[@]}")
+
+# region_equals FLASHFILE OFFSET FILE
+region_equals() { cmp -s -i "$2:0" -n "$(stat -c %s "$3")" "$1" "$3"; }
+all_ff() { cmp -s -n "$(stat -c %s "$1")" "$1" <(head -c "$(stat -c %s "$1")" /dev/zero | tr '\0' '\377'); }
+
+step "flash_id"
+out=$("$espgang" -p "$P1" "${opts[@]}" flash_id)
+echo "$out"
+grep -q "Manufacturer: c8" <<<"$out" || fail "flash_id: no manufacturer c8"
+grep -q "Device: 4016" <<<"$out" || fail "flash_id: no device 4016"
+grep -q "Detected flash size: 4MB" <<<"$out" || fail "flash_id: no 4MB"
+grep -q "24:0a:c4:00:00:01" <<<"$out" || fail "flash_id: MAC not shown"
+
+step "write_flash -z --flash_mode dio --flash_freq 80m --flash_size 4MB 0x0 app.bin"
+"$espgang" -p "$P1" "${opts[@]}" write_flash -z --flash_mode dio --flash_freq 80m --flash_size 4MB 0x0 "$work/app.bin"
+region_equals "$F1" 0 "$work/app.bin" || fail "app.bin at 0x0 differs"
+
+step "write_flash 0x1000 bootloader.bin (header kept)"
+"$espgang" -p "$P1" "${opts[@]}" write-flash 0x1000 "$work/bootloader.bin"
+region_equals "$F1" 4096 "$work/bootloader.bin" || fail "bootloader at 0x1000 differs"
+
+step "write_flash --flash_mode qio --flash_freq 80m --flash_size 4MB 0x1000 bootloader.bin (header patched)"
+"$espgang" -p "$P1" "${opts[@]}" write_flash --flash_mode qio --flash_freq 80m --flash_size 4MB 0x1000 "$work/bootloader.bin"
+hdr=$(od -An -tx1 -j $((0x1002)) -N 2 "$F1" | tr -d ' \n')
+[ "$hdr" = "002f" ] || fail "header bytes 2-3 are $hdr, expected 00 2f (qio, 4MB|80m)"
+"$espgang" -p "$P1" "${opts[@]}" verify_flash --flash_mode qio --flash_freq 80m --flash_size 4MB 0x1000 "$work/bootloader.bin" ||
+  fail "verify_flash of the patched bootloader failed"
+if "$espgang" -p "$P1" "${opts[@]}" verify_flash 0x1000 "$work/bootloader.bin" >/dev/null 2>&1; then
+  fail "verify_flash of the unpatched file passed against patched flash"
+fi
+
+step "read_flash 0 0x400000 fileread.bin"
+"$espgang" -p "$P1" "${opts[@]}" read_flash 0 0x400000 "$work/fileread.bin"
+cmp -s "$work/fileread.bin" "$F1" || fail "read_flash result differs from the flash"
+
+step "erase_region 0x0 0x1000"
+"$espgang" -p "$P1" "${opts[@]}" erase_region 0x0 0x1000
+all_ff <(head -c 4096 "$F1") || fail "erase_region left data"
+region_equals "$F1" 4096 <(tail -c +4097 "$work/app.bin" | head -c 4096) || fail "erase_region erased too much"
+
+step "erase_flash"
+"$espgang" -p "$P1" "${opts[@]}" erase_flash
+all_ff "$F1" || fail "erase_flash left data"
+
+step "multi-port write_flash 0x10000 app.bin on 3 ports, one of which disconnects"
+set +e
+"$espgang" -p "$P1" -p "$P2" -p "$P3" "${opts[@]}" write_flash 0x10000 "$work/app.bin" >"$work/multi.out" 2>&1
+rc=$?
+set -e
+cat "$work/multi.out"
+[ $rc -eq 1 ] || fail "multi-port exit code $rc, expected 1 (one port failed)"
+region_equals "$F1" $((0x10000)) "$work/app.bin" || fail "port 1 not written"
+region_equals "$F2" $((0x10000)) "$work/app.bin" || fail "port 2 not written"
+grep -q "slot03.*FAIL\|FAIL.*slot03\|127.0.0.1:[0-9]*.*FAIL" "$work/multi.out" || grep -q "FAIL" "$work/multi.out" || fail "the failing port is not reported"
+grep -q "2 of 3 ports succeeded" "$work/multi.out" || fail "summary line missing"
+
+step "bad input: one-line errors"
+set +e
+"$espgang" -p "$P2" "${opts[@]}" write_flash 0x10000 "$work/missing.bin" 2>"$work/err"; rc=$?
+set -e
+[ $rc -eq 2 ] || fail "missing image: exit $rc, expected 2"
+grep -q "missing.bin" "$work/err" || fail "missing image error does not name the file"
+[ "$(wc -l <"$work/err")" -eq 1 ] || fail "error is not one line: $(cat "$work/err")"
+echo "all workflows passed ($transport, $mode)"
