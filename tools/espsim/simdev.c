@@ -246,7 +246,8 @@ uint32_t esim_dev_baud(const esim_dev *d) { return d->baud; }
 
 static bool rate_garbles(const esim_dev *d, uint32_t host_baud) {
   if (d->baud == 0) return true;
-  if (d->o.faults.baud_ceiling && d->baud > d->o.faults.baud_ceiling) return true;
+  /* The ceiling is a nominal rate: a divider's rounding does not cross it. */
+  if (d->o.faults.baud_ceiling && d->baud > (double)d->o.faults.baud_ceiling * (1.0 + d->o.baud_tolerance)) return true;
   if (host_baud == 0) return false;
   const double r = fabs((double)d->baud - (double)host_baud) / (double)host_baud;
   return r > d->o.baud_tolerance;

@@ -1,0 +1,357 @@
+/* simlink.c - the UART wire between an esim_dev and a host fd (simlink.h).
+ *
+ * Receive side: host bytes are read from the fd only while fewer than one
+ * UART FIFO (128 bytes) are "on the wire"; each byte is given the time its
+ * last bit reaches the chip (10 bits at the host's rate, back to back), and
+ * is handed to the device when that time has come. So a host writing a 16 KB
+ * block at 115200 sees its writes accepted at 11.5 KB/s, as with a real
+ * adapter whose buffers are full.
+ *
+ * Transmit side: the device's output leaves at its UART rate, 10 bits per
+ * byte, each byte no earlier than the device queued it.
+ *
+ * One timer per link, re-armed for the next thing due and never sooner than
+ * one tick (1 ms): every tick releases everything due in both directions.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "simlink.h"
+#include "ttyspeed.h"
+
+#define RX_AHEAD 128u          /* ESP32 UART RX FIFO: bytes read ahead of the wire */
+#define OUT_HIGH (64u * 1024u) /* stop taking device output beyond this unsent backlog */
+#define TAKE_MAX 4096u
+
+struct esim_link {
+  uv_loop_t *loop;
+  esim_dev *dev;
+  int fd;
+  esim_link_opts o;
+  uv_poll_t poll;
+  uv_timer_t timer;
+  int poll_events;
+  bool poll_ok, timer_ok;
+  bool active;
+  bool closing;
+  int handles;
+  esim_link_close_cb close_cb;
+  /* receive wire */
+  double rx_line;              /* µs: when the last byte read ahead completes */
+  uint8_t pend[RX_AHEAD];
+  double pend_t[RX_AHEAD];
+  size_t pend_len;
+  /* transmit wire */
+  double tx_line;
+  uint8_t *out;
+  size_t out_off, out_len, out_cap;
+  uint32_t last_host_baud;
+  bool host_baud_known;
+  uint64_t from_host, to_host;
+};
+
+static uint64_t now_us(const esim_link *l) {
+  (void)l;
+  return uv_hrtime() / 1000;
+}
+
+void esim_link_opts_default(esim_link_opts *o) {
+  memset(o, 0, sizeof *o);
+  o->pty_slave_fd = -1;
+  o->tick_us = 1000;
+}
+
+esim_dev *esim_link_dev(const esim_link *l) { return l->dev; }
+
+void esim_link_counts(const esim_link *l, uint64_t *from_host, uint64_t *to_host) {
+  if (from_host) *from_host = l->from_host;
+  if (to_host) *to_host = l->to_host;
+}
+
+bool esim_link_active(const esim_link *l) { return l->active; }
+
+static uint32_t host_baud(esim_link *l, uint64_t now) {
+  uint32_t b;
+  if (l->o.pty_slave_fd >= 0) b = esim_tty_out_speed(l->o.pty_slave_fd);
+  else if (l->o.host_baud_cb) b = l->o.host_baud_cb(l->o.ctx);
+  else b = l->o.host_baud;
+  if (l->host_baud_known && b != l->last_host_baud && l->o.pty_slave_fd >= 0) {
+    /* The host (re)configured the port: what an open looks like on a pty. */
+    esim_dev_host_attached(l->dev, now);
+  }
+  l->last_host_baud = b;
+  l->host_baud_known = true;
+  return b;
+}
+
+static double byte_us(uint32_t rate) {
+  if (rate < 300) rate = 115200; /* a broken divider still clocks garbage out */
+  return 10e6 / (double)rate;
+}
+
+static void stop_io(esim_link *l) {
+  if (l->poll_ok && l->poll_events) uv_poll_stop(&l->poll);
+  l->poll_events = 0;
+  if (l->timer_ok) uv_timer_stop(&l->timer);
+}
+
+static void go_inactive(esim_link *l, esim_link_event ev) {
+  if (!l->active) return;
+  l->active = false;
+  stop_io(l);
+  if (ev == ESIM_LINK_DISCONNECT && l->fd >= 0) {
+    /* Pull the cable: the host sees EOF (socket) or EIO/hang-up (pty). */
+    shutdown(l->fd, SHUT_RDWR);
+    if (!l->o.keep_fd) {
+      close(l->fd);
+      l->fd = -1;
+    }
+  }
+  if (l->o.on_event) l->o.on_event(l, ev, l->o.ctx);
+}
+
+static void deliver_due(esim_link *l, uint64_t now, uint32_t hb) {
+  size_t k = 0;
+  while (k < l->pend_len && (l->o.fast || l->pend_t[k] <= (double)now)) k++;
+  if (!k) return;
+  esim_dev_rx(l->dev, now, l->pend, k, hb);
+  memmove(l->pend, l->pend + k, l->pend_len - k);
+  memmove(l->pend_t, l->pend_t + k, (l->pend_len - k) * sizeof l->pend_t[0]);
+  l->pend_len -= k;
+}
+
+/* Returns false when the host went away. */
+static bool read_more(esim_link *l, uint64_t now, uint32_t hb) {
+  if (l->fd < 0) return false;
+  if (l->o.fast) {
+    uint8_t buf[16384];
+    for (int rounds = 0; rounds < 4; rounds++) {
+      const ssize_t n = read(l->fd, buf, sizeof buf);
+      if (n > 0) {
+        l->from_host += (uint64_t)n;
+        esim_dev_rx(l->dev, now, buf, (size_t)n, hb);
+        if ((size_t)n < sizeof buf) return true;
+        continue;
+      }
+      if (n == 0) return false;
+      if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return true;
+      return false;
+    }
+    return true;
+  }
+  const size_t room = RX_AHEAD - l->pend_len;
+  if (!room) return true;
+  const ssize_t n = read(l->fd, l->pend + l->pend_len, room);
+  if (n == 0) return false;
+  if (n < 0) return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR;
+  /* The host's UART clocks them out at its own rate (on TCP there is none:
+   * the simulated wire then runs at the device's rate). */
+  const double bu = byte_us(hb ? hb : esim_dev_baud(l->dev));
+  for (ssize_t i = 0; i < n; i++) {
+    const double start = l->rx_line > (double)now ? l->rx_line : (double)now;
+    l->rx_line = start + bu;
+    l->pend_t[l->pend_len + (size_t)i] = l->rx_line;
+  }
+  l->pend_len += (size_t)n;
+  l->from_host += (uint64_t)n;
+  return true;
+}
+
+static bool out_append(esim_link *l, const uint8_t *p, size_t n) {
+  if (l->out_off && l->out_off == l->out_len) l->out_off = l->out_len = 0;
+  if (l->out_len + n > l->out_cap) {
+    if (l->out_off) {
+      memmove(l->out, l->out + l->out_off, l->out_len - l->out_off);
+      l->out_len -= l->out_off;
+      l->out_off = 0;
+    }
+    if (l->out_len + n > l->out_cap) {
+      size_t cap = l->out_cap ? l->out_cap : 8192;
+      while (cap < l->out_len + n) cap *= 2;
+      uint8_t *b = realloc(l->out, cap);
+      if (!b) return false;
+      l->out = b;
+      l->out_cap = cap;
+    }
+  }
+  memcpy(l->out + l->out_len, p, n);
+  l->out_len += n;
+  return true;
+}
+
+static void pump_tx(esim_link *l, uint64_t now, uint32_t hb) {
+  uint8_t buf[TAKE_MAX];
+  for (int guard = 0; guard < 64; guard++) {
+    if (l->out_len - l->out_off > OUT_HIGH) return; /* host not reading: hold back */
+    const uint64_t ready = esim_dev_tx_ready_at(l->dev);
+    if (ready == ESIM_NEVER || ready > now) return;
+    const uint32_t b0 = esim_dev_baud(l->dev);
+    const double bu = byte_us(b0);
+    const double start = l->tx_line > (double)ready ? l->tx_line : (double)ready;
+    size_t budget = TAKE_MAX;
+    if (!l->o.fast) {
+      if (start + bu > (double)now) return;
+      const double fit = ((double)now - start) / bu;
+      budget = fit < (double)TAKE_MAX ? (size_t)fit : TAKE_MAX;
+      if (!budget) return;
+    }
+    const size_t k = esim_dev_tx_take(l->dev, now, buf, budget, hb);
+    if (k) {
+      if (!l->o.fast) l->tx_line = start + (double)k * bu;
+      l->to_host += k;
+      out_append(l, buf, k);
+    } else if (esim_dev_baud(l->dev) == b0) {
+      return;
+    }
+  }
+}
+
+/* Returns false when the host went away. */
+static bool flush_out(esim_link *l) {
+  while (l->fd >= 0 && l->out_off < l->out_len) {
+    const ssize_t n = write(l->fd, l->out + l->out_off, l->out_len - l->out_off);
+    if (n > 0) {
+      l->out_off += (size_t)n;
+      continue;
+    }
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return true;
+    return false;
+  }
+  if (l->out_off == l->out_len) l->out_off = l->out_len = 0;
+  return true;
+}
+
+static void on_poll(uv_poll_t *h, int status, int events);
+static void on_timer(uv_timer_t *t);
+
+static void rearm(esim_link *l, uint64_t now) {
+  if (!l->active) return;
+  int ev = 0;
+  if (l->o.fast || l->pend_len < RX_AHEAD) ev |= UV_READABLE;
+  if (l->out_off < l->out_len) ev |= UV_WRITABLE;
+  if (ev != l->poll_events) {
+    if (ev) uv_poll_start(&l->poll, ev, on_poll);
+    else uv_poll_stop(&l->poll);
+    l->poll_events = ev;
+  }
+  /* When is the next thing due? */
+  double next = -1;
+  if (l->pend_len) next = l->pend_t[0];
+  const uint64_t dn = esim_dev_next_event(l->dev);
+  if (dn != ESIM_NEVER) {
+    double t = (double)dn;
+    if (dn <= now) {
+      /* output waiting for the line (or for the host to read) */
+      if (l->out_len - l->out_off > OUT_HIGH) t = -1;
+      else t = l->tx_line + byte_us(esim_dev_baud(l->dev));
+      if (t >= 0 && t <= (double)now) t = (double)now + 1;
+    }
+    if (t >= 0 && (next < 0 || t < next)) next = t;
+  }
+  if (next < 0) {
+    uv_timer_stop(&l->timer);
+    return;
+  }
+  uint64_t delay_ms = 0;
+  if (!l->o.fast || next > (double)now) {
+    const double wait = next - (double)now;
+    const unsigned tick = l->o.tick_us ? l->o.tick_us : 1000;
+    delay_ms = wait <= 0 ? 0 : (uint64_t)((wait + 999.0) / 1000.0);
+    const uint64_t min_ms = (tick + 999) / 1000;
+    if (!l->o.fast && delay_ms < min_ms) delay_ms = min_ms;
+  }
+  uv_timer_start(&l->timer, on_timer, delay_ms, 0);
+}
+
+static void service(esim_link *l) {
+  if (!l->active) return;
+  const uint64_t now = now_us(l);
+  const uint32_t hb = host_baud(l, now);
+  deliver_due(l, now, hb);
+  if (!read_more(l, now, hb)) {
+    go_inactive(l, ESIM_LINK_PEER_GONE);
+    return;
+  }
+  deliver_due(l, now, hb);
+  esim_dev_advance(l->dev, now);
+  if (esim_dev_take_disconnect(l->dev)) {
+    go_inactive(l, ESIM_LINK_DISCONNECT);
+    return;
+  }
+  pump_tx(l, now, hb);
+  if (!flush_out(l)) {
+    go_inactive(l, ESIM_LINK_PEER_GONE);
+    return;
+  }
+  rearm(l, now);
+}
+
+static void on_poll(uv_poll_t *h, int status, int events) {
+  esim_link *l = h->data;
+  (void)events;
+  if (status < 0 && status != UV_EAGAIN) {
+    go_inactive(l, ESIM_LINK_PEER_GONE);
+    return;
+  }
+  service(l);
+}
+
+static void on_timer(uv_timer_t *t) { service(t->data); }
+
+esim_link *esim_link_start(uv_loop_t *loop, esim_dev *dev, int fd, const esim_link_opts *opts) {
+  if (!loop || !dev || fd < 0) {
+    errno = EINVAL;
+    return NULL;
+  }
+  const int fl = fcntl(fd, F_GETFL);
+  if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) return NULL;
+  esim_link *l = calloc(1, sizeof *l);
+  if (!l) return NULL;
+  l->loop = loop;
+  l->dev = dev;
+  l->fd = fd;
+  if (opts) l->o = *opts;
+  else esim_link_opts_default(&l->o);
+  int r = uv_poll_init(loop, &l->poll, fd);
+  if (r < 0) {
+    free(l);
+    errno = -r;
+    return NULL;
+  }
+  l->poll_ok = true;
+  l->poll.data = l;
+  uv_timer_init(loop, &l->timer);
+  l->timer_ok = true;
+  l->timer.data = l;
+  l->active = true;
+  const uint64_t now = now_us(l);
+  l->rx_line = l->tx_line = (double)now;
+  esim_dev_advance(dev, now);
+  rearm(l, now);
+  return l;
+}
+
+static void on_handle_closed(uv_handle_t *h) {
+  esim_link *l = h->data;
+  if (--l->handles > 0) return;
+  if (!l->o.keep_fd && l->fd >= 0) close(l->fd);
+  l->fd = -1;
+  if (l->close_cb) l->close_cb(l, l->o.ctx);
+  free(l->out);
+  free(l);
+}
+
+void esim_link_close(esim_link *l, esim_link_close_cb cb) {
+  if (!l || l->closing) return;
+  l->closing = true;
+  l->active = false;
+  l->close_cb = cb;
+  stop_io(l);
+  l->handles = 2;
+  uv_close((uv_handle_t *)&l->poll, on_handle_closed);
+  uv_close((uv_handle_t *)&l->timer, on_handle_closed);
+}
