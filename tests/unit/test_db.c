@@ -1,0 +1,732 @@
+/* test_db.c - the SQLite traceability log (src/db.c): migrations and version
+ * refusal, the unit life cycle column by column, recovery after a crash,
+ * durability of a finished unit when the process is SIGKILLed right after
+ * eg_db_unit_finish() returns, reports (text and JSON lines) and the list of
+ * failed slots. Each test works on a fresh database in a temporary folder and
+ * checks what db.c wrote with plain SQL of its own. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <dirent.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "db.h"
+
+/* 2024-05-01T12:34:56.789Z */
+#define T0 1714566896789LL
+
+typedef struct fx {
+  char dir[128];
+  char path[160];
+} fx;
+
+static int setup(void **state) {
+  fx *x = calloc(1, sizeof *x);
+  snprintf(x->dir, sizeof x->dir, "/tmp/eg-db-XXXXXX");
+  assert_non_null(mkdtemp(x->dir));
+  snprintf(x->path, sizeof x->path, "%s/log.db", x->dir);
+  *state = x;
+  return 0;
+}
+
+static int teardown(void **state) {
+  fx *x = *state;
+  DIR *d = opendir(x->dir);
+  struct dirent *e;
+  while (d && (e = readdir(d))) {
+    char p[512];
+    if (e->d_name[0] == '.') continue;
+    snprintf(p, sizeof p, "%s/%s", x->dir, e->d_name);
+    unlink(p);
+  }
+  if (d) closedir(d);
+  rmdir(x->dir);
+  free(x);
+  return 0;
+}
+
+static eg_db *open_ok(const fx *x) {
+  eg_db *db = NULL;
+  eg_fault f;
+  eg_fault_clear(&f);
+  const eg_err r = eg_db_open(&db, x->path, &f);
+  if (r != EG_OK) fail_msg("eg_db_open: %s: %s", eg_err_name(r), f.msg);
+  assert_non_null(db);
+  return db;
+}
+
+/* A second, independent connection: what another process would see. */
+static sqlite3 *raw(const fx *x) {
+  sqlite3 *s = NULL;
+  assert_int_equal(sqlite3_open_v2(x->path, &s, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+  return s;
+}
+
+/* First column of the first row as text ("(null)" for NULL, "(no row)"). */
+static char *q(sqlite3 *s, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  char *sql = sqlite3_vmprintf(fmt, ap);
+  va_end(ap);
+  sqlite3_stmt *st;
+  if (sqlite3_prepare_v2(s, sql, -1, &st, NULL) != SQLITE_OK) fail_msg("%s: %s", sql, sqlite3_errmsg(s));
+  sqlite3_free(sql);
+  char *out;
+  if (sqlite3_step(st) != SQLITE_ROW) out = strdup("(no row)");
+  else if (sqlite3_column_type(st, 0) == SQLITE_NULL) out = strdup("(null)");
+  else out = strdup((const char *)sqlite3_column_text(st, 0));
+  sqlite3_finalize(st);
+  return out;
+}
+
+#define Q_EQ(s, want, ...)                                                             \
+  do {                                                                                 \
+    char *got_ = q(s, __VA_ARGS__);                                                    \
+    if (strcmp(got_, want) != 0) fail_msg("%s\n  got  %s\n  want %s", #__VA_ARGS__, got_, want); \
+    free(got_);                                                                        \
+  } while (0)
+
+static int64_t begin_run(eg_db *db, const char *station) {
+  eg_run_info info = {.station = station, .operator_name = "alice", .host = "bench-3", .tool_version = "9.9.9",
+                      .command_line = "espgang flash m.yaml", .manifest_path = "config/m.yaml",
+                      .manifest_text = "station: x\n", .manifest_len = 11};
+  static const uint8_t sha[32] = {0xab, 0xcd};
+  info.manifest_sha256 = sha;
+  int64_t id = 0;
+  eg_fault f;
+  const eg_err r = eg_db_run_begin(db, &info, &id, &f);
+  if (r != EG_OK) fail_msg("run_begin: %s", f.msg);
+  return id;
+}
+
+static void unit_init(eg_unit_record *u, const char *slot, int attempt) {
+  eg_unit_record_init(u);
+  snprintf(u->slot, sizeof u->slot, "%s", slot);
+  snprintf(u->port, sizeof u->port, "/dev/tty%s", slot);
+  u->attempt = attempt;
+  u->started_ms = T0;
+}
+
+static int64_t unit_begin(eg_db *db, int64_t run, const eg_unit_record *u) {
+  int64_t id = 0;
+  eg_fault f;
+  const eg_err r = eg_db_unit_begin(db, run, u, &id, &f);
+  if (r != EG_OK) fail_msg("unit_begin: %s", f.msg);
+  return id;
+}
+
+static void unit_finish(eg_db *db, int64_t id, eg_unit_record *u, eg_result res) {
+  u->result = res;
+  u->finished_ms = u->started_ms + 1500;
+  eg_fault f;
+  const eg_err r = eg_db_unit_finish(db, id, u, &f);
+  if (r != EG_OK) fail_msg("unit_finish: %s", f.msg);
+}
+
+static void set_fault(eg_unit_record *u) {
+  eg_fault_set(&u->fault, EG_DEVICE_STATUS, EG_STAGE_WRITE, 0x03, "FLASH_DATA failed: \"status\" 01 05");
+  eg_fault_status(&u->fault, (const uint8_t[]){0x01, 0x05}, 2);
+}
+
+/* ------------------------------------------------------------ schema */
+
+static int count_migrations(void) {
+  DIR *d = opendir(EG_SOURCE_DIR "/schema/migrations");
+  assert_non_null(d);
+  int n = 0;
+  struct dirent *e;
+  while ((e = readdir(d)))
+    if (strlen(e->d_name) > 4 && strcmp(e->d_name + strlen(e->d_name) - 4, ".sql") == 0) n++;
+  closedir(d);
+  return n;
+}
+
+static void test_open_migrate_reopen(void **state) {
+  fx *x = *state;
+  const int n = count_migrations();
+  assert_true(n >= 1);
+  eg_db *db = open_ok(x);
+  assert_int_equal(eg_db_schema_version(db), n);
+  eg_db_close(db);
+  db = open_ok(x); /* nothing to apply the second time */
+  assert_int_equal(eg_db_schema_version(db), n);
+  sqlite3 *s = raw(x);
+  char want[16];
+  snprintf(want, sizeof want, "%d", n);
+  Q_EQ(s, want, "SELECT COUNT(*) FROM schema_version");
+  Q_EQ(s, "0001_initial.sql", "SELECT name FROM schema_version WHERE version = 1");
+  Q_EQ(s, "wal", "PRAGMA journal_mode");
+  /* One *_ms column per stage of EG_STAGE_MAP. */
+  for (int st = 0; st < EG_STAGE__COUNT; st++) {
+    char col[64];
+    snprintf(col, sizeof col, "%s_ms", eg_stage_name((eg_stage)st));
+    Q_EQ(s, "1", "SELECT COUNT(*) FROM pragma_table_info('units') WHERE name = %Q", col);
+  }
+  Q_EQ(s, "1", "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name = 'units_mac'");
+  Q_EQ(s, "run_id,slot", "SELECT group_concat(name) FROM pragma_index_info('units_run_slot')");
+  sqlite3_close(s);
+  eg_db_close(db);
+}
+
+/* Describe a database's schema: every table's columns, every index's
+ * columns, every view's columns, in a stable order. */
+static char *describe(sqlite3 *s) {
+  return q(s,
+           "SELECT group_concat(d, ' | ') FROM ("
+           " SELECT m.type || ' ' || m.name || ': ' || ("
+           "   SELECT group_concat(c.name || ' ' || c.type || ' ' || c.\"notnull\" || ' ' || "
+           "          coalesce(c.dflt_value, '-') || ' ' || c.pk, ', ') FROM pragma_table_info(m.name) AS c) AS d"
+           " FROM sqlite_master AS m WHERE m.type IN ('table', 'view') AND m.name NOT LIKE 'sqlite_%%'"
+           " UNION ALL"
+           " SELECT 'index ' || m.name || ' on ' || m.tbl_name || ': ' || ("
+           "   SELECT group_concat(i.name, ',') FROM pragma_index_info(m.name) AS i)"
+           " FROM sqlite_master AS m WHERE m.type = 'index' AND m.sql IS NOT NULL"
+           " ORDER BY 1)");
+}
+
+static void test_espgang_sql_matches_migrations(void **state) {
+  fx *x = *state;
+  eg_db_close(open_ok(x));
+  sqlite3 *migrated = raw(x), *human = NULL;
+  assert_int_equal(sqlite3_open(":memory:", &human), SQLITE_OK);
+  FILE *fp = fopen(EG_SOURCE_DIR "/schema/espgang.sql", "rb");
+  assert_non_null(fp);
+  char *sql = calloc(1, 1 << 16);
+  assert_true(fread(sql, 1, (1 << 16) - 1, fp) > 0);
+  fclose(fp);
+  char *err = NULL;
+  if (sqlite3_exec(human, sql, NULL, NULL, &err) != SQLITE_OK) fail_msg("schema/espgang.sql: %s", err);
+  free(sql);
+  char *a = describe(migrated), *b = describe(human);
+  if (strcmp(a, b) != 0) fail_msg("schema/espgang.sql differs from the migrations:\n  migrations %s\n  espgang.sql %s", a, b);
+  assert_non_null(strstr(a, "table units: id INTEGER 0 - 1"));
+  free(a), free(b);
+  sqlite3_close(migrated);
+  sqlite3_close(human);
+}
+
+static void test_refuses_newer_schema(void **state) {
+  fx *x = *state;
+  eg_db_close(open_ok(x));
+  sqlite3 *s = raw(x);
+  assert_int_equal(sqlite3_exec(s, "INSERT INTO schema_version VALUES (99, '0099_future.sql', 'x')", NULL, NULL, NULL),
+                   SQLITE_OK);
+  sqlite3_close(s);
+  eg_db *db = (eg_db *)1;
+  eg_fault f;
+  assert_int_equal(eg_db_open(&db, x->path, &f), EG_DB);
+  assert_null(db);
+  assert_int_equal(f.code, EG_DB);
+  assert_non_null(strstr(f.msg, "database schema version 99 is newer than this espgang"));
+  assert_non_null(strstr(f.msg, "use a newer espgang"));
+  /* Nothing was changed by the refusal. */
+  s = raw(x);
+  Q_EQ(s, "99", "SELECT MAX(version) FROM schema_version");
+  sqlite3_close(s);
+}
+
+static void test_refuses_foreign_files(void **state) {
+  fx *x = *state;
+  sqlite3 *s = NULL;
+  assert_int_equal(sqlite3_open(x->path, &s), SQLITE_OK);
+  assert_int_equal(sqlite3_exec(s, "CREATE TABLE customers (id INTEGER)", NULL, NULL, NULL), SQLITE_OK);
+  sqlite3_close(s);
+  eg_db *db;
+  eg_fault f;
+  assert_int_equal(eg_db_open(&db, x->path, &f), EG_DB);
+  assert_non_null(strstr(f.msg, "is not an espgang database"));
+  s = raw(x);
+  Q_EQ(s, "1", "SELECT COUNT(*) FROM sqlite_master"); /* untouched */
+  sqlite3_close(s);
+
+  char junk[200];
+  snprintf(junk, sizeof junk, "%s/junk.db", x->dir);
+  FILE *fp = fopen(junk, "wb");
+  for (int i = 0; i < 200; i++) fputs("not a database at all ", fp);
+  fclose(fp);
+  assert_int_equal(eg_db_open(&db, junk, &f), EG_DB);
+  assert_non_null(strstr(f.msg, "file is not a database"));
+
+  assert_int_equal(eg_db_open(&db, "/nonexistent-dir/x.db", &f), EG_DB);
+  assert_non_null(strstr(f.msg, "/nonexistent-dir/x.db"));
+}
+
+/* ------------------------------------------------------------ units */
+
+static void test_unit_lifecycle(void **state) {
+  fx *x = *state;
+  eg_db *db = open_ok(x);
+  const int64_t run = begin_run(db, "line3-bench-A");
+  eg_fault f;
+  eg_image img;
+  const uint8_t bytes[5] = {0xE9, 1, 2, 3, 4};
+  assert_int_equal(eg_image_from_mem(&img, bytes, sizeof bytes, 0x1000, &f), EG_OK);
+  assert_int_equal(eg_db_run_image(db, run, 0, &img, &f), EG_OK);
+  char md5[33], sha[65];
+  eg_hex(md5, img.md5, 16);
+  eg_hex(sha, img.file_sha256, 32);
+  eg_image_free(&img);
+
+  eg_unit_record u;
+  unit_init(&u, "A1", 1);
+  snprintf(u.usb_location, sizeof u.usb_location, "1-1.4");
+  const int64_t id = unit_begin(db, run, &u);
+  sqlite3 *s = raw(x);
+  Q_EQ(s, "in_progress", "SELECT result FROM units WHERE id = %lld", (long long)id);
+  Q_EQ(s, "2024-05-01T12:34:56.789Z", "SELECT started_at FROM units WHERE id = %lld", (long long)id);
+  Q_EQ(s, "(null)", "SELECT mac FROM units WHERE id = %lld", (long long)id);
+  Q_EQ(s, "(null)", "SELECT chip FROM units WHERE id = %lld", (long long)id);
+  Q_EQ(s, "(null)", "SELECT finished_at FROM units WHERE id = %lld", (long long)id);
+
+  /* Identity learned. */
+  snprintf(u.chip, sizeof u.chip, "ESP32");
+  snprintf(u.chip_desc, sizeof u.chip_desc, "ESP32-D0WDQ6-V3 (revision v3.0)");
+  u.rev_major = 3, u.rev_minor = 0;
+  u.has_mac = true;
+  memcpy(u.mac, (const uint8_t[]){0x24, 0x0a, 0xc4, 0x00, 0x00, 0x01}, 6);
+  u.has_flash_id = true;
+  u.flash_id = 0x1640c8; /* GigaDevice GD25Q32: esptool prints c8 / 4016 */
+  u.flash_size = 4u << 20;
+  u.crystal_mhz = 40;
+  u.baud = 921600;
+  u.stub = true;
+  u.stage_ms[EG_STAGE_SYNC] = 120;
+  assert_int_equal(eg_db_unit_update(db, id, &u, &f), EG_OK);
+  Q_EQ(s, "24:0a:c4:00:00:01", "SELECT mac FROM units WHERE id = %lld", (long long)id);
+  Q_EQ(s, "in_progress", "SELECT result FROM units WHERE id = %lld", (long long)id);
+
+  u.bytes_tx = 123456789012LL;
+  u.bytes_rx = 4321;
+  u.stage_ms[EG_STAGE_WRITE] = 7000;
+  u.stage_ms[EG_STAGE_AFTER] = 5;
+  unit_finish(db, id, &u, EG_RESULT_PASS);
+  Q_EQ(s,
+       "A1|/dev/ttyA1|1-1.4|1|ESP32|ESP32-D0WDQ6-V3 (revision v3.0)|3|0|24:0a:c4:00:00:01|1458376|c8|4016|4194304|40|"
+       "921600|1|123456789012|4321|0|0|0|120|0|0|0|0|0|7000|0|0|5|2024-05-01T12:34:56.789Z|2024-05-01T12:34:58.289Z|"
+       "1500|pass|(null)|(null)|(null)|(null)|(null)",
+       "SELECT slot || '|' || port || '|' || usb_location || '|' || attempt || '|' || chip || '|' || chip_desc || '|' || "
+       "rev_major || '|' || rev_minor || '|' || mac || '|' || flash_id || '|' || flash_mfr || '|' || flash_device || '|' "
+       "|| flash_size || '|' || crystal_mhz || '|' || baud || '|' || stub || '|' || bytes_tx || '|' || bytes_rx || '|' "
+       "|| none_ms || '|' || open_ms || '|' || reset_ms || '|' || sync_ms || '|' || detect_ms || '|' || stub_ms || '|' "
+       "|| baud_ms || '|' || attach_ms || '|' || erase_ms || '|' || write_ms || '|' || verify_ms || '|' || read_ms || "
+       "'|' || after_ms || '|' || started_at || '|' || finished_at || '|' || duration_ms || '|' || result || '|' || "
+       "ifnull(fail_stage, '(null)') || '|' || ifnull(error_code, '(null)') || '|' || ifnull(opcode, '(null)') || '|' "
+       "|| ifnull(status_bytes, '(null)') || '|' || ifnull(message, '(null)') FROM units WHERE id = %lld",
+       (long long)id);
+
+  /* A failure keeps what the chip said, field by field. */
+  eg_unit_record v;
+  unit_init(&v, "A2", 1);
+  const int64_t id2 = unit_begin(db, run, &v);
+  set_fault(&v);
+  unit_finish(db, id2, &v, EG_RESULT_FAIL);
+  Q_EQ(s, "fail|write|DEVICE_STATUS|3|01 05|FLASH_DATA failed: \"status\" 01 05",
+       "SELECT result || '|' || fail_stage || '|' || error_code || '|' || opcode || '|' || status_bytes || '|' || "
+       "message FROM units WHERE id = %lld",
+       (long long)id2);
+
+  Q_EQ(s, "running|2|1|1|0|2", "SELECT status || '|' || units || '|' || passed || '|' || failed || '|' || aborted || "
+                               "'|' || attempts FROM runs WHERE id = %lld", (long long)run);
+  assert_int_equal(eg_db_run_end(db, run, "finished", &f), EG_OK);
+  Q_EQ(s, "finished|line3-bench-A|alice|bench-3|9.9.9|espgang flash m.yaml|config/m.yaml|station: x\n",
+       "SELECT status || '|' || station || '|' || operator || '|' || host || '|' || tool_version || '|' || "
+       "command_line || '|' || manifest_path || '|' || manifest_text FROM runs WHERE id = %lld", (long long)run);
+  Q_EQ(s, "abcd000000000000000000000000000000000000000000000000000000000000",
+       "SELECT manifest_sha256 FROM runs WHERE id = %lld", (long long)run);
+  Q_EQ(s, "1", "SELECT ended_at >= started_at AND ended_at LIKE '____-__-__T__:__:__.___Z' FROM runs");
+  char want[200];
+  snprintf(want, sizeof want, "0|4096|8|5|%s|%s", sha, md5);
+  Q_EQ(s, want, "SELECT idx || '|' || offset || '|' || size || '|' || file_size || '|' || sha256 || '|' || md5 "
+                "FROM run_images WHERE run_id = %lld", (long long)run);
+  sqlite3_close(s);
+
+  /* Misuse is refused, not stored. */
+  v.result = EG_RESULT_IN_PROGRESS;
+  assert_int_equal(eg_db_unit_finish(db, id2, &v, &f), EG_INVAL);
+  assert_int_equal(eg_db_unit_update(db, 424242, &v, &f), EG_INVAL);
+  assert_int_equal(eg_db_run_end(db, run, "done", &f), EG_INVAL);
+  assert_int_equal(eg_db_run_end(db, 777, "finished", &f), EG_INVAL);
+  assert_non_null(strstr(f.msg, "no run 777"));
+  eg_run_info none = {0};
+  int64_t rid;
+  assert_int_equal(eg_db_run_begin(db, &none, &rid, &f), EG_INVAL);
+  /* A unit of a run that does not exist: the foreign key says no. */
+  eg_unit_record w;
+  unit_init(&w, "Z", 1);
+  assert_int_equal(eg_db_unit_begin(db, 9999, &w, &rid, &f), EG_DB);
+  assert_non_null(strstr(f.msg, "FOREIGN KEY"));
+  eg_db_close(db);
+}
+
+/* ------------------------------------------------------------ recovery */
+
+static void test_recover_after_crash(void **state) {
+  fx *x = *state;
+  eg_db *db = open_ok(x);
+  const int64_t run = begin_run(db, "s");
+  eg_unit_record u;
+  unit_init(&u, "A1", 1);
+  const int64_t done = unit_begin(db, run, &u);
+  unit_finish(db, done, &u, EG_RESULT_PASS);
+  unit_init(&u, "A2", 1);
+  u.started_ms = T0 + 60000;
+  const int64_t left = unit_begin(db, run, &u);
+  /* This handle's own live run is not "crashed". */
+  int n = -1;
+  eg_fault f;
+  assert_int_equal(eg_db_recover(db, &n, &f), EG_OK);
+  assert_int_equal(n, 0);
+  eg_db_close(db); /* the "crash": neither the unit nor the run is ended */
+
+  db = open_ok(x);
+  assert_int_equal(eg_db_recover(db, &n, &f), EG_OK);
+  assert_int_equal(n, 1);
+  sqlite3 *s = raw(x);
+  Q_EQ(s, "aborted|process ended before this unit finished",
+       "SELECT result || '|' || message FROM units WHERE id = %lld", (long long)left);
+  Q_EQ(s, "pass", "SELECT result FROM units WHERE id = %lld", (long long)done);
+  /* The run ends at its last evidence: A2's start. */
+  Q_EQ(s, "crashed|2024-05-01T12:35:56.789Z|2|1|0|1",
+       "SELECT status || '|' || ended_at || '|' || units || '|' || passed || '|' || failed || '|' || aborted "
+       "FROM runs WHERE id = %lld", (long long)run);
+  sqlite3_close(s);
+  assert_int_equal(eg_db_recover(db, &n, &f), EG_OK);
+  assert_int_equal(n, 0);
+  eg_db_close(db);
+}
+
+/* A run being written by another live process on this host is left alone. */
+static void test_recover_spares_live_process(void **state) {
+  fx *x = *state;
+  eg_db_close(open_ok(x));
+  int ready[2], go[2];
+  assert_int_equal(pipe(ready), 0);
+  assert_int_equal(pipe(go), 0);
+  const pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    /* Only this side's ends: if the parent dies, read() sees EOF and the
+     * child ends too instead of lingering. */
+    close(ready[0]), close(go[1]);
+    eg_db *db = open_ok(x);
+    eg_unit_record u;
+    unit_init(&u, "C1", 1);
+    unit_begin(db, begin_run(db, "child"), &u);
+    char c = 'r';
+    if (write(ready[1], &c, 1) != 1) _exit(2);
+    if (read(go[0], &c, 1) != 1) _exit(3);
+    _exit(0); /* ends without finishing: a crash */
+  }
+  close(ready[1]), close(go[0]);
+  char c;
+  assert_int_equal(read(ready[0], &c, 1), 1);
+  eg_db *db = open_ok(x);
+  int n = -1;
+  eg_fault f;
+  assert_int_equal(eg_db_recover(db, &n, &f), EG_OK);
+  assert_int_equal(n, 0);
+  assert_int_equal(write(go[1], "g", 1), 1);
+  int status;
+  assert_int_equal(waitpid(pid, &status, 0), pid);
+  assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  assert_int_equal(eg_db_recover(db, &n, &f), EG_OK);
+  assert_int_equal(n, 1);
+  eg_db_close(db);
+  close(ready[0]), close(go[1]);
+}
+
+/* The child finishes a unit and is SIGKILLed the moment the call returns:
+ * no destructor, no close, no checkpoint. The row must be there. */
+static void test_finish_is_durable_under_sigkill(void **state) {
+  fx *x = *state;
+  eg_db_close(open_ok(x));
+  const pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    eg_db *db = open_ok(x);
+    eg_unit_record u;
+    unit_init(&u, "K1", 1);
+    u.has_mac = true;
+    memcpy(u.mac, (const uint8_t[]){0x24, 0x0a, 0xc4, 0x12, 0x34, 0x56}, 6);
+    const int64_t id = unit_begin(db, begin_run(db, "killed"), &u);
+    u.result = EG_RESULT_PASS;
+    u.finished_ms = u.started_ms + 42;
+    eg_fault f;
+    if (eg_db_unit_finish(db, id, &u, &f) != EG_OK) _exit(1);
+    kill(getpid(), SIGKILL);
+    _exit(2);
+  }
+  int status;
+  assert_int_equal(waitpid(pid, &status, 0), pid);
+  assert_true(WIFSIGNALED(status));
+  assert_int_equal(WTERMSIG(status), SIGKILL);
+  eg_db *db = open_ok(x);
+  sqlite3 *s = raw(x);
+  Q_EQ(s, "pass|24:0a:c4:12:34:56|42", "SELECT result || '|' || mac || '|' || duration_ms FROM units WHERE slot = 'K1'");
+  Q_EQ(s, "1|1", "SELECT units || '|' || passed FROM runs WHERE station = 'killed'");
+  sqlite3_close(s);
+  /* The run itself was never ended: recovery marks it crashed, not the unit. */
+  int n = -1;
+  eg_fault f;
+  assert_int_equal(eg_db_recover(db, &n, &f), EG_OK);
+  assert_int_equal(n, 0);
+  s = raw(x);
+  Q_EQ(s, "crashed|pass", "SELECT r.status || '|' || u.result FROM runs r JOIN units u ON u.run_id = r.id");
+  sqlite3_close(s);
+  eg_db_close(db);
+}
+
+/* ------------------------------------------------------------ reports */
+
+static char *capture(eg_err (*fn)(eg_db *, FILE *, void *), eg_db *db, void *arg, eg_err *r) {
+  char *buf = NULL;
+  size_t len = 0;
+  FILE *m = open_memstream(&buf, &len);
+  *r = fn(db, m, arg);
+  fclose(m);
+  return buf;
+}
+
+typedef struct rep_arg {
+  int64_t run;
+  const char *key;
+  bool json;
+  int limit;
+  eg_fault f;
+} rep_arg;
+
+static eg_err do_report_run(eg_db *db, FILE *out, void *a) {
+  rep_arg *r = a;
+  return eg_db_report_run(db, r->run, r->json, out, &r->f);
+}
+static eg_err do_report_unit(eg_db *db, FILE *out, void *a) {
+  rep_arg *r = a;
+  return eg_db_report_unit(db, r->key, r->json, out, &r->f);
+}
+static eg_err do_list_runs(eg_db *db, FILE *out, void *a) {
+  rep_arg *r = a;
+  return eg_db_list_runs(db, r->limit, r->json, out, &r->f);
+}
+
+static void must_contain(const char *text, const char *needle) {
+  if (!strstr(text, needle)) fail_msg("missing \"%s\" in:\n%s", needle, text);
+}
+
+/* Display column (UTF-8 code points) of p within its line starting at line. */
+static long col_of(const char *line, const char *p) {
+  long c = 0;
+  for (; line < p; line++)
+    if (((unsigned char)*line & 0xC0) != 0x80) c++;
+  return c;
+}
+
+/* Column `name` of the first header line that has it starts where `value`
+ * starts in the line that contains `row_key` (left-aligned text columns). */
+static void aligned(const char *text, const char *name, const char *row_key, const char *value) {
+  const char *line = strstr(text, row_key);
+  assert_non_null(line);
+  while (line > text && line[-1] != '\n') line--;
+  const char *v = strstr(line, value);
+  assert_non_null(v);
+  /* The header is the nearest line above the row that starts with "id". */
+  const char *hl = line;
+  do {
+    hl--;
+    while (hl > text && hl[-1] != '\n') hl--;
+  } while (hl > text && strncmp(hl, "id  ", 4) != 0 && strncmp(hl, "run  ", 5) != 0);
+  const char *h = strstr(hl, name);
+  assert_non_null(h);
+  if (col_of(hl, h) != col_of(line, v))
+    fail_msg("\"%s\" at column %ld, \"%s\" at column %ld:\n%s", name, col_of(hl, h), value, col_of(line, v), text);
+}
+
+static int64_t fill_report_db(eg_db *db) {
+  const int64_t run = begin_run(db, "bench");
+  eg_fault f;
+  eg_image img;
+  const uint8_t bytes[4] = {1, 2, 3, 4};
+  assert_int_equal(eg_image_from_mem(&img, bytes, 4, 0x10000, &f), EG_OK);
+  assert_int_equal(eg_db_run_image(db, run, 0, &img, &f), EG_OK);
+  eg_image_free(&img);
+  eg_unit_record u;
+  unit_init(&u, "A1", 1);
+  u.has_mac = true;
+  memcpy(u.mac, (const uint8_t[]){0x24, 0x0a, 0xc4, 0x00, 0x00, 0x01}, 6);
+  snprintf(u.chip, sizeof u.chip, "ESP32");
+  int64_t id = unit_begin(db, run, &u);
+  set_fault(&u);
+  unit_finish(db, id, &u, EG_RESULT_FAIL);
+  unit_init(&u, "A1", 2);
+  u.started_ms = T0 + 5000;
+  u.has_mac = true;
+  memcpy(u.mac, (const uint8_t[]){0x24, 0x0a, 0xc4, 0x00, 0x00, 0x01}, 6);
+  u.has_flash_id = true;
+  u.flash_id = 0x1640c8;
+  id = unit_begin(db, run, &u);
+  unit_finish(db, id, &u, EG_RESULT_PASS);
+  /* A message full of things JSON must escape, in a slot with a multi-byte name. */
+  unit_init(&u, "Zürich-7", 1);
+  eg_fault_set(&u.fault, EG_TIMEOUT, EG_STAGE_SYNC, -1, "x");
+  snprintf(u.fault.msg, sizeof u.fault.msg, "say \"hi\" \\ tab\there \x01 bad\xff é end");
+  id = unit_begin(db, run, &u);
+  unit_finish(db, id, &u, EG_RESULT_FAIL);
+  return run;
+}
+
+static void test_reports(void **state) {
+  fx *x = *state;
+  eg_db *db = open_ok(x);
+  const int64_t run = fill_report_db(db);
+  eg_err r;
+
+  rep_arg a = {.run = 0};
+  char *t = capture(do_report_run, db, &a, &r);
+  assert_int_equal(r, EG_OK);
+  must_contain(t, "station          bench\n");
+  must_contain(t, "status           running\n");
+  must_contain(t, "manifest         config/m.yaml\n");
+  must_contain(t, "0x10000");
+  must_contain(t, "24:0a:c4:00:00:01");
+  must_contain(t, "c8/4016");
+  must_contain(t, "DEVICE_STATUS");
+  must_contain(t, "01 05");
+  must_contain(t, "0x03");
+  must_contain(t, "TIMEOUT");
+  /* Control characters never reach a text table. */
+  must_contain(t, "tab here");
+  aligned(t, "result", "Zürich-7", "fail");
+  aligned(t, "error_code", "Zürich-7", "TIMEOUT");
+  aligned(t, "slot", "TIMEOUT", "Zürich-7");
+  free(t);
+
+  a.json = true;
+  a.run = run;
+  t = capture(do_report_run, db, &a, &r);
+  assert_int_equal(r, EG_OK);
+  int lines = 0;
+  for (const char *p = t; *p; p++) lines += *p == '\n';
+  assert_int_equal(lines, 1 + 1 + 3); /* run, image, three units */
+  assert_memory_equal(t, "{\"record\":\"run\",\"id\":1,", 23);
+  must_contain(t, "\"manifest_text\":\"station: x\\n\"");
+  must_contain(t, "{\"record\":\"image\",\"run_id\":1,\"idx\":0,\"offset\":65536,\"size\":4,");
+  must_contain(t, "\"mac\":\"24:0a:c4:00:00:01\"");
+  must_contain(t, "\"opcode\":3,\"status_bytes\":\"01 05\"");
+  must_contain(t, "\"flash_id\":1458376,\"flash_mfr\":\"c8\",\"flash_device\":\"4016\"");
+  must_contain(t, "\"slot\":\"Zürich-7\"");
+  must_contain(t, "\"message\":\"say \\\"hi\\\" \\\\ tab\\there \\u0001 bad\\ufffd é end\"}");
+  must_contain(t, "\"chip\":null");
+  free(t);
+
+  /* Every attempt on a MAC, newest first, whatever way the MAC is written. */
+  a = (rep_arg){.key = "24-0A-C4-00-00-01"};
+  t = capture(do_report_unit, db, &a, &r);
+  assert_int_equal(r, EG_OK);
+  const char *second = strstr(t, "pass"), *first = strstr(t, "DEVICE_STATUS");
+  assert_non_null(second);
+  assert_non_null(first);
+  assert_true(second < first);
+  free(t);
+  a = (rep_arg){.key = "A1", .json = true};
+  t = capture(do_report_unit, db, &a, &r);
+  assert_int_equal(r, EG_OK);
+  assert_memory_equal(t, "{\"record\":\"unit\",\"id\":2,", 24);
+  must_contain(t, "\n{\"record\":\"unit\",\"id\":1,");
+  free(t);
+  a = (rep_arg){.key = "nobody"};
+  t = capture(do_report_unit, db, &a, &r);
+  assert_int_equal(r, EG_INVAL);
+  assert_string_equal(t, "");
+  must_contain(a.f.msg, "no unit with MAC or slot nobody");
+  free(t);
+
+  eg_fault f;
+  assert_int_equal(eg_db_run_end(db, run, "interrupted", &f), EG_OK);
+  begin_run(db, "second");
+  a = (rep_arg){.limit = 1};
+  t = capture(do_list_runs, db, &a, &r);
+  assert_int_equal(r, EG_OK);
+  must_contain(t, "second");
+  assert_null(strstr(t, "bench"));
+  free(t);
+  a = (rep_arg){.limit = 0, .json = true};
+  t = capture(do_list_runs, db, &a, &r);
+  assert_int_equal(r, EG_OK);
+  must_contain(t, "{\"record\":\"run\",\"id\":2,");
+  must_contain(t, "\"station\":\"bench\",\"operator\":\"alice\"");
+  must_contain(t, "\"status\":\"interrupted\",\"units\":2,\"passed\":1,\"failed\":1,\"aborted\":0,\"attempts\":3}");
+  free(t);
+  a = (rep_arg){.run = 42};
+  t = capture(do_report_run, db, &a, &r);
+  assert_int_equal(r, EG_INVAL);
+  must_contain(a.f.msg, "no run 42");
+  free(t);
+  eg_db_close(db);
+}
+
+static void test_failed_slots(void **state) {
+  fx *x = *state;
+  eg_db *db = open_ok(x);
+  char **slots;
+  size_t n;
+  eg_fault f;
+  assert_int_equal(eg_db_failed_slots(db, 0, &slots, &n, &f), EG_INVAL);
+  must_contain(f.msg, "no runs");
+
+  const int64_t run = begin_run(db, "s");
+  static const struct { const char *slot; int attempt; eg_result res; } plan[] = {
+    {"A", 1, EG_RESULT_FAIL}, {"B", 1, EG_RESULT_FAIL}, {"C", 1, EG_RESULT_PASS}, {"D", 1, EG_RESULT_FAIL},
+    {"A", 2, EG_RESULT_PASS}, {"D", 2, EG_RESULT_ABORTED}, {"E", 1, EG_RESULT_IN_PROGRESS},
+  };
+  for (size_t i = 0; i < sizeof plan / sizeof plan[0]; i++) {
+    eg_unit_record u;
+    unit_init(&u, plan[i].slot, plan[i].attempt);
+    const int64_t id = unit_begin(db, run, &u);
+    if (plan[i].res != EG_RESULT_IN_PROGRESS) unit_finish(db, id, &u, plan[i].res);
+  }
+  /* Later run, other slots: run 0 means this one, not the first. */
+  const int64_t run2 = begin_run(db, "s2");
+  eg_unit_record u;
+  unit_init(&u, "Q", 1);
+  unit_finish(db, unit_begin(db, run2, &u), &u, EG_RESULT_FAIL);
+
+  assert_int_equal(eg_db_failed_slots(db, run, &slots, &n, &f), EG_OK);
+  assert_int_equal(n, 3); /* B failed, D's latest aborted, E never finished; A passed on retry */
+  assert_string_equal(slots[0], "B");
+  assert_string_equal(slots[1], "D");
+  assert_string_equal(slots[2], "E");
+  for (size_t i = 0; i < n; i++) free(slots[i]);
+  free(slots);
+  assert_int_equal(eg_db_failed_slots(db, 0, &slots, &n, &f), EG_OK);
+  assert_int_equal(n, 1);
+  assert_string_equal(slots[0], "Q");
+  free(slots[0]);
+  free(slots);
+  assert_int_equal(eg_db_failed_slots(db, 99, &slots, &n, &f), EG_INVAL);
+  eg_db_close(db);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+    cmocka_unit_test_setup_teardown(test_open_migrate_reopen, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_espgang_sql_matches_migrations, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_refuses_newer_schema, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_refuses_foreign_files, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_unit_lifecycle, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_recover_after_crash, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_recover_spares_live_process, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_finish_is_durable_under_sigkill, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_reports, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_failed_slots, setup, teardown),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
