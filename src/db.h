@@ -6,6 +6,10 @@
  * is on disk. A unit's row is written when it starts (result in_progress) so
  * a crash leaves evidence; eg_db_recover() marks such rows aborted.
  *
+ * Errors: EG_DB with SQLite's words in f->msg; EG_INVAL for a run or unit
+ * that does not exist or an argument the log cannot take (f->msg says which).
+ * A database written by a newer espgang (higher schema version) is refused.
+ *
  * Threading: an eg_db is used by one thread at a time (the scheduler runs all
  * calls in order on one libuv work thread so the loop never blocks on disk).
  * Ownership: eg_db_close() releases everything.
@@ -30,7 +34,9 @@ void eg_db_close(eg_db *db);
 int eg_db_schema_version(eg_db *db);
 
 /* Units left in_progress by a process that died -> aborted (message says
- * so); their runs get an end time and status "crashed". *count = rows fixed. */
+ * so); their runs get an end time and status "crashed". *count = rows fixed.
+ * Runs begun through this handle, and runs whose writer process is still
+ * alive on this host, are left alone. */
 eg_err eg_db_recover(eg_db *db, int *count, eg_fault *f);
 
 typedef struct eg_run_info {

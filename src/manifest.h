@@ -8,6 +8,8 @@
  * fixed flash size) and reports *every* problem through the diagnostic
  * callback as file:line:column. Image paths resolve relative to the
  * manifest's folder. The loaded images are kept (eg_image, not compressed).
+ * Diagnostics come sorted by position; a message starting "warning: " does
+ * not make the load fail; line 0 means the file as a whole (cannot open it).
  *
  * Ownership: the manifest owns every string and image; eg_manifest_free.
  */
@@ -97,7 +99,9 @@ typedef struct eg_slot {
 /* Expand the manifest's ports into concrete slots: globs (sorted), USB
  * matches (eg_port_list), paths and URLs. Errors (a path that does not exist,
  * a pattern or USB match that finds nothing, the same port twice, duplicate
- * labels) are reported through cb with the entry's line:column. */
+ * labels) are reported through cb with the entry's line:column. On EG_OK
+ * the caller frees *out with free(); on error *out is NULL.
+ * Relative paths and globs resolve against the manifest's folder. */
 eg_err eg_manifest_slots(const eg_manifest *m, eg_slot **out, size_t *count, eg_diag_cb cb, void *ctx);
 
 #endif
