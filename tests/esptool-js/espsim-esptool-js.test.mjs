@@ -20,7 +20,8 @@
 //     simply not calling runStub(), so IS_STUB stays false): detection,
 //     MAC, flash id, and the same compressed write + MD5 verification;
 //     readFlash must be refused as the ROM refuses it;
-//   - slot03, stub: a write, then eraseFlash, then MD5 of the whole flash;
+//   - slot03, stub: a write; a second connection that must find the stub
+//     still running; eraseFlash, then MD5 of the whole flash;
 //   - stops espsim with SIGTERM (always, also on failure) and compares each
 //     flash file byte for byte: image at 0x10000, 0xFF everywhere else,
 //     slot03 all 0xFF.
@@ -373,21 +374,42 @@ async function runRomDevice(ejs, dev, image) {
   }
 }
 
-// slot03: write something, then erase the whole chip with the stub.
+// slot03: upload the stub and write something; disconnect; connect again
+// (a TCP client leaving does not reset the chip, so the stub is still
+// running and must answer SYNC as the stubs do: eight replies with value 0,
+// which esptool-js takes as "stub already running"); erase the whole chip.
 async function runEraseDevice(ejs, dev, image) {
   const tag = dev.slot + "/erase";
-  const s = await openLoader(ejs, dev, tag, 115200);
+  const first = await openLoader(ejs, dev, tag, 115200);
   try {
-    await s.loader.main("no_reset");
-    check(s.loader.IS_STUB, `${tag}: esptool-js did not end up talking to the stub`);
+    await first.loader.main("no_reset");
+    check(first.loader.IS_STUB, `${tag}: esptool-js did not end up talking to the stub`);
     const part = image.subarray(0, 64 * 1024);
-    await s.loader.writeFlash(writeOptions(part, md5hex));
-    check(s.lines.some((l) => l.includes("Hash of data verified")), `${tag}: write before erase not verified`);
-    await s.loader.eraseFlash();
-    const all = await s.loader.flashMd5sum(0, EXPECT_FLASH_SIZE);
+    await first.loader.writeFlash(writeOptions(part, md5hex));
+    check(first.lines.some((l) => l.includes("Hash of data verified")), `${tag}: write before erase not verified`);
+  } finally {
+    await closeLoader(first);
+  }
+
+  const again = await openLoader(ejs, dev, tag + "2", 115200);
+  try {
+    const description = await again.loader.main("no_reset");
+    check(
+      again.lines.some((l) => l.includes("Stub is already running")),
+      `${tag}: on reconnect esptool-js did not see the running stub (SYNC replies with value 0)`,
+    );
+    check(again.loader.IS_STUB, `${tag}: esptool-js is not talking to the stub after reconnecting`);
+    await checkIdentity(again.loader, dev, tag + "2", description);
+    checkEq(
+      await again.loader.flashMd5sum(IMAGE_ADDR, 64 * 1024),
+      md5hex(image.subarray(0, 64 * 1024)),
+      `${tag} MD5 of the first session's write, seen from the second session`,
+    );
+    await again.loader.eraseFlash();
+    const all = await again.loader.flashMd5sum(0, EXPECT_FLASH_SIZE);
     checkEq(all, md5hex(new Uint8Array(EXPECT_FLASH_SIZE).fill(0xff)), `${tag} MD5 of the whole flash after eraseFlash`);
   } finally {
-    await closeLoader(s);
+    await closeLoader(again);
   }
 }
 
