@@ -24,8 +24,8 @@ void esim_timing_default(esim_timing *t) {
   t->baud_switch_us = 10000;
   t->sector_erase_us = 45000;
   t->block_erase_us = 150000;
-  t->chip_erase_base_us = 1000000;
-  t->chip_erase_per_block_us = 220000;
+  t->chip_erase_base_us = 1500000;
+  t->chip_erase_per_block_us = 210000;
   t->page_program_us = 200;
   t->read_ns_per_byte = 250;
   t->md5_ns_per_byte = 330;
