@@ -560,17 +560,17 @@ static void parse_usb(mctx *c, const yaml_node_t *un, eg_mport *p) {
   if (v[U_LOCATION] && get_str(c, v[U_LOCATION], "usb.location", &s)) p->location = xstrdup(c, s);
 }
 
-/* "socket://host:port" -> "host:port" (NULL when malformed). */
+/* "socket://host:port" -> "host:port" (NULL when malformed). The port is
+ * 1..65535 in plain decimal, as the JSON Schema's pattern says. */
 static const char *url_hostport(const char *url) {
   static const char scheme[] = "socket://";
   if (strncmp(url, scheme, sizeof scheme - 1) != 0) return NULL;
   const char *hp = url + sizeof scheme - 1;
   const char *colon = strrchr(hp, ':');
   if (!colon || colon == hp || strchr(hp, '/')) return NULL;
-  char *end;
-  errno = 0;
-  const long port = strtol(colon + 1, &end, 10);
-  if (!colon[1] || *end || errno || port < 1 || port > 65535) return NULL;
+  const char *port = colon + 1;
+  const size_t n = strlen(port);
+  if (n < 1 || n > 5 || port[0] == '0' || !all_in(port, "0123456789") || atol(port) > 65535) return NULL;
   return hp;
 }
 

@@ -12,6 +12,8 @@
 
 #include <cmocka.h>
 #include <ftw.h>
+#include <regex.h>
+#include <yaml.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -649,6 +651,120 @@ static void test_slots_errors(void **state) {
   diag_is(x, 4, 12, 5, "no USB serial port matches vid 0x10c4 serial no-such-serial-for-espgang-tests");
 }
 
+
+/* ------------------------------------------------------------ schema vs chip table */
+
+/* schema/manifest.schema.json names chips and their flash frequencies and
+ * sizes; the C loader takes them from src/chips.c. Check the two agree for
+ * every chip (the corpus test in tests/schema/ checks the rest). */
+
+static yaml_node_t *jget(yaml_document_t *d, yaml_node_t *n, const char *key) {
+  assert_non_null(n);
+  assert_int_equal(n->type, YAML_MAPPING_NODE);
+  for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
+    yaml_node_t *k = yaml_document_get_node(d, p->key);
+    if (k->type == YAML_SCALAR_NODE && strcmp((char *)k->data.scalar.value, key) == 0)
+      return yaml_document_get_node(d, p->value);
+  }
+  fail_msg("schema: no key %s", key);
+  return NULL;
+}
+
+static bool matches(const char *pattern, const char *s) {
+  regex_t re;
+  assert_int_equal(regcomp(&re, pattern, REG_EXTENDED | REG_NOSUB), 0);
+  const bool m = regexec(&re, s, 0, NULL, 0) == 0;
+  regfree(&re);
+  return m;
+}
+
+/* The enum list as "a,b,c" (schema order). */
+static void enum_str(yaml_document_t *d, yaml_node_t *list, char *out, size_t cap) {
+  assert_int_equal(list->type, YAML_SEQUENCE_NODE);
+  out[0] = '\0';
+  for (yaml_node_item_t *it = list->data.sequence.items.start; it < list->data.sequence.items.top; it++)
+    snprintf(out + strlen(out), cap - strlen(out), "%s%s", out[0] ? "," : "",
+             (char *)yaml_document_get_node(d, *it)->data.scalar.value);
+}
+
+static void test_schema_matches_chip_table(void **state) {
+  (void)state;
+  FILE *fp = fopen(EG_SOURCE_DIR "/schema/manifest.schema.json", "rb");
+  assert_non_null(fp);
+  yaml_parser_t parser;
+  yaml_document_t d;
+  assert_true(yaml_parser_initialize(&parser));
+  yaml_parser_set_input_file(&parser, fp);
+  assert_true(yaml_parser_load(&parser, &d));
+  yaml_node_t *root = yaml_document_get_root_node(&d);
+  yaml_node_t *props = jget(&d, root, "properties");
+
+  /* chip: anyOf of one pattern per chip. */
+  yaml_node_t *any = jget(&d, jget(&d, props, "chip"), "anyOf");
+  assert_int_equal(any->data.sequence.items.top - any->data.sequence.items.start, EG_CHIP__COUNT);
+  for (int id = 0; id < EG_CHIP__COUNT; id++) {
+    const eg_chip *c = eg_chip_get((eg_chip_id)id);
+    char upper[32], underscored[32];
+    snprintf(upper, sizeof upper, "%s", c->arg_name);
+    for (char *p = upper; *p; p++) *p = (char)(*p >= 'a' && *p <= 'z' ? *p - 32 : *p);
+    snprintf(underscored, sizeof underscored, "%s", c->name);
+    for (char *p = underscored; *p; p++) *p = *p == '-' ? '_' : *p;
+    const char *spellings[] = {c->arg_name, c->name, upper, underscored};
+    for (size_t k = 0; k < 4; k++) {
+      int hits = 0;
+      for (yaml_node_item_t *it = any->data.sequence.items.start; it < any->data.sequence.items.top; it++)
+        hits += matches((char *)jget(&d, yaml_document_get_node(&d, *it), "pattern")->data.scalar.value, spellings[k]);
+      if (hits != 1) fail_msg("schema chip patterns: '%s' matches %d patterns", spellings[k], hits);
+      assert_ptr_equal(eg_chip_by_name(spellings[k]), c);
+    }
+  }
+  static const char *const bad[] = {"esp33", "esp32s", "esp32s3x", "esp", "esp 32", "xesp32"};
+  for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+    for (yaml_node_item_t *it = any->data.sequence.items.start; it < any->data.sequence.items.top; it++)
+      if (matches((char *)jget(&d, yaml_document_get_node(&d, *it), "pattern")->data.scalar.value, bad[k]))
+        fail_msg("schema accepts chip '%s'", bad[k]);
+    assert_null(eg_chip_by_name(bad[k]));
+  }
+
+  /* flash.mode: keep and the four modes. */
+  char got[512], want[512];
+  enum_str(&d, jget(&d, jget(&d, jget(&d, jget(&d, props, "flash"), "properties"), "mode"), "enum"), got, sizeof got);
+  snprintf(want, sizeof want, "keep,%s,%s,%s,%s", eg_flash_mode_name(0), eg_flash_mode_name(1), eg_flash_mode_name(2),
+           eg_flash_mode_name(3));
+  assert_string_equal(got, want);
+
+  /* allOf: one rule per chip with exactly that chip's frequencies and sizes. */
+  yaml_node_t *all = jget(&d, root, "allOf");
+  int covered[EG_CHIP__COUNT] = {0};
+  for (yaml_node_item_t *it = all->data.sequence.items.start; it < all->data.sequence.items.top; it++) {
+    yaml_node_t *rule = yaml_document_get_node(&d, *it);
+    const char *pat = (char *)jget(&d, jget(&d, jget(&d, jget(&d, rule, "if"), "properties"), "chip"), "pattern")
+                        ->data.scalar.value;
+    const eg_chip *c = NULL;
+    for (int id = 0; id < EG_CHIP__COUNT; id++)
+      if (matches(pat, eg_chip_get((eg_chip_id)id)->arg_name)) {
+        assert_null(c);
+        c = eg_chip_get((eg_chip_id)id);
+      }
+    assert_non_null(c);
+    covered[c->id]++;
+    yaml_node_t *fp2 = jget(&d, jget(&d, jget(&d, jget(&d, rule, "then"), "properties"), "flash"), "properties");
+    enum_str(&d, jget(&d, jget(&d, fp2, "freq"), "enum"), got, sizeof got);
+    snprintf(want, sizeof want, "keep");
+    for (size_t i = 0; i < c->nflash_freqs; i++) snprintf(want + strlen(want), sizeof want - strlen(want), ",%s", c->flash_freqs[i].name);
+    if (strcmp(got, want) != 0) fail_msg("%s frequencies: schema %s, chips.c %s", c->name, got, want);
+    enum_str(&d, jget(&d, jget(&d, fp2, "size"), "enum"), got, sizeof got);
+    snprintf(want, sizeof want, "keep,detect");
+    for (size_t i = 0; i < c->nflash_sizes; i++) snprintf(want + strlen(want), sizeof want - strlen(want), ",%s", c->flash_sizes[i].name);
+    if (strcmp(got, want) != 0) fail_msg("%s sizes: schema %s, chips.c %s", c->name, got, want);
+  }
+  for (int id = 0; id < EG_CHIP__COUNT; id++)
+    if (covered[id] != 1) fail_msg("%s has %d flash rules in the schema", eg_chip_get((eg_chip_id)id)->name, covered[id]);
+  yaml_document_delete(&d);
+  yaml_parser_delete(&parser);
+  fclose(fp);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(test_full_manifest_values, setup, teardown),
@@ -671,6 +787,7 @@ int main(void) {
     cmocka_unit_test_setup_teardown(test_ports_errors, setup, teardown),
     cmocka_unit_test_setup_teardown(test_slots_paths_and_globs, setup, teardown),
     cmocka_unit_test_setup_teardown(test_slots_errors, setup, teardown),
+    cmocka_unit_test(test_schema_matches_chip_table),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
