@@ -22,39 +22,49 @@ function readJson(file) {
   }
 }
 
-function lockedVersion(repoRoot) {
+// Every package the lock file pins, as [folder under the repo, version].
+function lockedPackages(repoRoot) {
   const lock = readJson(path.join(repoRoot, "package-lock.json"));
-  const entry = lock && lock.packages && lock.packages[`node_modules/${PACKAGE}`];
-  if (!entry || !entry.version) {
+  const packages = (lock && lock.packages) || {};
+  const pinned = Object.entries(packages)
+    .filter(([where, entry]) => where.startsWith("node_modules/") && entry && entry.version)
+    .map(([where, entry]) => [where, entry.version]);
+  if (!pinned.some(([where]) => where === `node_modules/${PACKAGE}`)) {
     throw new Error(`${repoRoot}/package-lock.json does not pin ${PACKAGE}`);
   }
-  return entry.version;
+  return pinned;
 }
 
-function installedVersion(repoRoot) {
-  const pkg = readJson(path.join(repoRoot, "node_modules", PACKAGE, "package.json"));
+function installedVersion(repoRoot, where) {
+  const pkg = readJson(path.join(repoRoot, where, "package.json"));
   return pkg ? pkg.version : null;
 }
 
+function firstMismatch(repoRoot, pinned) {
+  for (const [where, want] of pinned) {
+    const have = installedVersion(repoRoot, where);
+    if (have !== want) return `${where} is ${have ? have : "missing"}, lock wants ${want}`;
+  }
+  return null;
+}
+
 export function ensureNodeModules(repoRoot) {
-  const want = lockedVersion(repoRoot);
-  const have = installedVersion(repoRoot);
-  if (have === want) return have;
-  process.stderr.write(
-    `${PACKAGE} ${have ? have + " installed" : "not installed"}, lock wants ${want}: ` +
-      `running npm ci in ${repoRoot}\n`,
-  );
-  const npm = process.platform === "win32" ? "npm.cmd" : "npm";
-  const r = spawnSync(npm, ["ci", "--no-audit", "--no-fund"], {
-    cwd: repoRoot,
-    stdio: ["ignore", "inherit", "inherit"],
-    timeout: 240_000,
-  });
-  if (r.error) throw new Error(`npm ci could not run: ${r.error.message}`);
-  if (r.status !== 0) throw new Error(`npm ci failed (exit status ${r.status}, signal ${r.signal})`);
-  const now = installedVersion(repoRoot);
-  if (now !== want) throw new Error(`after npm ci, ${PACKAGE} is ${now}, lock wants ${want}`);
-  return now;
+  const pinned = lockedPackages(repoRoot);
+  const why = firstMismatch(repoRoot, pinned);
+  if (why) {
+    process.stderr.write(`${why}: running npm ci in ${repoRoot}\n`);
+    const npm = process.platform === "win32" ? "npm.cmd" : "npm";
+    const r = spawnSync(npm, ["ci", "--no-audit", "--no-fund"], {
+      cwd: repoRoot,
+      stdio: ["ignore", "inherit", "inherit"],
+      timeout: 240_000,
+    });
+    if (r.error) throw new Error(`npm ci could not run: ${r.error.message}`);
+    if (r.status !== 0) throw new Error(`npm ci failed (exit status ${r.status}, signal ${r.signal})`);
+    const still = firstMismatch(repoRoot, pinned);
+    if (still) throw new Error(`after npm ci, ${still}`);
+  }
+  return installedVersion(repoRoot, `node_modules/${PACKAGE}`);
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
