@@ -122,7 +122,7 @@ static int diag_cmp(const void *a, const void *b) {
 }
 
 static void flush_diags(mctx *c, eg_diag_cb cb, void *ctx) {
-  qsort(c->diags, c->ndiags, sizeof *c->diags, diag_cmp);
+  if (c->ndiags) qsort(c->diags, c->ndiags, sizeof *c->diags, diag_cmp);
   for (size_t i = 0; i < c->ndiags; i++) {
     if (cb) cb(ctx, c->file, c->diags[i].line, c->diags[i].col, c->diags[i].msg);
     free(c->diags[i].msg);
@@ -614,11 +614,13 @@ static void parse_ports(mctx *c, const yaml_node_t *pn) {
           err(c, v[P_SLOT], "slot: duplicate label '%s' (also on line %d)", s, m->ports[j].line);
       p->slot = xstrdup(c, s);
     }
-    if (v[P_PATH] && get_str(c, v[P_PATH], "path", &s)) p->kind = EG_MPORT_PATH, p->target = resolve(c, s);
-    if (v[P_GLOB] && get_str(c, v[P_GLOB], "glob", &s)) p->kind = EG_MPORT_GLOB, p->target = resolve(c, s);
+    /* Each given kind is checked (so every mistake is reported), even when
+     * there are several; the last one stays in p (the entry is in error). */
+    if (v[P_PATH] && get_str(c, v[P_PATH], "path", &s)) free(p->target), p->kind = EG_MPORT_PATH, p->target = resolve(c, s);
+    if (v[P_GLOB] && get_str(c, v[P_GLOB], "glob", &s)) free(p->target), p->kind = EG_MPORT_GLOB, p->target = resolve(c, s);
     if (v[P_URL] && get_str(c, v[P_URL], "url", &s)) {
       if (!url_hostport(s)) err(c, v[P_URL], "url: '%s' is not socket://host:port (port 1..65535)", s);
-      p->kind = EG_MPORT_URL, p->target = xstrdup(c, s);
+      free(p->target), p->kind = EG_MPORT_URL, p->target = xstrdup(c, s);
     }
     if (v[P_USB]) p->kind = EG_MPORT_USB, parse_usb(c, v[P_USB], p);
     m->nports++;
