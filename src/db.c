@@ -86,12 +86,10 @@ typedef enum stmt_id {
 /* Each slot's latest attempt decides; a slot still in progress counts in
  * `units` but in none of passed/failed/aborted. */
 #define COUNTS_SQL                                                                              \
-  "UPDATE runs SET "                                                                            \
-  "units = (SELECT COUNT(*) FROM latest_units WHERE run_id = ?1), "                             \
-  "passed = (SELECT COUNT(*) FROM latest_units WHERE run_id = ?1 AND result = 'pass'), "        \
-  "failed = (SELECT COUNT(*) FROM latest_units WHERE run_id = ?1 AND result = 'fail'), "        \
-  "aborted = (SELECT COUNT(*) FROM latest_units WHERE run_id = ?1 AND result = 'aborted'), "    \
-  "attempts = (SELECT COUNT(*) FROM units WHERE run_id = ?1) WHERE id = ?1"
+  "UPDATE runs SET (units, passed, failed, aborted, attempts) = ("                              \
+  "SELECT COUNT(*), COALESCE(SUM(result = 'pass'), 0), COALESCE(SUM(result = 'fail'), 0), "     \
+  "COALESCE(SUM(result = 'aborted'), 0), (SELECT COUNT(*) FROM units WHERE run_id = ?1) "       \
+  "FROM latest_units WHERE run_id = ?1) WHERE id = ?1"
 
 #define UNIT_TEXT_COLS                                                                          \
   "id, slot, port, attempt, result, chip, mac, "                                                \
