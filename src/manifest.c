@@ -725,22 +725,22 @@ static void parse_root(mctx *c, const yaml_node_t *root) {
 
 static eg_err read_file(const char *path, char **text, size_t *len, char *why, size_t whylen) {
   FILE *fp = fopen(path, "rb");
-  if (!fp) return snprintf(why, whylen, "cannot open %s: %s", path, strerror(errno)), EG_FILE_OPEN;
+  /* The callback gets the path as the file name: the message does not repeat it. */
+  if (!fp) return snprintf(why, whylen, "cannot open the manifest: %s", strerror(errno)), EG_FILE_OPEN;
   size_t cap = 4096, n = 0;
   char *buf = malloc(cap);
   for (;;) {
-    if (!buf) return fclose(fp), snprintf(why, whylen, "out of memory reading %s", path), EG_NOMEM;
+    if (!buf) return fclose(fp), snprintf(why, whylen, "out of memory reading the manifest"), EG_NOMEM;
     n += fread(buf + n, 1, cap - n - 1, fp);
     if (ferror(fp)) {
       const int e = errno;
       free(buf), fclose(fp);
-      return snprintf(why, whylen, "cannot read %s: %s", path, strerror(e)), EG_FILE_READ;
+      return snprintf(why, whylen, "cannot read the manifest: %s", strerror(e)), EG_FILE_READ;
     }
     if (feof(fp)) break;
     if (cap > MANIFEST_MAX_BYTES) {
       free(buf), fclose(fp);
-      return snprintf(why, whylen, "%s is larger than %u bytes; is it a manifest?", path, MANIFEST_MAX_BYTES),
-             EG_MANIFEST;
+      return snprintf(why, whylen, "larger than %u bytes; is it a manifest?", MANIFEST_MAX_BYTES), EG_MANIFEST;
     }
     char *b = realloc(buf, cap * 2);
     if (!b) free(buf);

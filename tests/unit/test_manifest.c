@@ -393,8 +393,21 @@ static void test_missing_file(void **state) {
   snprintf(p, sizeof p, "%s/nope.yaml", x->dir);
   assert_int_equal(eg_manifest_load(&x->m, p, on_diag, x), EG_FILE_OPEN);
   ndiags_is(x, 1);
-  assert_non_null(strstr(x->diags[0], "cannot open"));
-  assert_non_null(strstr(x->diags[0], "No such file or directory"));
+  char want[512];
+  snprintf(want, sizeof want, "%s:0:0: cannot open the manifest: No such file or directory", p);
+  assert_string_equal(x->diags[0], want);
+  /* A folder, and something far too large to be a manifest. */
+  assert_int_equal(eg_manifest_load(&x->m, x->dir, on_diag, x), EG_FILE_READ);
+  ndiags_is(x, 2);
+  assert_non_null(strstr(x->diags[1], "cannot read the manifest: Is a directory"));
+  char *big = malloc(3u << 20);
+  memset(big, '#', 3u << 20);
+  put(x, "big.yaml", big, 3u << 20);
+  free(big);
+  snprintf(p, sizeof p, "%s/big.yaml", x->dir);
+  assert_int_equal(eg_manifest_load(&x->m, p, on_diag, x), EG_MANIFEST);
+  ndiags_is(x, 3);
+  assert_non_null(strstr(x->diags[2], "larger than 1048576 bytes"));
 }
 
 static void test_unknown_and_duplicate_keys(void **state) {
