@@ -350,6 +350,13 @@ static void send_sync(eg_dev *d) {
   d->sync_replies = 0;
   d->sync_stub_seen = true;
   d->state = EG_DS_SYNC;
+  /* A receiver that took a stray 0xC0 in line noise (a wrong baud rate) as
+   * the start of a frame stays out of step: each request's leading 0xC0
+   * then closes an empty frame and its body is ignored; esp-flasher-stub's
+   * decoder does exactly that. Every other try sends one extra 0xC0 first,
+   * which puts such a receiver back in step and costs an in-step one at
+   * most that try (the ROM ignores repeated 0xC0s). */
+  if (d->tries % 2 == 1 && d->tx_len + 1 < sizeof d->tx) d->tx[d->tx_len++] = EG_SLIP_END;
   const size_t len = eg_req_sync(d->pkt);
   request(d, len, 0, d->cfg->timeouts.sync_ms);
 }

@@ -27,10 +27,10 @@ step() { echo "--- $*"; }
 "$mkimage" bootloader "$work/bootloader.bin"
 "$mkimage" app "$work/app.bin" 600000
 
-# slot03 drops the connection during its second data block: a multi-port
+# slot03 drops the connection 40 kB into its session: a multi-port
 # command must finish the others and report that one.
 "$espsim" --fast --count 3 --pty "$work/rack" --tcp 0 --flash-dir "$work/flash" \
-  --fault 'slot03:disconnect_at=FLASH_DEFL_DATA:2' --seed 7 >"$work/espsim.json" 2>"$work/espsim.err" &
+  --fault 'slot03:disconnect_after_bytes=40000' --seed 7 >"$work/espsim.json" 2>"$work/espsim.err" &
 sim=$!
 for _ in $(seq 1 100); do grep -q '"ready"' "$work/espsim.json" 2>/dev/null && break; sleep 0.05; done
 grep -q '"ready"' "$work/espsim.json" || fail "espsim did not start"
@@ -91,9 +91,10 @@ step "read_flash 0 0x400000 fileread.bin"
 cmp -s "$work/fileread.bin" "$F1" || fail "read_flash result differs from the flash"
 
 step "erase_region 0x0 0x1000"
+cp "$F1" "$work/before-erase.bin"
 "$espgang" -p "$P1" "${opts[@]}" erase_region 0x0 0x1000
 all_ff <(head -c 4096 "$F1") || fail "erase_region left data"
-region_equals "$F1" 4096 <(tail -c +4097 "$work/app.bin" | head -c 4096) || fail "erase_region erased too much"
+cmp -s -i 4096:4096 "$F1" "$work/before-erase.bin" || fail "erase_region changed flash beyond 0x1000"
 
 step "erase_flash"
 "$espgang" -p "$P1" "${opts[@]}" erase_flash
