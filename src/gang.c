@@ -157,7 +157,9 @@ static void pump(eg_sched *s) {
   }
 }
 
-static void enqueue(eg_sched *s, job_kind kind, slotrun *sr, const eg_unit_record *rec) {
+/* Queue a database call; it runs after every call queued before it. */
+static void enqueue(eg_sched *s, job_kind kind, slotrun *sr, const eg_unit_record *rec, bool will_retry,
+                    const char *run_status) {
   if (kind == JOB_UNIT_UPDATE) { /* coalesce with a queued update of the same unit */
     for (dbjob *q = s->q_head; q; q = q->next)
       if (q->kind == JOB_UNIT_UPDATE && q->sr == sr) {
@@ -172,6 +174,8 @@ static void enqueue(eg_sched *s, job_kind kind, slotrun *sr, const eg_unit_recor
   }
   j->kind = kind;
   j->sr = sr;
+  j->will_retry = will_retry;
+  j->run_status = run_status;
   if (rec) j->rec = *rec;
   if (s->q_tail)
     s->q_tail->next = j;
@@ -189,14 +193,14 @@ static void dev_stage(eg_dev *d, eg_stage stage) {
   slotrun *sr = dev_slot(d);
   eg_sched *s = sr->s;
   if (s->ev->on_unit_stage) s->ev->on_unit_stage(s->ctx, sr->index, &d->rec, stage);
-  if (sr->unit_id) enqueue(s, JOB_UNIT_UPDATE, sr, &d->rec);
+  if (sr->unit_id) enqueue(s, JOB_UNIT_UPDATE, sr, &d->rec, false, NULL);
 }
 
 static void dev_identity(eg_dev *d) {
   slotrun *sr = dev_slot(d);
   eg_sched *s = sr->s;
   if (s->ev->on_unit_identity) s->ev->on_unit_identity(s->ctx, sr->index, &d->rec);
-  if (sr->unit_id) enqueue(s, JOB_UNIT_UPDATE, sr, &d->rec);
+  if (sr->unit_id) enqueue(s, JOB_UNIT_UPDATE, sr, &d->rec, false, NULL);
 }
 
 static void dev_progress(eg_dev *d, uint64_t done, uint64_t total) {
@@ -239,9 +243,8 @@ static void dev_done(eg_dev *d, eg_err result) {
   const int max_attempts = 1 + (s->cfg->manifest->retries > 0 ? s->cfg->manifest->retries : 0);
   const bool retry = result != EG_OK && result != EG_ABORTED && !s->stopping && sr->attempt < max_attempts;
   sr->last = d->rec;
-  enqueue(s, JOB_UNIT_FINISH, sr, &d->rec);
-  s->q_tail->will_retry = retry;
   sr->retry_pending = retry;
+  enqueue(s, JOB_UNIT_FINISH, sr, &d->rec, retry, NULL);
   eg_dev_close(d, dev_closed);
 }
 
@@ -291,7 +294,7 @@ static void start_attempt(slotrun *sr) {
   sr->last = rec;
   if (s->ev->on_unit_start) s->ev->on_unit_start(s->ctx, sr->index, &rec);
   /* The row exists before the port is touched: a crash leaves evidence. */
-  enqueue(s, JOB_UNIT_BEGIN, sr, &rec);
+  enqueue(s, JOB_UNIT_BEGIN, sr, &rec, false, NULL);
 }
 
 static void begin_device(slotrun *sr) {
@@ -325,12 +328,7 @@ static void maybe_end(eg_sched *s) {
   if (s->remaining > 0) return;
   if (!s->ending) {
     s->ending = true;
-    dbjob *j = NULL;
-    enqueue(s, JOB_RUN_END, NULL, NULL);
-    for (j = s->q_head; j && j->next; j = j->next) {}
-    if (j) j->run_status = s->sum.interrupted ? "interrupted" : "finished";
-    else if (s->running && s->running->kind == JOB_RUN_END)
-      s->running->run_status = s->sum.interrupted ? "interrupted" : "finished";
+    enqueue(s, JOB_RUN_END, NULL, NULL, false, s->sum.interrupted ? "interrupted" : "finished");
     return;
   }
   if (!s->ended || s->running || s->q_head) return;
