@@ -2,6 +2,8 @@
  * plus the fault and timing spec parsers (tools/espsim/faults.c). */
 #include "test_espsim_host.h"
 
+#include "chips.h"
+
 static void opts_with(esim_dev_opts *o, const char *spec) {
   esim_dev_opts_default(o);
   esim_timing_fast(&o->timing);
@@ -323,6 +325,61 @@ static void test_garble_in_fast_mode(void **s) {
   th_free(&h);
 }
 
+/* Different rates: the receiving UART samples the sender's bits. Close
+ * rates still work (a UART tolerates a few %), far ones garble, and a fast
+ * receiver sees more bytes than were sent. */
+static void test_uart_resampling(void **s) {
+  (void)s;
+  th h;
+  th_init(&h, NULL);
+  th_run_legacy_stub(&h);
+  h.host_baud = (uint32_t)(115200 * 1.03);
+  assert_int_equal(count_syncs(&h, 1), 8);
+  h.host_baud = (uint32_t)(115200 * 0.97);
+  assert_int_equal(count_syncs(&h, 1), 8);
+  h.host_baud = (uint32_t)(115200 * 1.08);
+  assert_int_equal(count_syncs(&h, 1), 0);
+  h.host_baud = 115200;
+  assert_int_equal(count_syncs(&h, 1), 8);
+  /* a host at 4x: the stub's 8 replies arrive as more, different bytes */
+  esim_dev_stats a, b;
+  esim_dev_get_stats(h.dev, &a);
+  const uint64_t taken0 = h.taken;
+  uint8_t pkt[64];
+  th_send_pkt_norun(&h, pkt, eg_req_sync(pkt));
+  h.host_baud = 460800;
+  th_run(&h);
+  esim_dev_get_stats(h.dev, &b);
+  assert_int_equal(b.tx_bytes - a.tx_bytes, 8 * 12); /* 8 x C0 + 10 bytes + C0 */
+  assert_true(h.taken - taken0 > 8 * 12);
+  th_free(&h);
+}
+
+/* A host that skips esptool's ESP32 CHANGE_BAUDRATE correction is 6 % off
+ * (the default ROM clock error) and cannot talk to the ROM any more. */
+static void test_rom_baud_without_correction(void **s) {
+  (void)s;
+  for (int correct = 0; correct <= 1; correct++) {
+    th h;
+    th_init(&h, NULL);
+    h.host_baud = 115200;
+    const uint32_t cali = th_rom_read_reg(&h, 0x3FF5F06C);
+    const uint32_t w4 = th_rom_read_reg(&h, 0x3FF5A010);
+    uint8_t pkt[64];
+    th_send_pkt(&h, pkt, eg_req_change_baud(pkt, correct ? eg_esp32_rom_baud_value(460800, cali, w4) : 460800, 0));
+    th_expect_ok(&h, EG_OP_CHANGE_BAUDRATE, 4);
+    h.host_baud = 460800;
+    th_send_pkt(&h, pkt, eg_req_read_reg(pkt, 0x40001000));
+    size_t ok = 0;
+    while (th_pending(&h)) {
+      th_frame *f = th_next(&h);
+      ok += f->n == 12 && f->p[1] == EG_OP_READ_REG && eg_get_u32(f->p + 4) == 0x00F01D83;
+    }
+    assert_int_equal(ok, correct ? 1 : 0);
+    th_free(&h);
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_spec_parsing),
@@ -338,6 +395,8 @@ int main(void) {
       cmocka_unit_test(test_baud_ceiling),
       cmocka_unit_test(test_ignore_first_sync),
       cmocka_unit_test(test_garble_in_fast_mode),
+      cmocka_unit_test(test_uart_resampling),
+      cmocka_unit_test(test_rom_baud_without_correction),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

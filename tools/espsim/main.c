@@ -111,7 +111,7 @@ static void usage(FILE *f) {
         "  --seed N               seed for random faults and garbling (default 1)\n"
         "  --timing FILE.yaml     override the timing model\n"
         "  --stub auto|legacy|new which flasher stub MEM_END starts (default auto, by load address)\n"
-        "  --rom-clock-error PCT  ROM's crystal estimate error for CHANGE_BAUDRATE (default 3)\n"
+        "  --rom-clock-error PCT  ROM's crystal estimate error for CHANGE_BAUDRATE (default 6)\n"
         "  --replug-ms MS         after a disconnect fault, re-create the pty after MS (default 1000, 0 = never)\n"
         "  --tick-us US           wire pacing granularity (default 1000)\n"
         "  -h, --help\n",
@@ -513,7 +513,7 @@ int main(int argc, char **argv) {
   uint8_t mac[6] = {0x24, 0x0a, 0xc4, 0x00, 0x00, 0x01};
   int crystal = 40;
   uint64_t seed = 1;
-  double rom_err = 0.03;
+  double rom_err = 0.06;
   esim_stub_flavour stub = ESIM_STUB_AUTO;
   const char *faults_file = NULL, *timing_file = NULL;
   char **fault_specs = calloc((size_t)argc + 1, sizeof *fault_specs);

@@ -48,12 +48,12 @@ void esim_dev_opts_default(esim_dev_opts *o) {
   memcpy(o->mac, mac, 6);
   o->flash_id = 0x1640C8;
   o->crystal_mhz = 40;
-  o->rom_clock_error = 0.03;
+  o->rom_clock_error = 0.06;
   o->stub = ESIM_STUB_AUTO;
   esim_timing_default(&o->timing);
   esim_faults_clear(&o->faults);
   o->seed = 1;
-  o->baud_tolerance = 0.025;
+  o->baud_tolerance = 0.005;
 }
 
 const char *esim_mode_name(esim_mode m) {
@@ -244,21 +244,84 @@ static void uart_autobaud(esim_dev *d, uint32_t baud) {
 
 uint32_t esim_dev_baud(const esim_dev *d) { return d->baud; }
 
-static bool rate_garbles(const esim_dev *d, uint32_t host_baud) {
-  if (d->baud == 0) return true;
+/* What the line does to bytes between the host's UART and the device's. */
+typedef enum line_effect {
+  LINE_CLEAN,    /* same rate (or no host UART: TCP) */
+  LINE_RESAMPLE, /* different rates: the receiver samples the sender's bits */
+  LINE_NOISE     /* broken divider or above the baud ceiling: garbage */
+} line_effect;
+
+static line_effect line_state(const esim_dev *d, uint32_t host_baud) {
+  if (d->baud == 0) return LINE_NOISE;
   /* The ceiling is a nominal rate: a divider's rounding does not cross it. */
-  if (d->o.faults.baud_ceiling && d->baud > (double)d->o.faults.baud_ceiling * (1.0 + d->o.baud_tolerance)) return true;
-  if (host_baud == 0) return false;
+  if (d->o.faults.baud_ceiling && d->baud > (double)d->o.faults.baud_ceiling * 1.025) return LINE_NOISE;
+  if (host_baud == 0) return LINE_CLEAN;
   const double r = fabs((double)d->baud - (double)host_baud) / (double)host_baud;
-  return r > d->o.baud_tolerance;
+  return r > d->o.baud_tolerance ? LINE_RESAMPLE : LINE_CLEAN;
 }
 
-/* A byte sent at one rate and sampled at another arrives as some other
- * byte (framing errors, split or merged bits). The model keeps the count
- * and draws the values from the seeded PRNG. */
-static uint8_t garble_byte(esim_dev *d, uint8_t b) {
-  uint8_t g = (uint8_t)esim_rand(d);
-  return g == b ? (uint8_t)(g ^ 0x5A) : g;
+/* Line level of sender bit m of a burst of 8N1 bytes sent back to back:
+ * start bit 0, data LSB first, stop bit 1, idle 1 after the burst. */
+static int line_bit(const uint8_t *in, size_t nbits, size_t m) {
+  if (m >= nbits) return 1;
+  const size_t j = m % 10;
+  if (j == 0) return 0;
+  if (j == 9) return 1;
+  return (in[m / 10] >> (j - 1)) & 1;
+}
+
+/* A UART at `rx` baud receiving a burst sent at `tx` baud, as the hardware
+ * does it: wait for a falling edge (detected within 1/16 of a bit, the
+ * phase drawn from the seeded PRNG), check the start bit at its middle,
+ * sample 8 data bits at their middles, take the byte whatever the stop bit
+ * says (a framing error still delivers it), look for the next edge after
+ * the stop bit's middle. Up to ~4 % apart this reproduces the bytes; further
+ * apart bytes split, merge and change, as on a real line. Returns the
+ * number of bytes received (at most cap; cap >= 6 * n + 8 never truncates). */
+static size_t uart_resample(esim_dev *d, const uint8_t *in, size_t n, double tx, double rx, uint8_t *out,
+                            size_t cap) {
+  const size_t nbits = n * 10;
+  const double tr = tx / rx; /* a receiver bit in sender bits */
+  double t = 0;
+  size_t o = 0, floor_m = 0;
+  while (o < cap) {
+    size_t m = (size_t)ceil(t - 1e-9);
+    if (m < floor_m) m = floor_m;
+    while (m < nbits && !(line_bit(in, nbits, m) == 0 && (m == 0 || line_bit(in, nbits, m - 1) == 1))) m++;
+    if (m >= nbits) break;
+    floor_m = m + 1;
+    const double t0 = (double)m + esim_rand01(d) * tr / 16.0;
+    if (line_bit(in, nbits, (size_t)floor(t0 + 0.5 * tr)) != 0) { /* false start */
+      t = t0 + 0.5 * tr;
+      continue;
+    }
+    uint8_t b = 0;
+    for (int i = 0; i < 8; i++)
+      if (line_bit(in, nbits, (size_t)floor(t0 + (1.5 + i) * tr))) b |= (uint8_t)(1u << i);
+    out[o++] = b;
+    t = t0 + 9.5 * tr;
+  }
+  return o;
+}
+
+/* Apply the line to `n` bytes in place or into a new buffer (*buf may be
+ * replaced; the caller frees it if it changed). Returns the new count. */
+static size_t apply_line(esim_dev *d, line_effect e, uint8_t **buf, size_t n, double tx, double rx) {
+  switch (e) {
+  case LINE_CLEAN: return n;
+  case LINE_NOISE:
+    for (size_t i = 0; i < n; i++) (*buf)[i] = (uint8_t)esim_rand(d);
+    return n;
+  case LINE_RESAMPLE: {
+    const size_t cap = 6 * n + 8;
+    uint8_t *o = malloc(cap);
+    if (!o) return 0;
+    const size_t k = uart_resample(d, *buf, n, tx, rx, o, cap);
+    *buf = o;
+    return k;
+  }
+  }
+  return n;
 }
 
 /* ------------------------------------------------------------- the chip */
@@ -413,7 +476,7 @@ eg_err esim_dev_new(esim_dev **out, const esim_dev_opts *o) {
   d->o = *o;
   d->o.name = NULL;
   snprintf(d->name, sizeof d->name, "%s", o->name ? o->name : "dev");
-  if (d->o.baud_tolerance <= 0) d->o.baud_tolerance = 0.025;
+  if (d->o.baud_tolerance <= 0) d->o.baud_tolerance = 0.005;
   if (d->o.faults.slow_erase <= 0) d->o.faults.slow_erase = 1.0;
   d->dec = malloc(ESIM_DECODE_CAP);
   d->w.out = malloc(32768);
@@ -547,11 +610,18 @@ static uint32_t decode_cap(const esim_dev *d) {
   return ESIM_ROM_BUF;
 }
 
-/* SLIP receive as the Espressif loaders do it: 0xC0 toggles between "no
- * frame" and "in frame" (so C0 C0 is an empty frame, and the next frame
- * needs its own opening C0). Overflow: LS ends the frame at its buffer size
- * and keeps receiving into the next buffer; ROM and NS drop the frame. */
+/* SLIP receive. The stubs' decoders (LS slip.c SLIP_recv_byte, NS slip.c
+ * slip_recv_byte) toggle: 0xC0 switches between "no frame" and "in frame",
+ * so C0 C0 is an empty frame and the next frame needs its own opening C0; a
+ * stray C0 therefore costs them frames until the host's C0s pair up again.
+ * The ROM is modelled with the robust reading (a C0 right after a C0 opens
+ * the frame), so garbage before a host's packet costs at most that packet.
+ * Errors: LS ignores a bad escape and ends an over-long frame at its buffer
+ * size, receiving the rest as a new frame; NS drops the frame and waits for
+ * the next C0; the ROM drops the frame up to the next C0, which opens one. */
 static void slip_byte(esim_dev *d, uint64_t t, uint8_t b) {
+  const bool rom = d->mode == ESIM_MODE_ROM;
+  const bool ls = d->mode == ESIM_MODE_STUB && d->flavour == ESIM_STUB_LEGACY;
   switch (d->slip) {
   case SLIP_NO_FRAME:
     if (b == 0xC0) {
@@ -561,12 +631,13 @@ static void slip_byte(esim_dev *d, uint64_t t, uint8_t b) {
     return;
   case SLIP_DROP:
     if (b == 0xC0) {
-      d->slip = SLIP_NO_FRAME;
+      d->slip = SLIP_IN_FRAME;
       d->dec_len = 0;
     }
     return;
   case SLIP_IN_FRAME:
     if (b == 0xC0) {
+      if (rom && d->dec_len == 0) return; /* repeated C0: still the start */
       d->slip = SLIP_NO_FRAME;
       frame_done(d, t);
       return;
@@ -581,22 +652,22 @@ static void slip_byte(esim_dev *d, uint64_t t, uint8_t b) {
     if (b == 0xDC) b = 0xC0;
     else if (b == 0xDD) b = 0xDB;
     else {
-      /* LS ignores the bad byte; ROM and NS drop the frame. */
-      if (d->mode == ESIM_MODE_STUB && d->flavour == ESIM_STUB_LEGACY) return;
+      if (ls) return;
       esim_log(d, t, "rx SLIP escape error, frame dropped");
-      d->slip = b == 0xC0 ? SLIP_NO_FRAME : SLIP_DROP;
       d->dec_len = 0;
+      if (b == 0xC0) d->slip = rom ? SLIP_IN_FRAME : SLIP_NO_FRAME;
+      else d->slip = rom ? SLIP_DROP : SLIP_NO_FRAME;
       return;
     }
     break;
   }
   if (d->dec_len >= decode_cap(d)) {
-    if (d->mode == ESIM_MODE_STUB && d->flavour == ESIM_STUB_LEGACY) {
+    if (ls) {
       frame_done(d, t); /* ub.read == MAX_WRITE_BLOCK+64: frame "finished" */
     } else {
       esim_log(d, t, "rx frame too long, dropped");
       d->st.rx_overflow++;
-      d->slip = SLIP_DROP;
+      d->slip = rom ? SLIP_DROP : SLIP_NO_FRAME;
       d->dec_len = 0;
       return;
     }
@@ -616,34 +687,44 @@ static void fire_disconnect(esim_dev *d, uint64_t t, const char *why) {
 
 static void process_input(esim_dev *d, esim_chunk *c) {
   const uint64_t t = c->t;
-  uint8_t *p = c->data + c->off;
-  size_t n = c->len - c->off;
+  const uint8_t *p = c->data + c->off;
+  const size_t n = c->len - c->off;
   if (d->mode == ESIM_MODE_DISCONNECTED || d->mode == ESIM_MODE_STALLED) return;
   if (d->autobaud && c->host_baud && c->host_baud != d->baud && d->mode == ESIM_MODE_ROM) {
     /* The ROM's autobaud measures the host's bit time (doc §3.2). */
     esim_log(d, t, "autobaud: %u -> %u", (unsigned)d->baud, (unsigned)c->host_baud);
     uart_autobaud(d, c->host_baud);
   }
-  const bool garbled = rate_garbles(d, c->host_baud);
   const esim_faults *fl = &d->o.faults;
-  for (size_t i = 0; i < n; i++) {
+  uint8_t *wire = malloc(n ? n : 1);
+  if (!wire) return;
+  size_t m = 0;
+  enum { NONE, STALL, DISCONNECT } fire = NONE;
+  /* the host's bytes, as its UART sends them (byte faults included) */
+  for (size_t i = 0; i < n && fire == NONE; i++) {
     uint8_t b = p[i];
     d->rx_count++;
     d->st.rx_bytes++;
+    if (fl->stall_after_bytes && d->rx_count == fl->stall_after_bytes) fire = STALL;
+    if (fl->disconnect_after_bytes && !d->disconnect_fired && d->rx_count == fl->disconnect_after_bytes) fire = DISCONNECT;
     if (fl->drop_rate_rx > 0 && esim_rand01(d) < fl->drop_rate_rx) {
       d->st.rx_dropped++;
       esim_log(d, t, "fault drop rx byte 0x%02x", b);
-      goto counted;
+      continue;
     }
     if (fl->corrupt_rate_rx > 0 && esim_rand01(d) < fl->corrupt_rate_rx) {
       const uint8_t nb = (uint8_t)(b ^ (1u << (esim_rand(d) & 7)));
       esim_log(d, t, "fault corrupt rx byte 0x%02x -> 0x%02x", b, nb);
       b = nb;
     }
-    if (garbled) {
-      b = garble_byte(d, b);
-      d->st.rx_garbled++;
-    }
+    wire[m++] = b;
+  }
+  /* what the device's UART makes of them */
+  const line_effect le = line_state(d, c->host_baud);
+  uint8_t *rxd = wire;
+  if (le != LINE_CLEAN) d->st.rx_garbled += m;
+  const size_t k = apply_line(d, le, &rxd, m, c->host_baud, d->baud);
+  for (size_t i = 0; i < k; i++) {
     if (d->mode == ESIM_MODE_ROM) {
       /* The ROM polls its 128-byte FIFO only between commands. */
       if (t < d->cpu_t) {
@@ -651,26 +732,25 @@ static void process_input(esim_dev *d, esim_chunk *c) {
           d->st.rx_overflow++;
           if (d->st.rx_overflow < 20 || d->st.rx_overflow % 1000 == 0)
             esim_log(d, t, "rx FIFO overflow while busy, byte lost");
-          goto counted;
+          continue;
         }
         d->fifo_used++;
       } else {
         d->fifo_used = 0;
       }
     }
-    if (d->mode == ESIM_MODE_ROM || d->mode == ESIM_MODE_STUB) slip_byte(d, t, b);
-  counted:
-    if (fl->stall_after_bytes && d->rx_count == fl->stall_after_bytes) {
-      esim_log(d, t, "fault stall after %llu bytes", (unsigned long long)d->rx_count);
-      d->mode = ESIM_MODE_STALLED;
-      q_clear(&d->txq);
-      fq_clear(d);
-      return;
-    }
-    if (fl->disconnect_after_bytes && !d->disconnect_fired && d->rx_count == fl->disconnect_after_bytes) {
-      fire_disconnect(d, t, "after bytes");
-      return;
-    }
+    if (d->mode == ESIM_MODE_ROM || d->mode == ESIM_MODE_STUB) slip_byte(d, t, rxd[i]);
+  }
+  if (rxd != wire) free(rxd);
+  free(wire);
+  if (fire == STALL) {
+    esim_log(d, t, "fault stall after %llu bytes", (unsigned long long)d->rx_count);
+    d->mode = ESIM_MODE_STALLED;
+    q_clear(&d->txq);
+    q_clear(&d->rxq);
+    fq_clear(d);
+  } else if (fire == DISCONNECT) {
+    fire_disconnect(d, t, "after bytes");
   }
 }
 
@@ -785,8 +865,18 @@ size_t esim_dev_tx_take(esim_dev *d, uint64_t now, uint8_t *out, size_t max, uin
       q_pop(&d->txq);
       break;
     }
-    const bool garbled = rate_garbles(d, host_baud);
-    while (c->off < c->len && n < max) {
+    const line_effect le = line_state(d, host_baud);
+    /* a resampling receiver may see up to ~6 bytes per byte sent */
+    size_t room = max - n;
+    if (le == LINE_RESAMPLE) room = room >= 14 ? (room - 8) / 6 : 1;
+    uint8_t *wire = out + n;
+    size_t m = 0;
+    uint8_t tmp[64];
+    if (le == LINE_RESAMPLE) {
+      wire = tmp;
+      if (room > sizeof tmp) room = sizeof tmp;
+    }
+    while (c->off < c->len && m < room) {
       uint8_t b = c->data[c->off++];
       d->txq.bytes--;
       d->st.tx_bytes++;
@@ -799,18 +889,26 @@ size_t esim_dev_tx_take(esim_dev *d, uint64_t now, uint8_t *out, size_t max, uin
         esim_log(d, now, "fault corrupt tx byte 0x%02x -> 0x%02x", b, nb);
         b = nb;
       }
-      if (garbled) {
-        b = garble_byte(d, b);
-        d->st.tx_garbled++;
-      }
-      out[n++] = b;
+      wire[m++] = b;
+    }
+    if (le != LINE_CLEAN) d->st.tx_garbled += m;
+    if (le == LINE_RESAMPLE) {
+      uint8_t *rs = wire;
+      const size_t k = apply_line(d, le, &rs, m, d->baud, host_baud);
+      const size_t fit = k < max - n ? k : max - n;
+      memcpy(out + n, rs, fit);
+      n += fit;
+      if (rs != wire) free(rs);
+    } else {
+      uint8_t *w = wire;
+      n += apply_line(d, le, &w, m, d->baud, host_baud);
     }
     if (c->off == c->len) {
       d->txq.head = c->next;
       if (!d->txq.head) d->txq.tail = NULL;
       free(c);
     }
-    if (n >= max) break;
+    if (n >= max || le == LINE_RESAMPLE) break;
   }
   return n;
 }

@@ -113,7 +113,7 @@ typedef struct esim_dev_opts {
   uint8_t mac[6];             /* base MAC (eFuse); default 24:0a:c4:00:00:01 */
   uint32_t flash_id;          /* JEDEC ID as W0 returns it: mfr | type<<8 | cap<<16 */
   int crystal_mhz;            /* 40 or 26 */
-  double rom_clock_error;     /* ROM's idea of the crystal vs the truth (+0.03 = 3 % fast);
+  double rom_clock_error;     /* ROM's idea of the crystal vs the truth (default +0.06 = 6 % fast);
                                  drives the RTC calibration register (doc §8.3) */
   uint8_t *flash;             /* caller-owned flash array of flash_size bytes, or NULL */
   size_t flash_size;          /* 0 = from flash_id's capacity byte */
@@ -121,7 +121,8 @@ typedef struct esim_dev_opts {
   esim_timing timing;
   esim_faults faults;
   uint64_t seed;              /* PRNG seed for faults and garbling */
-  double baud_tolerance;      /* rates further apart than this garble (default 0.025) */
+  double baud_tolerance;      /* rates further apart than this are resampled bit by bit
+                                 (default 0.005); bytes then survive up to ~4 %, as on a real line */
   esim_log_fn log;            /* may be NULL */
   void *log_ctx;
   const char *name;           /* "slot01", for the log; copied */
