@@ -23,7 +23,7 @@
 #define SYNC_REPLIES 8        /* the ROM and the stubs answer SYNC 8 times */
 #define UNSUPPORTED_DRAIN_MS 200 /* esptool sleeps 0.2 s to drain the repeated error */
 #define BAUD_SETTLE_MS 50     /* esptool: "get rid of garbage sent during baud rate change" */
-#define BLOCK_ATTEMPTS 3      /* WRITE_BLOCK_ATTEMPTS */
+#define CMD_ATTEMPTS 3        /* esptool's WRITE_BLOCK_ATTEMPTS, for every resendable command */
 #define MAX_SKIPPED 100       /* esptool reads up to 100 frames for a matching reply */
 #define RDID_POLLS 10         /* esptool polls the SPI CMD register at most 10 times */
 #define OHAI_TIMEOUT_MS 3000
@@ -145,10 +145,47 @@ static void request(eg_dev *d, size_t len, size_t expect_data, uint32_t timeout_
   d->expect_op = d->pkt[1];
   d->expect_data = expect_data;
   d->skipped_frames = 0;
+  d->pkt_len = len;
+  d->cmd_tries = 0;
+  d->have_refusal = false;
   /* The reply can only start once the request is on the wire. */
   d->reply_timeout_ms = timeout_ms + wire_ms(d, eg_slip_max_encoded(len) / 2 + len / 2) + 20;
   dev_log(d, "TX %s (%zu bytes at %u baud)", eg_op_name(d->pkt[1]), len, d->cur_baud);
   send_frame(d, d->pkt, len);
+  if (!d->finished) arm(d, d->reply_timeout_ms);
+}
+
+/* Commands that are safe to send again after a lost or refused reply (line
+ * noise: a dropped byte makes the ROM answer 0x05 or 0x07, or nothing).
+ * Not CHANGE_BAUDRATE (the chip may have switched), not MEM_END or the
+ * *_END commands (the chip may have acted), not READ_FLASH (streaming). */
+static bool retryable(uint8_t op) {
+  switch (op) {
+  case EG_OP_READ_REG:
+  case EG_OP_WRITE_REG:
+  case EG_OP_SPI_ATTACH:
+  case EG_OP_SPI_SET_PARAMS:
+  case EG_OP_MEM_BEGIN:
+  case EG_OP_MEM_DATA:
+  case EG_OP_FLASH_BEGIN:
+  case EG_OP_FLASH_DATA:
+  case EG_OP_FLASH_DEFL_BEGIN:
+  case EG_OP_FLASH_DEFL_DATA:
+  case EG_OP_SPI_FLASH_MD5:
+  case EG_OP_READ_FLASH_SLOW:
+  case EG_OP_ERASE_REGION:
+  case EG_OP_ERASE_FLASH:
+    return true;
+  }
+  return false;
+}
+
+/* Send the last request again, unchanged (same sequence number). */
+static void resend(eg_dev *d, const char *why) {
+  dev_log(d, "%s: %s, sending it again (attempt %d of %d)", eg_op_name(d->expect_op), why, d->cmd_tries + 1,
+          CMD_ATTEMPTS);
+  d->skipped_frames = 0;
+  send_frame(d, d->pkt, d->pkt_len);
   if (!d->finished) arm(d, d->reply_timeout_ms);
 }
 
@@ -274,6 +311,9 @@ static void reset_run(eg_dev *d) {
 /* ------------------------------------------------------------- connect */
 
 static void bootlog_add(eg_dev *d, const uint8_t *p, size_t n) {
+  /* While probing at the transfer rate, text printed at the ROM's 115200
+   * arrives as garbage: keep only what was heard at the connect rate. */
+  if ((d->stage == EG_STAGE_SYNC || d->stage == EG_STAGE_RESET) && d->cur_baud != d->cfg->connect_baud) return;
   for (size_t i = 0; i < n; i++) {
     if (d->bootlog_len + 1 >= sizeof d->bootlog) { /* keep the newest text */
       memmove(d->bootlog, d->bootlog + sizeof d->bootlog / 2, d->bootlog_len - sizeof d->bootlog / 2);
@@ -286,27 +326,34 @@ static void bootlog_add(eg_dev *d, const uint8_t *p, size_t n) {
 
 /* Explain a failed connection from what the chip printed (esptool's
  * _connect_attempt diagnosis). */
+/* Copy the printable line of `log` that contains `at` (or its tail). */
+static void log_line(const char *log, const char *at, char *out, size_t n) {
+  const char *b = at, *e = at;
+  while (b > log && b[-1] != '\n' && b[-1] != '\r') b--;
+  while (*e && *e != '\n' && *e != '\r') e++;
+  size_t j = 0;
+  for (const char *p = b; p < e && j + 1 < n; p++) out[j++] = (*p >= 0x20 && *p < 0x7F) ? *p : '.';
+  out[j] = '\0';
+}
+
 static void fail_no_sync(eg_dev *d) {
   const char *boot = strstr(d->bootlog, "boot:0x");
   const bool waiting = strstr(d->bootlog, "waiting for download") != NULL;
+  char line[96];
   if (boot && !waiting) {
-    unsigned mode = (unsigned)strtoul(boot + 5, NULL, 16);
+    log_line(d->bootlog, boot, line, sizeof line);
     fail(d, EG_NOT_DOWNLOAD_MODE, EG_OP_SYNC,
-         "port %s: the chip booted normally (boot:0x%x), not into download mode; hold BOOT/GPIO0 low "
-         "during reset or check the auto-reset circuit",
-         d->port.name, mode);
+         "port %s: the chip booted normally, not into download mode (\"%s\"); hold BOOT/GPIO0 low during reset or "
+         "check the auto-reset circuit",
+         d->port.name, line);
     return;
   }
   if (d->bootlog_len) {
-    char shown[64];
-    size_t j = 0;
-    for (size_t i = 0; i < d->bootlog_len && j + 1 < sizeof shown; i++) {
-      const char c = d->bootlog[i];
-      shown[j++] = (c >= 0x20 && c < 0x7F) ? c : '.';
-    }
-    shown[j] = '\0';
-    fail(d, EG_NO_SYNC, EG_OP_SYNC, "port %s: no answer to SYNC after %d attempts; the chip sent %zu other bytes: \"%s\"%s",
-         d->port.name, d->attempt, d->bootlog_len, shown, waiting ? " (it is waiting for download: TX path down?)" : "");
+    /* The most recent text the chip sent, printable characters only. */
+    const size_t from = d->bootlog_len > 60 ? d->bootlog_len - 60 : 0;
+    log_line(d->bootlog + from, d->bootlog + from, line, sizeof line);
+    fail(d, EG_NO_SYNC, EG_OP_SYNC, "port %s: no answer to SYNC after %d attempts; the chip sent %zu other bytes, lately \"%s\"%s",
+         d->port.name, d->attempt, d->bootlog_len, line, waiting ? " (it is waiting for download: TX path down?)" : "");
     return;
   }
   fail(d, EG_NO_SYNC, EG_OP_SYNC, "port %s: no answer to SYNC after %d attempts (is the chip powered and in download mode?)",
@@ -881,22 +928,9 @@ static void blocks_sent(eg_dev *d) {
 
 static void write_reply(eg_dev *d, const eg_resp *r) {
   if (!r->ok) {
-    if (d->tries == 0) d->first_refusal = *r; /* the root cause; a resend may be refused differently */
-    if (++d->tries < BLOCK_ATTEMPTS) {
-      dev_log(d, "block %u refused (status %02x %02x), retrying", d->blk, r->status[0], r->status[1]);
-      send_block(d);
-      return;
-    }
-    char first[128], last[128], what[320];
-    eg_resp_describe(&d->first_refusal, d->stub_running, first, sizeof first);
-    eg_resp_describe(r, d->stub_running, last, sizeof last);
-    snprintf(what, sizeof what, "block %u of %u at 0x%x refused %d times (first: %s; last)", d->blk, d->nblk,
-             d->wimg->img.offset, BLOCK_ATTEMPTS, first);
-    fail_status(d, &d->first_refusal, what);
-    (void)last;
+    fail_status(d, r, "write block refused");
     return;
   }
-  d->tries = 0;
   d->blk++;
   progress(d, (uint64_t)d->blk * d->blk_size > eg_wimage_wire_len(d->wimg) ? eg_wimage_wire_len(d->wimg) : (uint64_t)d->blk * d->blk_size,
            eg_wimage_wire_len(d->wimg));
@@ -1197,6 +1231,28 @@ static void on_response(eg_dev *d, const uint8_t *frame, size_t len) {
   }
   uv_timer_stop(&d->timer);
   dev_log(d, "RX %s %s value=0x%08x", eg_op_name(r.op), r.ok ? "ok" : "FAIL", r.value);
+  if (!r.ok && retryable(r.op) && d->state != EG_DS_SECINFO) {
+    /* Keep the chip's first answer: it is the root cause, a resend may be
+     * refused differently (the ROM then says 0x05 for a block out of order). */
+    if (!d->have_refusal) {
+      d->first_refusal = r;
+      d->have_refusal = true;
+    }
+    if (++d->cmd_tries < CMD_ATTEMPTS) {
+      char st[16];
+      snprintf(st, sizeof st, "refused (%02x %02x)", r.status[0], r.status[1]);
+      resend(d, st);
+      return;
+    }
+    char what[160];
+    snprintf(what, sizeof what, "refused %d times%s", CMD_ATTEMPTS,
+             memcmp(r.status, d->first_refusal.status, 2) ? " (first answer kept; later ones differed)" : "");
+    if (d->state == EG_DS_WRITE)
+      snprintf(what + strlen(what), sizeof what - strlen(what), " at block %u of %u of the image at 0x%x", d->blk, d->nblk,
+               d->wimg->img.offset);
+    fail_status(d, &d->first_refusal, what);
+    return;
+  }
   switch (d->state) {
   case EG_DS_SECINFO:
     secinfo_reply(d, frame, len);
@@ -1330,13 +1386,12 @@ static void on_timer(uv_timer_t *t) {
     fail(d, EG_STUB_NO_OHAI, EG_OP_MEM_END, "port %s: the flasher stub did not start (no OHAI after MEM_END)", d->port.name);
     return;
   case EG_DS_WRITE:
-    if (++d->tries < BLOCK_ATTEMPTS) {
-      dev_log(d, "block %u: no reply in %u ms, resending", d->blk, d->reply_timeout_ms);
-      send_block(d);
+    if (++d->cmd_tries < CMD_ATTEMPTS) {
+      resend(d, "no reply");
       return;
     }
     fail(d, EG_TIMEOUT, d->expect_op, "port %s: no reply to %s block %u of %u after %d attempts (%u ms each)", d->port.name,
-         eg_op_name(d->expect_op), d->blk, d->nblk, BLOCK_ATTEMPTS, d->reply_timeout_ms);
+         eg_op_name(d->expect_op), d->blk, d->nblk, CMD_ATTEMPTS, d->reply_timeout_ms);
     return;
   case EG_DS_READ:
     fail(d, EG_TIMEOUT, EG_OP_READ_FLASH, "port %s: READ_FLASH stalled at %u of %u bytes", d->port.name, d->read_got, d->read_size);
@@ -1354,8 +1409,12 @@ static void on_timer(uv_timer_t *t) {
   case EG_DS_CMD:
   case EG_DS_MEM:
   case EG_DS_READ_SLOW:
-    fail(d, EG_TIMEOUT, d->expect_op, "port %s: no reply to %s within %u ms", d->port.name, eg_op_name(d->expect_op),
-         d->reply_timeout_ms);
+    if (retryable(d->expect_op) && ++d->cmd_tries < CMD_ATTEMPTS) {
+      resend(d, "no reply");
+      return;
+    }
+    fail(d, EG_TIMEOUT, d->expect_op, "port %s: no reply to %s within %u ms%s", d->port.name, eg_op_name(d->expect_op),
+         d->reply_timeout_ms, retryable(d->expect_op) ? " (3 attempts)" : "");
     return;
   case EG_DS_CONNECTING:
     fail(d, EG_PORT_OPEN, -1, "port %s: TCP connection not established within %u ms", d->port.name, d->cfg->timeouts.command_ms);

@@ -160,6 +160,9 @@ struct eg_dev {
   bool sync_stub_seen;
   int skipped_frames;
   uint8_t expect_op;
+  size_t pkt_len;             /* length of the request in pkt, for a resend */
+  int cmd_tries;              /* resends of the current request */
+  bool have_refusal;
   size_t expect_data;
   uint32_t reply_timeout_ms;
   eg_dev_step next;           /* continuation for EG_DS_CMD */
@@ -185,7 +188,7 @@ struct eg_dev {
   size_t op_i;
   const eg_wimage *wimg;
   uint32_t blk, nblk, blk_size;
-  eg_resp first_refusal;      /* first failure status of the current block */
+  eg_resp first_refusal;      /* the chip's first refusal of the current request */
   uint64_t progress_done, progress_total;
   uint32_t read_size, read_got, read_acked;
   uint8_t *read_owned;        /* READ with size 0 */

@@ -197,9 +197,10 @@ int eg_cmd_flash(eg_cli *c) {
   if (c->retry_failed) {
     char **failed = NULL;
     size_t nfailed = 0;
-    if (eg_db_failed_slots(db, 0, &failed, &nfailed, &f) != EG_OK) {
-      eg_cli_error("%s", f.msg);
-      rc = EG_EXIT_INTERNAL;
+    const eg_err fe = eg_db_failed_slots(db, 0, &failed, &nfailed, &f);
+    if (fe != EG_OK) {
+      eg_cli_error("--retry-failed: %s", f.msg);
+      rc = fe == EG_INVAL ? EG_EXIT_USAGE : EG_EXIT_INTERNAL; /* EG_INVAL: no run to retry yet */
       goto out;
     }
     size_t k = 0;
