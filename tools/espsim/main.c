@@ -143,7 +143,9 @@ static bool parse_ulong(const char *s, unsigned long max, unsigned long *out) {
   if (!s || !*s) return false;
   char *end;
   errno = 0;
-  unsigned long v = strtoul(s, &end, 0);
+  /* Decimal unless 0x: slot numbers such as "08" are not octal. */
+  const int base = s[0] == '0' && (s[1] == 'x' || s[1] == 'X') ? 16 : 10;
+  unsigned long v = strtoul(s, &end, base);
   if (errno || *end || v > max || s[0] == '-') return false;
   *out = v;
   return true;
