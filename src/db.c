@@ -116,7 +116,7 @@ static const char *const fixed_sql[S__COUNT] = {
                      "ORDER BY (SELECT MIN(id) FROM units AS x WHERE x.run_id = l.run_id AND x.slot = l.slot)",
   [S_RECOVER_RUNS] = "SELECT id, pid_host, pid FROM runs WHERE status = 'running' "
                      "OR id IN (SELECT run_id FROM units WHERE result = 'in_progress') ORDER BY id",
-  [S_RECOVER_UNITS] = "UPDATE units SET result = 'aborted', message = '" ABORTED_MSG "' "
+  [S_RECOVER_UNITS] = "UPDATE units SET result = 'aborted', error_code = 'ABORTED', message = '" ABORTED_MSG "' "
                       "WHERE run_id = ? AND result = 'in_progress'",
   /* The crash time is unknown; the last thing the run wrote is the best
    * evidence (ISO-8601 strings of one format sort as times). */
@@ -274,7 +274,10 @@ static bool bind_unit(sqlite3_stmt *s, int first, const eg_unit_record *u) {
   B(sqlite3_bind_text(s, i, eg_result_name(u->result), -1, SQLITE_STATIC));
   const eg_fault *fl = &u->fault;
   const bool failed = fl->code != EG_OK;
-  B(failed ? sqlite3_bind_text(s, i, eg_stage_name(fl->stage), -1, SQLITE_STATIC) : sqlite3_bind_null(s, i));
+  /* While a unit is in progress fail_stage holds the stage it is in, so a
+   * crash leaves "aborted during write" rather than nothing. */
+  const bool running = u->result == EG_RESULT_IN_PROGRESS && fl->stage != EG_STAGE_NONE;
+  B(failed || running ? sqlite3_bind_text(s, i, eg_stage_name(fl->stage), -1, SQLITE_STATIC) : sqlite3_bind_null(s, i));
   B(failed ? sqlite3_bind_text(s, i, eg_err_name(fl->code), -1, SQLITE_STATIC) : sqlite3_bind_null(s, i));
   B(failed && fl->opcode >= 0 ? sqlite3_bind_int(s, i, fl->opcode) : sqlite3_bind_null(s, i));
   B(fl->nstatus ? sqlite3_bind_text(s, i, eg_fault_status_hex(fl, buf, sizeof buf), -1, SQLITE_TRANSIENT)

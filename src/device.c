@@ -54,6 +54,9 @@ static void set_stage(eg_dev *d, eg_stage s) {
   d->stage_t0 = now;
   if (s == d->stage) return;
   d->stage = s;
+  /* Until something fails, the fault's stage tracks where the unit is (the
+   * log shows it for units in progress). */
+  if (d->rec.fault.code == EG_OK) d->rec.fault.stage = s;
   if (d->cb.on_stage) d->cb.on_stage(d, s);
 }
 
@@ -315,9 +318,14 @@ static void bootlog_add(eg_dev *d, const uint8_t *p, size_t n) {
    * arrives as garbage: keep only what was heard at the connect rate. */
   if ((d->stage == EG_STAGE_SYNC || d->stage == EG_STAGE_RESET) && d->cur_baud != d->cfg->connect_baud) return;
   for (size_t i = 0; i < n; i++) {
-    if (d->bootlog_len + 1 >= sizeof d->bootlog) { /* keep the newest text */
-      memmove(d->bootlog, d->bootlog + sizeof d->bootlog / 2, d->bootlog_len - sizeof d->bootlog / 2);
-      d->bootlog_len -= sizeof d->bootlog / 2;
+    if (d->bootlog_len + 1 >= sizeof d->bootlog) {
+      /* Keep the newest text, dropping whole lines so a boot line such as
+       * "rst:0x1 (POWERON_RESET),boot:0x13 (...)" is never cut in two. */
+      size_t cut = sizeof d->bootlog / 2;
+      while (cut < d->bootlog_len && d->bootlog[cut - 1] != '\n') cut++;
+      if (cut >= d->bootlog_len) cut = sizeof d->bootlog / 2;
+      memmove(d->bootlog, d->bootlog + cut, d->bootlog_len - cut);
+      d->bootlog_len -= cut;
     }
     d->bootlog[d->bootlog_len++] = (char)p[i];
   }
