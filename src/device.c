@@ -17,6 +17,7 @@
 #include <sys/time.h>
 
 #include "proto.h"
+#include "reset.h"
 
 #define SYNC_TRIES 5          /* SYNC attempts per connect attempt (esptool) */
 #define SYNC_PAUSE_MS 50      /* between SYNC tries */
@@ -271,44 +272,35 @@ static size_t status_len(const eg_dev *d) { return d->status_len ? d->status_len
 
 /* ------------------------------------------------------------ reset */
 
-/* One step of a DTR/RTS sequence: set lines (-1 = leave), then wait. */
-typedef struct reset_step {
-  int8_t dtr, rts;
-  uint16_t wait_ms;
-} reset_step;
-
-#define STEP_END {-2, -2, 0}
-
-/* esptool's sequences (protocol doc §3.1); reset_delay 50 ms or 550 ms. */
-static const reset_step tight_50[] = {{0, 0, 0}, {1, 1, 0}, {0, 1, 100}, {1, 0, 50}, {0, 0, 0}, {0, -1, 0}, STEP_END};
-static const reset_step tight_550[] = {{0, 0, 0}, {1, 1, 0}, {0, 1, 100}, {1, 0, 550}, {0, 0, 0}, {0, -1, 0}, STEP_END};
-static const reset_step classic_50[] = {{0, -1, 0}, {-1, 1, 100}, {1, -1, 0}, {-1, 0, 50}, {0, -1, 0}, STEP_END};
-static const reset_step classic_550[] = {{0, -1, 0}, {-1, 1, 100}, {1, -1, 0}, {-1, 0, 550}, {0, -1, 0}, STEP_END};
-static const reset_step usb_jtag[] = {{0, 0, 100}, {1, 0, 100}, {0, 1, 0}, {-1, 1, 100}, {0, 0, 0}, STEP_END};
-static const reset_step *const default_strategies[] = {tight_50, tight_550, classic_50, classic_550};
-
+/* Run the DTR/RTS plan in d->reset_seq, one timer wait per step; `done`
+ * continues when it is over. */
 static void reset_run(eg_dev *d) {
-  const reset_step *seq = d->reset_seq;
+  const eg_reset_step *seq = d->reset_seq;
   for (;;) {
-    const reset_step *s = &seq[d->reset_step];
-    if (s->dtr == -2) { /* end of sequence: talk to the ROM */
-      d->tries = 0;
-      set_stage(d, EG_STAGE_SYNC);
-      send_sync(d);
+    const eg_reset_step *st = &seq[d->reset_step];
+    if (st->dtr == EG_RESET_END) {
+      d->reset_done(d, NULL);
       return;
     }
-    const eg_err e = eg_port_set_lines(&d->port, s->dtr, s->rts);
+    const eg_err e = eg_port_set_lines(&d->port, st->dtr, st->rts);
     if (e != EG_OK) {
       fail(d, e, -1, "port %s: cannot set DTR/RTS: %s", d->port.name, d->port.errmsg[0] ? d->port.errmsg : eg_strerror(e));
       return;
     }
     d->reset_step++;
-    if (s->wait_ms) {
+    if (st->wait_ms) {
       d->state = EG_DS_RESET;
-      arm(d, s->wait_ms);
+      arm(d, st->wait_ms);
       return;
     }
   }
+}
+
+static void reset_then_sync(eg_dev *d, const void *unused) {
+  (void)unused;
+  d->tries = 0;
+  set_stage(d, EG_STAGE_SYNC);
+  send_sync(d);
 }
 
 /* ------------------------------------------------------------- connect */
@@ -389,10 +381,11 @@ static void connect_attempt(eg_dev *d) {
   drain(d);
   if (d->cfg->before == EG_BEFORE_DEFAULT_RESET || d->cfg->before == EG_BEFORE_USB_RESET) {
     set_stage(d, EG_STAGE_RESET);
-    d->reset_seq = d->cfg->before == EG_BEFORE_USB_RESET
-                       ? usb_jtag
-                       : default_strategies[attempt % (int)(sizeof default_strategies / sizeof default_strategies[0])];
+    const char *name = "";
+    d->reset_seq = eg_reset_plan(d->cfg->before, attempt, &name);
     d->reset_step = 0;
+    d->reset_done = reset_then_sync;
+    dev_log(d, "reset: %s", name);
     reset_run(d);
     return;
   }
@@ -1166,17 +1159,13 @@ static void after_begin_reply(eg_dev *d, const void *resp) {
 static void after(eg_dev *d) {
   set_stage(d, EG_STAGE_AFTER);
   switch (d->cfg->after) {
-  case EG_AFTER_HARD_RESET: {
-    /* Pulse EN through RTS: 100 ms low (esptool HardReset). */
-    const eg_err e = eg_port_set_lines(&d->port, 0, 1);
-    if (e != EG_OK) {
-      fail(d, e, -1, "port %s: cannot pulse RTS for --after hard-reset: %s", d->port.name, eg_strerror(e));
-      return;
-    }
-    d->state = EG_DS_AFTER_RESET;
-    arm(d, 100);
+  case EG_AFTER_HARD_RESET:
+    /* Pulse EN through RTS (esptool HardReset); the chip boots its app. */
+    d->reset_seq = eg_hard_reset_plan();
+    d->reset_step = 0;
+    d->reset_done = done_ok;
+    reset_run(d);
     return;
-  }
   case EG_AFTER_SOFT_RESET:
     if (d->stub_running) {
       fail(d, EG_INVAL, -1, "--after soft-reset is not possible while the ESP32 stub runs (use --no-stub)");
@@ -1295,7 +1284,6 @@ static void on_response(eg_dev *d, const uint8_t *frame, size_t len) {
   case EG_DS_BAUD_SETTLE:
   case EG_DS_OHAI:
   case EG_DS_READ:
-  case EG_DS_AFTER_RESET:
   case EG_DS_DONE:
     return;
   }
@@ -1332,7 +1320,6 @@ static void on_frame(eg_dev *d, const uint8_t *frame, size_t len) {
   case EG_DS_SYNC_PAUSE:
   case EG_DS_UNSUPPORTED_DRAIN:
   case EG_DS_BAUD_SETTLE:
-  case EG_DS_AFTER_RESET:
   case EG_DS_DONE:
     return; /* stale frames (late SYNC replies, garbage after a baud change) */
   }
@@ -1404,15 +1391,6 @@ static void on_timer(uv_timer_t *t) {
   case EG_DS_READ:
     fail(d, EG_TIMEOUT, EG_OP_READ_FLASH, "port %s: READ_FLASH stalled at %u of %u bytes", d->port.name, d->read_got, d->read_size);
     return;
-  case EG_DS_AFTER_RESET: {
-    const eg_err e = eg_port_set_lines(&d->port, 0, 0);
-    if (e != EG_OK) {
-      fail(d, e, -1, "port %s: cannot release RTS: %s", d->port.name, eg_strerror(e));
-      return;
-    }
-    done_ok(d, NULL);
-    return;
-  }
   case EG_DS_REGS:
   case EG_DS_CMD:
   case EG_DS_MEM:

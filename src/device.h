@@ -81,7 +81,7 @@ typedef struct eg_dev_callbacks {
 typedef enum eg_dev_state {
   EG_DS_IDLE,
   EG_DS_CONNECTING,   /* TCP connect in progress */
-  EG_DS_RESET,        /* running a DTR/RTS sequence */
+  EG_DS_RESET,        /* running a DTR/RTS sequence (before or --after) */
   EG_DS_SYNC,         /* SYNC sent, waiting for the first reply */
   EG_DS_SYNC_MORE,    /* collecting the other 7 replies */
   EG_DS_SYNC_PAUSE,   /* 50 ms between SYNC tries */
@@ -96,7 +96,6 @@ typedef enum eg_dev_state {
   EG_DS_WRITE,        /* FLASH(_DEFL)_DATA in flight */
   EG_DS_READ,         /* READ_FLASH data packets */
   EG_DS_READ_SLOW,    /* READ_FLASH_SLOW commands */
-  EG_DS_AFTER_RESET,  /* hard reset pulse */
   EG_DS_DONE
 } eg_dev_state;
 
@@ -168,8 +167,9 @@ struct eg_dev {
   eg_dev_step next;           /* continuation for EG_DS_CMD */
 
   /* reset sequences */
-  const void *reset_seq;
+  const struct eg_reset_step *reset_seq;
   int reset_step;
+  eg_dev_step reset_done;     /* continuation after the sequence */
 
   /* register scripts */
   const eg_regop *regs;

@@ -493,6 +493,96 @@ static void abort_stops(void **state) {
   h_teardown(&h);
 }
 
+
+/* A slow adapter (FTDI's 16 ms latency timer on every reply) only slows
+ * things down. */
+static void fault_latency_only_slows(void **state) {
+  (void)state;
+  esim_faults f;
+  esim_faults_clear(&f);
+  f.delay_tx_us = 16000;
+  harness h;
+  h_setup(&h, &f);
+  use_stub(&h, true);
+  add_image(&h, 0x10000, 40000, 16);
+  make_set(&h, true);
+  const eg_dev_op ops[] = {{.kind = EG_OPK_WRITE, .index = 0}};
+  const uint64_t t0 = uv_now(&h.loop);
+  assert_int_equal(h_run(&h, ops, 1), EG_OK);
+  assert_true(uv_now(&h.loop) - t0 >= 16 * 20); /* at least 20 replies, each 16 ms late */
+  assert_flash_holds(&h, &h.img[0]);
+  h_teardown(&h);
+}
+
+/* The ROM ignores the first SYNC after reset (autobaud settling): the retry
+ * connects. */
+static void fault_first_sync_ignored(void **state) {
+  (void)state;
+  esim_faults f;
+  esim_faults_clear(&f);
+  f.ignore_first_sync = true;
+  harness h;
+  h_setup(&h, &f);
+  assert_int_equal(h_run(&h, NULL, 0), EG_OK);
+  assert_string_equal(h.dev.rec.chip, "ESP32");
+  h_teardown(&h);
+}
+
+/* Erases ten times slower: still within esptool's size-scaled timeouts. */
+static void fault_slow_erase_rom(void **state) {
+  (void)state;
+  esim_faults f;
+  esim_faults_clear(&f);
+  f.slow_erase = 10;
+  harness h;
+  h_setup(&h, &f);
+  add_image(&h, 0x10000, 30000, 17);
+  make_set(&h, true);
+  const eg_dev_op ops[] = {{.kind = EG_OPK_WRITE, .index = 0}};
+  assert_int_equal(h_run(&h, ops, 1), EG_OK);
+  assert_flash_holds(&h, &h.img[0]);
+  h_teardown(&h);
+}
+
+/* A board whose UART garbles above 460800: the baud change succeeds (the
+ * reply comes at the old rate), then nothing is understood. The unit must
+ * fail with a timeout in the stub stage, not hang. */
+static void fault_baud_ceiling(void **state) {
+  (void)state;
+  esim_faults f;
+  esim_faults_clear(&f);
+  f.baud_ceiling = 460800;
+  harness h;
+  h_setup(&h, &f);
+  use_stub(&h, true);
+  h.cfg.baud = 921600;
+  h.cfg.timeouts.command_ms = 300;
+  const eg_err e = h_run(&h, NULL, 0);
+  if (e != EG_TIMEOUT && e != EG_STUB_NO_OHAI && e != EG_DEVICE_STATUS)
+    fail_msg("baud ceiling ended in %s: %s", eg_err_name(e), h.dev.rec.fault.msg);
+  assert_int_equal(h.dev.rec.fault.stage, EG_STAGE_STUB);
+  h_teardown(&h);
+}
+
+/* Corrupted bytes: a bad checksum is refused and the block sent again. */
+static void fault_corruption_recovered(void **state) {
+  (void)state;
+  esim_faults f;
+  esim_faults_clear(&f);
+  f.corrupt_rate_rx = 0.00002; /* about one block in three arrives damaged */
+  harness h;
+  h_setup(&h, &f);
+  use_stub(&h, false);
+  h.cfg.timeouts.command_ms = 500;
+  add_image(&h, 0x10000, 120000, 18);
+  make_set(&h, true);
+  const eg_dev_op ops[] = {{.kind = EG_OPK_WRITE, .index = 0}};
+  const eg_err e = h_run(&h, ops, 1);
+  if (e != EG_OK) fail_msg("corruption was not recovered: %s: %s", eg_err_name(e), h.dev.rec.fault.msg);
+  assert_flash_holds(&h, &h.img[0]);
+  h_teardown(&h);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(identity_rom),
@@ -515,6 +605,11 @@ int main(void) {
     cmocka_unit_test(fault_disconnect),
     cmocka_unit_test(fault_drops_are_retried),
     cmocka_unit_test(abort_stops),
+    cmocka_unit_test(fault_latency_only_slows),
+    cmocka_unit_test(fault_first_sync_ignored),
+    cmocka_unit_test(fault_slow_erase_rom),
+    cmocka_unit_test(fault_baud_ceiling),
+    cmocka_unit_test(fault_corruption_recovered),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
