@@ -7,8 +7,8 @@
  *       each takes next to the published esptool figure it is calibrated
  *       against (timing-facts.md §4). Deterministic; runs in seconds.
  *
- *   espsim_bench cpu PATH/TO/espsim [-n 16] [--baud 921600] [--size BYTES]
- *       Starts the espsim binary with N TCP devices, drives all of them at
+ *   espsim_bench cpu PATH/TO/espsim [-n 16] [--baud 921600] [--size BYTES] [--pty]
+ *       Starts the espsim binary with N TCP (or pty) devices, drives all of them at
  *       once from this process (stub upload, CHANGE_BAUDRATE, compressed
  *       write, READ_FLASH back), and prints the espsim process's CPU time
  *       per wall-clock second for each phase (from /proc/PID/stat).
@@ -26,6 +26,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -332,6 +333,8 @@ typedef struct client {
   bool done;
   uint8_t last[64];
   size_t last_len;
+  uint8_t *pend; /* SLIP bytes not yet accepted by the fd */
+  size_t pend_off, pend_len;
 } client;
 
 static void cl_cb(void *ctx, eg_slip_event ev, const uint8_t *data, size_t len, eg_err err) {
@@ -344,21 +347,29 @@ static void cl_cb(void *ctx, eg_slip_event ev, const uint8_t *data, size_t len, 
   memcpy(c->last, data, c->last_len);
 }
 
-static void cl_send(client *c, const uint8_t *pkt, size_t n) {
-  uint8_t *raw = malloc(eg_slip_max_encoded(n));
-  size_t rl = eg_slip_encode(raw, pkt, n), off = 0;
-  while (off < rl) {
-    ssize_t k = write(c->fd, raw + off, rl - off);
-    if (k > 0) off += (size_t)k;
-    else if (k < 0 && errno != EAGAIN && errno != EINTR) {
-      perror("write");
-      exit(1);
+/* Queue a packet; cl_flush writes what the fd takes (a pty accepts bytes
+ * only as fast as espsim's wire drains them). */
+static void cl_flush(client *c) {
+  while (c->pend_off < c->pend_len) {
+    ssize_t k = write(c->fd, c->pend + c->pend_off, c->pend_len - c->pend_off);
+    if (k > 0) {
+      c->pend_off += (size_t)k;
     } else {
-      struct pollfd p = {.fd = c->fd, .events = POLLOUT};
-      poll(&p, 1, 100);
+      if (k < 0 && errno != EAGAIN && errno != EINTR) {
+        perror("write");
+        exit(1);
+      }
+      return;
     }
   }
-  free(raw);
+}
+
+static void cl_send(client *c, const uint8_t *pkt, size_t n) {
+  free(c->pend);
+  c->pend = malloc(eg_slip_max_encoded(n));
+  c->pend_len = eg_slip_encode(c->pend, pkt, n);
+  c->pend_off = 0;
+  cl_flush(c);
 }
 
 static double cpu_seconds(pid_t pid) {
@@ -388,7 +399,9 @@ static int cpu(int argc, char **argv) {
   int n = 16;
   uint32_t baud = 921600;
   size_t size = 1 << 20;
+  bool use_pty = false;
   for (int i = 1; i < argc; i++) {
+    if (!strcmp(argv[i], "--pty")) use_pty = true;
     if (!strcmp(argv[i], "-n") && i + 1 < argc) n = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--baud") && i + 1 < argc) baud = (uint32_t)strtoul(argv[++i], NULL, 0);
     else if (!strcmp(argv[i], "--size") && i + 1 < argc) size = strtoul(argv[++i], NULL, 0);
@@ -400,7 +413,8 @@ static int cpu(int argc, char **argv) {
     dup2(outp[1], 1);
     char nbuf[16];
     snprintf(nbuf, sizeof nbuf, "%d", n);
-    execl(espsim, espsim, "-n", nbuf, "--tcp", "0", (char *)NULL);
+    if (use_pty) execl(espsim, espsim, "-n", nbuf, "--pty", "/tmp/espsim-bench-ptys", (char *)NULL);
+    else execl(espsim, espsim, "-n", nbuf, "--tcp", "0", (char *)NULL);
     _exit(127);
   }
   close(outp[1]);
@@ -409,19 +423,41 @@ static int cpu(int argc, char **argv) {
   char line[1024];
   int k = 0;
   while (k < n && fgets(line, sizeof line, out)) {
-    const char *u = strstr(line, "socket://127.0.0.1:");
-    if (!u) continue;
-    const int port = atoi(u + strlen("socket://127.0.0.1:"));
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
-      perror("connect");
-      kill(pid, SIGKILL);
-      return 1;
+    int fd;
+    if (use_pty) {
+      char *u = strstr(line, "\"pty\":\"");
+      if (!u) continue;
+      u += 7;
+      char *e = strchr(u, '"');
+      if (!e) continue;
+      *e = 0;
+      fd = open(u, O_RDWR | O_NOCTTY);
+      if (fd < 0) {
+        perror(u);
+        kill(pid, SIGKILL);
+        return 1;
+      }
+      struct termios t;
+      tcgetattr(fd, &t);
+      cfmakeraw(&t);
+      cfsetispeed(&t, B115200);
+      cfsetospeed(&t, B115200);
+      tcsetattr(fd, TCSANOW, &t);
+    } else {
+      const char *u = strstr(line, "socket://127.0.0.1:");
+      if (!u) continue;
+      const int port = atoi(u + strlen("socket://127.0.0.1:"));
+      fd = socket(AF_INET, SOCK_STREAM, 0);
+      struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+      sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+        perror("connect");
+        kill(pid, SIGKILL);
+        return 1;
+      }
+      int one = 1;
+      setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     }
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
     cl[k].fd = fd;
     eg_slip_dec_init(&cl[k].dec, cl[k].decbuf, sizeof cl[k].decbuf);
@@ -467,6 +503,17 @@ static int cpu(int argc, char **argv) {
         c->waiting_for = c->frames + 1;
         break;
       case 4:
+        if (use_pty) { /* the reply came at the old rate; esptool switches, sleeps 50 ms */
+          usleep(50000);
+          struct termios t;
+          tcgetattr(c->fd, &t);
+          const speed_t sp = baud == 921600 ? B921600 : baud == 460800 ? B460800 : baud == 230400 ? B230400 : B115200;
+          cfsetispeed(&t, sp);
+          cfsetospeed(&t, sp);
+          tcsetattr(c->fd, TCSANOW, &t);
+          usleep(50000);
+          tcflush(c->fd, TCIFLUSH);
+        }
         cl_send(c, pkt, eg_req_begin(pkt, EG_OP_FLASH_DEFL_BEGIN, (uint32_t)size, blocks, 0x4000, 0x10000, true, 0));
         c->waiting_for = c->frames + 1;
         c->seq = 0;
@@ -509,9 +556,12 @@ static int cpu(int argc, char **argv) {
     }
     if (done == n) break;
     struct pollfd *pf = calloc((size_t)n, sizeof *pf);
-    for (int i = 0; i < n; i++) pf[i] = (struct pollfd){.fd = cl[i].fd, .events = POLLIN};
+    for (int i = 0; i < n; i++)
+      pf[i] = (struct pollfd){.fd = cl[i].fd,
+                              .events = (short)(POLLIN | (cl[i].pend_off < cl[i].pend_len ? POLLOUT : 0))};
     poll(pf, (nfds_t)n, 50);
     for (int i = 0; i < n; i++) {
+      if (pf[i].revents & POLLOUT) cl_flush(&cl[i]);
       if (!(pf[i].revents & POLLIN)) continue;
       uint8_t buf[16384];
       ssize_t r;
@@ -526,7 +576,8 @@ static int cpu(int argc, char **argv) {
   }
   phase_wall[phase] += wall() - w0;
   phase_cpu[phase] += cpu_seconds(pid) - c0;
-  printf("espsim CPU use: %d devices at %u baud, %zu-byte image (%zu compressed)\n", n, baud, size, zn);
+  printf("espsim CPU use: %d %s devices at %u baud, %zu-byte image (%zu compressed)\n", n, use_pty ? "pty" : "TCP", baud,
+         size, zn);
   double tw = 0, tc = 0;
   for (int p = 0; p < 3; p++) {
     printf("  %-34s wall %6.2f s  espsim CPU %6.2f s  = %5.1f %% of one core\n", phase_name[p], phase_wall[p],
@@ -538,7 +589,10 @@ static int cpu(int argc, char **argv) {
   kill(pid, SIGTERM);
   int st;
   waitpid(pid, &st, 0);
-  for (int i = 0; i < n; i++) close(cl[i].fd);
+  for (int i = 0; i < n; i++) {
+    close(cl[i].fd);
+    free(cl[i].pend);
+  }
   free(cl);
   free(pkt);
   free(z);
@@ -551,6 +605,6 @@ int main(int argc, char **argv) {
   signal(SIGPIPE, SIG_IGN);
   if (argc >= 2 && !strcmp(argv[1], "calib")) return calib();
   if (argc >= 3 && !strcmp(argv[1], "cpu")) return cpu(argc - 2, argv + 2);
-  fprintf(stderr, "usage: %s calib | cpu PATH/TO/espsim [-n 16] [--baud 921600] [--size BYTES]\n", argv[0]);
+  fprintf(stderr, "usage: %s calib | cpu PATH/TO/espsim [-n 16] [--baud 921600] [--size BYTES] [--pty]\n", argv[0]);
   return 2;
 }
