@@ -5,7 +5,9 @@
  *       erase_flash, legacy stub) against the device model in *virtual*
  *       time, with the UART wire at 10 bits per byte, and prints how long
  *       each takes next to the published esptool figure it is calibrated
- *       against (timing-facts.md §4). Deterministic; runs in seconds.
+ *       against (timing-facts.md §4). Deterministic; runs in seconds. Exits
+ *       1 if the 921600 case (1 388 912 bytes) is not within 10 % of the
+ *       published 13.8 s or the 115200 case is faster than its wire time.
  *
  *   espsim_bench cpu PATH/TO/espsim [-n 16] [--baud 921600] [--size BYTES] [--pty]
  *       Starts the espsim binary with N TCP (or pty) devices, drives all of them at
@@ -240,6 +242,7 @@ static int calib(void) {
          t.sector_erase_us / 1000, t.block_erase_us / 1000, t.inflate_ns_per_byte);
   printf("  %-32s %8s %9s %9s %9s %9s %7s %8s\n", "source", "baud", "bytes", "z bytes", "z sim", "published",
          "espsim", "ratio");
+  int rc = 0;
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     const pub *c = &cases[i];
     uint8_t *z;
@@ -252,6 +255,10 @@ static int calib(void) {
     const double s = vh_write(&h, z, zn, c->size, 0x10000);
     printf("  %-32s %8u %9zu %9zu %9zu %8.1fs %6.1fs %8.2f\n", c->source, c->baud, c->size, c->zsize, zn, c->seconds,
            s, s / c->seconds);
+    if (i == 2 && (s < c->seconds * 0.9 || s > c->seconds * 1.1)) {
+      printf("  ^ FAIL: more than 10 %% off the published figure\n");
+      rc = 1;
+    }
     if (i == 2) {
       const double m = vh_md5(&h, 0x10000, c->size);
       printf("  %-32s MD5 of the %zu bytes: %.2f s\n", "", c->size, m);
@@ -270,6 +277,10 @@ static int calib(void) {
     uint8_t *img = image_like(282836, 123726, &z, &zn);
     const double s = vh_write(&h, z, zn, 282836, 0x10000);
     printf("\n  115200 wire time of %zu compressed bytes: %.1f s; espsim write: %.1f s\n", zn, zn * 10.0 / 115200, s);
+    if (s < zn * 10.0 / 115200) {
+      printf("  ^ FAIL: faster than the wire\n");
+      rc = 1;
+    }
     esim_dev_free(h.dev);
     free(z);
     free(img);
@@ -316,7 +327,7 @@ static int calib(void) {
     free(z);
     free(img);
   }
-  return 0;
+  return rc;
 }
 
 /* ----------------------------------------------------------- CPU bench */
