@@ -52,6 +52,8 @@ static void test_spec_parsing(void **s) {
   assert_int_equal(f.baud_ceiling, 460800);
   assert_int_equal(esim_fault_apply(&f, "stall_after_bytes=20000", err, sizeof err), EG_OK);
   assert_int_equal(f.stall_after_bytes, 20000);
+  assert_int_equal(esim_fault_apply(&f, "disconnect_after_bytes=0800", err, sizeof err), EG_OK);
+  assert_int_equal(f.disconnect_after_bytes, 800); /* decimal, not octal */
   /* malformed */
   static const char *const bad[] = {"drop_rate=2",       "drop_rate=x",         "drop_rate",
                                     "delay=5h",          "disconnect_at=NOPE",  "disconnect_at=SYNC:0",

@@ -17,7 +17,8 @@ int esim_op_by_name(const char *name) {
   if (isdigit((unsigned char)name[0])) {
     char *end;
     errno = 0;
-    unsigned long v = strtoul(name, &end, 0);
+    const int base = name[0] == '0' && (name[1] == 'x' || name[1] == 'X') ? 16 : 10;
+    unsigned long v = strtoul(name, &end, base);
     return errno || *end || v > 0xFF ? -1 : (int)v;
   }
   static const struct {
@@ -37,7 +38,9 @@ static bool parse_u64(const char *s, uint64_t *out) {
   if (!s || !*s) return false;
   char *end;
   errno = 0;
-  unsigned long long v = strtoull(s, &end, 0);
+  /* decimal unless 0x: "08" is eight, not bad octal */
+  const int base = s[0] == '0' && (s[1] == 'x' || s[1] == 'X') ? 16 : 10;
+  unsigned long long v = strtoull(s, &end, base);
   if (errno || *end || s[0] == '-') return false;
   *out = v;
   return true;
