@@ -293,7 +293,7 @@ static void test_trace_image_md5_and_compression(void **state) {
   eg_image img;
   eg_fault f;
   eg_fault_clear(&f);
-  const char *path = EG_SOURCE_DIR "/tests/data/image/img16k.bin";
+  const char *path = EG_SOURCE_DIR "/tests/data/rom-traces/img16k.bin";
   if (eg_image_load(&img, path, 0x10000, &f) != EG_OK) fail_msg("%s", f.msg);
   assert_int_equal(img.len, 16384);
   char hex[33];
