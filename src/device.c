@@ -565,7 +565,11 @@ static void identified(eg_dev *d, const void *unused) {
   } else {
     snprintf(d->rec.chip_desc, sizeof d->rec.chip_desc, "%s", c->name);
   }
-  d->rec.crystal_mhz = eg_crystal_mhz(c, d->cur_baud, s[SLOT_CLKDIV]);
+  /* The crystal is estimated from the UART divider the ROM auto-bauded to
+   * and the rate we talk at; over a raw TCP socket the real line rate is
+   * unknown (the device may still run at an earlier session's), so say
+   * nothing rather than guess. */
+  d->rec.crystal_mhz = d->port.kind == EG_PORT_TCP ? 0 : eg_crystal_mhz(c, d->cur_baud, s[SLOT_CLKDIV]);
   if (d->cb.on_identity) d->cb.on_identity(d);
   stub_or_baud(d);
 }

@@ -111,9 +111,10 @@ static void on_stage(eg_dev *d, eg_stage s) {
 static void on_identity(eg_dev *d) {
   portrun *p = pr_of(d);
   if (d->stage != EG_STAGE_DETECT) return; /* print once, when the chip is known */
-  char mac[18];
-  eg_display_message(p->r->disp, "%s: %s, MAC %s, crystal %d MHz", p->label, d->rec.chip_desc[0] ? d->rec.chip_desc : d->rec.chip,
-                     eg_unit_mac_str(&d->rec, mac, sizeof mac), d->rec.crystal_mhz);
+  char mac[18], xtal[32] = "crystal unknown";
+  if (d->rec.crystal_mhz) snprintf(xtal, sizeof xtal, "crystal %d MHz", d->rec.crystal_mhz);
+  eg_display_message(p->r->disp, "%s: %s, MAC %s, %s", p->label, d->rec.chip_desc[0] ? d->rec.chip_desc : d->rec.chip,
+                     eg_unit_mac_str(&d->rec, mac, sizeof mac), xtal);
 }
 
 static void on_progress(eg_dev *d, uint64_t done, uint64_t total) {
