@@ -68,6 +68,19 @@ grep -q "Device: 4016" <<<"$out" || fail "flash_id: no device 4016"
 grep -q "Detected flash size: 4MB" <<<"$out" || fail "flash_id: no 4MB"
 grep -q "24:0a:c4:00:00:01" <<<"$out" || fail "flash_id: MAC not shown"
 
+step "chip_id, read_mac (underscore and dash spellings)"
+out=$("$espgang" -p "$P2" "${opts[@]}" chip_id)
+grep -q "ESP32 has no chip ID; MAC: 24:0a:c4:00:00:02" <<<"$out" || fail "chip_id: $out"
+out=$("$espgang" -p "$P2" "${opts[@]}" read-mac)
+grep -q "MAC: 24:0a:c4:00:00:02" <<<"$out" || fail "read-mac: $out"
+
+step "flash_id on a terminal: live progress lines with cursor control"
+if command -v script >/dev/null; then
+  script -qec "$espgang -p $P2 ${opts[*]} flash_id" /dev/null >"$work/tty.out" 2>&1 || fail "flash_id under a terminal failed: $(cat "$work/tty.out")"
+  grep -q $'\x1b\[' "$work/tty.out" || fail "no cursor control on a terminal"
+  grep -q "Manufacturer: c8" "$work/tty.out" || fail "flash_id result missing on a terminal"
+fi
+
 step "write_flash -z --flash_mode dio --flash_freq 80m --flash_size 4MB 0x0 app.bin"
 "$espgang" -p "$P1" "${opts[@]}" write_flash -z --flash_mode dio --flash_freq 80m --flash_size 4MB 0x0 "$work/app.bin"
 region_equals "$F1" 0 "$work/app.bin" || fail "app.bin at 0x0 differs"
@@ -119,4 +132,10 @@ set -e
 [ $rc -eq 2 ] || fail "missing image: exit $rc, expected 2"
 grep -q "missing.bin" "$work/err" || fail "missing image error does not name the file"
 [ "$(wc -l <"$work/err")" -eq 1 ] || fail "error is not one line: $(cat "$work/err")"
+step "ports"
+"$espgang" ports >"$work/ports.txt" || fail "espgang ports failed"
+"$espgang" ports --json >"$work/ports.json" || fail "espgang ports --json failed"
+while read -r line; do
+  case "$line" in "{"*"}") ;; *) fail "ports --json line is not an object: $line" ;; esac
+done <"$work/ports.json"
 echo "all workflows passed ($transport, $mode)"
