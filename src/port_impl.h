@@ -51,13 +51,23 @@ void eg__usb_location(const char *syspath, char *out, size_t cap);
  * several), written as dir/entry; false (out "") if none. */
 bool eg__find_link(const char *dir, const char *target, char *out, size_t cap);
 
-/* --- TCP backend (port_tcp.c) --- */
+/* --- TCP backend (port_tcp.c); its URL parser and connect serve rfc2217 too --- */
+/* True if name starts with `scheme` ("socket://", "rfc2217://"; any case). */
+bool eg__url_has_scheme(const char *name, const char *scheme);
+/* Split "<scheme>host:port[?option[=value][&option...]]" ("[v6]:port" for
+ * IPv6 literals). The options (pyserial's, e.g. ?ign_set_control) are checked
+ * for shape and ignored. On failure returns false with the reason in msg. */
+bool eg__url_parse(const char *name, const char *scheme, char *host, size_t hostcap, char *port,
+                   size_t portcap, char *msg, size_t msgcap);
 /* True if name starts with "socket://" (any case). */
 bool eg__tcp_is_url(const char *name);
-/* Split "socket://host:port" ("[v6]:port" for IPv6 literals). On failure
- * returns false with the reason in msg. */
+/* eg__url_parse for "socket://". */
 bool eg__tcp_parse(const char *name, char *host, size_t hostcap, char *port, size_t portcap,
                    char *msg, size_t msgcap);
+/* Parse p->name as a `scheme` URL, resolve it and start a non-blocking
+ * connect (TCP_NODELAY): p->fd set, p->connecting if still in progress.
+ * Leaves p->can_reset alone. */
+eg_err eg__tcp_connect(eg_port *p, eg_fault *f, const char *scheme);
 eg_err eg__tcp_open(eg_port *p, eg_fault *f);
 eg_err eg__tcp_finish_connect(eg_port *p, eg_fault *f);
 

@@ -1,6 +1,8 @@
 /* port_tcp.c - "socket://host:port" (pyserial's spelling, which esptool
  * accepts): raw bytes over one TCP connection, e.g. to espsim's TCP front end
- * or a serial-to-network bridge. No baud rate, no DTR/RTS.
+ * or a serial-to-network bridge. No baud rate, no DTR/RTS. The URL parser and
+ * the connect are shared with rfc2217:// (port_rfc2217.c), which runs Telnet
+ * over the same kind of connection.
  *
  * The connect is non-blocking: open returns with p->connecting set when the
  * kernel answered EINPROGRESS, and the caller calls eg_port_finish_connect()
@@ -23,16 +25,47 @@
 
 #define SCHEME "socket://"
 
-bool eg__tcp_is_url(const char *name) { return strncasecmp(name, SCHEME, sizeof SCHEME - 1) == 0; }
+bool eg__url_has_scheme(const char *name, const char *scheme) {
+  return strncasecmp(name, scheme, strlen(scheme)) == 0;
+}
 
-bool eg__tcp_parse(const char *name, char *host, size_t hostcap, char *port, size_t portcap, char *msg,
-                   size_t msgcap) {
+bool eg__tcp_is_url(const char *name) { return eg__url_has_scheme(name, SCHEME); }
+
+/* pyserial's "?option[=value][&option...]" after the port (esptool users
+ * write rfc2217://host:port?ign_set_control). Options only tune pyserial's
+ * own waiting and logging, so every one is ignored here; only the shape is
+ * checked, so that a typo like "host:4000?" or "?&x" is not silently taken. */
+static bool query_ok(const char *q, char *msg, size_t msgcap) {
+  for (;;) {
+    const char *end = q + strcspn(q, "&");
+    const char *eq = memchr(q, '=', (size_t)(end - q));
+    const char *nend = eq ? eq : end;
+    if (nend == q) {
+      snprintf(msg, msgcap, "empty option name after '%c'", q[-1]);
+      return false;
+    }
+    for (const char *c = q; c < end; c++) {
+      const unsigned char u = (unsigned char)*c;
+      const bool name_ch = (u >= 'a' && u <= 'z') || (u >= 'A' && u <= 'Z') || (u >= '0' && u <= '9') ||
+                           u == '_' || u == '-' || u == '.';
+      if (c < nend ? !name_ch : (u <= ' ' || u == '#' || u == '?' || u >= 0x7f)) {
+        snprintf(msg, msgcap, "invalid character in option \"%.*s\"", (int)(end - q), q);
+        return false;
+      }
+    }
+    if (!*end) return true;
+    q = end + 1;
+  }
+}
+
+bool eg__url_parse(const char *name, const char *scheme, char *host, size_t hostcap, char *port, size_t portcap,
+                   char *msg, size_t msgcap) {
   host[0] = port[0] = msg[0] = '\0';
-  if (!eg__tcp_is_url(name)) {
-    snprintf(msg, msgcap, "not a socket:// URL");
+  if (!eg__url_has_scheme(name, scheme)) {
+    snprintf(msg, msgcap, "not a %s URL", scheme);
     return false;
   }
-  const char *s = name + sizeof SCHEME - 1;
+  const char *s = name + strlen(scheme);
   const char *h = s, *hend, *colon;
   if (*s == '[') {
     /* IPv6 literal: socket://[::1]:5555 */
@@ -44,18 +77,23 @@ bool eg__tcp_parse(const char *name, char *host, size_t hostcap, char *port, siz
     }
     colon = hend + 1;
     if (*colon != ':') {
-      snprintf(msg, msgcap, "no port: expected socket://[address]:port");
+      snprintf(msg, msgcap, "no port: expected %s[address]:port", scheme);
       return false;
     }
   } else {
-    colon = strrchr(s, ':');
+    /* The port's colon is the last one before any '?' (an option's value
+     * may hold a colon too). */
+    const size_t before_query = strcspn(s, "?");
+    colon = NULL;
+    for (const char *c = s; c < s + before_query; c++)
+      if (*c == ':') colon = c;
     if (!colon) {
-      snprintf(msg, msgcap, "no port: expected socket://host:port");
+      snprintf(msg, msgcap, "no port: expected %shost:port", scheme);
       return false;
     }
     hend = colon;
     if (memchr(s, ':', (size_t)(hend - s))) {
-      snprintf(msg, msgcap, "an IPv6 address needs brackets: socket://[address]:port");
+      snprintf(msg, msgcap, "an IPv6 address needs brackets: %s[address]:port", scheme);
       return false;
     }
   }
@@ -69,7 +107,7 @@ bool eg__tcp_parse(const char *name, char *host, size_t hostcap, char *port, siz
     return false;
   }
   const char *p = colon + 1;
-  if (!*p) {
+  if (!*p || *p == '?') {
     snprintf(msg, msgcap, "no port after ':'");
     return false;
   }
@@ -79,7 +117,7 @@ bool eg__tcp_parse(const char *name, char *host, size_t hostcap, char *port, siz
     v = v * 10 + (unsigned long)(*p - '0');
     if (v > 65535) break;
   }
-  if (*p && !(*p >= '0' && *p <= '9')) {
+  if (*p && *p != '?' && !(*p >= '0' && *p <= '9')) {
     snprintf(msg, msgcap, "port is not a number (unexpected '%c')", *p);
     return false;
   }
@@ -87,15 +125,21 @@ bool eg__tcp_parse(const char *name, char *host, size_t hostcap, char *port, siz
     snprintf(msg, msgcap, "port out of range (1-65535)");
     return false;
   }
+  if (*p == '?' && !query_ok(p + 1, msg, msgcap)) return false;
   memcpy(host, h, hlen);
   host[hlen] = '\0';
   snprintf(port, portcap, "%lu", v);
   return true;
 }
 
-eg_err eg__tcp_open(eg_port *p, eg_fault *f) {
+bool eg__tcp_parse(const char *name, char *host, size_t hostcap, char *port, size_t portcap, char *msg,
+                   size_t msgcap) {
+  return eg__url_parse(name, SCHEME, host, hostcap, port, portcap, msg, msgcap);
+}
+
+eg_err eg__tcp_connect(eg_port *p, eg_fault *f, const char *scheme) {
   char host[256], port[8], why[128];
-  if (!eg__tcp_parse(p->name, host, sizeof host, port, sizeof port, why, sizeof why))
+  if (!eg__url_parse(p->name, scheme, host, sizeof host, port, sizeof port, why, sizeof why))
     return eg__port_fail(p, f, EG_PORT_OPEN, "cannot open %s: malformed URL: %s", p->name, why);
   /* No AI_ADDRCONFIG: with it glibc ignores loopback, so "localhost" fails
    * on a machine whose only interface is lo (CI sandboxes). */
@@ -127,7 +171,6 @@ eg_err eg__tcp_open(eg_port *p, eg_fault *f) {
     if (rc == 0 || cerr == EINPROGRESS || cerr == EINTR) {
       p->fd = fd;
       p->connecting = rc != 0;
-      p->can_reset = false;
       freeaddrinfo(res);
       return EG_OK;
     }
@@ -137,6 +180,12 @@ eg_err eg__tcp_open(eg_port *p, eg_fault *f) {
   freeaddrinfo(res);
   return eg__port_fail(p, f, EG_PORT_OPEN, "cannot open %s: %s: %s", p->name, last_step,
                        last_err ? strerror(last_err) : "no address");
+}
+
+eg_err eg__tcp_open(eg_port *p, eg_fault *f) {
+  const eg_err e = eg__tcp_connect(p, f, SCHEME);
+  p->can_reset = false;
+  return e;
 }
 
 eg_err eg__tcp_finish_connect(eg_port *p, eg_fault *f) {
