@@ -63,6 +63,7 @@ const char *esim_mode_name(esim_mode m) {
   case ESIM_MODE_APP: return "app";
   case ESIM_MODE_STALLED: return "stalled";
   case ESIM_MODE_DISCONNECTED: return "disconnected";
+  case ESIM_MODE_RESET: return "reset";
   }
   return "?";
 }
@@ -149,7 +150,7 @@ static void fq_clear(esim_dev *d) {
 /* ------------------------------------------------------------------ output */
 
 void esim_tx_raw(esim_dev *d, uint64_t t, const uint8_t *p, size_t n) {
-  if (d->mode == ESIM_MODE_STALLED || d->mode == ESIM_MODE_DISCONNECTED) return;
+  if (d->mode == ESIM_MODE_STALLED || d->mode == ESIM_MODE_DISCONNECTED || d->mode == ESIM_MODE_RESET) return;
   if (d->txq.bytes + n > ESIM_TX_CAP) {
     esim_log(d, t, "tx backlog full, %zu bytes dropped", n);
     return;
@@ -506,6 +507,7 @@ eg_err esim_dev_new(esim_dev **out, const esim_dev_opts *o) {
   d->rtc_cali = (uint32_t)(f_rom / (15625.0 * 80.0 / 40.0) + 0.5);
   d->md5_budget = o->faults.md5_mismatch;
   d->cpu_t = 0;
+  d->strap_at = ESIM_NEVER;
   if (o->faults.not_in_download_mode) {
     esim_enter_app(d, 0, "0x1 (POWERON_RESET)");
   } else {
@@ -530,9 +532,8 @@ void esim_dev_free(esim_dev *d) {
   free(d);
 }
 
-void esim_dev_reset(esim_dev *d, uint64_t now, bool download) {
-  if (now < d->now) now = d->now;
-  d->now = now;
+/* Everything in flight is lost when the chip resets. */
+static void drop_io(esim_dev *d, uint64_t now) {
   q_clear(&d->rxq);
   q_clear(&d->txq);
   fq_clear(d);
@@ -541,11 +542,94 @@ void esim_dev_reset(esim_dev *d, uint64_t now, bool download) {
   d->cpu_t = now;
   d->flash_busy = now; /* a reset aborts an erase in progress */
   d->disconnect_pending = false;
+  d->next_chatter = ESIM_NEVER;
+  d->strap_at = ESIM_NEVER;
+  d->st.resets++;
+}
+
+void esim_dev_reset(esim_dev *d, uint64_t now, bool download) {
+  if (now < d->now) now = d->now;
+  d->now = now;
+  drop_io(d, now);
+  if (d->en_low) {
+    /* The adapter still pulls EN low: the chip cannot start. */
+    esim_log(d, now, "reset: held in reset by EN (RTS asserted, DTR released)");
+    d->mode = ESIM_MODE_RESET;
+    d->en_fell = now;
+    return;
+  }
   esim_log(d, now, "reset (%s)", download ? "download mode" : "boot");
   if (download && !d->o.faults.not_in_download_mode) {
     esim_enter_rom(d, now, "0x1 (POWERON_RESET)", true);
   } else {
     esim_enter_app(d, now, "0x1 (POWERON_RESET)");
+  }
+}
+
+/* ------------------------------------------------------ auto-reset circuit
+ *
+ * The usual ESP32 dev-board circuit (DevKitC and most clones): two NPN
+ * transistors cross-wired between the adapter's DTR/RTS and the chip's EN
+ * and GPIO0, so that EN = low only for (DTR released, RTS asserted) and
+ * GPIO0 = low only for (DTR asserted, RTS released); (0,0) and (1,1) leave
+ * both pulled up. That is why esptool's sequences can pass through (1,1)
+ * between their steps without harm. EN also has an RC delay: the chip
+ * leaves reset about 1 ms after the transistor lets go, and it latches
+ * GPIO0 then (datasheet: GPIO0 held >= 1 ms after EN rises), so
+ * ClassicReset's "DTR=1; RTS=0" (EN released a moment before GPIO0 is
+ * pulled low) still lands in download mode. A pulse on EN shorter than
+ * 50 us does not reset the chip (datasheet: CHIP_PU low >= 50 us). */
+
+/* When a low EN becomes a reset: ESIM_NEVER if it is not low or already is. */
+static uint64_t hold_at(const esim_dev *d) {
+  if (!d->en_low || d->mode == ESIM_MODE_RESET || d->mode == ESIM_MODE_DISCONNECTED) return ESIM_NEVER;
+  return d->en_fell + ESIM_EN_MIN_PULSE_US;
+}
+
+static void circuit_hold(esim_dev *d, uint64_t t) {
+  esim_log(d, t, "EN low: chip held in reset (was %s)", esim_mode_name(d->mode));
+  drop_io(d, t);
+  d->mode = ESIM_MODE_RESET;
+}
+
+static void circuit_boot(esim_dev *d, uint64_t t) {
+  d->strap_at = ESIM_NEVER;
+  const bool io0_low = d->line_dtr && !d->line_rts;
+  if (io0_low && d->o.faults.not_in_download_mode) {
+    esim_log(d, t, "straps: GPIO0 asked low but the circuit cannot pull it (fault): app boots");
+    esim_enter_app(d, t, "0x1 (POWERON_RESET)");
+  } else if (io0_low) {
+    esim_log(d, t, "straps: GPIO0 low: download mode");
+    esim_enter_rom(d, t, "0x1 (POWERON_RESET)", true);
+  } else {
+    esim_log(d, t, "straps: GPIO0 high: app boots");
+    esim_enter_app(d, t, "0x1 (POWERON_RESET)");
+  }
+}
+
+void esim_dev_set_lines(esim_dev *d, uint64_t now, bool dtr, bool rts) {
+  if (now < d->now) now = d->now;
+  /* Whatever was due happens with the old lines (a pending strap sample). */
+  esim_dev_advance(d, now);
+  if (dtr == d->line_dtr && rts == d->line_rts) return;
+  d->line_dtr = dtr;
+  d->line_rts = rts;
+  const bool en_low = rts && !dtr;
+  esim_log(d, now, "lines DTR=%d RTS=%d: EN %s, GPIO0 %s", dtr, rts, en_low ? "low" : "released",
+           dtr && !rts ? "low" : "released");
+  if (en_low == d->en_low) return;
+  d->en_low = en_low;
+  if (d->mode == ESIM_MODE_DISCONNECTED) return; /* unplugged: the lines reach nothing */
+  if (en_low) {
+    d->en_fell = now;
+    d->strap_at = ESIM_NEVER; /* still booting: back into reset */
+    return;
+  }
+  if (d->mode == ESIM_MODE_RESET) {
+    d->strap_at = now + ESIM_STRAP_DELAY_US;
+  } else {
+    esim_log(d, now, "EN pulse of %llu us ignored (shorter than %u us)", (unsigned long long)(now - d->en_fell),
+             ESIM_EN_MIN_PULSE_US);
   }
 }
 
@@ -689,7 +773,7 @@ static void process_input(esim_dev *d, esim_chunk *c) {
   const uint64_t t = c->t;
   const uint8_t *p = c->data + c->off;
   const size_t n = c->len - c->off;
-  if (d->mode == ESIM_MODE_DISCONNECTED || d->mode == ESIM_MODE_STALLED) return;
+  if (d->mode == ESIM_MODE_DISCONNECTED || d->mode == ESIM_MODE_STALLED || d->mode == ESIM_MODE_RESET) return;
   if (d->autobaud && c->host_baud && c->host_baud != d->baud && d->mode == ESIM_MODE_ROM) {
     /* The ROM's autobaud measures the host's bit time (doc §3.2). */
     esim_log(d, t, "autobaud: %u -> %u", (unsigned)d->baud, (unsigned)c->host_baud);
@@ -777,6 +861,7 @@ static void process_frame(esim_dev *d, esim_frame *f) {
   case ESIM_MODE_APP:
   case ESIM_MODE_STALLED:
   case ESIM_MODE_DISCONNECTED:
+  case ESIM_MODE_RESET:
     break;
   }
   if (t > d->cpu_t) d->cpu_t = t;
@@ -790,7 +875,7 @@ void esim_dev_rx(esim_dev *d, uint64_t now, const uint8_t *p, size_t n, uint32_t
   }
   esim_dev_advance(d, now);
   if (!n) return;
-  if (d->mode == ESIM_MODE_DISCONNECTED || d->mode == ESIM_MODE_STALLED) {
+  if (d->mode == ESIM_MODE_DISCONNECTED || d->mode == ESIM_MODE_STALLED || d->mode == ESIM_MODE_RESET) {
     d->st.rx_bytes += n;
     return;
   }
@@ -815,10 +900,18 @@ void esim_dev_advance(esim_dev *d, uint64_t now) {
     uint64_t t_fr = ESIM_NEVER;
     if (d->fq_head) t_fr = d->cpu_t > d->fq_head->t ? d->cpu_t : d->fq_head->t;
     const uint64_t t_ch = d->mode == ESIM_MODE_APP ? d->next_chatter : ESIM_NEVER;
+    const uint64_t t_hold = hold_at(d);
     uint64_t tmin = t_in < t_fr ? t_in : t_fr;
     if (t_ch < tmin) tmin = t_ch;
+    if (t_hold < tmin) tmin = t_hold;
+    if (d->strap_at < tmin) tmin = d->strap_at;
     if (tmin > now || tmin == ESIM_NEVER) break;
-    if (t_fr == tmin) {
+    /* The circuit first: a reset at the same instant wins over the chip. */
+    if (t_hold == tmin) {
+      circuit_hold(d, t_hold);
+    } else if (d->strap_at == tmin) {
+      circuit_boot(d, tmin);
+    } else if (t_fr == tmin) {
       esim_frame *f = d->fq_head;
       d->fq_head = f->next;
       if (!d->fq_head) d->fq_tail = NULL;
@@ -839,7 +932,8 @@ void esim_dev_advance(esim_dev *d, uint64_t now) {
 }
 
 uint64_t esim_dev_next_event(const esim_dev *d) {
-  uint64_t t = ESIM_NEVER;
+  uint64_t t = hold_at(d);
+  if (d->strap_at < t) t = d->strap_at;
   if (d->rxq.head && d->rxq.head->t < t) t = d->rxq.head->t;
   if (d->fq_head) {
     const uint64_t tf = d->cpu_t > d->fq_head->t ? d->cpu_t : d->fq_head->t;
@@ -933,7 +1027,7 @@ uint32_t esim_dev_read_reg(esim_dev *d, uint32_t addr) { return esim_reg_read(d,
 
 bool esim_dev_idle(const esim_dev *d, uint64_t now) {
   return !d->rxq.head && !d->fq_head && !d->txq.head && d->cpu_t <= now && d->flash_busy <= now &&
-         d->opst == OPST_IDLE;
+         d->opst == OPST_IDLE && d->strap_at == ESIM_NEVER && hold_at(d) == ESIM_NEVER;
 }
 
 void esim_dev_get_stats(const esim_dev *d, esim_dev_stats *s) { *s = d->st; }

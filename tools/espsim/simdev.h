@@ -55,7 +55,9 @@ typedef enum esim_mode {
   ESIM_MODE_STUB,         /* flasher stub command loop */
   ESIM_MODE_APP,          /* booted from flash / user code: chatter, never answers */
   ESIM_MODE_STALLED,      /* stall fault: hears nothing, says nothing */
-  ESIM_MODE_DISCONNECTED  /* disconnect fault fired: dead until esim_dev_reset */
+  ESIM_MODE_DISCONNECTED, /* disconnect fault fired: dead until esim_dev_reset */
+  ESIM_MODE_RESET         /* held in reset by EN (auto-reset circuit), or EN just
+                             released and the straps not yet sampled: silent, deaf */
 } esim_mode;
 
 /* The timing model. Every figure's source is in README.md ("Timing model").
@@ -164,10 +166,29 @@ bool esim_dev_take_disconnect(esim_dev *d);
  * not_in_download_mode fault reacts: the adapter's reset-on-open reboots
  * the app, which prints its boot log again. */
 void esim_dev_host_attached(esim_dev *d, uint64_t now_us);
-/* Reset the chip (power cycle / EN pulse). download = BOOT held: ROM banner
- * and download mode; else the app boots. Pending I/O is dropped. Clears a
- * stall or disconnect. */
+/* Reset the chip (power cycle, or the operator's BOOT+RESET buttons).
+ * download = BOOT held: ROM banner and download mode; else the app boots.
+ * Pending I/O is dropped. Clears a stall or disconnect. If the auto-reset
+ * circuit holds EN low at that moment (esim_dev_set_lines), the chip stays
+ * in reset until EN is released. */
 void esim_dev_reset(esim_dev *d, uint64_t now_us, bool download);
+
+/* The board's auto-reset circuit (README "Auto-reset circuit"), driven by
+ * the host's DTR/RTS (true = asserted, as RFC 2217's "ON"): two transistors,
+ * EN pulled low while RTS is asserted and DTR is not, GPIO0 pulled low while
+ * DTR is asserted and RTS is not; (0,0) and (1,1) release both.
+ *   - EN low for at least ESIM_EN_MIN_PULSE_US resets the chip: it is held
+ *     in reset (ESIM_MODE_RESET: no output, input ignored); a shorter pulse
+ *     does nothing.
+ *   - ESIM_STRAP_DELAY_US after EN is released the chip samples GPIO0: low
+ *     -> ROM download mode with its banner; high -> the app boots. The
+ *     not_in_download_mode fault keeps GPIO0 high (the app always boots).
+ * Lines start released (0,0). Changes take effect at now_us; the sampling
+ * happens in esim_dev_advance() like any other event. Only RFC 2217 front
+ * ends call this: ptys and raw TCP carry no DTR/RTS. */
+void esim_dev_set_lines(esim_dev *d, uint64_t now_us, bool dtr, bool rts);
+#define ESIM_EN_MIN_PULSE_US 50u  /* datasheet: CHIP_PU low >= 50 us resets */
+#define ESIM_STRAP_DELAY_US 1000u /* EN's RC delay; GPIO0 must hold >= 1 ms after EN rises */
 
 /* Introspection for tests and the CLI. */
 esim_mode esim_dev_mode(const esim_dev *d);
@@ -181,6 +202,7 @@ typedef struct esim_dev_stats {
   uint64_t commands, replies;      /* requests processed / reply frames queued */
   uint64_t rx_dropped, rx_garbled, tx_garbled, rx_overflow;
   uint64_t erases, page_programs;
+  uint64_t resets;                 /* esim_dev_reset calls and EN pulses that reset the chip */
 } esim_dev_stats;
 void esim_dev_get_stats(const esim_dev *d, esim_dev_stats *s);
 

@@ -165,6 +165,12 @@ struct esim_dev {
   uint32_t chatter_count;
   bool app_valid;          /* app image header seen when booting */
 
+  /* auto-reset circuit (esim_dev_set_lines) */
+  bool line_dtr, line_rts; /* host lines, true = asserted */
+  bool en_low;             /* EN pulled low through the RTS transistor */
+  uint64_t en_fell;        /* when EN went low */
+  uint64_t strap_at;       /* when the chip samples GPIO0; ESIM_NEVER = no boot pending */
+
   /* faults runtime */
   uint64_t rng;
   uint64_t rx_count;       /* host bytes heard (for stall/disconnect) */
