@@ -3,6 +3,7 @@
  * errno classification, and printing the port list for `espgang ports`.
  */
 #include "port.h"
+#include "jsonw.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -65,8 +66,13 @@ eg_err eg_port_open(eg_port *p, const char *name, uint32_t baud, eg_fault *f) {
     p->kind = EG_PORT_TCP;
     return eg__tcp_open(p, f);
   }
+  if (eg__rfc2217_is_url(name)) {
+    p->kind = EG_PORT_RFC2217;
+    return eg__rfc2217_open(p, f);
+  }
   if (strstr(name, "://"))
-    return eg__port_fail(p, f, EG_PORT_OPEN, "%s: unsupported URL (only socket://host:port is)", name);
+    return eg__port_fail(p, f, EG_PORT_OPEN,
+                         "%s: unsupported URL (only socket://host:port and rfc2217://host:port are)", name);
 
   /* Follow symlinks (/dev/serial/by-id/..., espsim's links to ptys): the
    * backend is chosen by what the name really is, and libserialport needs the
@@ -91,6 +97,8 @@ eg_err eg_port_finish_connect(eg_port *p, eg_fault *f) {
   switch (p->kind) {
     case EG_PORT_TCP:
       return eg__tcp_finish_connect(p, f);
+    case EG_PORT_RFC2217:
+      return eg__rfc2217_finish_connect(p, f);
     case EG_PORT_SERIAL:
     case EG_PORT_TTY:
       return EG_OK;
@@ -102,6 +110,9 @@ void eg_port_close(eg_port *p) {
   switch (p->kind) {
     case EG_PORT_SERIAL:
       eg__serial_close(p); /* the fd belongs to libserialport */
+      break;
+    case EG_PORT_RFC2217:
+      eg__rfc2217_close(p);
       break;
     case EG_PORT_TTY:
     case EG_PORT_TCP:
@@ -125,6 +136,9 @@ eg_err eg_port_set_baud(eg_port *p, uint32_t baud) {
       break;
     case EG_PORT_TCP:
       break; /* raw bytes: the rate only matters to whoever is on the far side */
+    case EG_PORT_RFC2217:
+      e = eg__rfc2217_set_baud(p, baud);
+      break;
   }
   if (e == EG_OK) p->baud = baud;
   return e;
@@ -136,6 +150,7 @@ eg_err eg_port_set_lines(eg_port *p, int dtr, int rts) {
     return eg__port_fail(p, NULL, EG_INVAL, "%s: invalid DTR/RTS values %d/%d (1, 0 or -1)", p->name, dtr, rts);
   switch (p->kind) {
     case EG_PORT_SERIAL:
+    case EG_PORT_RFC2217:
       break;
     case EG_PORT_TTY:
       return eg__port_fail(p, NULL, EG_RESET_UNSUPPORTED,
@@ -147,9 +162,14 @@ eg_err eg_port_set_lines(eg_port *p, int dtr, int rts) {
   if (!p->can_reset)
     return eg__port_fail(p, NULL, EG_RESET_UNSUPPORTED, "%s cannot drive DTR/RTS", p->name);
   if (dtr < 0 && rts < 0) return EG_OK;
-  char why[160];
-  const eg_err e = eg__modem_set(p->fd, dtr, rts, why, sizeof why);
-  if (e != EG_OK) return eg__port_fail(p, NULL, e, "%s: %s", p->name, why);
+  if (p->kind == EG_PORT_RFC2217) {
+    const eg_err e = eg__rfc2217_set_lines(p, dtr, rts); /* sets errmsg */
+    if (e != EG_OK) return e;
+  } else {
+    char why[160];
+    const eg_err e = eg__modem_set(p->fd, dtr, rts, why, sizeof why);
+    if (e != EG_OK) return eg__port_fail(p, NULL, e, "%s: %s", p->name, why);
+  }
   if (dtr >= 0) p->dtr = dtr;
   if (rts >= 0) p->rts = rts;
   return EG_OK;
@@ -171,6 +191,7 @@ eg_err eg_port_read(eg_port *p, uint8_t *buf, size_t cap, size_t *done) {
   *done = 0;
   if (p->fd < 0) return eg__port_fail(p, NULL, EG_INVAL, "%s: port is not open", p->name);
   if (cap == 0 || p->connecting) return EG_OK;
+  if (p->kind == EG_PORT_RFC2217) return eg__rfc2217_read(p, buf, cap, done);
   const bool sock = p->kind == EG_PORT_TCP;
   for (;;) {
     const ssize_t n = sock ? recv(p->fd, buf, cap, 0) : read(p->fd, buf, cap);
@@ -194,6 +215,7 @@ eg_err eg_port_write(eg_port *p, const uint8_t *buf, size_t n, size_t *done) {
   *done = 0;
   if (p->fd < 0) return eg__port_fail(p, NULL, EG_INVAL, "%s: port is not open", p->name);
   if (p->connecting) return EG_OK;
+  if (p->kind == EG_PORT_RFC2217) return eg__rfc2217_write(p, buf, n, done);
   const bool sock = p->kind == EG_PORT_TCP;
   size_t off = 0;
   while (off < n) {
@@ -255,63 +277,43 @@ eg_err eg_port_flush_input(eg_port *p) {
     case EG_PORT_TCP:
       if (p->connecting) return EG_OK;
       return drain_socket(p);
+    case EG_PORT_RFC2217:
+      return eg__rfc2217_flush_input(p);
+  }
+  return EG_OK;
+}
+
+bool eg_port_wants_write(const eg_port *p) {
+  if (p->fd < 0) return false;
+  switch (p->kind) {
+    case EG_PORT_SERIAL:
+    case EG_PORT_TTY:
+    case EG_PORT_TCP:
+      return false; /* writes go straight to the OS */
+    case EG_PORT_RFC2217:
+      return eg__rfc2217_wants_write(p);
+  }
+  return false;
+}
+
+eg_err eg_port_flush_pending(eg_port *p) {
+  if (p->fd < 0) return eg__port_fail(p, NULL, EG_INVAL, "%s: port is not open", p->name);
+  switch (p->kind) {
+    case EG_PORT_SERIAL:
+    case EG_PORT_TTY:
+    case EG_PORT_TCP:
+      return EG_OK;
+    case EG_PORT_RFC2217:
+      return eg__rfc2217_flush_pending(p);
   }
   return EG_OK;
 }
 
 /* ------------------------------------------------------------ printing */
 
-/* One JSON string. Invalid UTF-8 (sysfs strings are whatever the USB device
- * sent) becomes U+FFFD so every line stays valid JSON. */
-static void json_str(FILE *out, const char *s) {
-  fputc('"', out);
-  const unsigned char *u = (const unsigned char *)s;
-  while (*u) {
-    const unsigned char c = *u;
-    if (c == '"' || c == '\\') {
-      fputc('\\', out);
-      fputc(c, out);
-      u++;
-    } else if (c < 0x20) {
-      switch (c) {
-        case '\n': fputs("\\n", out); break;
-        case '\r': fputs("\\r", out); break;
-        case '\t': fputs("\\t", out); break;
-        default: fprintf(out, "\\u%04x", c); break;
-      }
-      u++;
-    } else if (c < 0x80) {
-      fputc(c, out);
-      u++;
-    } else {
-      /* Length and minimum value of a well-formed sequence (no overlongs,
-       * no surrogates, nothing above U+10FFFF). */
-      size_t len = 0;
-      uint32_t cp = 0, min = 0;
-      if (c >= 0xC2 && c <= 0xDF) len = 2, cp = c & 0x1Fu, min = 0x80;
-      else if (c >= 0xE0 && c <= 0xEF) len = 3, cp = c & 0x0Fu, min = 0x800;
-      else if (c >= 0xF0 && c <= 0xF4) len = 4, cp = c & 0x07u, min = 0x10000;
-      bool ok = len > 0;
-      for (size_t i = 1; ok && i < len; i++) {
-        if ((u[i] & 0xC0) != 0x80) ok = false;
-        else cp = (cp << 6) | (u[i] & 0x3Fu);
-      }
-      if (ok && (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))) ok = false;
-      if (ok) {
-        fwrite(u, 1, len, out);
-        u += len;
-      } else {
-        fputs("\\ufffd", out);
-        u++;
-      }
-    }
-  }
-  fputc('"', out);
-}
-
 static void json_field_str(FILE *out, const char *key, const char *v, bool first) {
   fprintf(out, "%s\"%s\":", first ? "" : ",", key);
-  if (v[0]) json_str(out, v);
+  if (v[0]) eg_json_quote(out, v);
   else fputs("null", out);
 }
 

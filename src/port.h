@@ -1,4 +1,4 @@
-/* port.h - one serial link to one board, behind one interface, three backends:
+/* port.h - one serial link to one board, behind one interface, four backends:
  *
  *   EG_PORT_SERIAL  libserialport: real serial ports (USB adapters, UARTs);
  *                   8N1, no flow control, baud changes, DTR/RTS.
@@ -8,6 +8,12 @@
  *                   carry no DTR/RTS, so can_reset is false.
  *   EG_PORT_TCP     "socket://host:port" (esptool/pyserial spelling): raw
  *                   bytes over TCP; no baud, no DTR/RTS.
+ *   EG_PORT_RFC2217 "rfc2217://host:port[?options]": a serial port behind a
+ *                   Telnet Com Port Control server (ser2net, esp-link,
+ *                   pyserial's rfc2217_server, espsim). Baud and DTR/RTS are
+ *                   commands sent in line with the data; data bytes 0xFF are
+ *                   doubled on the wire, so a write can leave bytes queued in
+ *                   the port (see eg_port_wants_write).
  *
  * Every backend ends up as one non-blocking file descriptor (p->fd) that the
  * caller watches with a uv_poll_t; reads and writes never block. The caller
@@ -35,57 +41,90 @@
 
 struct sp_port;
 
-typedef enum eg_port_kind { EG_PORT_SERIAL, EG_PORT_TTY, EG_PORT_TCP } eg_port_kind;
+typedef enum eg_port_kind { EG_PORT_SERIAL, EG_PORT_TTY, EG_PORT_TCP, EG_PORT_RFC2217 } eg_port_kind;
+
+struct eg__rfc2217; /* private: port_impl.h */
 
 typedef struct eg_port {
   eg_port_kind kind;
   char name[256];       /* as the user gave it */
-  char path[256];       /* resolved device path (symlinks followed); "" for TCP */
+  char path[256];       /* resolved device path (symlinks followed); "" for URLs */
   int fd;               /* non-blocking; -1 when closed */
   uint32_t baud;        /* current host-side rate (TCP: remembered, no effect) */
   bool can_reset;       /* DTR/RTS can be driven */
-  bool connecting;      /* TCP: connect() still in progress, wait for writable */
+  bool connecting;      /* TCP, RFC 2217: connect() in progress, wait for writable */
   int dtr, rts;         /* last values set (1 = asserted), -1 unknown */
   struct sp_port *sp;   /* EG_PORT_SERIAL only */
+  struct eg__rfc2217 *rfc; /* EG_PORT_RFC2217 only: Telnet state, output queue */
   char errmsg[256];     /* last failure in one line ("" if none since open) */
 } eg_port;
 
 /* Open `name` at `baud`, 8N1, no flow control, non-blocking. The backend is
- * chosen from the name: "socket://host:port" -> TCP; a path that resolves to
- * a pseudo-terminal -> TTY; anything else -> libserialport. DTR and RTS are
- * left as they are (some adapters reset the chip on open). */
+ * chosen from the name: "socket://host:port" -> TCP; "rfc2217://host:port"
+ * -> RFC2217; a path that resolves to a pseudo-terminal -> TTY; anything else
+ * -> libserialport. URLs may carry pyserial's "?option&option=value" tail,
+ * which is ignored (a malformed one is EG_PORT_OPEN). DTR and RTS are left as
+ * they are (some adapters reset the chip on open). RFC 2217: the Telnet
+ * negotiation and the settings (baud, 8N1, no flow control) are queued at
+ * once and go out as soon as the connection is up; the server's answers are
+ * not awaited. EG_NOMEM if its state cannot be allocated. */
 eg_err eg_port_open(eg_port *p, const char *name, uint32_t baud, eg_fault *f);
-/* TCP: call when the fd first becomes writable while p->connecting; returns
+/* TCP, RFC 2217: call when the fd first becomes writable while p->connecting; returns
  * EG_OK once connected, EG_PORT_OPEN (with errno text in f) if refused.
  * If the connection is still in progress it returns EG_OK and leaves
  * p->connecting true (wait for writable again). A host name resolving to
  * several addresses: open uses the first whose connect() does not fail at
  * once; there is no fallback after that, because the caller already watches
  * this fd (use a numeric address to choose). Name resolution in open is a
- * blocking getaddrinfo(); numeric addresses never touch DNS. */
+ * blocking getaddrinfo(); numeric addresses never touch DNS. RFC 2217: once
+ * connected it also sends what it can of the queued negotiation. */
 eg_err eg_port_finish_connect(eg_port *p, eg_fault *f);
 void eg_port_close(eg_port *p);
 
 /* Change the host-side baud rate (ptys: the termios speed, which espsim
  * reads). Ptys and serial ports at rates with a Bxxx constant read the speed
  * back: a driver that did not take it is EG_PORT_CONFIG, p->baud unchanged.
- * TCSANOW: bytes still queued may go out at the new rate. */
+ * TCSANOW: bytes still queued may go out at the new rate. RFC 2217: queues
+ * SET-BAUDRATE behind the data written before it and returns at once;
+ * EG_PORT_CONFIG if the server has refused the Com Port option. */
 eg_err eg_port_set_baud(eg_port *p, uint32_t baud);
 /* Drive DTR/RTS: 1 = asserted (pin low), 0 = released, -1 = leave as is.
  * Both are applied in one TIOCMSET where the backend can (esptool's
  * UnixTightReset); one alone with TIOCMBIS/TIOCMBIC (pyserial's way).
  * EG_RESET_UNSUPPORTED when !p->can_reset or the driver refuses the ioctl
  * (ENOTTY/EINVAL); EG_PORT_GONE if the device vanished; EG_INVAL for values
- * other than 1/0/-1. p->dtr/p->rts change only on success. */
+ * other than 1/0/-1. p->dtr/p->rts change only on success. RFC 2217: two
+ * SET-CONTROL commands back to back (DTR first, then RTS), queued behind the
+ * data written before them; returns at once (acknowledgements are read and
+ * dropped by eg_port_read); EG_RESET_UNSUPPORTED once the server has refused
+ * the Com Port option; EG_IO if the output queue is full (the server has not
+ * read for a long time). */
 eg_err eg_port_set_lines(eg_port *p, int dtr, int rts);
 
 /* Non-blocking I/O. *done = bytes moved; 0 means "would block". A write
  * moves as much as the OS takes now and reports partial progress; on a
- * socket it never raises SIGPIPE. While p->connecting both move 0 bytes. */
+ * socket it never raises SIGPIPE. While p->connecting both move 0 bytes.
+ * On an error *done still counts the bytes taken before it.
+ * RFC 2217: a read returns data bytes only (Telnet commands, answers and
+ * notifications are consumed, and any reply they need is queued), so it may
+ * return 0 although the fd was readable. A write's *done counts input bytes
+ * committed: sent, or escaped into the port's queue (bounded; a few KiB),
+ * never to be offered again; call eg_port_flush_pending when the fd is
+ * writable while eg_port_wants_write. */
 eg_err eg_port_read(eg_port *p, uint8_t *buf, size_t cap, size_t *done);
 eg_err eg_port_write(eg_port *p, const uint8_t *buf, size_t n, size_t *done);
+/* True while the port holds queued output (RFC 2217 only; false for the
+ * other backends and for a closed port): watch the fd for writable and call
+ * eg_port_flush_pending. */
+bool eg_port_wants_write(const eg_port *p);
+/* Send what the OS takes now of the queued output, without blocking; EG_OK
+ * with bytes still queued means "would block". A no-op (EG_OK) for the other
+ * backends and while p->connecting. Errors as for eg_port_write. */
+eg_err eg_port_flush_pending(eg_port *p);
 /* Drop whatever input has arrived but not been read (tcflush; sockets: read
- * and discard what is queued now, FIONREAD bytes, without blocking). */
+ * and discard what is queued now, FIONREAD bytes, without blocking; RFC 2217:
+ * the same through the Telnet parser, then a PURGE-DATA (receive buffer)
+ * command is queued for the server's side). */
 eg_err eg_port_flush_input(eg_port *p);
 
 /* What `espgang ports` and the manifest's USB matching know about a port. */

@@ -1,8 +1,9 @@
 /* port_impl.h - private to port.c and its backends (port_tty.c,
- * port_serial.c, port_tcp.c). Not an API: names start with eg__.
+ * port_serial.c, port_tcp.c, port_rfc2217.c). Not an API: names start with
+ * eg__.
  *
  * Backends are entered from port.c's switch on p->kind. An open function gets
- * p with name, path (resolved, "" for TCP) and baud filled in and fd = -1; on
+ * p with name, path (resolved, "" for URLs) and baud filled in and fd = -1; on
  * failure it releases everything it acquired, leaves fd = -1 and reports via
  * eg__port_fail. The pure helpers at the end are exposed for the unit tests.
  */
@@ -70,5 +71,48 @@ bool eg__tcp_parse(const char *name, char *host, size_t hostcap, char *port, siz
 eg_err eg__tcp_connect(eg_port *p, eg_fault *f, const char *scheme);
 eg_err eg__tcp_open(eg_port *p, eg_fault *f);
 eg_err eg__tcp_finish_connect(eg_port *p, eg_fault *f);
+
+/* --- RFC 2217 backend (port_rfc2217.c) --- */
+#define EG__RFC_OUT_CAP 8192  /* queued output: escaped data and commands */
+#define EG__RFC_OUT_DATA 4096 /* data is queued only up to this fill, so commands always find room */
+#define EG__RFC_SB_CAP 64     /* longest subnegotiation kept; longer ones are skipped whole */
+
+/* Where the receive parser is between two bytes (a Telnet sequence may be
+ * split across reads). */
+typedef enum eg__tn_rx { EG__TN_DATA, EG__TN_IAC, EG__TN_VERB } eg__tn_rx;
+/* One side of one option we support: RFC 1143's NO / WANTYES / YES (we never
+ * change our mind after the start, so the queue bits are not needed). */
+typedef enum eg__tn_opt { EG__TN_NO, EG__TN_WANTYES, EG__TN_YES } eg__tn_opt;
+/* The options we support, as indexes into us[]/them[]. */
+enum { EG__TN_BINARY, EG__TN_SGA, EG__TN_COMPORT, EG__TN_NOPTS };
+
+struct eg__rfc2217 {
+  uint8_t out[EG__RFC_OUT_CAP]; /* wire bytes not yet sent: out[out_off..out_len) */
+  size_t out_off, out_len;
+  eg__tn_rx rx;
+  uint8_t verb;               /* WILL/WONT/DO/DONT awaiting its option byte */
+  bool in_sb, sb_overflow;    /* inside IAC SB ... IAC SE */
+  uint8_t sb[EG__RFC_SB_CAP];
+  size_t sb_len;
+  uint8_t us[EG__TN_NOPTS], them[EG__TN_NOPTS]; /* eg__tn_opt: we do it / they do it */
+  bool comport_refused;       /* the server sent DONT COM-PORT-OPTION */
+  int linestate, modemstate;  /* last NOTIFY-LINESTATE/-MODEMSTATE value, -1 none */
+  uint32_t answers;           /* server answers (command + 100) to our commands seen */
+};
+
+/* True if name starts with "rfc2217://" (any case). */
+bool eg__rfc2217_is_url(const char *name);
+eg_err eg__rfc2217_open(eg_port *p, eg_fault *f);
+eg_err eg__rfc2217_finish_connect(eg_port *p, eg_fault *f);
+void eg__rfc2217_close(eg_port *p);
+/* The port.h calls for an open RFC 2217 port (port.c checked fd, connecting
+ * for read/write, and argument ranges). They set p->errmsg on failure. */
+eg_err eg__rfc2217_set_baud(eg_port *p, uint32_t baud);
+eg_err eg__rfc2217_set_lines(eg_port *p, int dtr, int rts);
+eg_err eg__rfc2217_read(eg_port *p, uint8_t *buf, size_t cap, size_t *done);
+eg_err eg__rfc2217_write(eg_port *p, const uint8_t *buf, size_t n, size_t *done);
+eg_err eg__rfc2217_flush_input(eg_port *p);
+eg_err eg__rfc2217_flush_pending(eg_port *p);
+bool eg__rfc2217_wants_write(const eg_port *p);
 
 #endif
