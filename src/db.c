@@ -10,6 +10,7 @@
  * (or the power going) right after eg_db_unit_finish() returns.
  */
 #include "db.h"
+#include "jsonw.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -706,36 +707,6 @@ eg_err eg_db_failed_slots(eg_db *db, int64_t run_id, char ***slots, size_t *coun
 
 /* ---------------------------------------------------------------- reports */
 
-/* A JSON string (RFC 8259). Bytes that are not valid UTF-8 become U+FFFD so
- * the output stays valid JSON whatever a port name or message contains. */
-static void json_string(FILE *out, const unsigned char *s, size_t n) {
-  fputc('"', out);
-  for (size_t i = 0; i < n;) {
-    const unsigned char c = s[i];
-    if (c == '"' || c == '\\') fprintf(out, "\\%c", c), i++;
-    else if (c == '\n') fputs("\\n", out), i++;
-    else if (c == '\r') fputs("\\r", out), i++;
-    else if (c == '\t') fputs("\\t", out), i++;
-    else if (c == '\b') fputs("\\b", out), i++;
-    else if (c == '\f') fputs("\\f", out), i++;
-    else if (c < 0x20 || c == 0x7F) fprintf(out, "\\u%04x", c), i++;
-    else if (c < 0x80) fputc(c, out), i++;
-    else {
-      /* Length and valid second-byte range of a UTF-8 sequence (RFC 3629). */
-      size_t len = 0;
-      unsigned char lo = 0x80, hi = 0xBF;
-      if (c >= 0xC2 && c <= 0xDF) len = 2;
-      else if (c >= 0xE0 && c <= 0xEF) len = 3, lo = c == 0xE0 ? 0xA0 : 0x80, hi = c == 0xED ? 0x9F : 0xBF;
-      else if (c >= 0xF0 && c <= 0xF4) len = 4, lo = c == 0xF0 ? 0x90 : 0x80, hi = c == 0xF4 ? 0x8F : 0xBF;
-      bool ok = len && i + len <= n && s[i + 1] >= lo && s[i + 1] <= hi;
-      for (size_t k = 2; ok && k < len; k++) ok = s[i + k] >= 0x80 && s[i + k] <= 0xBF;
-      if (ok) fwrite(s + i, 1, len, out), i += len;
-      else fputs("\\ufffd", out), i++;
-    }
-  }
-  fputc('"', out);
-}
-
 /* Every row as one JSON object per line, keys from the column names. */
 static eg_err rows_json(eg_db *db, sqlite3_stmt *s, FILE *out, size_t *nrows, eg_fault *f) {
   int rc;
@@ -745,7 +716,7 @@ static eg_err rows_json(eg_db *db, sqlite3_stmt *s, FILE *out, size_t *nrows, eg
     for (int c = 0; c < sqlite3_column_count(s); c++) {
       if (c) fputc(',', out);
       const char *name = sqlite3_column_name(s, c);
-      json_string(out, (const unsigned char *)name, strlen(name));
+      eg_json_quote_n(out, (const char *)name, strlen(name));
       fputc(':', out);
       switch (sqlite3_column_type(s, c)) {
       case SQLITE_INTEGER: fprintf(out, "%lld", (long long)sqlite3_column_int64(s, c)); break;
@@ -753,7 +724,7 @@ static eg_err rows_json(eg_db *db, sqlite3_stmt *s, FILE *out, size_t *nrows, eg
       case SQLITE_NULL: fputs("null", out); break;
       default: {
         const unsigned char *t = sqlite3_column_text(s, c);
-        json_string(out, t, (size_t)sqlite3_column_bytes(s, c));
+        eg_json_quote_n(out, (const char *)t, (size_t)sqlite3_column_bytes(s, c));
       }
       }
     }

@@ -1,28 +1,42 @@
 #include "jsonw.h"
 
 #include <stdlib.h>
+#include <string.h>
+
+void eg_json_quote_n(FILE *out, const char *str, size_t n) {
+  const unsigned char *s = (const unsigned char *)str;
+  fputc('"', out);
+  for (size_t i = 0; i < n;) {
+    const unsigned char c = s[i];
+    if (c == '"' || c == '\\') fprintf(out, "\\%c", c), i++;
+    else if (c == '\n') fputs("\\n", out), i++;
+    else if (c == '\r') fputs("\\r", out), i++;
+    else if (c == '\t') fputs("\\t", out), i++;
+    else if (c < 0x20 || c == 0x7F) fprintf(out, "\\u%04x", c), i++;
+    else if (c < 0x80) fputc(c, out), i++;
+    else {
+      /* Length and valid second-byte range of a UTF-8 sequence (RFC 3629):
+       * no overlongs, no surrogates, nothing above U+10FFFF. */
+      size_t len = 0;
+      unsigned char lo = 0x80, hi = 0xBF;
+      if (c >= 0xC2 && c <= 0xDF) len = 2;
+      else if (c >= 0xE0 && c <= 0xEF) len = 3, lo = c == 0xE0 ? 0xA0 : 0x80, hi = c == 0xED ? 0x9F : 0xBF;
+      else if (c >= 0xF0 && c <= 0xF4) len = 4, lo = c == 0xF0 ? 0x90 : 0x80, hi = c == 0xF4 ? 0x8F : 0xBF;
+      bool ok = len && i + len <= n && s[i + 1] >= lo && s[i + 1] <= hi;
+      for (size_t k = 2; ok && k < len; k++) ok = s[i + k] >= 0x80 && s[i + k] <= 0xBF;
+      if (ok) fwrite(s + i, 1, len, out), i += len;
+      else fputs("\\ufffd", out), i++;
+    }
+  }
+  fputc('"', out);
+}
 
 void eg_json_quote(FILE *f, const char *s) {
   if (!s) {
     fputs("null", f);
     return;
   }
-  fputc('"', f);
-  for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-    switch (*p) {
-    case '"': fputs("\\\"", f); break;
-    case '\\': fputs("\\\\", f); break;
-    case '\n': fputs("\\n", f); break;
-    case '\r': fputs("\\r", f); break;
-    case '\t': fputs("\\t", f); break;
-    default:
-      if (*p < 0x20)
-        fprintf(f, "\\u%04x", *p);
-      else
-        fputc(*p, f);
-    }
-  }
-  fputc('"', f);
+  eg_json_quote_n(f, s, strlen(s));
 }
 
 void eg_jw_open(eg_jw *w) {

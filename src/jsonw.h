@@ -9,6 +9,7 @@
 #define EG_JSONW_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -28,8 +29,12 @@ void eg_jw_uint(eg_jw *w, const char *key, unsigned long long val);
 void eg_jw_num(eg_jw *w, const char *key, double val);
 void eg_jw_bool(eg_jw *w, const char *key, bool val);
 char *eg_jw_close(eg_jw *w);
-/* Write `s` as a quoted, escaped JSON string. */
+/* Write `s` as a quoted, escaped JSON string (RFC 8259); NULL -> null.
+ * Bytes that are not valid UTF-8 become U+FFFD, so the output stays valid
+ * JSON whatever a port name, USB string or chip message contains. */
 void eg_json_quote(FILE *f, const char *s);
+/* The same for n bytes (may contain NUL). */
+void eg_json_quote_n(FILE *f, const char *s, size_t n);
 
 /* Every field of a unit record as one JSON object with "event": event. */
 char *eg_json_unit(const eg_unit_record *u, const char *event);
