@@ -1051,20 +1051,18 @@ static void on_client(uv_poll_t *h, int status, int events) {
       size_t done = 0;
       e = eg_port_write(t->p, t->payload + t->sent, lim - t->sent, &done);
       if (e != EG_OK) {
-      uvt_fail(t, "write", e);
-      return;
-    }
+        uvt_fail(t, "write", e);
+        return;
+      }
       t->sent += done;
-      if (done > 0 && t->sent == t->lines_at && (e = eg_port_set_lines(t->p, 1, 0)) != EG_OK)
-        {
-      uvt_fail(t, "set_lines", e);
-      return;
-    }
-      if (done > 0 && t->sent == t->baud_at && (e = eg_port_set_baud(t->p, 460800)) != EG_OK)
-        {
-      uvt_fail(t, "set_baud", e);
-      return;
-    }
+      if (done > 0 && t->sent == t->lines_at && (e = eg_port_set_lines(t->p, 1, 0)) != EG_OK) {
+        uvt_fail(t, "set_lines", e);
+        return;
+      }
+      if (done > 0 && t->sent == t->baud_at && (e = eg_port_set_baud(t->p, 460800)) != EG_OK) {
+        uvt_fail(t, "set_baud", e);
+        return;
+      }
       if (done == 0) break;
     }
   }
@@ -1073,26 +1071,48 @@ static void on_client(uv_poll_t *h, int status, int events) {
       size_t done = 0;
       const eg_err e = eg_port_read(t->p, t->echo + t->echo_len, t->n + 64 - t->echo_len, &done);
       if (e != EG_OK) {
-      uvt_fail(t, "read", e);
-      return;
-    }
+        uvt_fail(t, "read", e);
+        return;
+      }
       if (done == 0) break;
       t->echo_len += done;
       if (t->echo_len > t->n) {
         snprintf(t->why, sizeof t->why, "more echo than was sent");
         t->failed = true;
-        {
-      uvt_close(t);
-      return;
-    }
+        uvt_close(t);
+        return;
       }
     }
   }
   if (t->echo_len == t->n && t->sent == t->n && !eg_port_wants_write(t->p)) {
-      uvt_close(t);
-      return;
-    }
+    uvt_close(t);
+    return;
+  }
   client_poll_update(t);
+}
+
+/* Echo the data decoded since last time (escaped) and answer the commands
+ * among it, each in its place. */
+static void server_answer(uvt *t) {
+  for (; t->cmds_seen <= t->dec.ncmd; t->cmds_seen++) {
+    const size_t upto = t->cmds_seen < t->dec.ncmd ? t->dec.cmd[t->cmds_seen].at : t->dec.len;
+    for (; t->data_seen < upto; t->data_seen++) {
+      const uint8_t c = t->dec.data[t->data_seen];
+      sout_put(t, &c, 1);
+      if (c == IAC) sout_put(t, &c, 1);
+    }
+    if (t->cmds_seen == t->dec.ncmd) break;
+    const srv_cmd *c = &t->dec.cmd[t->cmds_seen];
+    if (c->kind != SB || c->n < 2 || c->b[0] != COMPORT) continue;
+    const uint8_t head[] = {IAC, SB, COMPORT, (uint8_t)(c->b[1] + 100)};
+    sout_put(t, head, sizeof head);
+    for (size_t i = 2; i < c->n; i++) {
+      sout_put(t, &c->b[i], 1);
+      if (c->b[i] == IAC) sout_put(t, &c->b[i], 1);
+    }
+    const uint8_t tail[] = {IAC, SE, IAC, SB, COMPORT, 107, 0x30, IAC, SE};
+    sout_put(t, tail, sizeof tail);
+  }
 }
 
 static void on_server(uv_poll_t *h, int status, int events) {
@@ -1101,10 +1121,8 @@ static void on_server(uv_poll_t *h, int status, int events) {
   if (status < 0) {
     snprintf(t->why, sizeof t->why, "server poll: %s", uv_strerror(status));
     t->failed = true;
-    {
-      uvt_close(t);
-      return;
-    }
+    uvt_close(t);
+    return;
   }
   if (events & UV_READABLE) {
     uint8_t buf[4096];
@@ -1112,34 +1130,12 @@ static void on_server(uv_poll_t *h, int status, int events) {
     if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR)) {
       snprintf(t->why, sizeof t->why, "server read: %zd (%s)", r, strerror(errno));
       t->failed = true;
-      {
       uvt_close(t);
       return;
     }
-    }
     if (r > 0) {
       dec_feed(&t->dec, buf, (size_t)r);
-      /* Echo new data, escaped; answer new commands. Data before a command
-       * is echoed before its answer. */
-      for (; t->cmds_seen <= t->dec.ncmd; t->cmds_seen++) {
-        const size_t upto = t->cmds_seen < t->dec.ncmd ? t->dec.cmd[t->cmds_seen].at : t->dec.len;
-        for (; t->data_seen < upto; t->data_seen++) {
-          const uint8_t c = t->dec.data[t->data_seen];
-          sout_put(t, &c, 1);
-          if (c == IAC) sout_put(t, &c, 1);
-        }
-        if (t->cmds_seen == t->dec.ncmd) break;
-        const srv_cmd *c = &t->dec.cmd[t->cmds_seen];
-        if (c->kind != SB || c->n < 2 || c->b[0] != COMPORT) continue;
-        const uint8_t head[] = {IAC, SB, COMPORT, (uint8_t)(c->b[1] + 100)};
-        sout_put(t, head, sizeof head);
-        for (size_t i = 2; i < c->n; i++) {
-          sout_put(t, &c->b[i], 1);
-          if (c->b[i] == IAC) sout_put(t, &c->b[i], 1);
-        }
-        const uint8_t tail[] = {IAC, SE, IAC, SB, COMPORT, 107, 0x30, IAC, SE};
-        sout_put(t, tail, sizeof tail);
-      }
+      server_answer(t);
     }
   }
   if ((events & UV_WRITABLE) && t->sout_off < t->sout_len) {
