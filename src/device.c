@@ -98,7 +98,9 @@ static void on_poll(uv_poll_t *h, int status, int events);
 static void poll_update(eg_dev *d) {
   if (d->finished || d->port.fd < 0) return;
   int ev = d->port.connecting ? UV_WRITABLE : UV_READABLE;
-  if (d->tx_off < d->tx_len) ev |= UV_WRITABLE;
+  /* The port may hold output of its own (RFC 2217: escaped data and
+   * DTR/RTS/baud commands the socket has not taken yet). */
+  if (d->tx_off < d->tx_len || eg_port_wants_write(&d->port)) ev |= UV_WRITABLE;
   if (ev == d->poll_events && d->poll_started) return;
   d->poll_events = ev;
   d->poll_started = true;
@@ -106,6 +108,12 @@ static void poll_update(eg_dev *d) {
 }
 
 static void flush_tx(eg_dev *d) {
+  /* What the port queued was issued before anything still in tx. */
+  const eg_err pe = eg_port_wants_write(&d->port) ? eg_port_flush_pending(&d->port) : EG_OK;
+  if (pe != EG_OK) {
+    fail(d, pe, d->expect_op ? d->expect_op : -1, "%s", d->port.errmsg[0] ? d->port.errmsg : eg_strerror(pe));
+    return;
+  }
   while (d->tx_off < d->tx_len) {
     size_t done = 0;
     const eg_err e = eg_port_write(&d->port, d->tx + d->tx_off, d->tx_len - d->tx_off, &done);
