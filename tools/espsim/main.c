@@ -6,7 +6,9 @@
  * flash file (mmap, so the model writes through), a pty whose slave we keep
  * open (so the master never sees EIO and we can read the host's termios
  * speed), a TCP listener, and at most one link (simlink) moving bytes: the
- * pty's, or a TCP client's while one is connected. */
+ * pty's, or a TCP client's while one is connected. A TCP client is raw
+ * (socket://) or, if its first byte is IAC, RFC 2217 (rfc2217://), which
+ * carries DTR/RTS to the board's auto-reset circuit. */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -99,7 +101,8 @@ static void usage(FILE *f) {
   fputs("usage: espsim [options]\n"
         "  -n, --count N          number of devices (default 1)\n"
         "  --pty DIR              one pty per device, symlinks DIR/slot01..\n"
-        "  --tcp PORT             TCP listeners on 127.0.0.1:PORT..PORT+N-1 (0 = ephemeral)\n"
+        "  --tcp PORT             TCP listeners on 127.0.0.1:PORT..PORT+N-1 (0 = ephemeral);\n"
+        "                         raw (socket://) or RFC 2217 (rfc2217://, DTR/RTS reset the board)\n"
         "  --flash-dir DIR        flash files DIR/slotNN.bin (default: a new temp dir, kept)\n"
         "  --flash-id HEX         JEDEC ID mfr|type<<8|cap<<16 (default 0x1640C8)\n"
         "  --mac MAC              first device's MAC (default 24:0a:c4:00:00:01)\n"
@@ -332,7 +335,8 @@ static void link_opts(slot *s, esim_link_opts *o, bool tcp) {
   o->ctx = s;
   if (tcp) {
     o->keep_fd = false;
-    o->host_baud = 0; /* TCP has no baud: no garbling */
+    o->host_baud = 0;    /* raw TCP has no baud: no garbling */
+    o->rfc2217 = true;   /* unless the client speaks RFC 2217 (first byte IAC) */
   } else {
     o->keep_fd = true;
     o->pty_slave_fd = s->slave;
@@ -706,7 +710,7 @@ int main(int argc, char **argv) {
     const uint8_t *m = s->opts.mac;
     printf("{\"slot\":\"%s\",\"index\":%d", s->name, s->index);
     if (a.use_pty) printf(",\"pty\":\"%s\"", s->pty_link);
-    if (a.use_tcp) printf(",\"url\":\"socket://127.0.0.1:%d\"", s->port);
+    if (a.use_tcp) printf(",\"url\":\"socket://127.0.0.1:%d\",\"rfc2217\":\"rfc2217://127.0.0.1:%d\"", s->port, s->port);
     printf(",\"mac\":\"%02x:%02x:%02x:%02x:%02x:%02x\",\"flash_id\":\"0x%06x\",\"flash_size\":%zu,\"flash\":\"%s\"}\n",
            m[0], m[1], m[2], m[3], m[4], m[5], (unsigned)flash_id, s->flash_size, s->flash_path);
   }

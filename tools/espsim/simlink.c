@@ -12,6 +12,14 @@
  *
  * One timer per link, re-armed for the next thing due and never sooner than
  * one tick (1 ms): every tick releases everything due in both directions.
+ *
+ * RFC 2217 (opts.rfc2217): the client's first byte decides. IAC (255): the
+ * connection speaks Telnet + Com Port Control (rfc2217.c): data bytes go on
+ * the wire as above, SET-BAUDRATE becomes the host's UART rate (so rates
+ * garble as on a pty), SET-CONTROL DTR/RTS drive the device's auto-reset
+ * circuit at the moment they are read (as ser2net's TIOCMSET overtakes the
+ * data still queued in the tty), and the device's output is sent with 0xFF
+ * doubled. Anything else: a raw socket, exactly as without the option.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -20,12 +28,20 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "rfc2217.h"
 #include "simlink.h"
 #include "ttyspeed.h"
 
 #define RX_AHEAD 128u          /* ESP32 UART RX FIFO: bytes read ahead of the wire */
 #define OUT_HIGH (64u * 1024u) /* stop taking device output beyond this unsent backlog */
 #define TAKE_MAX 4096u
+#define RFC2217_BAUD 115200u   /* the port's rate until the client sets one */
+
+typedef enum tn_mode {
+  TN_UNKNOWN, /* opts.rfc2217, nothing read yet */
+  TN_RAW,     /* raw bytes */
+  TN_TELNET   /* RFC 2217 */
+} tn_mode;
 
 struct esim_link {
   uv_loop_t *loop;
@@ -52,6 +68,14 @@ struct esim_link {
   uint32_t last_host_baud;
   bool host_baud_known;
   uint64_t from_host, to_host;
+  /* RFC 2217 */
+  tn_mode tn_mode;
+  esim_rfc2217 tn;
+  uint64_t tn_now;       /* time of the bytes being parsed */
+  uint8_t *ctl;          /* answers for the client, sent before device data */
+  size_t ctl_off, ctl_len, ctl_cap;
+  bool iac_half;         /* the second 0xFF of a doubled data byte is still unsent */
+  bool lines_touched;    /* the client drove DTR/RTS: release them when it goes */
 };
 
 static uint64_t now_us(const esim_link *l) {
@@ -74,9 +98,12 @@ void esim_link_counts(const esim_link *l, uint64_t *from_host, uint64_t *to_host
 
 bool esim_link_active(const esim_link *l) { return l->active; }
 
+bool esim_link_rfc2217(const esim_link *l) { return l->tn_mode == TN_TELNET; }
+
 static uint32_t host_baud(esim_link *l, uint64_t now) {
   uint32_t b;
-  if (l->o.pty_slave_fd >= 0) b = esim_tty_out_speed(l->o.pty_slave_fd);
+  if (l->tn_mode == TN_TELNET) b = l->tn.baud;
+  else if (l->o.pty_slave_fd >= 0) b = esim_tty_out_speed(l->o.pty_slave_fd);
   else if (l->o.host_baud_cb) b = l->o.host_baud_cb(l->o.ctx);
   else b = l->o.host_baud;
   if (l->host_baud_known && b != l->last_host_baud && l->o.pty_slave_fd >= 0) {
@@ -99,10 +126,19 @@ static void stop_io(esim_link *l) {
   if (l->timer_ok) uv_timer_stop(&l->timer);
 }
 
+/* A client that drove DTR/RTS and goes away lets both go, as a tty's close
+ * (HUPCL) drops them: EN released, so a chip held in reset boots. */
+static void release_lines(esim_link *l) {
+  if (!l->lines_touched) return;
+  l->lines_touched = false;
+  esim_dev_set_lines(l->dev, now_us(l), false, false);
+}
+
 static void go_inactive(esim_link *l, esim_link_event ev) {
   if (!l->active) return;
   l->active = false;
   stop_io(l);
+  release_lines(l);
   if (ev == ESIM_LINK_DISCONNECT && l->fd >= 0) {
     /* Pull the cable: the host sees EOF (socket) or EIO/hang-up (pty). */
     shutdown(l->fd, SHUT_RDWR);
@@ -124,40 +160,89 @@ static void deliver_due(esim_link *l, uint64_t now, uint32_t hb) {
   l->pend_len -= k;
 }
 
-/* Returns false when the host went away. */
-static bool read_more(esim_link *l, uint64_t now, uint32_t hb) {
-  if (l->fd < 0) return false;
+/* Host bytes for the device's UART: straight in (fast), or onto the
+ * simulated wire, each timed at 10 bits at the host's rate (on raw TCP there
+ * is none: the wire then runs at the device's rate). */
+static void take_data(esim_link *l, uint64_t now, uint32_t hb, const uint8_t *p, size_t n) {
+  if (!n) return;
   if (l->o.fast) {
-    uint8_t buf[16384];
-    for (int rounds = 0; rounds < 4; rounds++) {
-      const ssize_t n = read(l->fd, buf, sizeof buf);
-      if (n > 0) {
-        l->from_host += (uint64_t)n;
-        esim_dev_rx(l->dev, now, buf, (size_t)n, hb);
-        if ((size_t)n < sizeof buf) return true;
-        continue;
-      }
-      if (n == 0) return false;
-      if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return true;
-      return false;
-    }
-    return true;
+    esim_dev_rx(l->dev, now, p, n, hb);
+    return;
   }
-  const size_t room = RX_AHEAD - l->pend_len;
-  if (!room) return true;
-  const ssize_t n = read(l->fd, l->pend + l->pend_len, room);
-  if (n == 0) return false;
-  if (n < 0) return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR;
-  /* The host's UART clocks them out at its own rate (on TCP there is none:
-   * the simulated wire then runs at the device's rate). */
   const double bu = byte_us(hb ? hb : esim_dev_baud(l->dev));
-  for (ssize_t i = 0; i < n; i++) {
+  for (size_t i = 0; i < n && l->pend_len < RX_AHEAD; i++) {
     const double start = l->rx_line > (double)now ? l->rx_line : (double)now;
     l->rx_line = start + bu;
-    l->pend_t[l->pend_len + (size_t)i] = l->rx_line;
+    l->pend[l->pend_len] = p[i];
+    l->pend_t[l->pend_len++] = l->rx_line;
   }
-  l->pend_len += (size_t)n;
-  l->from_host += (uint64_t)n;
+}
+
+static void ctl_append(esim_link *l, const uint8_t *p, size_t n) {
+  if (l->ctl_off && l->ctl_off == l->ctl_len) l->ctl_off = l->ctl_len = 0;
+  if (l->ctl_len + n > l->ctl_cap) {
+    size_t cap = l->ctl_cap ? 2 * l->ctl_cap : 256;
+    while (cap < l->ctl_len + n) cap *= 2;
+    uint8_t *b = realloc(l->ctl, cap);
+    if (!b) return; /* an answer lost: the client times out, as with a dropped packet */
+    l->ctl = b;
+    l->ctl_cap = cap;
+  }
+  memcpy(l->ctl + l->ctl_len, p, n);
+  l->ctl_len += n;
+}
+
+static void on_telnet(void *ctx, esim_rfc2217_ev ev, const uint8_t *p, size_t n, uint32_t value) {
+  esim_link *l = ctx;
+  switch (ev) {
+  case ESIM_RFC2217_DATA:
+    take_data(l, l->tn_now, l->tn.baud, p, n);
+    return;
+  case ESIM_RFC2217_REPLY:
+    ctl_append(l, p, n);
+    return;
+  case ESIM_RFC2217_BAUD:
+  case ESIM_RFC2217_FLOW:
+    return; /* l->tn.baud / l->tn.suspended are read where they matter */
+  case ESIM_RFC2217_LINES:
+    l->lines_touched = true;
+    esim_dev_set_lines(l->dev, l->tn_now, l->tn.dtr, l->tn.rts);
+    return;
+  case ESIM_RFC2217_PURGE:
+    if (value & 1) l->out_off = l->out_len = 0; /* device output not yet sent */
+    if (value & 2) {                            /* client data not yet on the line */
+      l->pend_len = 0;
+      l->rx_line = (double)l->tn_now;
+    }
+    return;
+  }
+}
+
+static void host_input(esim_link *l, uint64_t now, uint32_t hb, const uint8_t *p, size_t n) {
+  if (l->tn_mode == TN_UNKNOWN) l->tn_mode = p[0] == ESIM_TN_IAC ? TN_TELNET : TN_RAW;
+  if (l->tn_mode != TN_TELNET) {
+    take_data(l, now, hb, p, n);
+    return;
+  }
+  l->tn_now = now;
+  esim_rfc2217_rx(&l->tn, p, n, on_telnet, l);
+}
+
+/* Returns false when the host went away. Paced: at most what fits in the
+ * read-ahead (telnet overhead only makes the data shorter). */
+static bool read_more(esim_link *l, uint64_t now, uint32_t hb) {
+  if (l->fd < 0) return false;
+  uint8_t buf[16384];
+  for (int rounds = 0; rounds < (l->o.fast ? 4 : 1); rounds++) {
+    const size_t want = l->o.fast ? sizeof buf : RX_AHEAD - l->pend_len;
+    if (!want) return true;
+    const ssize_t n = read(l->fd, buf, want);
+    if (n == 0) return false;
+    if (n < 0) return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR;
+    l->from_host += (uint64_t)n;
+    host_input(l, now, l->tn_mode == TN_TELNET ? l->tn.baud : hb, buf, (size_t)n);
+    if ((size_t)n < want) return true;
+  }
   return true;
 }
 
@@ -210,8 +295,56 @@ static void pump_tx(esim_link *l, uint64_t now, uint32_t hb) {
   }
 }
 
+static bool soft_error(void) { return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR; }
+
+/* Telnet: first the half of a doubled 0xFF a short write left behind, then
+ * the answers, then device data with 0xFF doubled (unless the client said
+ * FLOWCONTROL-SUSPEND). Returns false when the host went away. */
+static bool flush_telnet(esim_link *l) {
+  if (l->fd < 0) return true;
+  if (l->iac_half) {
+    static const uint8_t ff = ESIM_TN_IAC;
+    const ssize_t w = write(l->fd, &ff, 1);
+    if (w != 1) return w < 0 && soft_error();
+    l->iac_half = false;
+  }
+  while (l->ctl_off < l->ctl_len) {
+    const ssize_t w = write(l->fd, l->ctl + l->ctl_off, l->ctl_len - l->ctl_off);
+    if (w <= 0) return w < 0 && soft_error();
+    l->ctl_off += (size_t)w;
+  }
+  l->ctl_off = l->ctl_len = 0;
+  while (!l->tn.suspended && l->out_off < l->out_len) {
+    uint8_t tmp[8192];
+    const uint8_t *src = l->out + l->out_off;
+    size_t used;
+    const size_t k = esim_rfc2217_escape(tmp, sizeof tmp, src, l->out_len - l->out_off, &used);
+    const ssize_t w = write(l->fd, tmp, k);
+    if (w <= 0) return w < 0 && soft_error();
+    /* Which input bytes did those w bytes carry? */
+    size_t acc = 0, i = 0;
+    while (i < used) {
+      const size_t sz = src[i] == ESIM_TN_IAC ? 2 : 1;
+      if (acc + sz > (size_t)w) {
+        if (acc < (size_t)w) { /* FF went out, its double did not */
+          i++;
+          l->iac_half = true;
+        }
+        break;
+      }
+      acc += sz;
+      i++;
+    }
+    l->out_off += i;
+    if ((size_t)w < k) return true;
+  }
+  if (l->out_off == l->out_len) l->out_off = l->out_len = 0;
+  return true;
+}
+
 /* Returns false when the host went away. */
 static bool flush_out(esim_link *l) {
+  if (l->tn_mode == TN_TELNET) return flush_telnet(l);
   while (l->fd >= 0 && l->out_off < l->out_len) {
     const ssize_t n = write(l->fd, l->out + l->out_off, l->out_len - l->out_off);
     if (n > 0) {
@@ -232,7 +365,8 @@ static void rearm(esim_link *l, uint64_t now) {
   if (!l->active) return;
   int ev = 0;
   if (l->o.fast || l->pend_len < RX_AHEAD) ev |= UV_READABLE;
-  if (l->out_off < l->out_len) ev |= UV_WRITABLE;
+  const bool out_waits = l->out_off < l->out_len && !(l->tn_mode == TN_TELNET && l->tn.suspended);
+  if (out_waits || l->ctl_off < l->ctl_len || l->iac_half) ev |= UV_WRITABLE;
   if (ev != l->poll_events) {
     if (ev) uv_poll_start(&l->poll, ev, on_poll);
     else uv_poll_stop(&l->poll);
@@ -328,6 +462,8 @@ esim_link *esim_link_start(uv_loop_t *loop, esim_dev *dev, int fd, const esim_li
   l->timer_ok = true;
   l->timer.data = l;
   l->active = true;
+  l->tn_mode = l->o.rfc2217 ? TN_UNKNOWN : TN_RAW;
+  esim_rfc2217_init(&l->tn, RFC2217_BAUD);
   const uint64_t now = now_us(l);
   l->rx_line = l->tx_line = (double)now;
   esim_dev_advance(dev, now);
@@ -342,6 +478,7 @@ static void on_handle_closed(uv_handle_t *h) {
   l->fd = -1;
   if (l->close_cb) l->close_cb(l, l->o.ctx);
   free(l->out);
+  free(l->ctl);
   free(l);
 }
 
@@ -351,6 +488,7 @@ void esim_link_close(esim_link *l, esim_link_close_cb cb) {
   l->active = false;
   l->close_cb = cb;
   stop_io(l);
+  release_lines(l);
   l->handles = 2;
   uv_close((uv_handle_t *)&l->poll, on_handle_closed);
   uv_close((uv_handle_t *)&l->timer, on_handle_closed);

@@ -9,11 +9,16 @@
  *   - pacing is batched by time: one uv_timer per link releases everything
  *     due every tick (default 1 ms), never one timer per byte;
  *   - with opts.fast, bytes move as soon as they exist (no pacing); rates
- *     still garble when host and device disagree.
+ *     still garble when host and device disagree;
+ *   - with opts.rfc2217 (TCP), a client whose first byte is IAC (255) speaks
+ *     Telnet + RFC 2217 (rfc2217.h): its SET-BAUDRATE is the host's rate
+ *     (115200 until set), its DTR/RTS drive esim_dev_set_lines() when read,
+ *     and output 0xFF bytes are doubled; when it goes (EOF, close) both
+ *     lines are released. Any other first byte: raw bytes, as without it.
  *
- * The host's UART rate: read from the pty slave's termios (opts.pty_slave_fd,
- * output speed), else opts.host_baud_cb, else opts.host_baud (0 = no UART,
- * e.g. TCP: never garbles).
+ * The host's UART rate: an RFC 2217 client's SET-BAUDRATE, else the pty
+ * slave's termios (opts.pty_slave_fd, output speed), else opts.host_baud_cb,
+ * else opts.host_baud (0 = no UART, e.g. raw TCP: never garbles).
  *
  * Contract
  *   - esim_link_start() takes the fd (made non-blocking) and owns it unless
@@ -55,6 +60,7 @@ typedef struct esim_link_opts {
   int pty_slave_fd;             /* >= 0: host rate from this fd's termios; -1 otherwise */
   esim_host_baud_fn host_baud_cb; /* used when pty_slave_fd < 0; may be NULL */
   uint32_t host_baud;           /* fixed host rate when neither of the above; 0 = no UART */
+  bool rfc2217;                 /* detect RFC 2217 on the client's first byte (TCP) */
   unsigned tick_us;             /* pacing granularity; 0 = 1000 */
   esim_link_event_cb on_event;  /* may be NULL */
   void *ctx;                    /* passed to the callbacks */
@@ -71,5 +77,7 @@ esim_dev *esim_link_dev(const esim_link *l);
 void esim_link_counts(const esim_link *l, uint64_t *from_host, uint64_t *to_host);
 /* True while the link is moving bytes (no PEER_GONE/DISCONNECT yet). */
 bool esim_link_active(const esim_link *l);
+/* True once the client turned out to speak RFC 2217 (opts.rfc2217). */
+bool esim_link_rfc2217(const esim_link *l);
 
 #endif
