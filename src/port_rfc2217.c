@@ -7,11 +7,16 @@
  * <option> <bytes, 0xFF doubled> IAC SE carries an option's parameters, IAC
  * <other> is a one-byte command (NOP, GA, ...), ignored here.
  *
- * What we send at connect, like pyserial's client: WILL/DO BINARY (8-bit
- * clean data both ways), WILL/DO SGA (no go-aheads), WILL COM-PORT-OPTION,
- * then SET-BAUDRATE (u32 big-endian), SET-DATASIZE 8, SET-PARITY 1 (none),
- * SET-STOPSIZE 1, SET-CONTROL 1 (no flow control). Later: SET-BAUDRATE,
- * SET-CONTROL 8/9 (DTR on/off) and 11/12 (RTS on/off), PURGE-DATA 1.
+ * What we send at connect: WILL/DO BINARY (8-bit clean data both ways),
+ * WILL/DO SGA (no go-aheads), WILL COM-PORT-OPTION, then SET-BAUDRATE (u32
+ * big-endian), SET-DATASIZE 8, SET-PARITY 1 (none), SET-STOPSIZE 1,
+ * SET-CONTROL 1 (no flow control). pyserial's client sends the same
+ * settings; its options differ a little (DO ECHO and DO COM-PORT-OPTION, no
+ * BINARY request): we ask for BINARY because firmware images are full of
+ * 0x00 and 0x0D bytes that a non-binary Telnet path may rewrite, and accept
+ * the server's side of COM-PORT-OPTION when it offers it. Later:
+ * SET-BAUDRATE, SET-CONTROL 8/9 (DTR on/off) and 11/12 (RTS on/off),
+ * PURGE-DATA 1.
  *
  * No waiting for answers. pyserial blocks until the server echoes each
  * command with code + 100 (and has ?ign_set_control for servers that answer
