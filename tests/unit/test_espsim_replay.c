@@ -1,5 +1,6 @@
 /* test_espsim_replay.c - replays the five genuine ROM/stub transcripts in
- * /work/shared/data/rom-traces (esptool v5.3.1 --trace against the ESP32
+ * tests/data/rom-traces (a copy of /work/shared/data/rom-traces, see
+ * trace_path for the search order) (esptool v5.3.1 --trace against the ESP32
  * ECO3 ROM and the legacy stub) against espsim's device model and requires
  * the same reply frames, byte for byte.
  *
@@ -32,21 +33,26 @@
 
 #include <sys/stat.h>
 
-/* Where the traces are: $ESPSIM_TRACE_DIR, else tests/data/rom-traces in
- * the source tree if present, else the shared reference folder. */
+/* Where the traces are, per file, first found wins: $ESPSIM_TRACE_DIR,
+ * tests/data/rom-traces in the source tree (the copy that ships with the
+ * repository), the shared reference folder. A trace found nowhere is a
+ * test failure naming every place tried, never a skip: a replay that
+ * silently runs nothing would prove nothing. */
 static void trace_path(char *out, size_t cap, const char *name) {
   const char *env = getenv("ESPSIM_TRACE_DIR");
-  if (env && *env) {
-    snprintf(out, cap, "%s/%s", env, name);
-    return;
+  char dirs[3][512];
+  int nd = 0;
+  if (env && *env) snprintf(dirs[nd++], sizeof dirs[0], "%s", env);
+  snprintf(dirs[nd++], sizeof dirs[0], "%s/tests/data/rom-traces", EG_SOURCE_DIR);
+  snprintf(dirs[nd++], sizeof dirs[0], "/work/shared/data/rom-traces");
+  char tried[2048] = "";
+  for (int i = 0; i < nd; i++) {
+    struct stat st;
+    snprintf(out, cap, "%.400s/%.100s", dirs[i], name);
+    if (stat(out, &st) == 0 && S_ISREG(st.st_mode)) return;
+    snprintf(tried + strlen(tried), sizeof tried - strlen(tried), "%s%.600s", i ? ", " : "", out);
   }
-  struct stat st;
-  snprintf(out, cap, "%s/tests/data/rom-traces", EG_SOURCE_DIR);
-  if (stat(out, &st) == 0 && S_ISDIR(st.st_mode)) {
-    snprintf(out, cap, "%s/tests/data/rom-traces/%s", EG_SOURCE_DIR, name);
-    return;
-  }
-  snprintf(out, cap, "/work/shared/data/rom-traces/%s", name);
+  fail_msg("trace %s not found (tried %s)", name, tried);
 }
 
 typedef enum { EV_WRITE, EV_WRITE_OMITTED, EV_RECV } ev_kind;
