@@ -227,6 +227,7 @@ static void switch_baud(eg_dev *d, uint32_t baud) {
   }
   d->cur_baud = baud;
   d->rec.baud = baud;
+  poll_update(d); /* an RFC 2217 port may have queued SET-BAUDRATE */
 }
 
 /* --------------------------------------------------------------- finish */
@@ -296,6 +297,7 @@ static void reset_run(eg_dev *d) {
       return;
     }
     d->reset_step++;
+    poll_update(d); /* an RFC 2217 port may have queued the command */
     if (st->wait_ms) {
       d->state = EG_DS_RESET;
       arm(d, st->wait_ms);
@@ -1473,6 +1475,7 @@ static void on_poll(uv_poll_t *h, int status, int events) {
     eg_slip_dec_push(&d->dec, buf, got, slip_event, d);
     if (got < sizeof buf) break;
   }
+  poll_update(d); /* reading may have queued telnet answers (RFC 2217) */
 }
 
 /* ----------------------------------------------------------------- API */

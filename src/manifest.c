@@ -560,20 +560,6 @@ static void parse_usb(mctx *c, const yaml_node_t *un, eg_mport *p) {
   if (v[U_LOCATION] && get_str(c, v[U_LOCATION], "usb.location", &s)) p->location = xstrdup(c, s);
 }
 
-/* "socket://host:port" -> "host:port" (NULL when malformed). The port is
- * 1..65535 in plain decimal, as the JSON Schema's pattern says. */
-static const char *url_hostport(const char *url) {
-  static const char scheme[] = "socket://";
-  if (strncmp(url, scheme, sizeof scheme - 1) != 0) return NULL;
-  const char *hp = url + sizeof scheme - 1;
-  const char *colon = strrchr(hp, ':');
-  if (!colon || colon == hp || strchr(hp, '/')) return NULL;
-  const char *port = colon + 1;
-  const size_t n = strlen(port);
-  if (n < 1 || n > 5 || port[0] == '0' || !all_in(port, "0123456789") || atol(port) > 65535) return NULL;
-  return hp;
-}
-
 static void parse_ports(mctx *c, const yaml_node_t *pn) {
   eg_manifest *m = c->m;
   if (pn->type != YAML_SEQUENCE_NODE) return type_error(c, pn, "ports", "a list");
@@ -619,7 +605,12 @@ static void parse_ports(mctx *c, const yaml_node_t *pn) {
     if (v[P_PATH] && get_str(c, v[P_PATH], "path", &s)) free(p->target), p->kind = EG_MPORT_PATH, p->target = resolve(c, s);
     if (v[P_GLOB] && get_str(c, v[P_GLOB], "glob", &s)) free(p->target), p->kind = EG_MPORT_GLOB, p->target = resolve(c, s);
     if (v[P_URL] && get_str(c, v[P_URL], "url", &s)) {
-      if (!url_hostport(s)) err(c, v[P_URL], "url: '%s' is not socket://host:port (port 1..65535)", s);
+      bool ok = false;
+      char label[300], why[200];
+      if (!eg_port_url(s, &ok, label, sizeof label, why, sizeof why))
+        err(c, v[P_URL], "url: '%s' is not socket://host:port or rfc2217://host:port", s);
+      else if (!ok)
+        err(c, v[P_URL], "url: '%s' is not socket://host:port or rfc2217://host:port: %s", s, why);
       free(p->target), p->kind = EG_MPORT_URL, p->target = xstrdup(c, s);
     }
     if (v[P_USB]) p->kind = EG_MPORT_USB, parse_usb(c, v[P_USB], p);
@@ -989,8 +980,10 @@ eg_err eg_manifest_slots(const eg_manifest *m, eg_slot **out, size_t *count, eg_
     case EG_MPORT_GLOB: expand_glob(&s, mp); break;
     case EG_MPORT_USB: expand_usb(&s, mp); break;
     case EG_MPORT_URL: {
-      const char *hp = url_hostport(mp->target);
-      add_slot(&s, mp, mp->slot ? mp->slot : hp ? hp : mp->target, mp->target, NULL, mp->target);
+      bool ok = false;
+      char label[300], why[200];
+      const bool url = eg_port_url(mp->target, &ok, label, sizeof label, why, sizeof why);
+      add_slot(&s, mp, mp->slot ? mp->slot : url && ok ? label : mp->target, mp->target, NULL, mp->target);
       break;
     }
     }

@@ -127,6 +127,12 @@ eg_err eg_port_flush_pending(eg_port *p);
  * command is queued for the server's side). */
 eg_err eg_port_flush_input(eg_port *p);
 
+/* Network ports: "socket://host:port" and "rfc2217://host:port[?options]".
+ * Returns false for names that are not such URLs. For a URL, *ok tells
+ * whether it parses; `label` gets "host:port" (the slot name a manifest
+ * gives a URL port), `msg` the reason when it does not parse. */
+bool eg_port_url(const char *name, bool *ok, char *label, size_t labelcap, char *msg, size_t msgcap);
+
 /* What `espgang ports` and the manifest's USB matching know about a port. */
 typedef struct eg_port_info {
   char name[256];         /* /dev/ttyUSB0 */

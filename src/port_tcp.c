@@ -205,3 +205,15 @@ eg_err eg__tcp_finish_connect(eg_port *p, eg_fault *f) {
   p->connecting = false;
   return EG_OK;
 }
+
+bool eg_port_url(const char *name, bool *ok, char *label, size_t labelcap, char *msg, size_t msgcap) {
+  static const char *const schemes[] = {"socket://", "rfc2217://"};
+  for (size_t i = 0; i < sizeof schemes / sizeof schemes[0]; i++) {
+    if (!name || !eg__url_has_scheme(name, schemes[i])) continue;
+    char host[256], port[16];
+    *ok = eg__url_parse(name, schemes[i], host, sizeof host, port, sizeof port, msg, msgcap);
+    if (labelcap) snprintf(label, labelcap, "%s:%s", *ok ? host : "", *ok ? port : "");
+    return true;
+  }
+  return false;
+}

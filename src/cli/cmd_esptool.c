@@ -49,10 +49,11 @@ typedef struct runner {
 
 /* Label for a port: "ttyUSB0", "slot03", "127.0.0.1:5001". */
 static void port_label(const char *port, char *out, size_t n) {
-  const char *p = port;
-  if (strncmp(p, "socket://", 9) == 0) p += 9;
-  const char *slash = strrchr(p, '/');
-  snprintf(out, n, "%s", slash && slash[1] ? slash + 1 : p);
+  bool ok = false;
+  char msg[128];
+  if (eg_port_url(port, &ok, out, n, msg, sizeof msg) && ok) return;
+  const char *slash = strrchr(port, '/');
+  snprintf(out, n, "%s", slash && slash[1] ? slash + 1 : port);
 }
 
 /* read-flash output name for port i: FILE as given for one port, else the

@@ -568,7 +568,7 @@ static void test_open_failures(void **state) {
   /* A character device that is no serial port goes to libserialport, which
    * finds nothing in sysfs for it. */
   expect_open_fails("/dev/null", 115200, EG_PORT_OPEN, "/dev/null", "not a serial port");
-  expect_open_fails("rfc2217://localhost:4000", 115200, EG_PORT_OPEN, "rfc2217://localhost:4000", "socket://");
+  expect_open_fails("ftp://localhost:4000", 115200, EG_PORT_OPEN, "ftp://localhost:4000", "socket://");
   expect_open_fails("/dev/null", 0, EG_PORT_CONFIG, "baud", NULL);
 
   char dir[] = "/tmp/eg-port-XXXXXX";
