@@ -76,7 +76,7 @@ static void feed(col *c, const uint8_t *p, size_t n) { esim_rfc2217_rx(&c->s, p,
 /* Expect the replies since the last call to be exactly these bytes. */
 static size_t reply_mark;
 static void expect_reply(col *c, const uint8_t *want, size_t n) {
-  if (c->nr - reply_mark != n || memcmp(c->reply + reply_mark, want, n) != 0) {
+  if (c->nr - reply_mark != n || (n && memcmp(c->reply + reply_mark, want, n) != 0)) {
     char got[512] = "", exp[512] = "";
     for (size_t i = reply_mark; i < c->nr && i - reply_mark < 150; i++)
       snprintf(got + strlen(got), sizeof got - strlen(got), "%02x ", c->reply[i]);
