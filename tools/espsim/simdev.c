@@ -633,6 +633,10 @@ void esim_dev_set_lines(esim_dev *d, uint64_t now, bool dtr, bool rts) {
   }
 }
 
+void esim_dev_note(esim_dev *d, uint64_t now, const char *what) {
+  esim_log(d, now < d->now ? d->now : now, "%s", what);
+}
+
 void esim_dev_host_attached(esim_dev *d, uint64_t now) {
   if (now < d->now) now = d->now;
   d->now = now;

@@ -190,6 +190,9 @@ void esim_dev_set_lines(esim_dev *d, uint64_t now_us, bool dtr, bool rts);
 #define ESIM_EN_MIN_PULSE_US 50u  /* datasheet: CHIP_PU low >= 50 us resets */
 #define ESIM_STRAP_DELAY_US 1000u /* EN's RC delay; GPIO0 must hold >= 1 ms after EN rises */
 
+/* A front end's event for the device's event log (one line, at now_us). */
+void esim_dev_note(esim_dev *d, uint64_t now_us, const char *what);
+
 /* Introspection for tests and the CLI. */
 esim_mode esim_dev_mode(const esim_dev *d);
 esim_stub_flavour esim_dev_stub(const esim_dev *d); /* LEGACY/NEW in ESIM_MODE_STUB, else AUTO */

@@ -23,6 +23,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -202,13 +203,20 @@ static void on_telnet(void *ctx, esim_rfc2217_ev ev, const uint8_t *p, size_t n,
     ctl_append(l, p, n);
     return;
   case ESIM_RFC2217_BAUD:
-  case ESIM_RFC2217_FLOW:
-    return; /* l->tn.baud / l->tn.suspended are read where they matter */
+  case ESIM_RFC2217_FLOW: {
+    /* l->tn.baud / l->tn.suspended are read where they matter */
+    char note[64];
+    if (ev == ESIM_RFC2217_BAUD) snprintf(note, sizeof note, "rfc2217: host rate %u baud", (unsigned)value);
+    else snprintf(note, sizeof note, "rfc2217: output %s", value ? "suspended" : "resumed");
+    esim_dev_note(l->dev, l->tn_now, note);
+    return;
+  }
   case ESIM_RFC2217_LINES:
     l->lines_touched = true;
     esim_dev_set_lines(l->dev, l->tn_now, l->tn.dtr, l->tn.rts);
     return;
   case ESIM_RFC2217_PURGE:
+    esim_dev_note(l->dev, l->tn_now, value == 1 ? "rfc2217: purge rx" : value == 2 ? "rfc2217: purge tx" : "rfc2217: purge rx+tx");
     if (value & 1) l->out_off = l->out_len = 0; /* device output not yet sent */
     if (value & 2) {                            /* client data not yet on the line */
       l->pend_len = 0;
@@ -219,7 +227,10 @@ static void on_telnet(void *ctx, esim_rfc2217_ev ev, const uint8_t *p, size_t n,
 }
 
 static void host_input(esim_link *l, uint64_t now, uint32_t hb, const uint8_t *p, size_t n) {
-  if (l->tn_mode == TN_UNKNOWN) l->tn_mode = p[0] == ESIM_TN_IAC ? TN_TELNET : TN_RAW;
+  if (l->tn_mode == TN_UNKNOWN) {
+    l->tn_mode = p[0] == ESIM_TN_IAC ? TN_TELNET : TN_RAW;
+    esim_dev_note(l->dev, now, l->tn_mode == TN_TELNET ? "host speaks RFC 2217" : "host: raw bytes");
+  }
   if (l->tn_mode != TN_TELNET) {
     take_data(l, now, hb, p, n);
     return;
@@ -404,12 +415,13 @@ static void rearm(esim_link *l, uint64_t now) {
 static void service(esim_link *l) {
   if (!l->active) return;
   const uint64_t now = now_us(l);
-  const uint32_t hb = host_baud(l, now);
+  uint32_t hb = host_baud(l, now);
   deliver_due(l, now, hb);
   if (!read_more(l, now, hb)) {
     go_inactive(l, ESIM_LINK_PEER_GONE);
     return;
   }
+  if (l->tn_mode == TN_TELNET) hb = l->tn.baud; /* just detected, or SET-BAUDRATE read */
   deliver_due(l, now, hb);
   esim_dev_advance(l->dev, now);
   if (esim_dev_take_disconnect(l->dev)) {
