@@ -1,6 +1,6 @@
 # esptool's workflows with espgang in place of esptool, against espsim.
 if(TARGET espsim AND TARGET espgang)
-  foreach(transport pty tcp)
+  foreach(transport pty tcp rfc2217)
     foreach(mode stub rom)
       add_test(NAME integration.cli_${transport}_${mode}
                COMMAND ${PROJECT_SOURCE_DIR}/tests/integration/cli_workflows.sh

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # esptool's documented workflows, run with espgang in place of esptool
-# against espsim (fast timing), over pseudo-terminals or TCP, with the
-# flasher stub or ROM only. Every result is checked against the simulated
-# chips' flash files, byte for byte.
+# against espsim (fast timing), over pseudo-terminals, raw TCP or RFC 2217,
+# with the flasher stub or ROM only. Every result is checked against the
+# simulated chips' flash files, byte for byte. Over RFC 2217 the boards are
+# really reset: --before default_reset (esptool's DTR/RTS sequences through
+# the simulated auto-reset circuit) and --after hard_reset (the app boots).
 #
-# usage: cli_workflows.sh BUILD_DIR SOURCE_DIR pty|tcp stub|rom
+# usage: cli_workflows.sh BUILD_DIR SOURCE_DIR pty|tcp|rfc2217 stub|rom
 set -euo pipefail
 build=$1 src=$2 transport=$3 mode=$4
 espgang=$build/src/espgang
@@ -39,6 +41,7 @@ grep -q '"ready"' "$work/espsim.json" || fail "espsim did not start"
 port() {
   local key=pty
   [ "$transport" = tcp ] && key=url
+  [ "$transport" = rfc2217 ] && key=rfc2217
   sed -n "s/.*\"index\":$1,.*\"$key\":\"\([^\"]*\)\".*/\1/p" "$work/espsim.json" | head -n 1
 }
 flashfile() { sed -n "s/.*\"index\":$1,.*\"flash\":\"\([^\"]*\)\".*/\1/p" "$work/espsim.json" | head -n 1; }
@@ -53,8 +56,12 @@ if [ "$mode" = stub ]; then
 else
   stub=(--no-stub)
 fi
-# Ptys and sockets carry no DTR/RTS: esptool users pass the same options.
-opts=(--chip esp32 --before no_reset --after no_reset "${stub[@]}")
+# Ptys and raw sockets carry no DTR/RTS: esptool users pass the same options.
+if [ "$transport" = rfc2217 ]; then
+  opts=(--chip esp32 --before default_reset --after hard_reset "${stub[@]}")
+else
+  opts=(--chip esp32 --before no_reset --after no_reset "${stub[@]}")
+fi
 
 # region_equals FLASHFILE OFFSET FILE
 region_equals() { cmp -s -i "$2:0" -n "$(stat -c %s "$3")" "$1" "$3"; }

@@ -8,3 +8,8 @@ if(TARGET espsim AND TARGET espgang)
   set_tests_properties(integration.gang_rack16 integration.gang_crash PROPERTIES
                        TIMEOUT 300 LABELS integration FIXTURES_REQUIRED esptool_js_npm)
 endif()
+if(TARGET espsim AND TARGET espgang)
+  add_test(NAME integration.gang_rfc2217
+           COMMAND ${PROJECT_SOURCE_DIR}/tests/integration/gang_rfc2217.sh ${PROJECT_BINARY_DIR} ${PROJECT_SOURCE_DIR})
+  set_tests_properties(integration.gang_rfc2217 PROPERTIES TIMEOUT 300 LABELS integration FIXTURES_REQUIRED esptool_js_npm)
+endif()

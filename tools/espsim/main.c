@@ -63,6 +63,8 @@ typedef struct slot {
   bool link_closing;
   uv_timer_t replug;
   bool replug_ok;
+  uv_timer_t idle;         /* runs the chip while no host is connected */
+  bool idle_ok;
   bool unplugged;          /* disconnect fault: pty gone until replug */
   FILE *log;
 } slot;
@@ -365,6 +367,21 @@ static void start_pty_link(slot *s) {
   s->link_is_tcp = false;
 }
 
+/* With no link the chip still lives: a reset released as the host hung up
+ * must still boot (the app after esptool's hard reset), and an app keeps
+ * chattering into the void. Advance the model and drop its output until a
+ * host attaches again. */
+static void on_idle(uv_timer_t *t) {
+  slot *s = t->data;
+  if (s->link || s->app->stopping) return;
+  const uint64_t now = now_us();
+  esim_dev_advance(s->dev, now);
+  uint8_t sink[512];
+  while (esim_dev_tx_take(s->dev, now, sink, sizeof sink, 0) > 0) {}
+  const uint64_t next = esim_dev_next_event(s->dev);
+  if (next != ESIM_NEVER) uv_timer_start(&s->idle, on_idle, next > now ? (next - now + 999) / 1000 : 1, 0);
+}
+
 static void on_link_closed(esim_link *l, void *ctx) {
   slot *s = ctx;
   (void)l;
@@ -379,6 +396,7 @@ static void on_link_closed(esim_link *l, void *ctx) {
     return;
   }
   if (!s->unplugged) start_pty_link(s);
+  if (!s->link && s->idle_ok) on_idle(&s->idle);
 }
 
 static void close_link(slot *s) {
@@ -490,6 +508,7 @@ static void shutdown_all(app *a) {
     s->pending_client = -1;
     if (s->listen_poll_ok) uv_close((uv_handle_t *)&s->listen_poll, on_close_noop);
     if (s->replug_ok) uv_close((uv_handle_t *)&s->replug, on_close_noop);
+    if (s->idle_ok) uv_close((uv_handle_t *)&s->idle, on_close_noop);
   }
   uv_close((uv_handle_t *)&a->sig_int, on_close_noop);
   uv_close((uv_handle_t *)&a->sig_term, on_close_noop);
@@ -696,6 +715,9 @@ int main(int argc, char **argv) {
     uv_timer_init(a.loop, &s->replug);
     s->replug.data = s;
     s->replug_ok = true;
+    uv_timer_init(a.loop, &s->idle);
+    s->idle.data = s;
+    s->idle_ok = true;
     if (a.use_pty) {
       snprintf(s->pty_link, sizeof s->pty_link, "%s/%s", a.pty_dir, s->name);
       open_pty(s);
