@@ -258,6 +258,7 @@ static void finish(eg_dev *d, eg_err result) {
 
 /* ---------------------------------------------------------- the sequence */
 
+static void open_port(eg_dev *d);
 static void connect_attempt(eg_dev *d);
 static void send_sync(eg_dev *d);
 static void synced(eg_dev *d);
@@ -1290,6 +1291,7 @@ static void on_response(eg_dev *d, const uint8_t *frame, size_t len) {
     return;
   case EG_DS_IDLE:
   case EG_DS_CONNECTING:
+  case EG_DS_REOPEN:
   case EG_DS_RESET:
   case EG_DS_SYNC:
   case EG_DS_SYNC_MORE:
@@ -1330,6 +1332,7 @@ static void on_frame(eg_dev *d, const uint8_t *frame, size_t len) {
     return;
   case EG_DS_IDLE:
   case EG_DS_CONNECTING:
+  case EG_DS_REOPEN:
   case EG_DS_RESET:
   case EG_DS_SYNC_PAUSE:
   case EG_DS_UNSUPPORTED_DRAIN:
@@ -1419,6 +1422,10 @@ static void on_timer(uv_timer_t *t) {
   case EG_DS_CONNECTING:
     fail(d, EG_PORT_OPEN, -1, "port %s: TCP connection not established within %u ms", d->port.name, d->cfg->timeouts.command_ms);
     return;
+  case EG_DS_REOPEN:
+    d->state = EG_DS_IDLE;
+    open_port(d);
+    return;
   case EG_DS_IDLE:
   case EG_DS_DONE:
     return;
@@ -1438,17 +1445,74 @@ static void connected(eg_dev *d) {
   connect_attempt(d);
 }
 
+/* A port that errors before the chip has said anything (a USB adapter
+ * glitching as it is plugged, a network serial server still dropping the
+ * previous client) is closed and opened again, within the connect attempts,
+ * instead of failing the unit at once. Once the chip has answered, a lost
+ * port fails the unit: its state is gone. */
+static void handle_closed(uv_handle_t *h);
+
+#define MAX_REOPENS 3
+#define REOPEN_DELAY_MS 300
+
+static bool may_reopen(const eg_dev *d) {
+  return d->reopens < MAX_REOPENS && !d->closing &&
+         (d->stage == EG_STAGE_OPEN || d->stage == EG_STAGE_RESET || d->stage == EG_STAGE_SYNC) &&
+         d->sync_replies == 0 && d->attempt < d->cfg->connect_attempts;
+}
+
+static void reopen_poll_closed(uv_handle_t *h) {
+  eg_dev *d = h->data;
+  if (d->closing) {
+    handle_closed(h);
+    return;
+  }
+  d->handles_open--;
+  d->state = EG_DS_REOPEN;
+  arm(d, REOPEN_DELAY_MS);
+}
+
+static void reopen(eg_dev *d, const char *why) {
+  d->reopens++;
+  dev_log(d, "port error before the chip answered (%s): reopening (%d of %d)", why, d->reopens, MAX_REOPENS);
+  uv_timer_stop(&d->timer);
+  if (d->poll_started) uv_poll_stop(&d->poll);
+  d->poll_started = false;
+  eg_port_close(&d->port);
+  eg_slip_dec_reset(&d->dec);
+  d->tx_len = d->tx_off = 0;
+  if (d->poll_initialised) {
+    d->poll_initialised = false; /* closing it: eg_dev_close must not close it again */
+    uv_close((uv_handle_t *)&d->poll, reopen_poll_closed);
+    return;
+  }
+  d->state = EG_DS_REOPEN;
+  arm(d, REOPEN_DELAY_MS);
+}
+
 static void on_poll(uv_poll_t *h, int status, int events) {
   eg_dev *d = h->data;
   if (d->finished) return;
   if (status < 0) {
-    fail(d, EG_PORT_GONE, d->expect_op ? d->expect_op : -1, "port %s: %s", d->port.name, uv_strerror(status));
+    if (may_reopen(d)) {
+      reopen(d, uv_strerror(status));
+      return;
+    }
+    fail(d, EG_PORT_GONE, d->expect_op ? d->expect_op : -1, "port %s: %s during %s", d->port.name, uv_strerror(status),
+         eg_stage_name(d->stage));
     return;
   }
   if (d->port.connecting) {
     if (!(events & UV_WRITABLE)) return;
-    const eg_err e = eg_port_finish_connect(&d->port, &d->rec.fault);
+    eg_fault cf;
+    eg_fault_clear(&cf);
+    const eg_err e = eg_port_finish_connect(&d->port, &cf);
     if (e != EG_OK) {
+      if (may_reopen(d)) {
+        reopen(d, cf.msg);
+        return;
+      }
+      d->rec.fault = cf;
       d->rec.fault.stage = d->stage;
       finish(d, e);
       return;
@@ -1466,6 +1530,10 @@ static void on_poll(uv_poll_t *h, int status, int events) {
     size_t got = 0;
     const eg_err e = eg_port_read(&d->port, buf, sizeof buf, &got);
     if (e != EG_OK) {
+      if (may_reopen(d)) {
+        reopen(d, d->port.errmsg[0] ? d->port.errmsg : eg_strerror(e));
+        return;
+      }
       fail(d, e, d->expect_op ? d->expect_op : -1, "port %s: the device disappeared during %s (%s)", d->port.name,
            eg_stage_name(d->stage), d->port.errmsg[0] ? d->port.errmsg : eg_strerror(e));
       return;
@@ -1501,24 +1569,22 @@ eg_err eg_dev_init(eg_dev *d, uv_loop_t *loop, const char *port_name, const eg_d
   return EG_OK;
 }
 
-void eg_dev_start(eg_dev *d) {
-  d->rec.started_ms = now_epoch_ms();
-  d->stage_t0 = uv_now(d->loop);
-  set_stage(d, EG_STAGE_OPEN);
+/* Open the port and watch it; then connect (or wait for TCP to connect). */
+static void open_port(eg_dev *d) {
   const eg_dev_config *c = d->cfg;
-  /* Reject what this port can never do before touching the chip. */
   const uint32_t open_baud = c->before == EG_BEFORE_NO_RESET_NO_SYNC ? c->baud : c->connect_baud;
   eg_fault f;
   eg_fault_clear(&f);
   const eg_err e = eg_port_open(&d->port, d->rec.port, open_baud, &f);
   if (e != EG_OK) {
     d->rec.fault = f;
-    d->rec.fault.stage = EG_STAGE_OPEN;
+    d->rec.fault.stage = d->stage;
     finish(d, e);
     return;
   }
   d->cur_baud = open_baud;
   d->rec.baud = open_baud;
+  /* Reject what this port can never do before touching the chip. */
   const bool needs_lines = c->before == EG_BEFORE_DEFAULT_RESET || c->before == EG_BEFORE_USB_RESET;
   if (!d->port.can_reset && (needs_lines || c->after == EG_AFTER_HARD_RESET)) {
     set_stage(d, needs_lines ? EG_STAGE_RESET : EG_STAGE_AFTER);
@@ -1536,6 +1602,7 @@ void eg_dev_start(eg_dev *d) {
   d->poll.data = d;
   d->handles_open++;
   d->poll_initialised = true;
+  d->poll_events = 0;
   if (d->port.connecting) {
     d->state = EG_DS_CONNECTING;
     poll_update(d);
@@ -1544,6 +1611,13 @@ void eg_dev_start(eg_dev *d) {
   }
   poll_update(d);
   connected(d);
+}
+
+void eg_dev_start(eg_dev *d) {
+  d->rec.started_ms = now_epoch_ms();
+  d->stage_t0 = uv_now(d->loop);
+  set_stage(d, EG_STAGE_OPEN);
+  open_port(d);
 }
 
 void eg_dev_abort(eg_dev *d) {

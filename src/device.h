@@ -81,6 +81,7 @@ typedef struct eg_dev_callbacks {
 typedef enum eg_dev_state {
   EG_DS_IDLE,
   EG_DS_CONNECTING,   /* TCP connect in progress */
+  EG_DS_REOPEN,       /* the port failed before the chip answered: reopening */
   EG_DS_RESET,        /* running a DTR/RTS sequence (before or --after) */
   EG_DS_SYNC,         /* SYNC sent, waiting for the first reply */
   EG_DS_SYNC_MORE,    /* collecting the other 7 replies */
@@ -154,6 +155,7 @@ struct eg_dev {
   uint8_t status_len;
   uint32_t cur_baud;
   int attempt;                /* connect attempt (0-based) */
+  int reopens;                /* port reopened after an early error */
   int tries;                  /* tries within an attempt / block attempts */
   int sync_replies;
   bool sync_stub_seen;

@@ -3,7 +3,10 @@
  * device on the slave path (the termios backend), one libuv loop for both.
  * The simulator runs --fast (no delays) so these tests check behaviour, not
  * speed; every result is compared with the simulated chip's flash. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <pty.h>
+#include <sys/socket.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -27,6 +30,7 @@ typedef struct harness {
   char path[128];
   esim_dev *sim;
   esim_link *link;
+  esim_link *link2; /* a second link (a TCP client), when a test makes one */
   eg_dev dev;
   eg_dev_config cfg;
   eg_stub stub;
@@ -151,7 +155,8 @@ static eg_err h_run(harness *h, const eg_dev_op *ops, size_t nops) {
 
 static void h_teardown(harness *h) {
   eg_dev_close(&h->dev, dev_closed);
-  esim_link_close(h->link, link_closed);
+  if (h->link) esim_link_close(h->link, link_closed);
+  if (h->link2) esim_link_close(h->link2, link_closed);
   uv_run(&h->loop, UV_RUN_DEFAULT);
   assert_int_equal(uv_loop_close(&h->loop), 0);
   esim_dev_free(h->sim);
@@ -583,6 +588,63 @@ static void fault_corruption_recovered(void **state) {
   h_teardown(&h);
 }
 
+
+/* A network serial server that drops the first connection (still busy
+ * with the previous client) and serves the second: the device opens the
+ * port again instead of failing the unit. */
+typedef struct flaky_server {
+  harness *h;
+  int listen_fd;
+  uv_poll_t poll;
+  int accepted;
+} flaky_server;
+
+static void flaky_accept(uv_poll_t *p, int status, int events) {
+  (void)status;
+  (void)events;
+  flaky_server *fs = p->data;
+  const int fd = accept4(fs->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+  if (fd < 0) return;
+  if (++fs->accepted == 1) {
+    struct linger lg = {1, 0}; /* reset, as a server refusing a second client does */
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    close(fd);
+    return;
+  }
+  esim_link_opts lo;
+  esim_link_opts_default(&lo);
+  lo.fast = true;
+  fs->h->link2 = esim_link_start(&fs->h->loop, fs->h->sim, fd, &lo);
+  assert_non_null(fs->h->link2);
+}
+
+static void reopen_after_dropped_connection(void **state) {
+  (void)state;
+  harness h;
+  h_setup(&h, NULL);
+  /* The device talks over TCP here: detach the pty link (one link per device). */
+  esim_link_close(h.link, link_closed);
+  h.link = NULL;
+  flaky_server fs = {.h = &h};
+  fs.listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  assert_int_equal(bind(fs.listen_fd, (struct sockaddr *)&sa, sizeof sa), 0);
+  assert_int_equal(listen(fs.listen_fd, 4), 0);
+  socklen_t len = sizeof sa;
+  getsockname(fs.listen_fd, (struct sockaddr *)&sa, &len);
+  assert_int_equal(uv_poll_init(&h.loop, &fs.poll, fs.listen_fd), 0);
+  fs.poll.data = &fs;
+  uv_poll_start(&fs.poll, UV_READABLE, flaky_accept);
+  snprintf(h.path, sizeof h.path, "socket://127.0.0.1:%d", ntohs(sa.sin_port));
+  assert_int_equal(h_run(&h, NULL, 0), EG_OK);
+  assert_int_equal(fs.accepted, 2);
+  assert_int_equal(h.dev.reopens, 1);
+  assert_string_equal(h.dev.rec.chip, "ESP32");
+  uv_close((uv_handle_t *)&fs.poll, NULL);
+  close(fs.listen_fd);
+  h_teardown(&h);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(identity_rom),
@@ -610,6 +672,7 @@ int main(void) {
     cmocka_unit_test(fault_slow_erase_rom),
     cmocka_unit_test(fault_baud_ceiling),
     cmocka_unit_test(fault_corruption_recovered),
+    cmocka_unit_test(reopen_after_dropped_connection),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
