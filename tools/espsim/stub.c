@@ -54,6 +54,20 @@ void esim_stub_reset(esim_dev *d) {
   d->mem_remaining = 0;
 }
 
+
+/* WRITE_REG with N x (addr, value, mask, delay_us) records, as both stubs
+ * accept: masked bits keep their value, each delay is spent first. */
+static void write_regs(esim_dev *d, uint64_t *t, const uint8_t *data, size_t size) {
+  for (size_t off = 0; off + 16 <= size; off += 16) {
+    const uint32_t a = eg_get_u32(data + off), v = eg_get_u32(data + off + 4);
+    const uint32_t mask = eg_get_u32(data + off + 8), delay = eg_get_u32(data + off + 12);
+    *t += delay;
+    uint32_t nv = v & mask;
+    if (mask != 0xFFFFFFFFu) nv |= esim_reg_read(d, a) & ~mask;
+    esim_reg_write(d, *t, a, nv);
+  }
+}
+
 static uint32_t word(const uint8_t *data, size_t size, unsigned i) {
   return 4u * i + 4 <= size ? eg_get_u32(data + 4 * i) : 0;
 }
@@ -389,14 +403,7 @@ static void ls_frame(esim_dev *d, uint64_t *t, const uint8_t *f, size_t n) {
     if (size % 16) {
       err = S_BAD_DATA_LEN;
     } else {
-      for (size_t off = 0; off < size; off += 16) {
-        const uint32_t a = eg_get_u32(data + off), v = eg_get_u32(data + off + 4);
-        const uint32_t mask = eg_get_u32(data + off + 8), delay = eg_get_u32(data + off + 12);
-        *t += delay;
-        uint32_t nv = v & mask;
-        if (mask != 0xFFFFFFFFu) nv |= esim_reg_read(d, a) & ~mask;
-        esim_reg_write(d, *t, a, nv);
-      }
+      write_regs(d, t, data, size);
       err = S_OK;
     }
     break;
@@ -728,14 +735,7 @@ static void ns_frame(esim_dev *d, uint64_t *t, const uint8_t *f, size_t n) {
     if (size == 0 || size % 16) {
       code = S_NOT_ENOUGH_DATA;
     } else {
-      for (size_t off = 0; off < size; off += 16) {
-        const uint32_t a = eg_get_u32(data + off), v = eg_get_u32(data + off + 4);
-        const uint32_t mask = eg_get_u32(data + off + 8), delay = eg_get_u32(data + off + 12);
-        *t += delay;
-        uint32_t nv = v & mask;
-        if (mask != 0xFFFFFFFFu) nv |= esim_reg_read(d, a) & ~mask;
-        esim_reg_write(d, *t, a, nv);
-      }
+      write_regs(d, t, data, size);
     }
     break;
   case EG_OP_READ_REG:
