@@ -459,6 +459,8 @@ static void chip_found(eg_dev *d, const eg_chip *c, const char *how, uint32_t wh
   }
   d->chip = c;
   snprintf(d->rec.chip, sizeof d->rec.chip, "%s", c->name);
+  if (d->cfg->before == EG_BEFORE_NO_RESET_NO_SYNC && c->rom_status_len == EG_STATUS_STUB)
+    d->stub_running = false; /* ESP8266: 2 status bytes from its ROM too; assume the ROM */
   if (!d->stub_running) d->status_len = c->rom_status_len;
   identify(d);
 }
@@ -487,7 +489,7 @@ static void detect(eg_dev *d) {
 
 static void secinfo_reply(eg_dev *d, const uint8_t *frame, size_t len) {
   eg_resp r;
-  const size_t sl = status_len(d);
+  const size_t sl = status_len(d); /* known by now: on_response learnt it from this reply */
   /* 20 data bytes (S3 and later), 12 on the S2 (no chip id). */
   if (eg_resp_parse(frame, len, sl, 20, &r) == EG_OK && r.ok) {
     const int chip_id = (int)eg_get_u32(r.data + 12);
@@ -1207,8 +1209,23 @@ static void after(eg_dev *d) {
 
 static bool is_ohai(const uint8_t *p, size_t n) { return n == 4 && memcmp(p, "OHAI", 4) == 0; }
 
+/* --before no-reset-no-sync: nothing says whether the ROM (4 status bytes
+ * on the ESP32 family) or a stub (2) is listening. The first reply to our
+ * opcode tells: its size field is the expected data plus the status. */
+static void learn_status_len(eg_dev *d, const uint8_t *frame, size_t len) {
+  if (d->status_len || len < EG_RESP_HDR || frame[0] != 0x01 || frame[1] != d->expect_op) return;
+  const size_t size = eg_get_u16(frame + 2);
+  if (size < d->expect_data) return;
+  const size_t sl = size - d->expect_data;
+  if (sl != EG_STATUS_STUB && sl != EG_STATUS_ROM_ESP32) return;
+  d->status_len = (uint8_t)sl;
+  d->stub_running = sl == EG_STATUS_STUB; /* the ESP8266 ROM also says 2: corrected once the chip is known */
+  dev_log(d, "no sync: %zu status bytes, %s", sl, d->stub_running ? "a stub is running" : "the ROM is listening");
+}
+
 static void on_response(eg_dev *d, const uint8_t *frame, size_t len) {
   eg_resp r;
+  learn_status_len(d, frame, len);
   const size_t sl = status_len(d);
   const eg_err e = eg_resp_parse(frame, len, sl, d->expect_data, &r);
   if (e != EG_OK || r.op != d->expect_op) {

@@ -645,6 +645,35 @@ static void reopen_after_dropped_connection(void **state) {
   h_teardown(&h);
 }
 
+
+/* --before no_reset_no_sync: talk at once, to whatever listens. After a
+ * session that left the stub running, the next one finds the stub (2 status
+ * bytes) and does not upload it again; on a fresh chip it finds the ROM. */
+static void no_sync_finds_rom_or_stub(void **state) {
+  (void)state;
+  harness h;
+  h_setup(&h, NULL);
+  use_stub(&h, true);
+  h.cfg.before = EG_BEFORE_NO_RESET_NO_SYNC;
+  assert_int_equal(h_run(&h, NULL, 0), EG_OK);
+  assert_string_equal(h.dev.rec.chip, "ESP32");
+  assert_int_equal(h.stages_seen[EG_STAGE_STUB], 1); /* the ROM answered: stub uploaded */
+  assert_true(h.dev.rec.stub);
+  /* Second session: the stub is still running (after: no_reset_stub). */
+  eg_dev_close(&h.dev, dev_closed);
+  uv_run(&h.loop, UV_RUN_NOWAIT);
+  h.done = false;
+  memset(h.stages_seen, 0, sizeof h.stages_seen);
+  add_image(&h, 0x10000, 20000, 19);
+  make_set(&h, true);
+  const eg_dev_op ops[] = {{.kind = EG_OPK_WRITE, .index = 0}};
+  assert_int_equal(h_run(&h, ops, 1), EG_OK);
+  assert_int_equal(h.stages_seen[EG_STAGE_STUB], 0); /* found running */
+  assert_true(h.dev.rec.stub);
+  assert_flash_holds(&h, &h.img[0]);
+  h_teardown(&h);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(identity_rom),
@@ -673,6 +702,7 @@ int main(void) {
     cmocka_unit_test(fault_baud_ceiling),
     cmocka_unit_test(fault_corruption_recovered),
     cmocka_unit_test(reopen_after_dropped_connection),
+    cmocka_unit_test(no_sync_finds_rom_or_stub),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
