@@ -8,22 +8,9 @@
 #
 # usage: cli_workflows.sh BUILD_DIR SOURCE_DIR pty|tcp|rfc2217 stub|rom
 set -euo pipefail
-build=$1 src=$2 transport=$3 mode=$4
-espgang=$build/src/espgang
-espsim=$build/tools/espsim/espsim
-mkimage=$build/mkimage
-work=$(mktemp -d)
-sim=
-cleanup() {
-  local rc=$?
-  [ -n "$sim" ] && kill -TERM "$sim" 2>/dev/null && wait "$sim" 2>/dev/null
-  if [ $rc -ne 0 ]; then
-    echo "--- espsim stderr"; cat "$work/espsim.err" 2>/dev/null || true
-  fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
+transport=$3 mode=$4
+. "$(dirname "$0")/lib.sh"
+itest_init "$1" "$2"
 step() { echo "--- $*"; }
 
 "$mkimage" bootloader "$work/bootloader.bin"
@@ -31,28 +18,24 @@ step() { echo "--- $*"; }
 
 # slot03 drops the connection 40 kB into its session: a multi-port
 # command must finish the others and report that one.
-"$espsim" --fast --count 3 --pty "$work/rack" --tcp 0 --flash-dir "$work/flash" \
-  --fault 'slot03:disconnect_after_bytes=40000' --seed 7 >"$work/espsim.json" 2>"$work/espsim.err" &
-sim=$!
-for _ in $(seq 1 100); do grep -q '"ready"' "$work/espsim.json" 2>/dev/null && break; sleep 0.05; done
-grep -q '"ready"' "$work/espsim.json" || fail "espsim did not start"
+start_espsim --fast --count 3 --pty "$work/rack" --tcp 0 --flash-dir "$work/flash" \
+  --fault 'slot03:disconnect_after_bytes=40000' --seed 7
 
 # Port of device N for this transport.
 port() {
   local key=pty
   [ "$transport" = tcp ] && key=url
   [ "$transport" = rfc2217 ] && key=rfc2217
-  sed -n "s/.*\"index\":$1,.*\"$key\":\"\([^\"]*\)\".*/\1/p" "$work/espsim.json" | head -n 1
+  sim_field "$1" $key
 }
-flashfile() { sed -n "s/.*\"index\":$1,.*\"flash\":\"\([^\"]*\)\".*/\1/p" "$work/espsim.json" | head -n 1; }
+flashfile() { sim_field "$1" flash; }
 P1=$(port 1) P2=$(port 2) P3=$(port 3)
 F1=$(flashfile 1) F2=$(flashfile 2) F3=$(flashfile 3)
 [ -n "$P1" ] && [ -n "$F1" ] || fail "cannot parse espsim's device lines: $(cat "$work/espsim.json")"
 
 if [ "$mode" = stub ]; then
-  stub=(--stub "$src/node_modules/esptool-js/lib/targets/stub_flasher")
-  [ -f "$src/node_modules/esptool-js/lib/targets/stub_flasher/esp32.json" ] ||
-    (cd "$src" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+  need_stub
+  stub=(--stub "$stub_dir")
 else
   stub=(--no-stub)
 fi

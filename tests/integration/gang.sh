@@ -6,27 +6,10 @@
 #
 # usage: gang.sh BUILD_DIR SOURCE_DIR
 set -euo pipefail
-build=$1 src=$2
-espgang=$build/src/espgang
-espsim=$build/tools/espsim/espsim
-mkimage=$build/mkimage
-work=$(mktemp -d)
-sim=
-cleanup() {
-  local rc=$?
-  [ -n "$sim" ] && kill -TERM "$sim" 2>/dev/null && wait "$sim" 2>/dev/null
-  if [ $rc -ne 0 ]; then
-    echo "--- espgang output"; cat "$work/out" 2>/dev/null || true
-    echo "--- espsim stderr"; cat "$work/espsim.err" 2>/dev/null || true
-  fi
-  [ -n "${KEEP:-}" ] && echo "kept $work" || rm -rf "$work"
-}
-trap cleanup EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
-q() { sqlite3 -batch -noheader "$work/espgang.db" "$1"; }
-
-[ -f "$src/node_modules/esptool-js/lib/targets/stub_flasher/esp32.json" ] ||
-  (cd "$src" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+. "$(dirname "$0")/lib.sh"
+itest_init "$1" "$2"
+show_on_fail "$work/out"
+need_stub
 
 mkdir -p "$work/images"
 "$mkimage" bootloader "$work/images/bootloader.bin"
@@ -44,7 +27,7 @@ flash: {mode: dio, freq: 40m, size: detect}
 baud: 921600
 before: no_reset
 after: no_reset
-stub: $src/node_modules/esptool-js/lib/targets/stub_flasher
+stub: $stub_dir
 retries: 1
 timeouts: {command: 0.5}
 ports:
@@ -63,11 +46,8 @@ slot08: baud_ceiling=460800        # garbles above 460800 baud
 slot09: drop_rate=0.00001          # noisy line: block resends, still passes
 slot10: corrupt_rate=0.00001       # likewise with flipped bits
 EOF
-"$espsim" --fast --count 16 --pty "$work/rack" --flash-dir "$work/flash" --faults "$work/faults.yaml" \
-  --replug-ms 300 --seed 11 >"$work/espsim.json" 2>"$work/espsim.err" &
-sim=$!
-for _ in $(seq 1 100); do grep -q '"ready"' "$work/espsim.json" 2>/dev/null && break; sleep 0.05; done
-grep -q '"ready"' "$work/espsim.json" || fail "espsim did not start"
+start_espsim --fast --count 16 --pty "$work/rack" --flash-dir "$work/flash" --faults "$work/faults.yaml" \
+  --replug-ms 300 --seed 11
 
 set +e
 (cd "$work" && "$espgang" flash rack.yaml --operator ci) >"$work/out" 2>&1
@@ -92,7 +72,7 @@ flash_ok() { # the board's flash holds all three images
     cmp -s -i 32768:0 -n 3072 "$f" "$work/images/partitions.bin" &&
     cmp -s -i 65536:0 -n "$(stat -c %s "$work/images/app.bin")" "$f" "$work/images/app.bin"
 }
-mac_of() { sed -n "s/.*\"slot\":\"$1\".*\"mac\":\"\([^\"]*\)\".*/\1/p" "$work/espsim.json"; }
+mac_of() { sim_field "$((10#${1#slot}))" mac; }
 
 # Healthy boards and the ones that recover: pass, identity as espsim says,
 # flash holds the images.

@@ -11,28 +11,11 @@
 #
 # usage: gang_crash.sh BUILD_DIR SOURCE_DIR
 set -euo pipefail
-build=$1 src=$2
-espgang=$build/src/espgang
-espsim=$build/tools/espsim/espsim
-mkimage=$build/mkimage
-work=$(mktemp -d)
-sim= gang=
-cleanup() {
-  local rc=$?
-  [ -n "$gang" ] && kill -KILL "$gang" 2>/dev/null
-  [ -n "$sim" ] && kill -TERM "$sim" 2>/dev/null && wait "$sim" 2>/dev/null
-  if [ $rc -ne 0 ]; then
-    for f in out1 out2 out3; do echo "--- $f"; tail -n 30 "$work/$f" 2>/dev/null || true; done
-    echo "--- espsim stderr"; cat "$work/espsim.err" 2>/dev/null || true
-  fi
-  [ -n "${KEEP:-}" ] && echo "kept $work" || rm -rf "$work"
-}
-trap cleanup EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
-q() { sqlite3 -batch -noheader "$work/espgang.db" "$1"; }
-
-[ -f "$src/node_modules/esptool-js/lib/targets/stub_flasher/esp32.json" ] ||
-  (cd "$src" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+. "$(dirname "$0")/lib.sh"
+itest_init "$1" "$2"
+gang=
+show_on_fail "$work/out1" "$work/out2" "$work/out3"
+need_stub
 mkdir -p "$work/images"
 "$mkimage" app "$work/images/app.bin" 200000
 cat >"$work/rack.yaml" <<EOF
@@ -43,19 +26,14 @@ images:
 baud: 921600
 before: no_reset
 after: no_reset
-stub: $src/node_modules/esptool-js/lib/targets/stub_flasher
+stub: $stub_dir
 retries: 0
 ports:
   - {glob: "rack/slot*"}
 EOF
 
-start_sim() { # extra espsim args...
-  "$espsim" --count 8 --pty "$work/rack" --flash-dir "$work/flash" "$@" >"$work/espsim.json" 2>"$work/espsim.err" &
-  sim=$!
-  for _ in $(seq 1 100); do grep -q '"ready"' "$work/espsim.json" 2>/dev/null && break; sleep 0.05; done
-  grep -q '"ready"' "$work/espsim.json" || fail "espsim did not start"
-}
-stop_sim() { kill -TERM "$sim"; wait "$sim" || true; sim=; }
+start_sim() { start_espsim --count 8 --pty "$work/rack" --flash-dir "$work/flash" "$@"; }
+stop_sim() { stop_espsim; }
 wait_for() { # sql-condition timeout-seconds
   for _ in $(seq 1 $(($2 * 10))); do
     [ "$(q "$1" 2>/dev/null || echo 0)" = 1 ] && return 0

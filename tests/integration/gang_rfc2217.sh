@@ -7,36 +7,16 @@
 #
 # usage: gang_rfc2217.sh BUILD_DIR SOURCE_DIR
 set -euo pipefail
-build=$1 src=$2
-espgang=$build/src/espgang
-espsim=$build/tools/espsim/espsim
-mkimage=$build/mkimage
-work=$(mktemp -d)
-sim=
-cleanup() {
-  local rc=$?
-  [ -n "$sim" ] && kill -TERM "$sim" 2>/dev/null && wait "$sim" 2>/dev/null
-  if [ $rc -ne 0 ]; then
-    echo "--- espgang output"; cat "$work/out" 2>/dev/null || true
-    echo "--- espsim stderr"; cat "$work/espsim.err" 2>/dev/null || true
-  fi
-  [ -n "${KEEP:-}" ] && echo "kept $work" || rm -rf "$work"
-}
-trap cleanup EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
-q() { sqlite3 -batch -noheader "$work/espgang.db" "$1"; }
-
-[ -f "$src/node_modules/esptool-js/lib/targets/stub_flasher/esp32.json" ] ||
-  (cd "$src" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+. "$(dirname "$0")/lib.sh"
+itest_init "$1" "$2"
+show_on_fail "$work/out"
+need_stub
 mkdir -p "$work/images"
 "$mkimage" bootloader "$work/images/bootloader.bin"
 "$mkimage" app "$work/images/app.bin" 200000
 
-"$espsim" --fast --count 6 --tcp 0 --flash-dir "$work/flash" --event-log "$work/ev" \
-  --fault slot04:not_in_download_mode >"$work/espsim.json" 2>"$work/espsim.err" &
-sim=$!
-for _ in $(seq 1 100); do grep -q '"ready"' "$work/espsim.json" 2>/dev/null && break; sleep 0.05; done
-grep -q '"ready"' "$work/espsim.json" || fail "espsim did not start"
+start_espsim --fast --count 6 --tcp 0 --flash-dir "$work/flash" --event-log "$work/ev" \
+  --fault slot04:not_in_download_mode
 
 {
   cat <<EOF
@@ -48,12 +28,12 @@ images:
 baud: 921600
 before: default_reset
 after: hard_reset
-stub: $src/node_modules/esptool-js/lib/targets/stub_flasher
+stub: $stub_dir
 retries: 1
 ports:
 EOF
   for i in 1 2 3 4 5 6; do
-    url=$(sed -n "s/.*\"index\":$i,.*\"rfc2217\":\"\([^\"]*\)\".*/\1/p" "$work/espsim.json")
+    url=$(sim_field $i rfc2217)
     [ -n "$url" ] || fail "no rfc2217 URL for board $i: $(cat "$work/espsim.json")"
     echo "  - {slot: B$i, url: \"$url\"}"
   done
@@ -68,7 +48,7 @@ set -e
 for i in 1 2 3 5 6; do
   [ "$(q "select result || ' ' || attempt || ' ' || (reset_ms > 0) || ' ' || (after_ms >= 100) from units where slot = 'B$i'")" = "pass 1 1 1" ] ||
     fail "B$i: $(q "select result, attempt, reset_ms, after_ms, error_code, message from units where slot = 'B$i'")"
-  f=$(sed -n "s/.*\"index\":$i,.*\"flash\":\"\([^\"]*\)\".*/\1/p" "$work/espsim.json")
+  f=$(sim_field $i flash)
   cmp -s -i 65536:0 -n "$(stat -c %s "$work/images/app.bin")" "$f" "$work/images/app.bin" || fail "B$i flash"
   # The hard reset booted the application (espsim's event log says so).
   grep -q "app" "$work/ev/slot0$i.log" || fail "B$i: no app boot after the hard reset"

@@ -13,6 +13,8 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include "fdcheck.h"
+
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
@@ -41,29 +43,6 @@
 
 /* ------------------------------------------------------------ helpers */
 
-static int count_fds(void) {
-  DIR *d = opendir("/proc/self/fd");
-  if (!d) return -1;
-  int n = 0;
-  while (readdir(d)) n++;
-  closedir(d);
-  return n;
-}
-
-static int setup_fds(void **state) {
-  *state = (void *)(intptr_t)count_fds();
-  return 0;
-}
-
-static int teardown_fds(void **state) {
-  const int before = (int)(intptr_t)*state;
-  const int after = count_fds();
-  if (before != after) {
-    fprintf(stderr, "fd leak: %d open before the test, %d after\n", before, after);
-    return -1;
-  }
-  return 0;
-}
 
 typedef struct pty_pair {
   int master, slave;

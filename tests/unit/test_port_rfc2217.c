@@ -17,6 +17,8 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include "fdcheck.h"
+
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
@@ -41,29 +43,6 @@ enum { BINARY = 0, ECHO_OPT = 1, SGA = 3, TTYPE = 24, NAWS = 31, COMPORT = 44 };
 
 /* ------------------------------------------------------------ helpers */
 
-static int count_fds(void) {
-  DIR *d = opendir("/proc/self/fd");
-  if (!d) return -1;
-  int n = 0;
-  while (readdir(d)) n++;
-  closedir(d);
-  return n;
-}
-
-static int setup_fds(void **state) {
-  *state = (void *)(intptr_t)count_fds();
-  return 0;
-}
-
-static int teardown_fds(void **state) {
-  const int before = (int)(intptr_t)*state;
-  const int after = count_fds();
-  if (before != after) {
-    fprintf(stderr, "fd leak: %d open before the test, %d after\n", before, after);
-    return -1;
-  }
-  return 0;
-}
 
 static void wait_fd(int fd, short events) {
   struct pollfd pfd = {.fd = fd, .events = events};
