@@ -237,7 +237,7 @@ eg_err eg_port_write(eg_port *p, const uint8_t *buf, size_t n, size_t *done) {
   return EG_OK;
 }
 
-static eg_err drain_socket(eg_port *p) {
+eg_err eg__drain_socket(eg_port *p, eg_err (*chunk)(eg_port *p, uint8_t *buf, size_t n)) {
   int avail = 0;
   if (ioctl(p->fd, FIONREAD, &avail) < 0) {
     const int err = errno;
@@ -251,6 +251,10 @@ static eg_err drain_socket(eg_port *p) {
     const ssize_t n = recv(p->fd, junk, left < sizeof junk ? left : sizeof junk, MSG_DONTWAIT);
     if (n > 0) {
       left -= (size_t)n;
+      if (chunk) {
+        const eg_err e = chunk(p, junk, (size_t)n);
+        if (e != EG_OK) return e;
+      }
       continue;
     }
     if (n == 0) return eg__port_fail(p, NULL, EG_PORT_GONE, "%s: connection closed by the peer", p->name);
@@ -276,7 +280,7 @@ eg_err eg_port_flush_input(eg_port *p) {
       return EG_OK;
     case EG_PORT_TCP:
       if (p->connecting) return EG_OK;
-      return drain_socket(p);
+      return eg__drain_socket(p, NULL);
     case EG_PORT_RFC2217:
       return eg__rfc2217_flush_input(p);
   }

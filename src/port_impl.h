@@ -24,6 +24,10 @@ eg_err eg__port_fail(eg_port *p, eg_fault *f, eg_err code, const char *fmt, ...)
 /* Map a failed call's errno: a vanished device -> EG_PORT_GONE, ENOTTY and
  * friends -> `unsupported`, anything else -> `other`. */
 eg_err eg__port_errno(int err, eg_err unsupported, eg_err other);
+/* Read and drop what a socket holds right now (FIONREAD), never more; each
+ * chunk goes to `chunk` first when it is not NULL (RFC 2217 parses it so
+ * commands among stale data are still honoured). EOF -> EG_PORT_GONE. */
+eg_err eg__drain_socket(eg_port *p, eg_err (*chunk)(eg_port *p, uint8_t *buf, size_t n));
 
 /* --- termios backend (port_tty.c) --- */
 eg_err eg__tty_open(eg_port *p, eg_fault *f);

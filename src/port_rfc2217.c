@@ -411,35 +411,16 @@ eg_err eg__rfc2217_write(eg_port *p, const uint8_t *buf, size_t n, size_t *done)
   return e;
 }
 
+/* A chunk of stale input: honour the telnet commands in it, drop the data. */
+static eg_err parse_and_drop(eg_port *p, uint8_t *buf, size_t n) {
+  size_t got = 0;
+  return parse(p, buf, n, buf, &got);
+}
+
 eg_err eg__rfc2217_flush_input(eg_port *p) {
   if (!p->connecting) {
-    /* Read what is queued now (FIONREAD) through the parser, so that
-     * commands among the stale data are still honoured, and drop the data.
-     * Only that much: a server that keeps sending cannot keep us here. */
-    int avail = 0;
-    if (ioctl(p->fd, FIONREAD, &avail) < 0) {
-      const int err = errno;
-      return eg__port_fail(p, NULL, eg__port_errno(err, EG_IO, EG_IO), "%s: FIONREAD failed: %s", p->name,
-                           strerror(err));
-    }
-    uint8_t junk[4096];
-    size_t left = avail > 0 ? (size_t)avail : 0;
-    while (left > 0) {
-      const ssize_t n = recv(p->fd, junk, left < sizeof junk ? left : sizeof junk, MSG_DONTWAIT);
-      if (n > 0) {
-        left -= (size_t)n;
-        size_t got = 0;
-        const eg_err e = parse(p, junk, (size_t)n, junk, &got);
-        if (e != EG_OK) return e;
-        continue;
-      }
-      if (n == 0) return eg__port_fail(p, NULL, EG_PORT_GONE, "%s: connection closed by the peer", p->name);
-      const int err = errno;
-      if (err == EINTR) continue;
-      if (err == EAGAIN || err == EWOULDBLOCK) break;
-      return eg__port_fail(p, NULL, eg__port_errno(err, EG_IO, EG_IO), "%s: read failed: %s", p->name,
-                           strerror(err));
-    }
+    const eg_err e = eg__drain_socket(p, parse_and_drop);
+    if (e != EG_OK) return e;
   }
   /* And the server's buffer of what the chip sent and we have not had. */
   const eg_err e = queue_sb1(p, CPC_PURGE_DATA, PURGE_RECEIVE);
