@@ -22,55 +22,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "harness.h"
 #include "proto.h"
 #include "slip.h"
-
-static pid_t child = -1;
-static char tmpdir[256];
-
-static void cleanup(void) {
-  if (child > 0) {
-    kill(child, SIGKILL);
-    waitpid(child, NULL, 0);
-    child = -1;
-  }
-  if (tmpdir[0]) {
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    if (system(cmd) != 0) fprintf(stderr, "cannot remove %s\n", tmpdir);
-  }
-}
-
-static void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-static void fail(const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  fputs("FAIL: ", stderr);
-  vfprintf(stderr, fmt, ap);
-  fputc('\n', stderr);
-  va_end(ap);
-  exit(1);
-}
-
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-/* Copy the string value of "key":"..." from a JSON line. */
-static bool json_str(const char *line, const char *key, char *out, size_t cap) {
-  char pat[64];
-  snprintf(pat, sizeof pat, "\"%s\":\"", key);
-  const char *p = strstr(line, pat);
-  if (!p) return false;
-  p += strlen(pat);
-  const char *e = strchr(p, '"');
-  if (!e || (size_t)(e - p) >= cap) return false;
-  memcpy(out, p, (size_t)(e - p));
-  out[e - p] = 0;
-  return true;
-}
 
 typedef struct frames {
   int n;

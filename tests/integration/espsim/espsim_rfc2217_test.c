@@ -34,11 +34,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "harness.h"
 #include "proto.h"
 #include "slip.h"
-
-static pid_t child = -1;
-static char tmpdir[256];
 
 static void dump_logs(void) {
   char dir[300];
@@ -60,55 +58,10 @@ static void dump_logs(void) {
   closedir(d);
 }
 
-static void cleanup(void) {
-  if (child > 0) {
-    kill(child, SIGKILL);
-    waitpid(child, NULL, 0);
-    child = -1;
-  }
-  if (tmpdir[0]) {
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    if (system(cmd) != 0) fprintf(stderr, "cannot remove %s\n", tmpdir);
-  }
-}
-
-static void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-static void fail(const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  fputs("FAIL: ", stderr);
-  vfprintf(stderr, fmt, ap);
-  fputc('\n', stderr);
-  va_end(ap);
-  if (child > 0) kill(child, SIGKILL);
-  dump_logs();
-  exit(1);
-}
-
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 static void sleep_ms(unsigned ms) {
   struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
   while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
   }
-}
-
-static bool json_str(const char *line, const char *key, char *out, size_t cap) {
-  char pat[64];
-  snprintf(pat, sizeof pat, "\"%s\":\"", key);
-  const char *p = strstr(line, pat);
-  if (!p) return false;
-  p += strlen(pat);
-  const char *e = strchr(p, '"');
-  if (!e || (size_t)(e - p) >= cap) return false;
-  memcpy(out, p, (size_t)(e - p));
-  out[e - p] = 0;
-  return true;
 }
 
 /* ------------------------------------------------------ a telnet client */
@@ -334,6 +287,7 @@ int main(int argc, char **argv) {
   }
   const char *espsim = argv[1];
   atexit(cleanup);
+  fail_hook = dump_logs;
   signal(SIGPIPE, SIG_IGN);
   snprintf(tmpdir, sizeof tmpdir, "/tmp/espsim-rfc2217-XXXXXX");
   if (!mkdtemp(tmpdir)) fail("mkdtemp: %s", strerror(errno));
