@@ -31,26 +31,6 @@ static void diag(void *ctx, const char *file, int line, int col, const char *msg
     fprintf(stderr, "%s: %s\n", file, msg);
 }
 
-static const char *stage_word(eg_stage s) {
-  switch (s) {
-  case EG_STAGE_NONE: return "queued";
-  case EG_STAGE_OPEN: return "opening";
-  case EG_STAGE_RESET: return "resetting";
-  case EG_STAGE_SYNC: return "connecting";
-  case EG_STAGE_DETECT: return "detecting";
-  case EG_STAGE_STUB: return "stub upload";
-  case EG_STAGE_BAUD: return "baud change";
-  case EG_STAGE_ATTACH: return "flash attach";
-  case EG_STAGE_ERASE: return "erasing";
-  case EG_STAGE_WRITE: return "writing";
-  case EG_STAGE_VERIFY: return "verifying";
-  case EG_STAGE_READ: return "reading";
-  case EG_STAGE_AFTER: return "reset";
-  case EG_STAGE__COUNT: break;
-  }
-  return "?";
-}
-
 static void ev_start(void *ctx, size_t slot, const eg_unit_record *u) {
   flashctx *fc = ctx;
   char text[64];
@@ -67,9 +47,9 @@ static void ev_stage(void *ctx, size_t slot, const eg_unit_record *u, eg_stage s
   flashctx *fc = ctx;
   char text[64];
   if (u->attempt > 1)
-    snprintf(text, sizeof text, "%s (try %d)", stage_word(stage), u->attempt);
+    snprintf(text, sizeof text, "%s (try %d)", eg_stage_label(stage), u->attempt);
   else
-    snprintf(text, sizeof text, "%s", stage_word(stage));
+    snprintf(text, sizeof text, "%s", eg_stage_label(stage));
   eg_display_state(fc->disp, slot, text);
 }
 
