@@ -266,14 +266,17 @@ static void read_back(bool stub) {
   if (stub) use_stub(&h, true);
   add_image(&h, 0x30000, 9000, 6);
   make_set(&h, true);
-  static uint8_t buf[12288];
-  const eg_dev_op ops[] = {{.kind = EG_OPK_WRITE, .index = 0},
-                           {.kind = EG_OPK_READ, .addr = 0x30000, .size = sizeof buf, .buf = buf}};
+  const uint32_t size = 12288;
+  const eg_dev_op ops[] = {{.kind = EG_OPK_WRITE, .index = 0}, {.kind = EG_OPK_READ, .addr = 0x30000, .size = size}};
   assert_int_equal(h_run(&h, ops, 2), EG_OK);
+  uint32_t got = 0;
+  const uint8_t *buf = eg_dev_read_data(&h.dev, 1, &got);
+  assert_non_null(buf);
+  assert_int_equal(got, size);
   assert_memory_equal(buf, h.img[0].data, h.img[0].len);
-  for (size_t i = h.img[0].len; i < sizeof buf; i++) assert_int_equal(buf[i], 0xFF);
+  for (size_t i = h.img[0].len; i < size; i++) assert_int_equal(buf[i], 0xFF);
   uint8_t md5[16];
-  eg_md5(buf, sizeof buf, md5);
+  eg_md5(buf, size, md5);
   assert_memory_equal(md5, h.dev.read_md5, 16);
   h_teardown(&h);
 }
