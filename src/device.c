@@ -29,17 +29,24 @@
 /* ------------------------------------------------------------ the map */
 
 static const char *const state_names[] = {
-#define EG_DEV_STATE_NAME(name, stage, what) #name,
+#define EG_DEV_STATE_NAME(name, stage, awaits, what) #name,
   EG_DEV_STATE_MAP(EG_DEV_STATE_NAME)
 #undef EG_DEV_STATE_NAME
 };
 
 static const eg_stage state_stages[] = {
-#define EG_DEV_STATE_STAGE(name, stage, what) EG_STAGE_##stage,
+#define EG_DEV_STATE_STAGE(name, stage, awaits, what) EG_STAGE_##stage,
   EG_DEV_STATE_MAP(EG_DEV_STATE_STAGE)
 #undef EG_DEV_STATE_STAGE
 };
 
+static const eg_dev_awaits state_awaits[] = {
+#define EG_DEV_STATE_AWAITS(name, stage, awaits, what) EG_AWAIT_##awaits,
+  EG_DEV_STATE_MAP(EG_DEV_STATE_AWAITS)
+#undef EG_DEV_STATE_AWAITS
+};
+
+eg_dev_awaits eg_dev_state_awaits(eg_dev_state s) { return (unsigned)s < EG_DS__COUNT ? state_awaits[s] : EG_AWAIT_NONE; }
 const char *eg_dev_state_name(eg_dev_state s) { return (unsigned)s < EG_DS__COUNT ? state_names[s] : "?"; }
 eg_stage eg_dev_state_stage(eg_dev_state s) { return (unsigned)s < EG_DS__COUNT ? state_stages[s] : EG_STAGE_NONE; }
 
@@ -459,56 +466,30 @@ static void on_response(eg_dev *d, const uint8_t *frame, size_t len) {
 
 static bool is_ohai(const uint8_t *p, size_t n) { return n == 4 && memcmp(p, "OHAI", 4) == 0; }
 
-/* A whole frame from the link, by state. */
+/* A whole frame from the link, by what the state waits for. */
 static void on_frame(eg_link *l, const uint8_t *frame, size_t len) {
   eg_dev *d = l->data;
   if (d->finished) return;
-  switch (d->state) {
-  case EG_DS_SYNC_WAIT:
-  case EG_DS_SYNC_MORE:
+  switch (eg_dev_state_awaits(d->state)) {
+  case EG_AWAIT_SYNC:
     eg__dev_sync_frame(d, frame, len);
     return;
-  case EG_DS_STUB_MEM_END:
-  case EG_DS_STUB_OHAI:
+  case EG_AWAIT_OHAI:
     if (is_ohai(frame, len)) {
       eg__dev_stub_started(d);
       return;
     }
     if (d->state == EG_DS_STUB_MEM_END) on_response(d, frame, len);
     return;
-  case EG_DS_READ_DATA:
+  case EG_AWAIT_DATA:
     eg__dev_read_frame(d, frame, len);
     return;
-  case EG_DS_SECINFO:
-  case EG_DS_MAGIC:
-  case EG_DS_IDENTIFY:
-  case EG_DS_ROM_BAUD:
-  case EG_DS_STUB_MEM:
-  case EG_DS_STUB_BAUD:
-  case EG_DS_ATTACH:
-  case EG_DS_FLASH_ID:
-  case EG_DS_SET_PARAMS:
-  case EG_DS_ERASE:
-  case EG_DS_WRITE_BEGIN:
-  case EG_DS_WRITE_DATA:
-  case EG_DS_WRITE_END:
-  case EG_DS_VERIFY:
-  case EG_DS_READ_BEGIN:
-  case EG_DS_READ_SLOW:
-  case EG_DS_AFTER_BEGIN:
-  case EG_DS_AFTER_END:
+  case EG_AWAIT_REPLY:
     on_response(d, frame, len);
     return;
-  case EG_DS_IDLE:
-  case EG_DS_OPENING:
-  case EG_DS_RESETTING:
-  case EG_DS_SYNC_PAUSE:
-  case EG_DS_SECINFO_DRAIN:
-  case EG_DS_ROM_BAUD_SETTLE:
-  case EG_DS_STUB_BAUD_SETTLE:
-  case EG_DS_AFTER_RESET:
-  case EG_DS_DONE:
-  case EG_DS__COUNT:
+  case EG_AWAIT_NONE:
+  case EG_AWAIT_LINK:
+  case EG_AWAIT_TIMER:
     return; /* stale frames (late SYNC replies, garbage after a baud change) */
   }
 }

@@ -81,49 +81,65 @@ typedef struct eg_dev_callbacks {
   void (*on_log)(eg_dev *d, const char *line);       /* optional trace, may be NULL */
 } eg_dev_callbacks;
 
-/* The states: name, the stage it belongs to, what the device waits for. */
-#define EG_DEV_STATE_MAP(XX)                                                                  \
-  XX(IDLE,             NONE,   "nothing: not started")                                        \
-  XX(OPENING,          OPEN,   "the link to come up (open, TCP connect, or a reopen)")         \
-  XX(RESETTING,        RESET,  "the next step of the --before DTR/RTS plan")                   \
-  XX(SYNC_WAIT,        SYNC,   "the first reply to SYNC")                                      \
-  XX(SYNC_MORE,        SYNC,   "the other 7 replies to SYNC")                                  \
-  XX(SYNC_PAUSE,       SYNC,   "50 ms between SYNC tries")                                     \
-  XX(SECINFO,          DETECT, "the reply to GET_SECURITY_INFO")                               \
-  XX(SECINFO_DRAIN,    DETECT, "200 ms: the ROM repeats its unsupported-command answer")       \
-  XX(MAGIC,            DETECT, "the magic value (READ_REG 0x40001000)")                        \
-  XX(IDENTIFY,         DETECT, "eFuse and register reads (a register script)")                 \
-  XX(ROM_BAUD,         BAUD,   "the ROM's reply to CHANGE_BAUDRATE")                           \
-  XX(ROM_BAUD_SETTLE,  BAUD,   "50 ms at the new rate (esptool's settle time)")                \
-  XX(STUB_MEM,         STUB,   "the reply to a MEM_BEGIN / MEM_DATA of the stub upload")       \
-  XX(STUB_MEM_END,     STUB,   "the ROM's reply to MEM_END (or the stub's OHAI)")              \
-  XX(STUB_OHAI,        STUB,   "the stub's OHAI greeting")                                     \
-  XX(STUB_BAUD,        BAUD,   "the stub's reply to CHANGE_BAUDRATE")                          \
-  XX(STUB_BAUD_SETTLE, BAUD,   "50 ms at the new rate")                                        \
-  XX(ATTACH,           ATTACH, "the reply to SPI_ATTACH")                                      \
-  XX(FLASH_ID,         ATTACH, "the RDID user command (a register script)")                    \
-  XX(SET_PARAMS,       ATTACH, "the reply to SPI_SET_PARAMS")                                  \
-  XX(ERASE,            ERASE,  "the end of an erase (ERASE_FLASH/REGION, ROM FLASH_BEGIN)")    \
-  XX(WRITE_BEGIN,      WRITE,  "the reply to FLASH_(DEFL_)BEGIN")                              \
-  XX(WRITE_DATA,       WRITE,  "the reply to a FLASH_(DEFL_)DATA block")                       \
-  XX(WRITE_END,        WRITE,  "FLASH_(DEFL_)END(stay): the stub's last write")                \
-  XX(VERIFY,           VERIFY, "the flash's MD5 (SPI_FLASH_MD5)")                              \
-  XX(READ_BEGIN,       READ,   "the reply to READ_FLASH")                                      \
-  XX(READ_DATA,        READ,   "READ_FLASH data packets, then the MD5 frame")                  \
-  XX(READ_SLOW,        READ,   "the reply to READ_FLASH_SLOW (ROM)")                           \
-  XX(AFTER_RESET,      AFTER,  "the next step of the --after DTR/RTS plan")                    \
-  XX(AFTER_BEGIN,      AFTER,  "the reply to FLASH_BEGIN(0) before leaving the loader")        \
-  XX(AFTER_END,        AFTER,  "the reply to FLASH_END")                                       \
-  XX(DONE,             NONE,   "nothing: finished (on_done has run)")
+/* The states. Columns: name; the stage it belongs to; what ends it (NONE:
+ * nothing, LINK: the link coming up, TIMER: the timer, SYNC: SYNC replies,
+ * REPLY: the reply to the request in flight (or its timeout), OHAI: the
+ * stub's greeting (or MEM_END's reply), DATA: READ_FLASH packets); and in
+ * words what the device waits for. */
+#define EG_DEV_STATE_MAP(XX)                                                                       \
+  XX(IDLE,             NONE,   NONE,  "nothing: not started")                                      \
+  XX(OPENING,          OPEN,   LINK,  "the link to come up (open, TCP connect, or a reopen)")      \
+  XX(RESETTING,        RESET,  TIMER, "the next step of the --before DTR/RTS plan")                \
+  XX(SYNC_WAIT,        SYNC,   SYNC,  "the first reply to SYNC")                                   \
+  XX(SYNC_MORE,        SYNC,   SYNC,  "the other 7 replies to SYNC")                               \
+  XX(SYNC_PAUSE,       SYNC,   TIMER, "50 ms between SYNC tries")                                  \
+  XX(SECINFO,          DETECT, REPLY, "the reply to GET_SECURITY_INFO")                            \
+  XX(SECINFO_DRAIN,    DETECT, TIMER, "200 ms: the ROM repeats its unsupported-command answer")    \
+  XX(MAGIC,            DETECT, REPLY, "the magic value (READ_REG 0x40001000)")                     \
+  XX(IDENTIFY,         DETECT, REPLY, "eFuse and register reads (a register script)")              \
+  XX(ROM_BAUD,         BAUD,   REPLY, "the ROM's reply to CHANGE_BAUDRATE")                        \
+  XX(ROM_BAUD_SETTLE,  BAUD,   TIMER, "50 ms at the new rate (esptool's settle time)")             \
+  XX(STUB_MEM,         STUB,   REPLY, "the reply to a MEM_BEGIN / MEM_DATA of the stub upload")    \
+  XX(STUB_MEM_END,     STUB,   OHAI,  "the ROM's reply to MEM_END (or the stub's OHAI)")           \
+  XX(STUB_OHAI,        STUB,   OHAI,  "the stub's OHAI greeting")                                  \
+  XX(STUB_BAUD,        BAUD,   REPLY, "the stub's reply to CHANGE_BAUDRATE")                       \
+  XX(STUB_BAUD_SETTLE, BAUD,   TIMER, "50 ms at the new rate")                                     \
+  XX(ATTACH,           ATTACH, REPLY, "the reply to SPI_ATTACH")                                   \
+  XX(FLASH_ID,         ATTACH, REPLY, "the RDID user command (a register script)")                 \
+  XX(SET_PARAMS,       ATTACH, REPLY, "the reply to SPI_SET_PARAMS")                               \
+  XX(ERASE,            ERASE,  REPLY, "the end of an erase (ERASE_FLASH/REGION, ROM FLASH_BEGIN)") \
+  XX(WRITE_BEGIN,      WRITE,  REPLY, "the reply to FLASH_(DEFL_)BEGIN")                           \
+  XX(WRITE_DATA,       WRITE,  REPLY, "the reply to a FLASH_(DEFL_)DATA block")                    \
+  XX(WRITE_END,        WRITE,  REPLY, "FLASH_(DEFL_)END(stay): the stub's last write")             \
+  XX(VERIFY,           VERIFY, REPLY, "the flash's MD5 (SPI_FLASH_MD5)")                           \
+  XX(READ_BEGIN,       READ,   REPLY, "the reply to READ_FLASH")                                   \
+  XX(READ_DATA,        READ,   DATA,  "READ_FLASH data packets, then the MD5 frame")               \
+  XX(READ_SLOW,        READ,   REPLY, "the reply to READ_FLASH_SLOW (ROM)")                        \
+  XX(AFTER_RESET,      AFTER,  TIMER, "the next step of the --after DTR/RTS plan")                 \
+  XX(AFTER_BEGIN,      AFTER,  REPLY, "the reply to FLASH_BEGIN(0) before leaving the loader")     \
+  XX(AFTER_END,        AFTER,  REPLY, "the reply to FLASH_END")                                    \
+  XX(DONE,             NONE,   NONE,  "nothing: finished (on_done has run)")
 
 typedef enum eg_dev_state {
-#define EG_DEV_STATE_ENUM(name, stage, what) EG_DS_##name,
+#define EG_DEV_STATE_ENUM(name, stage, awaits, what) EG_DS_##name,
   EG_DEV_STATE_MAP(EG_DEV_STATE_ENUM)
 #undef EG_DEV_STATE_ENUM
   EG_DS__COUNT
 } eg_dev_state;
 
+/* What ends a state (the map's third column). */
+typedef enum eg_dev_awaits {
+  EG_AWAIT_NONE,
+  EG_AWAIT_LINK,
+  EG_AWAIT_TIMER,
+  EG_AWAIT_SYNC,
+  EG_AWAIT_REPLY,
+  EG_AWAIT_OHAI,
+  EG_AWAIT_DATA
+} eg_dev_awaits;
+
 const char *eg_dev_state_name(eg_dev_state s);
+eg_dev_awaits eg_dev_state_awaits(eg_dev_state s);
 /* The stage a state belongs to (EG_STAGE_NONE for IDLE and DONE). */
 eg_stage eg_dev_state_stage(eg_dev_state s);
 
