@@ -193,7 +193,8 @@ static const eg_regwrite p4_flash_power_xpd[] = {W(P4_PMU + 0x3FC, 0)};
  * (ET cmds.py:980-1065), GET_SECURITY_INFO with 20 bytes (FACT §1). */
 #define LATER_ROM                                                                                         \
   .rom_status_len = 4, .rom_begin_encrypt_word = true, .rom_has_security_info = true, .rom_deflate = true, \
-  .rom_md5 = true, .rom_read_flash_slow = true, .rom_attach = EG_ATTACH_ZERO, .rom_write_block = 0x400,   \
+  .rom_md5 = true, .rom_read_flash_slow = true, .rom_attach = EG_ATTACH_ZERO, .rom_spi_set_params = true,  \
+  .rom_write_block = 0x400,                                                                               \
   .stub_write_block = 0x4000, .ram_block = 0x1800, .enc_write_align = 16, .enc_write = true,             \
   .rom_enc_write = true, .image_check = true, .mac_rule = EG_MAC_EFUSE, .desc_rule = EG_DESC_PACKAGE,    \
   .xtal_clk_divider = 1
@@ -216,7 +217,8 @@ static const eg_chip chips[EG_CHIP__COUNT] = {
     .rom_deflate = false, .rom_md5 = false,      /* ET loader.py:162-166 (esp32_function_only), FACT §7 */
     .rom_read_flash_slow = false,                /* FACT §7 */
     .rom_erase_size_bug = true,                  /* ET targets/esp8266.py:152-169 */
-    .rom_attach = EG_ATTACH_FLASH_BEGIN,         /* ET targets/esp8266.py:114-125 */
+    .rom_attach = EG_ATTACH_FLASH_BEGIN,         /* ET targets/esp8266.py:114-121 */
+    .rom_spi_set_params = false,                 /* ET targets/esp8266.py:122-125 */
     .rom_baud = EG_ROM_BAUD_NONE,                /* ET loader.py:1545 (stub_and_esp32_function_only), __init__.py:601-608 */
     .bootloader_offset = 0x0,                    /* ET targets/esp8266.py:53 */
     .rom_write_block = 0x400, .stub_write_block = 0x4000, .ram_block = 0x1800,
@@ -238,6 +240,7 @@ static const eg_chip chips[EG_CHIP__COUNT] = {
     .rom_security_info_len = 0, .rom_status_len = 4, .rom_begin_encrypt_word = false, /* FACT §1, §9; ET loader.py:1112-1118 */
     .rom_deflate = true, .rom_md5 = true, .rom_read_flash_slow = true, /* ET targets/esp32.py:390-416 */
     .rom_attach = EG_ATTACH_ESP32_PADS,          /* ET cmds.py:1670-1715, targets/esp32.py:299-311 */
+    .rom_spi_set_params = true,
     .rom_baud = EG_ROM_BAUD_ESP32_RTC, .rom_baud_in_sdm = true, /* ET targets/esp32.py:418-446 */
     .bootloader_offset = 0x1000,                 /* ET targets/esp32.py:98 */
     .rom_write_block = 0x400, .stub_write_block = 0x4000, .ram_block = 0x1800,
@@ -318,6 +321,7 @@ static const eg_chip chips[EG_CHIP__COUNT] = {
     RESETS(CLASSIC, CLASSIC, EG_HARD_RESET_OTG_STRAPS), /* ET targets/esp32s3.py:357-369 */
     .otg_strap_reg = 0x60004038, .otg_strap_mask = 1u << 3, /* ET targets/esp32s3.py:93-97 */
     .otg_option1_reg = 0x6000812C, .otg_option1_mask = 0x1,
+    .stub_sb_entry_ptr = 0x3FCEF688,             /* rom_spiflash_legacy_funcs.read (ET loader.py:1381-1429) */
   },
   [EG_CHIP_ESP32C3] = {
     .id = EG_CHIP_ESP32C3, .name = "ESP32-C3", .arg_name = "esp32c3",
@@ -337,6 +341,7 @@ static const eg_chip chips[EG_CHIP__COUNT] = {
     .uartdev_otg = -1, .uartdev_jtag = -1,       /* not in EJS (FACT "Not found") */
     .wdt_disable = SCRIPT(c3_wdt_disable), .wdt_reset = SCRIPT(c3_wdt_reset),
     RESETS(CLASSIC, CLASSIC, CLASSIC),           /* ESP32ROM -> ET loader.py:2085-2093 */
+    .no_stub_secure_boot = true,                 /* ET cmds.py:2475-2479 */
   },
   [EG_CHIP_ESP32C6] = {
     .id = EG_CHIP_ESP32C6, .name = "ESP32-C6", .arg_name = "esp32c6",
@@ -395,6 +400,7 @@ static const eg_chip chips[EG_CHIP__COUNT] = {
     .uartdev_otg = -1, .uartdev_jtag = -1,       /* no USB port in ET (FACT "Not found") */
     .wdt_reset = SCRIPT(c2_wdt_reset),           /* no wdt_disable: ET targets/esp32c2.py:149-153 */
     RESETS(CLASSIC, CLASSIC, CLASSIC),
+    .no_stub_rev0 = true,                        /* ECO0 (ET targets/esp32c2.py:149-153) */
   },
   [EG_CHIP_ESP32C5] = {
     .id = EG_CHIP_ESP32C5, .name = "ESP32-C5", .arg_name = "esp32c5",
@@ -871,6 +877,16 @@ uint32_t eg_chip_rom_baud_value(const eg_chip *c, const eg_chip_ident *id, uint3
 const char *eg_chip_stub_name(const eg_chip *c, const eg_chip_ident *id) {
   if (c->stub_old && id && id->has_rev && id->rev_major < c->stub_old_below_major) return c->stub_old;
   return c->arg_name;
+}
+
+bool eg_chip_stub_allowed(const eg_chip *c, const eg_chip_ident *id, bool sdm, const char **why) {
+  const char *w = NULL;
+  /* ET cmds.py:2470-2484 and targets/esp32c2.py:149-153, in esptool's order. */
+  if (sdm) w = "the stub is not supported in Secure Download Mode";
+  else if (c->no_stub_secure_boot && id && id->secure_boot) w = "the stub is not supported on this chip with secure boot";
+  else if (c->no_stub_rev0 && id && id->has_rev && eg_chip_rev(id) == 0) w = "the stub does not support this chip revision (v0.0)";
+  if (why) *why = w;
+  return !w;
 }
 
 eg_regscript eg_chip_flash_power_script(const eg_chip *c, const eg_chip_ident *id) {

@@ -189,6 +189,7 @@ typedef struct eg_chip {
   bool rom_read_flash_slow;    /* ROM has READ_FLASH_SLOW (not ESP8266) */
   bool rom_erase_size_bug;     /* ROM FLASH_BEGIN erase size needs eg_chip_rom_erase_size() */
   eg_attach_rule rom_attach;
+  bool rom_spi_set_params;     /* ROM takes SPI_SET_PARAMS (not ESP8266: skipped, ET targets/esp8266.py:122-125) */
   eg_rom_baud_rule rom_baud;
   bool rom_baud_in_sdm;        /* CHANGE_BAUDRATE allowed in Secure Download Mode (not C2, C5) */
 
@@ -250,6 +251,13 @@ typedef struct eg_chip {
   /* Stub. */
   const char *stub_old;       /* stub name below stub_old_below_major (P4: "esp32p4-rev1"); NULL none */
   uint8_t stub_old_below_major;
+  bool no_stub_secure_boot;   /* no stub when secure boot is on (C3) */
+  bool no_stub_rev0;          /* no stub on revision v0.0 (C2 ECO0) */
+  /* Secure boot on: the ROM will not run MEM_END's entry (S3 ROM bug).
+   * Instead: MEM_END(0, 0); old = READ_REG(ptr); WRITE_REG(ptr, entry);
+   * READ_FLASH_SLOW(0, 0) without waiting for its reply; after "OHAI",
+   * WRITE_REG(ptr, old). 0 = no such workaround. */
+  uint32_t stub_sb_entry_ptr;
 } eg_chip;
 
 /* The magic-value register every ESP ROM answers READ_REG for. */
@@ -317,6 +325,11 @@ uint32_t eg_chip_rom_baud_value(const eg_chip *c, const eg_chip_ident *id, uint3
 /* Stub JSON base name ("esp32c3"; P4 below v3.0: "esp32p4-rev1"). id may be
  * NULL (then the current one, arg_name). */
 const char *eg_chip_stub_name(const eg_chip *c, const eg_chip_ident *id);
+
+/* May the stub be uploaded? false with the reason (esptool's warning) in
+ * *why when esptool would not: Secure Download Mode, C3 with secure boot,
+ * C2 v0.0. id may be NULL (only the SDM rule then). */
+bool eg_chip_stub_allowed(const eg_chip *c, const eg_chip_ident *id, bool sdm, const char **why);
 
 /* P4 v3.1/v3.2 flash power-up before SPI_ATTACH (esptool power_on_flash);
  * n 0 when nothing is to be done. Not in Secure Download Mode. */

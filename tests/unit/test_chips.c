@@ -234,6 +234,7 @@ static void test_table_self_check(void **state) {
     assert_int_equal(c->rom_erase_size_bug, i == EG_CHIP_ESP8266);
     assert_int_equal(c->rom_attach == EG_ATTACH_FLASH_BEGIN, i == EG_CHIP_ESP8266);
     assert_int_equal(c->rom_attach == EG_ATTACH_ESP32_PADS, i == EG_CHIP_ESP32);
+    assert_int_equal(c->rom_spi_set_params, i != EG_CHIP_ESP8266);
     assert_int_equal(c->rom_baud == EG_ROM_BAUD_NONE, i == EG_CHIP_ESP8266);
     assert_int_equal(c->rom_write_block, 0x400);
     assert_int_equal(c->stub_write_block, 0x4000);
@@ -349,6 +350,9 @@ static void test_table_self_check(void **state) {
     /* Stub names: the arg name, P4 also its old one. */
     assert_string_equal(eg_chip_stub_name(c, NULL), c->arg_name);
     assert_int_equal(c->stub_old != NULL, i == EG_CHIP_ESP32P4);
+    assert_int_equal(c->stub_sb_entry_ptr, i == EG_CHIP_ESP32S3 ? 0x3FCEF688u : 0);
+    assert_int_equal(c->no_stub_secure_boot, i == EG_CHIP_ESP32C3);
+    assert_int_equal(c->no_stub_rev0, i == EG_CHIP_ESP32C2);
   }
 }
 
@@ -1339,6 +1343,41 @@ static void test_decode_security(void **state) {
   assert_false(id.flash_encryption || id.secure_boot || id.dl_encrypt_disabled);
 }
 
+/* When esptool loads no stub (ET cmds.py:2470-2484, targets/esp32c2.py:149-153). */
+static void test_stub_allowed(void **state) {
+  (void)state;
+  const char *why = "x";
+  eg_chip_ident id;
+  for (int i = 0; i < EG_CHIP__COUNT; i++) {
+    const eg_chip *c = chip((eg_chip_id)i);
+    memset(&id, 0, sizeof id);
+    id.has_rev = c->rev_rule != EG_REV_NONE;
+    id.rev_major = 1;
+    assert_true(eg_chip_stub_allowed(c, &id, false, &why));
+    assert_null(why);
+    assert_true(eg_chip_stub_allowed(c, NULL, false, NULL));
+    assert_false(eg_chip_stub_allowed(c, &id, true, &why));
+    assert_string_equal(why, "the stub is not supported in Secure Download Mode");
+    assert_false(eg_chip_stub_allowed(c, NULL, true, NULL));
+    /* Secure boot: only the C3 refuses. */
+    id.secure_boot = true;
+    assert_int_equal(eg_chip_stub_allowed(c, &id, false, &why), i != EG_CHIP_ESP32C3);
+    if (i == EG_CHIP_ESP32C3) assert_string_equal(why, "the stub is not supported on this chip with secure boot");
+    /* v0.0: only the C2 refuses (v0.1 and v1.0 are fine). */
+    id.secure_boot = false;
+    id.rev_major = 0;
+    assert_int_equal(eg_chip_stub_allowed(c, &id, false, &why), i != EG_CHIP_ESP32C2 || !id.has_rev);
+    if (i == EG_CHIP_ESP32C2) assert_string_equal(why, "the stub does not support this chip revision (v0.0)");
+    id.rev_minor = 1;
+    assert_true(eg_chip_stub_allowed(c, &id, false, NULL));
+  }
+  /* Decoded: a C2 with its revision word all zero, a C3 with SECURE_BOOT_EN. */
+  decode(EG_CHIP_ESP32C2, (regval[]){{0x60008844, 0x240A}}, 1, 115200, &id);
+  assert_false(eg_chip_stub_allowed(id.chip, &id, false, NULL));
+  decode(EG_CHIP_ESP32C3, (regval[]){{0x60008838, 1u << 20}}, 1, 115200, &id);
+  assert_false(eg_chip_stub_allowed(id.chip, &id, false, NULL));
+}
+
 /* ------------------------------------------------------------ image check */
 
 static void hdr(uint8_t h[24], unsigned chip_id, unsigned min_rev, unsigned min_full, unsigned max_full) {
@@ -1669,6 +1708,7 @@ int main(void) {
     cmocka_unit_test(test_decode_p4),
     cmocka_unit_test(test_decode_esp32_attach_and_baud),
     cmocka_unit_test(test_decode_security),
+    cmocka_unit_test(test_stub_allowed),
     cmocka_unit_test(test_check_image),
     cmocka_unit_test(test_usb),
     cmocka_unit_test(test_resets),
