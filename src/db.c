@@ -44,7 +44,7 @@ static const eg_migration *const eg_migrations = NULL;
 static const char *const unit_cols[] = {
   "slot", "port", "usb_location", "attempt", "chip", "chip_desc", "rev_major", "rev_minor", "mac",
   "flash_id", "flash_mfr", "flash_device", "flash_size", "crystal_mhz", "baud", "stub", "bytes_tx", "bytes_rx",
-#define EG_DB_STAGE_COL(name, str) str "_ms",
+#define EG_DB_STAGE_COL(name, str, label) str "_ms",
   EG_STAGE_MAP(EG_DB_STAGE_COL)
 #undef EG_DB_STAGE_COL
   "started_at", "finished_at", "duration_ms", "result", "fail_stage", "error_code", "opcode", "status_bytes",

@@ -77,26 +77,6 @@ static void out_name(const char *file, const char *label, bool many, char *out, 
 
 static portrun *pr_of(eg_dev *d) { return d->data; }
 
-static const char *stage_text(eg_stage s) {
-  switch (s) {
-  case EG_STAGE_NONE: return "waiting";
-  case EG_STAGE_OPEN: return "opening";
-  case EG_STAGE_RESET: return "resetting";
-  case EG_STAGE_SYNC: return "connecting";
-  case EG_STAGE_DETECT: return "detecting chip";
-  case EG_STAGE_STUB: return "uploading stub";
-  case EG_STAGE_BAUD: return "changing baud";
-  case EG_STAGE_ATTACH: return "attaching flash";
-  case EG_STAGE_ERASE: return "erasing";
-  case EG_STAGE_WRITE: return "writing";
-  case EG_STAGE_VERIFY: return "verifying";
-  case EG_STAGE_READ: return "reading";
-  case EG_STAGE_AFTER: return "resetting (after)";
-  case EG_STAGE__COUNT: break;
-  }
-  return "?";
-}
-
 static void on_stage(eg_dev *d, eg_stage s) {
   portrun *p = pr_of(d);
   char text[96];
@@ -104,7 +84,7 @@ static void on_stage(eg_dev *d, eg_stage s) {
     const eg_image *src = eg_imageset_source(p->r->set, d->ops[d->op_i].index);
     snprintf(text, sizeof text, "writing 0x%05x", src ? src->offset : 0);
   } else {
-    snprintf(text, sizeof text, "%s", stage_text(s));
+    snprintf(text, sizeof text, "%s", eg_stage_label(s));
   }
   eg_display_state(p->r->disp, p->index, text);
 }

@@ -31,26 +31,6 @@ static void diag(void *ctx, const char *file, int line, int col, const char *msg
     fprintf(stderr, "%s: %s\n", file, msg);
 }
 
-static const char *stage_word(eg_stage s) {
-  switch (s) {
-  case EG_STAGE_NONE: return "queued";
-  case EG_STAGE_OPEN: return "opening";
-  case EG_STAGE_RESET: return "resetting";
-  case EG_STAGE_SYNC: return "connecting";
-  case EG_STAGE_DETECT: return "detecting";
-  case EG_STAGE_STUB: return "stub upload";
-  case EG_STAGE_BAUD: return "baud change";
-  case EG_STAGE_ATTACH: return "flash attach";
-  case EG_STAGE_ERASE: return "erasing";
-  case EG_STAGE_WRITE: return "writing";
-  case EG_STAGE_VERIFY: return "verifying";
-  case EG_STAGE_READ: return "reading";
-  case EG_STAGE_AFTER: return "reset";
-  case EG_STAGE__COUNT: break;
-  }
-  return "?";
-}
-
 static void ev_start(void *ctx, size_t slot, const eg_unit_record *u) {
   flashctx *fc = ctx;
   char text[64];
@@ -67,9 +47,9 @@ static void ev_stage(void *ctx, size_t slot, const eg_unit_record *u, eg_stage s
   flashctx *fc = ctx;
   char text[64];
   if (u->attempt > 1)
-    snprintf(text, sizeof text, "%s (try %d)", stage_word(stage), u->attempt);
+    snprintf(text, sizeof text, "%s (try %d)", eg_stage_label(stage), u->attempt);
   else
-    snprintf(text, sizeof text, "%s", stage_word(stage));
+    snprintf(text, sizeof text, "%s", eg_stage_label(stage));
   eg_display_state(fc->disp, slot, text);
 }
 
@@ -221,11 +201,11 @@ int eg_cmd_flash(eg_cli *c) {
   }
 
   char note[512] = "";
-  if (!eg_cli_load_stubs(m.stub_mode, m.stub_path, m.chip, storage, stubs, false, note, sizeof note)) goto out;
+  if (!eg_cli_load_stubs(m.set.stub_mode, m.set.stub_path, m.set.chip, storage, stubs, false, note, sizeof note)) goto out;
   if (note[0]) fprintf(stderr, "espgang: %s\n", note);
-  const eg_stub *stub = stubs[m.chip->id];
-  if (m.after == EG_AFTER_SOFT_RESET && stub && m.chip->id != EG_CHIP_ESP8266) {
-    fprintf(stderr, "%s: after: soft_reset needs stub: none (the %s stub cannot start the application)\n", m.path, m.chip->name);
+  const eg_stub *stub = stubs[m.set.chip->id];
+  if (m.set.after == EG_AFTER_SOFT_RESET && stub && m.set.chip->id != EG_CHIP_ESP8266) {
+    fprintf(stderr, "%s: after: soft_reset needs stub: none (the %s stub cannot start the application)\n", m.path, m.set.chip->name);
     goto out;
   }
 
@@ -233,7 +213,8 @@ int eg_cmd_flash(eg_cli *c) {
   imgs = calloc(m.nimages, sizeof *imgs);
   if (!imgs) goto out;
   for (size_t i = 0; i < m.nimages; i++) imgs[i] = &m.images[i].image;
-  set = eg_imageset_new(m.chip, imgs, m.nimages, m.flash_mode, m.flash_freq, m.flash_size, m.compress);
+  set = eg_imageset_new(m.set.chip, imgs, m.nimages, m.set.flash_mode, m.set.flash_freq, m.set.flash_size,
+                         m.set.compress == 1 || (m.set.compress == -1 && stub != NULL));
   if (!set || eg_imageset_warm(set, stub == NULL, &f) != EG_OK) {
     fprintf(stderr, "%s: %s\n", m.path, set ? f.msg : "out of memory");
     goto out;
@@ -263,7 +244,7 @@ int eg_cmd_flash(eg_cli *c) {
   }
   if (!c->json) {
     printf("espgang %s: station %s, %zu slot(s), %s, %zu image(s), %s at %u baud, log %s\n", EG_VERSION, m.station, nslots,
-           m.chip->name, m.nimages, stub ? "stub" : "ROM only", m.baud, m.db_path);
+           m.set.chip->name, m.nimages, stub ? "stub" : "ROM only", m.set.baud, m.db_path);
     fflush(stdout);
   }
 
