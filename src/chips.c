@@ -214,12 +214,12 @@ static const eg_chip chips[EG_CHIP__COUNT] = {
     .rom_security_info_len = 0,                  /* ROM rejects 0x14 (FACT §1) */
     .rom_status_len = 2,                         /* FACT §9 */
     .rom_begin_encrypt_word = false,             /* ET loader.py:1112-1118 */
-    .rom_deflate = false, .rom_md5 = false,      /* ET loader.py:162-166 (esp32_function_only), FACT §7 */
+    .rom_deflate = false, .rom_md5 = false,      /* stub_and_esp32_function_only, ET loader.py:162-166,1444,1525 */
     .rom_read_flash_slow = false,                /* FACT §7 */
     .rom_erase_size_bug = true,                  /* ET targets/esp8266.py:152-169 */
     .rom_attach = EG_ATTACH_FLASH_BEGIN,         /* ET targets/esp8266.py:114-121 */
     .rom_spi_set_params = false,                 /* ET targets/esp8266.py:122-125 */
-    .rom_baud = EG_ROM_BAUD_NONE,                /* ET loader.py:1545 (stub_and_esp32_function_only), __init__.py:601-608 */
+    .rom_baud = EG_ROM_BAUD_NONE,                /* ET loader.py:1545 (same attribute), __init__.py:601-608 */
     .bootloader_offset = 0x0,                    /* ET targets/esp8266.py:53 */
     .rom_write_block = 0x400, .stub_write_block = 0x4000, .ram_block = 0x1800,
     .enc_write_align = 16, .enc_write = false,   /* ET loader.py:401; encryption refused, ET cmds.py:1072-1082 */
@@ -240,7 +240,7 @@ static const eg_chip chips[EG_CHIP__COUNT] = {
     .rom_security_info_len = 0, .rom_status_len = 4, .rom_begin_encrypt_word = false, /* FACT §1, §9; ET loader.py:1112-1118 */
     .rom_deflate = true, .rom_md5 = true, .rom_read_flash_slow = true, /* ET targets/esp32.py:390-416 */
     .rom_attach = EG_ATTACH_ESP32_PADS,          /* ET cmds.py:1670-1715, targets/esp32.py:299-311 */
-    .rom_spi_set_params = true,
+    .rom_spi_set_params = true,                  /* ET loader.py flash_set_parameters */
     .rom_baud = EG_ROM_BAUD_ESP32_RTC, .rom_baud_in_sdm = true, /* ET targets/esp32.py:418-446 */
     .bootloader_offset = 0x1000,                 /* ET targets/esp32.py:98 */
     .rom_write_block = 0x400, .stub_write_block = 0x4000, .ram_block = 0x1800,

@@ -241,8 +241,13 @@ typedef struct eg_chip {
   uint32_t uartdev_buf_no;    /* ROM variable: which port the ROM talks on (esptool-js); 0 unknown */
   uint32_t uartdev_buf_no_rev3; /* P4 from v3.0; 0 = same as uartdev_buf_no */
   int8_t uartdev_otg, uartdev_jtag; /* its values for USB-OTG / USB-Serial/JTAG; -1 unknown */
-  eg_regscript wdt_disable;   /* after connect on USB-Serial/JTAG (not SDM, not on a running stub) */
-  eg_regscript wdt_reset;     /* --after watchdog-reset; n 0: falls back to a classic reset */
+  /* Run after detection only on a USB-Serial/JTAG port, not in Secure
+   * Download Mode and not when SYNC found a stub already running (esptool
+   * _post_connect); n 0: nothing to do. */
+  eg_regscript wdt_disable;
+  /* --after watchdog-reset and EG_HARD_RESET_WATCHDOG; n 0 (and in Secure
+   * Download Mode): a classic hard reset instead (ET cmds.py:2439-2447). */
+  eg_regscript wdt_reset;
   eg_regscript hard_reset_prefix; /* before any hard reset, errors ignored (S3) */
   eg_hard_reset hard_reset[EG_USB__COUNT]; /* by eg_usb_mode */
   uint32_t otg_strap_reg, otg_strap_mask;     /* EG_HARD_RESET_OTG_STRAPS: GPIO strap, "SPI boot" bit */
@@ -374,8 +379,9 @@ uint32_t eg_chip_uartdev_buf_no(const eg_chip *c, const eg_chip_ident *id);
 /* The hard reset for this chip on this port kind. */
 eg_hard_reset eg_chip_hard_reset(const eg_chip *c, eg_usb_mode usb);
 /* EG_HARD_RESET_OTG_STRAPS resolved from READ_REG(otg_strap_reg) and
- * READ_REG(otg_option1_reg): WATCHDOG when booting from the strap pin would
- * re-enter download mode is not the case, else USB. */
+ * READ_REG(otg_option1_reg), as esptool does: WATCHDOG when the strap's
+ * SPI-boot bit is clear (GPIO0 held low) and download mode is not forced
+ * over USB (OPTION1 bit clear); USB (the 200 ms RTS reset) otherwise. */
 eg_hard_reset eg_chip_otg_reset(const eg_chip *c, uint32_t strap, uint32_t option1);
 
 /* ------------------------------------------------------------------ shared helpers */
