@@ -847,6 +847,84 @@ void eg_chip_decode(const eg_chip *c, const uint32_t *vals, uint32_t baud, eg_ch
   out->flash_xpd_on = get_bits(&v, c->flash_xpd_on) != 0;
 }
 
+/* ------------------------------------------------------------ encode (simulators) */
+
+typedef struct regout {
+  const regset *set;
+  uint32_t *vals;
+} regout;
+
+static void put_bits(const regout *o, eg_bits b, uint32_t v) {
+  if (!b.width) return;
+  for (size_t i = 0; i < o->set->n; i++)
+    if (o->set->addr[i] == b.addr) {
+      const uint32_t mask = (b.width >= 32 ? 0xFFFFFFFFu : (1u << b.width) - 1) << b.shift;
+      o->vals[i] = (o->vals[i] & ~mask) | ((v << b.shift) & mask);
+    }
+}
+
+static void put_field(const regout *o, eg_field f, uint32_t v) {
+  put_bits(o, f.lo, v);
+  put_bits(o, f.hi, f.lo.width < 32 ? v >> f.lo.width : 0);
+}
+
+static void put_reg(const regout *o, uint32_t addr, uint32_t v) { put_bits(o, (eg_bits){addr, 0, 32}, v); }
+
+void eg_chip_encode(const eg_chip *c, const eg_chip_sim *f, uint32_t baud, uint32_t *vals) {
+  regset set;
+  ident_regset(c, &set);
+  const regout o = {&set, vals};
+  memset(vals, 0, set.n * sizeof *vals);
+  const uint8_t *m = f->mac;
+  const uint32_t low = (uint32_t)m[2] << 24 | (uint32_t)m[3] << 16 | (uint32_t)m[4] << 8 | m[5];
+  switch (c->mac_rule) {
+  case EG_MAC_EFUSE:
+    put_reg(&o, c->mac_reg, low);
+    put_bits(&o, (eg_bits){c->mac_reg + 4, 0, 16}, (uint32_t)m[0] << 8 | m[1]);
+    if (c->mac_eui64) put_bits(&o, (eg_bits){c->mac_reg + 4, 16, 16}, (uint32_t)f->mac_ext[0] << 8 | f->mac_ext[1]);
+    break;
+  case EG_MAC_ESP8266_OTP: /* OUI in MAC3 (an OUI of 0 would read as 18:fe:34) */
+    put_reg(&o, c->mac_reg + 12, (uint32_t)m[0] << 16 | (uint32_t)m[1] << 8 | m[2]);
+    put_reg(&o, c->mac_reg + 4, (uint32_t)m[3] << 8 | m[4]);
+    put_reg(&o, c->mac_reg, (uint32_t)m[5] << 24);
+    break;
+  }
+  switch (c->rev_rule) {
+  case EG_REV_NONE: break;
+  case EG_REV_FIELDS:
+  case EG_REV_ESP32S3: /* rev_aux (the ECO0 block version) stays 0 */
+    put_field(&o, c->rev_major, (uint32_t)f->rev_major);
+    put_field(&o, c->rev_minor, (uint32_t)f->rev_minor);
+    break;
+  case EG_REV_ESP32: {
+    /* The bit pattern esp32_major() maps to the major: 0, 1, 3, 7. */
+    const uint32_t code = f->rev_major >= 3 ? 7 : f->rev_major == 2 ? 3 : f->rev_major == 1 ? 1 : 0;
+    for (size_t i = 0; i < 3; i++) put_bits(&o, c->rev_aux[i], code >> i & 1);
+    put_field(&o, c->rev_minor, (uint32_t)f->rev_minor);
+    break;
+  }
+  }
+  switch (c->desc_rule) {
+  case EG_DESC_PACKAGE:
+    put_field(&o, c->pkg, (uint32_t)f->pkg);
+    put_bits(&o, c->pkg_sub, (uint32_t)f->pkg_sub);
+    break;
+  case EG_DESC_ESP8266: break;
+  }
+  switch (c->xtal_rule) {
+  case EG_XTAL_FIXED: break;
+  case EG_XTAL_ESTIMATE:
+    /* CLKDIV = UART clock / baud, rounded (the ROM's own auto-baud). */
+    if (baud)
+      put_reg(&o, c->uart_clkdiv_reg,
+              (uint32_t)(((uint64_t)f->crystal_mhz * 1000000u * c->xtal_clk_divider + baud / 2) / baud) & 0xFFFFF);
+    break;
+  }
+  put_bits(&o, c->rom_xtal_expect, (uint32_t)f->rom_xtal_expect_mhz);
+  put_bits(&o, c->crypt_cnt, f->flash_encryption ? 1 : 0);
+  put_bits(&o, c->secure_boot, f->secure_boot ? 1 : 0);
+}
+
 uint32_t eg_chip_rom_baud_value(const eg_chip *c, const eg_chip_ident *id, uint32_t baud) {
   switch (c->rom_baud) {
   case EG_ROM_BAUD_NONE: return 0;

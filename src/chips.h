@@ -319,6 +319,22 @@ size_t eg_chip_ident_regs(const eg_chip *c, uint32_t *addrs, size_t cap);
  * line rate the ROM answered at (for the crystal estimate); 0 if unknown
  * (e.g. a raw TCP socket), then an estimated crystal is 0. */
 void eg_chip_decode(const eg_chip *c, const uint32_t *vals, uint32_t baud, eg_chip_ident *out);
+/* The inverse, for a simulated chip: what it should answer to the identity
+ * reads so that eg_chip_decode() (and esptool) report these facts. */
+typedef struct eg_chip_sim {
+  uint8_t mac[6];
+  uint8_t mac_ext[2];       /* EUI-64 middle bytes, where the chip has them (real chips: ff:fe) */
+  int rev_major, rev_minor; /* ESP32: major 0..3; others as wide as their fields */
+  int pkg, pkg_sub;         /* package fields (ESP8266: ignored, an ESP8266EX) */
+  int crystal_mhz;          /* estimated chips: gives the UART divider at `baud` */
+  int rom_xtal_expect_mhz;  /* C5: the crystal its ROM assumes */
+  bool flash_encryption, secure_boot;
+} eg_chip_sim;
+/* vals[i] answers READ_REG(addrs[i]) of eg_chip_ident_regs(c); values wider
+ * than their eFuse field are cut to it. The ESP32's RTC calibration words are
+ * 0 (a simulator models its own clock drift). */
+void eg_chip_encode(const eg_chip *c, const eg_chip_sim *f, uint32_t baud, uint32_t *vals);
+
 /* Revision as esptool compares it: major * 100 + minor. */
 static inline int eg_chip_rev(const eg_chip_ident *id) { return id->rev_major * 100 + id->rev_minor; }
 

@@ -1246,6 +1246,78 @@ static void test_decode_p4(void **state) {
   }
 }
 
+/* eg_chip_encode (for simulators) and eg_chip_decode are inverses: random
+ * facts within each field's width, every package name of the table. */
+static uint32_t lcg(uint32_t *x) {
+  *x = *x * 1664525u + 1013904223u;
+  return *x >> 8;
+}
+
+static int width_of(eg_field f) { return f.hi.width + f.lo.width; }
+
+static void test_encode_roundtrip(void **state) {
+  (void)state;
+  uint32_t seed = 12345;
+  const uint32_t bauds[] = {115200, 921600, 230400};
+  for (int i = 0; i < EG_CHIP__COUNT; i++) {
+    const eg_chip *c = chip((eg_chip_id)i);
+    for (int k = 0; k < 300; k++) {
+      eg_chip_sim f;
+      memset(&f, 0, sizeof f);
+      for (size_t b = 0; b < 6; b++) f.mac[b] = (uint8_t)lcg(&seed);
+      if (i == EG_CHIP_ESP8266 && !(f.mac[0] | f.mac[1] | f.mac[2])) f.mac[2] = 1; /* OUI 0 reads as 18:fe:34 */
+      f.mac_ext[0] = (uint8_t)lcg(&seed);
+      f.mac_ext[1] = (uint8_t)lcg(&seed);
+      f.rev_major = c->rev_rule == EG_REV_ESP32 ? (int)(lcg(&seed) % 4) : (int)(lcg(&seed) % (1u << width_of(c->rev_major)));
+      f.rev_minor = (int)(lcg(&seed) % (1u << width_of(c->rev_minor)));
+      const char *name = "ESP8266EX";
+      if (c->npkg_names) {
+        const eg_pkg_name *p = &c->pkg_names[lcg(&seed) % c->npkg_names];
+        f.pkg = p->pkg;
+        f.pkg_sub = p->sub >= 0 ? p->sub : c->pkg_sub.width ? (int)(lcg(&seed) % (1u << c->pkg_sub.width)) : 0;
+        if (p->major >= 0) f.rev_major = p->major;
+        /* The first entry that matches names it (the table's order). */
+        for (size_t n = 0; n < c->npkg_names; n++) {
+          const eg_pkg_name *q = &c->pkg_names[n];
+          if (q->pkg == f.pkg && (q->sub < 0 || q->sub == f.pkg_sub) && (q->major < 0 || q->major == f.rev_major)) {
+            name = q->name;
+            break;
+          }
+        }
+      }
+      const int xtals[] = {26, 40, 48};
+      f.crystal_mhz = c->xtal_rule == EG_XTAL_FIXED ? c->xtal_mhz : xtals[lcg(&seed) % 3];
+      f.rom_xtal_expect_mhz = lcg(&seed) % 2 ? 40 : 48;
+      f.flash_encryption = lcg(&seed) % 2;
+      f.secure_boot = lcg(&seed) % 2;
+      const uint32_t baud = bauds[k % 3];
+      uint32_t vals[EG_CHIP_IDENT_MAX];
+      eg_chip_encode(c, &f, baud, vals);
+      eg_chip_ident id;
+      eg_chip_decode(c, vals, baud, &id);
+      char want[80], m[18];
+      if (c->rev_rule != EG_REV_NONE) snprintf(want, sizeof want, "%s (revision v%d.%d)", name, f.rev_major, f.rev_minor);
+      else snprintf(want, sizeof want, "%s", name);
+      if (strcmp(id.desc, want) != 0) fail_msg("%s case %d: desc \"%s\", want \"%s\"", c->name, k, id.desc, want);
+      assert_true(id.has_mac);
+      if (memcmp(id.mac, f.mac, 6) != 0) fail_msg("%s case %d: MAC %s", c->name, k, mac_str(id.mac, m, sizeof m));
+      assert_int_equal(id.has_mac_ext, c->mac_eui64);
+      if (c->mac_eui64) assert_memory_equal(id.mac_ext, f.mac_ext, 2);
+      if (c->rev_rule != EG_REV_NONE) {
+        assert_int_equal(id.rev_major, f.rev_major);
+        assert_int_equal(id.rev_minor, f.rev_minor);
+        assert_int_equal(id.pkg, f.pkg);
+      }
+      if (id.crystal_mhz != f.crystal_mhz) fail_msg("%s case %d @%u: crystal %d, want %d", c->name, k, baud, id.crystal_mhz, f.crystal_mhz);
+      assert_int_equal(id.rom_xtal_expect_mhz, c->rom_xtal_expect.width ? f.rom_xtal_expect_mhz : 0);
+      const bool sec = c->crypt_cnt.width != 0;
+      assert_int_equal(id.flash_encryption, sec && f.flash_encryption);
+      assert_int_equal(id.secure_boot, sec && f.secure_boot);
+      assert_int_equal(id.spi_attach_arg, 0);
+    }
+  }
+}
+
 /* ESP32's SPI_ATTACH argument and CHANGE_BAUDRATE value from the decode. */
 static void test_decode_esp32_attach_and_baud(void **state) {
   (void)state;
@@ -1706,6 +1778,7 @@ int main(void) {
     cmocka_unit_test(test_decode_c6_h2),
     cmocka_unit_test(test_decode_c5_c61),
     cmocka_unit_test(test_decode_p4),
+    cmocka_unit_test(test_encode_roundtrip),
     cmocka_unit_test(test_decode_esp32_attach_and_baud),
     cmocka_unit_test(test_decode_security),
     cmocka_unit_test(test_stub_allowed),
