@@ -227,7 +227,7 @@ static const eg_chip chips[EG_CHIP__COUNT] = {
     SIZES(esp8266_sizes), FREQS(esp32_freqs),
     .image_check = false,                        /* ET cmds.py:980 */
     /* OTP words MAC0 0x3FF00050, MAC1 +4, (+8), MAC3 +12 (ET targets/esp8266.py:18-20,64-70). */
-    .efuse_base = 0x3FF00050, .mac_rule = EG_MAC_ESP8266_OTP, .mac_reg = 0x3FF00050,
+    .efuse_base = 0x3FF00050, .mac_rule = EG_MAC_ESP8266_OTP, .mac_reg = 0, /* the OTP rule reads efuse_base */
     .rev_rule = EG_REV_NONE, .desc_rule = EG_DESC_ESP8266, /* ET targets/esp8266.py:91-106 */
     .xtal_rule = EG_XTAL_ESTIMATE, .xtal_clk_divider = 2, .uart_clkdiv_reg = 0x60000014, /* ET targets/esp8266.py:30,32 */
     /* No flash encryption or secure boot (ET loader.py:1311-1328 defaults). */
@@ -561,9 +561,9 @@ static void ident_regset(const eg_chip *c, regset *r) {
     add_reg(r, c->mac_reg + 4);
     break;
   case EG_MAC_ESP8266_OTP: /* MAC0, MAC1, MAC3 (ET targets/esp8266.py:135-150) */
-    add_reg(r, c->mac_reg);
-    add_reg(r, c->mac_reg + 4);
-    add_reg(r, c->mac_reg + 12);
+    add_reg(r, c->efuse_base);
+    add_reg(r, c->efuse_base + 4);
+    add_reg(r, c->efuse_base + 12);
     break;
   }
   switch (c->rev_rule) {
@@ -674,7 +674,7 @@ static void decode_mac(const eg_chip *c, const regvals *v, eg_chip_ident *out) {
   case EG_MAC_ESP8266_OTP: {
     /* ET targets/esp8266.py:135-150: OUI = MAC3[23:0] if MAC3 != 0, else by
      * MAC1[23:16]: 0 -> 18:FE:34, 1 -> AC:D0:74, other -> "Unknown OUI". */
-    const uint32_t mac0 = reg(v, c->mac_reg), mac1 = reg(v, c->mac_reg + 4), mac3 = reg(v, c->mac_reg + 12);
+    const uint32_t mac0 = reg(v, c->efuse_base), mac1 = reg(v, c->efuse_base + 4), mac3 = reg(v, c->efuse_base + 12);
     uint32_t oui;
     if (mac3 != 0) oui = mac3 & 0xFFFFFF;
     else if (((mac1 >> 16) & 0xFF) == 0) oui = 0x18FE34;
@@ -884,9 +884,9 @@ void eg_chip_encode(const eg_chip *c, const eg_chip_sim *f, uint32_t baud, uint3
     if (c->mac_eui64) put_bits(&o, (eg_bits){c->mac_reg + 4, 16, 16}, (uint32_t)f->mac_ext[0] << 8 | f->mac_ext[1]);
     break;
   case EG_MAC_ESP8266_OTP: /* OUI in MAC3 (an OUI of 0 would read as 18:fe:34) */
-    put_reg(&o, c->mac_reg + 12, (uint32_t)m[0] << 16 | (uint32_t)m[1] << 8 | m[2]);
-    put_reg(&o, c->mac_reg + 4, (uint32_t)m[3] << 8 | m[4]);
-    put_reg(&o, c->mac_reg, (uint32_t)m[5] << 24);
+    put_reg(&o, c->efuse_base + 12, (uint32_t)m[0] << 16 | (uint32_t)m[1] << 8 | m[2]);
+    put_reg(&o, c->efuse_base + 4, (uint32_t)m[3] << 8 | m[4]);
+    put_reg(&o, c->efuse_base, (uint32_t)m[5] << 24);
     break;
   }
   switch (c->rev_rule) {

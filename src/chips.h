@@ -127,7 +127,7 @@ typedef enum eg_hard_reset {
 /* Rules: which code applies a column (see chips.c for each). */
 typedef enum eg_mac_rule {
   EG_MAC_EFUSE,      /* a = [mac_reg], b = [mac_reg + 4]: b[15:8] b[7:0] a[31:0] MSB first */
-  EG_MAC_ESP8266_OTP /* OUI from MAC3 or MAC1[23:16], then MAC1[15:0], MAC0[31:24] */
+  EG_MAC_ESP8266_OTP /* MAC0..3 = efuse_base + 0..12: OUI from MAC3 or MAC1[23:16], then MAC1[15:0], MAC0[31:24] */
 } eg_mac_rule;
 
 typedef enum eg_rev_rule {
@@ -211,7 +211,7 @@ typedef struct eg_chip {
   /* Identity (eFuse and friends). */
   uint32_t efuse_base;  /* eFuse block base (ESP8266: OTP words) */
   eg_mac_rule mac_rule;
-  uint32_t mac_reg;     /* EG_MAC_EFUSE: a; b is mac_reg + 4. ESP8266: OTP MAC0 */
+  uint32_t mac_reg;     /* EG_MAC_EFUSE: a; b is mac_reg + 4. 0 for the OTP rule (MAC0 at efuse_base) */
   bool mac_eui64;       /* esptool builds an EUI-64 from b[31:16] (C6, H2, C5) */
   eg_rev_rule rev_rule;
   eg_field rev_major, rev_minor;
