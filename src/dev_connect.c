@@ -466,5 +466,10 @@ void eg__dev_set_params_reply(eg_dev *d, const eg_resp *r) {
     return;
   }
   if (d->cb.on_identity) d->cb.on_identity(d);
+  if (d->cb.on_gate) {
+    eg__dev_enter(d, EG_DS_GATE);
+    d->cb.on_gate(d);
+    return;
+  }
   eg__dev_ops_start(d);
 }

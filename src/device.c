@@ -111,7 +111,9 @@ void eg__dev_finish(eg_dev *d, eg_err result) {
     d->rec.result = EG_RESULT_PASS;
     eg_fault_clear(&d->rec.fault);
   } else {
-    d->rec.result = result == EG_ABORTED ? EG_RESULT_ABORTED : EG_RESULT_FAIL;
+    d->rec.result = result == EG_ABORTED   ? EG_RESULT_ABORTED
+                    : result == EG_SKIPPED ? EG_RESULT_SKIPPED
+                                           : EG_RESULT_FAIL;
     if (d->rec.fault.code == EG_OK) eg_fault_set(&d->rec.fault, result, d->stage, -1, "%s", eg_strerror(result));
   }
   if (d->md5ctx) {
@@ -404,6 +406,7 @@ static void dispatch_reply(eg_dev *d, const eg_resp *r, const uint8_t *frame, si
   case EG_DS_STUB_BAUD_SETTLE:
   case EG_DS_READ_DATA:
   case EG_DS_AFTER_RESET:
+  case EG_DS_GATE:
   case EG_DS_DONE:
   case EG_DS__COUNT:
     return; /* no request of ours is outstanding: a stale frame */
@@ -602,6 +605,7 @@ static void on_timer(uv_timer_t *t) {
     return;
   case EG_DS_IDLE:
   case EG_DS_OPENING: /* the link times out a connect itself */
+  case EG_DS_GATE:    /* the caller owns this wait */
   case EG_DS_DONE:
   case EG_DS__COUNT:
     return;
@@ -651,6 +655,15 @@ void eg_dev_start(eg_dev *d) {
     d->rec.fault.stage = d->stage;
     eg__dev_finish(d, e);
   }
+}
+
+void eg_dev_gate(eg_dev *d, eg_err result, const char *why) {
+  if (d->finished || d->state != EG_DS_GATE) return;
+  if (result == EG_OK) {
+    eg__dev_ops_start(d);
+    return;
+  }
+  eg__dev_fail(d, result, -1, "%s", why && *why ? why : eg_strerror(result));
 }
 
 void eg_dev_abort(eg_dev *d) {

@@ -76,6 +76,11 @@ typedef struct eg_dev eg_dev;
 typedef struct eg_dev_callbacks {
   void (*on_stage)(eg_dev *d, eg_stage stage);       /* stage entered */
   void (*on_identity)(eg_dev *d);                    /* chip / MAC / flash learned */
+  /* Optional. Everything is known about the unit (chip, MAC, flash) and
+   * nothing has been written yet: the caller decides, now or later, with
+   * eg_dev_gate() whether the operations run. The device waits in
+   * EG_DS_GATE meanwhile (no timer: the caller owns the wait). */
+  void (*on_gate)(eg_dev *d);
   void (*on_progress)(eg_dev *d, uint64_t done, uint64_t total); /* bytes of the current op */
   void (*on_done)(eg_dev *d, eg_err result);         /* finished; d->rec is final */
   void (*on_log)(eg_dev *d, const char *line);       /* optional trace, may be NULL */
@@ -107,6 +112,7 @@ typedef struct eg_dev_callbacks {
   XX(ATTACH,           ATTACH, REPLY, "the reply to SPI_ATTACH")                                   \
   XX(FLASH_ID,         ATTACH, REPLY, "the RDID user command (a register script)")                 \
   XX(SET_PARAMS,       ATTACH, REPLY, "the reply to SPI_SET_PARAMS")                               \
+  XX(GATE,             ATTACH, NONE,  "the caller's go-ahead (on_gate / eg_dev_gate)")                \
   XX(ERASE,            ERASE,  REPLY, "the end of an erase (ERASE_FLASH/REGION, ROM FLASH_BEGIN)") \
   XX(WRITE_BEGIN,      WRITE,  REPLY, "the reply to FLASH_(DEFL_)BEGIN")                           \
   XX(WRITE_DATA,       WRITE,  REPLY, "the reply to a FLASH_(DEFL_)DATA block")                    \
@@ -233,6 +239,9 @@ eg_err eg_dev_init(eg_dev *d, uv_loop_t *loop, const char *port_name, const eg_d
                    const eg_dev_op *ops, size_t nops, const eg_dev_callbacks *cb, void *data);
 /* Open the port and start. Failures are reported through on_done. */
 void eg_dev_start(eg_dev *d);
+/* The answer to on_gate: run the operations (EG_OK), or finish now without
+ * writing anything with `result` (e.g. EG_SKIPPED) and the message why. */
+void eg_dev_gate(eg_dev *d, eg_err result, const char *why);
 /* Stop as soon as possible: the result becomes ABORTED (on_done is called). */
 void eg_dev_abort(eg_dev *d);
 /* Close handles; close_cb runs when the device may be freed. Call after

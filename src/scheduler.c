@@ -62,6 +62,7 @@ static void count_result(eg_sched *s, eg_result r) {
   switch (r) {
   case EG_RESULT_PASS: s->sum.passed++; break;
   case EG_RESULT_FAIL: s->sum.failed++; break;
+  case EG_RESULT_SKIPPED: s->sum.skipped++; break;
   case EG_RESULT_ABORTED:
   case EG_RESULT_IN_PROGRESS: s->sum.aborted++; break;
   }

@@ -65,7 +65,7 @@ typedef struct eg_sched_config {
 } eg_sched_config;
 
 typedef struct eg_sched_summary {
-  size_t units, passed, failed, aborted;
+  size_t units, passed, failed, aborted, skipped;
   size_t attempts;
   bool interrupted;
   bool db_error;                /* some record could not be stored */

@@ -136,7 +136,7 @@ static void print_summary(const flashctx *fc, const eg_sched_summary *sum, int64
     if (!fc->recorded[i]) strncat(err, " [NOT RECORDED]", sizeof err - strlen(err) - 1);
     const double secs = u->finished_ms ? (double)(u->finished_ms - u->started_ms) / 1000.0 : 0.0;
     printf("%-*s  %-17s  %-7s  %6.1fs  %s\n", (int)w, fc->slots[i].slot, mac[0] ? mac : "-",
-           u->result == EG_RESULT_PASS ? "pass" : u->result == EG_RESULT_FAIL ? "FAIL" : u->result == EG_RESULT_ABORTED ? "ABORTED" : "?",
+           u->result == EG_RESULT_PASS ? "pass" : u->result == EG_RESULT_FAIL ? "FAIL" : u->result == EG_RESULT_ABORTED ? "ABORTED" : u->result == EG_RESULT_SKIPPED ? "skipped" : "?",
            secs, err);
   }
   printf("\n%zu passed, %zu failed, %zu aborted of %zu units (%zu attempts) in %.1f s; run #%lld recorded in %s\n", sum->passed,

@@ -7,7 +7,8 @@ int eg_cli_exit_code(const eg_err *results, size_t n, bool interrupted) {
   for (size_t i = 0; i < n; i++) {
     int e = EG_EXIT_OK;
     switch (eg_err_class_of(results[i])) {
-    case EG_CLASS_OK: e = EG_EXIT_OK; break;
+    case EG_CLASS_OK:
+    case EG_CLASS_SKIP: e = EG_EXIT_OK; break;
     case EG_CLASS_UNIT:
     case EG_CLASS_FINAL: e = EG_EXIT_FAILED; break;
     case EG_CLASS_INPUT: e = EG_EXIT_USAGE; break;
