@@ -294,7 +294,7 @@ int eg_cmd_flash(eg_cli *c) {
     eg_fault_clear(&pf);
     const eg_wimage *w = eg_imageset_get(set, i, 0, stub == NULL, &pf);
     const eg_image *img = w ? &w->img : eg_imageset_source(set, i);
-    if (eg_db_run_image(db, run_id, (int)i, img, &f) != EG_OK) {
+    if (eg_db_run_image(db, run_id, (int)i, img, NULL, &f) != EG_OK) {
       eg_cli_error("%s", f.msg);
       rc = EG_EXIT_INTERNAL;
       goto out;
