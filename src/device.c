@@ -582,7 +582,7 @@ static void identified(eg_dev *d, const void *unused) {
    * and the rate we talk at; over a raw TCP socket the real line rate is
    * unknown (the device may still run at an earlier session's), so say
    * nothing rather than guess. */
-  d->rec.crystal_mhz = d->port.kind == EG_PORT_TCP ? 0 : eg_crystal_mhz(c, d->cur_baud, s[SLOT_CLKDIV]);
+  d->rec.crystal_mhz = !d->port.caps.has_baud ? 0 : eg_crystal_mhz(c, d->cur_baud, s[SLOT_CLKDIV]);
   if (d->cb.on_identity) d->cb.on_identity(d);
   stub_or_baud(d);
 }
@@ -1606,7 +1606,7 @@ static void open_port(eg_dev *d) {
   if (!d->port.can_reset && (needs_lines || c->after == EG_AFTER_HARD_RESET)) {
     set_stage(d, needs_lines ? EG_STAGE_RESET : EG_STAGE_AFTER);
     fail(d, EG_RESET_UNSUPPORTED, -1, "port %s cannot drive DTR/RTS (%s), so --%s %s is impossible; use --%s %s", d->port.name,
-         d->port.kind == EG_PORT_TCP ? "a TCP socket" : "a pseudo-terminal", needs_lines ? "before" : "after",
+         eg_port_kind_name(&d->port), needs_lines ? "before" : "after",
          needs_lines ? eg_before_name(c->before) : eg_after_name(c->after), needs_lines ? "before" : "after",
          needs_lines ? "no-reset" : "no-reset");
     return;
