@@ -1511,12 +1511,14 @@ static void on_poll(uv_poll_t *h, int status, int events) {
   eg_dev *d = h->data;
   if (d->finished) return;
   if (status < 0) {
+    /* libuv says UV_EBADF for any POLLERR: ask the port what it was (a
+     * refused connect, an unplugged adapter). */
+    const eg_err pe = eg_port_diagnose(&d->port, NULL);
     if (may_reopen(d)) {
-      reopen(d, uv_strerror(status));
+      reopen(d, d->port.errmsg);
       return;
     }
-    fail(d, EG_PORT_GONE, d->expect_op ? d->expect_op : -1, "port %s: %s during %s", d->port.name, uv_strerror(status),
-         eg_stage_name(d->stage));
+    fail(d, pe, d->expect_op ? d->expect_op : -1, "%s (during %s)", d->port.errmsg, eg_stage_name(d->stage));
     return;
   }
   if (d->port.connecting) {
