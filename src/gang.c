@@ -240,7 +240,7 @@ static void dev_done(eg_dev *d, eg_err result) {
   slotrun *sr = dev_slot(d);
   eg_sched *s = sr->s;
   sr->dev_running = false;
-  const int max_attempts = 1 + (s->cfg->manifest->retries > 0 ? s->cfg->manifest->retries : 0);
+  const int max_attempts = 1 + (s->cfg->manifest->set.retries > 0 ? s->cfg->manifest->set.retries : 0);
   const bool retry = result != EG_OK && result != EG_ABORTED && !s->stopping && sr->attempt < max_attempts;
   sr->last = d->rec;
   sr->retry_pending = retry;
@@ -381,11 +381,11 @@ static void on_signal(uv_signal_t *h, int signum) {
 
 static eg_err build_ops(eg_sched *s, eg_fault *f) {
   const eg_manifest *m = s->cfg->manifest;
-  s->nops = (m->erase == EG_ERASE_ALL ? 1 : 0) + m->nimages;
+  s->nops = (m->set.erase == EG_ERASE_ALL ? 1 : 0) + m->nimages;
   s->ops = calloc(s->nops, sizeof *s->ops);
   if (!s->ops) return eg_fault_set(f, EG_NOMEM, EG_STAGE_NONE, -1, "out of memory");
   size_t n = 0;
-  if (m->erase == EG_ERASE_ALL) s->ops[n++].kind = EG_OPK_ERASE_ALL;
+  if (m->set.erase == EG_ERASE_ALL) s->ops[n++].kind = EG_OPK_ERASE_ALL;
   for (size_t i = 0; i < m->nimages; i++) {
     s->ops[n].kind = EG_OPK_WRITE;
     s->ops[n].index = i;
@@ -407,18 +407,18 @@ eg_err eg_sched_run(uv_loop_t *loop, const eg_sched_config *cfg, const eg_sched_
   const eg_manifest *m = cfg->manifest;
   eg_err e = build_ops(s, f);
   if (e != EG_OK) goto out;
-  s->stubs[m->chip->id] = cfg->stub;
+  s->stubs[m->set.chip->id] = cfg->stub;
   s->dcfg = (eg_dev_config){
-    .chip = m->chip,
-    .before = m->before,
-    .after = m->after,
-    .connect_baud = m->connect_baud,
-    .baud = m->baud,
+    .chip = m->set.chip,
+    .before = m->set.before,
+    .after = m->set.after,
+    .connect_baud = m->set.connect_baud,
+    .baud = m->set.baud,
     .stubs = s->stubs,
     .images = cfg->images,
-    .flash_size = m->flash_size,
-    .verify = m->verify,
-    .timeouts = m->timeouts,
+    .flash_size = m->set.flash_size,
+    .verify = m->set.verify,
+    .timeouts = m->set.timeouts,
     .connect_attempts = 7,
     .trace = cfg->trace,
   };

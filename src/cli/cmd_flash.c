@@ -201,11 +201,11 @@ int eg_cmd_flash(eg_cli *c) {
   }
 
   char note[512] = "";
-  if (!eg_cli_load_stubs(m.stub_mode, m.stub_path, m.chip, storage, stubs, false, note, sizeof note)) goto out;
+  if (!eg_cli_load_stubs(m.set.stub_mode, m.set.stub_path, m.set.chip, storage, stubs, false, note, sizeof note)) goto out;
   if (note[0]) fprintf(stderr, "espgang: %s\n", note);
-  const eg_stub *stub = stubs[m.chip->id];
-  if (m.after == EG_AFTER_SOFT_RESET && stub && m.chip->id != EG_CHIP_ESP8266) {
-    fprintf(stderr, "%s: after: soft_reset needs stub: none (the %s stub cannot start the application)\n", m.path, m.chip->name);
+  const eg_stub *stub = stubs[m.set.chip->id];
+  if (m.set.after == EG_AFTER_SOFT_RESET && stub && m.set.chip->id != EG_CHIP_ESP8266) {
+    fprintf(stderr, "%s: after: soft_reset needs stub: none (the %s stub cannot start the application)\n", m.path, m.set.chip->name);
     goto out;
   }
 
@@ -213,7 +213,8 @@ int eg_cmd_flash(eg_cli *c) {
   imgs = calloc(m.nimages, sizeof *imgs);
   if (!imgs) goto out;
   for (size_t i = 0; i < m.nimages; i++) imgs[i] = &m.images[i].image;
-  set = eg_imageset_new(m.chip, imgs, m.nimages, m.flash_mode, m.flash_freq, m.flash_size, m.compress);
+  set = eg_imageset_new(m.set.chip, imgs, m.nimages, m.set.flash_mode, m.set.flash_freq, m.set.flash_size,
+                         m.set.compress == 1 || (m.set.compress == -1 && stub != NULL));
   if (!set || eg_imageset_warm(set, stub == NULL, &f) != EG_OK) {
     fprintf(stderr, "%s: %s\n", m.path, set ? f.msg : "out of memory");
     goto out;
@@ -243,7 +244,7 @@ int eg_cmd_flash(eg_cli *c) {
   }
   if (!c->json) {
     printf("espgang %s: station %s, %zu slot(s), %s, %zu image(s), %s at %u baud, log %s\n", EG_VERSION, m.station, nslots,
-           m.chip->name, m.nimages, stub ? "stub" : "ROM only", m.baud, m.db_path);
+           m.set.chip->name, m.nimages, stub ? "stub" : "ROM only", m.set.baud, m.db_path);
     fflush(stdout);
   }
 
