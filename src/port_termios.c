@@ -69,19 +69,47 @@ eg_err eg__termios_set_speed(eg_port *p, eg_fault *f, uint32_t baud, bool raw) {
   return EG_OK;
 }
 
+/* The rate a tty really runs at: termios2 (TCGETS2) holds it in c_ospeed
+ * when the speed code is BOTHER, as libserialport sets every rate its table
+ * lacks (libserialport 0.1.1 serialport.c: its Linux table ends at 460800,
+ * so 921600 and up go through TCSETS2). The kernel's struct termios2
+ * (asm-generic/termbits.h) cannot be included beside <termios.h>, hence
+ * this copy of its layout. */
+struct eg__termios2 {
+  tcflag_t c_iflag, c_oflag, c_cflag, c_lflag;
+  cc_t c_line;
+  cc_t c_cc[19];
+  speed_t c_ispeed, c_ospeed;
+};
+#define EG__TCGETS2 _IOR('T', 0x2A, struct eg__termios2)
+#define EG__BOTHER 0010000 /* CBAUDEX with no rate bits: "the rate is in c_ospeed" */
+
+uint32_t eg__termios_rate(speed_t code, speed_t ospeed) {
+  if (code == EG__BOTHER) return ospeed;
+  for (size_t i = 0; i < sizeof tty_speeds / sizeof tty_speeds[0]; i++)
+    if (tty_speeds[i].speed == code) return tty_speeds[i].baud;
+  return 0;
+}
+
+bool eg__termios_rate_close(uint32_t actual, uint32_t want) {
+  const uint32_t diff = actual > want ? actual - want : want - actual;
+  return actual > 0 && (uint64_t)diff * 50 <= want;
+}
+
 /* Drivers clamp or round rates they cannot make (a CP2102 asked for
- * 2000000) and write the real one back into termios, re-encoded as a Bxxx
- * constant when within 2% of one. tcsetattr() still succeeds, so for the
- * rates that have a constant we read it back: a mismatch here means garbage
- * on the wire later. */
+ * 2000000) and write the rate they really set back into termios, as a Bxxx
+ * constant when it is within 2% of one (drivers/tty/tty_baudrate.c,
+ * tty_termios_encode_baud_rate), else as BOTHER and the number.
+ * tcsetattr() and libserialport still succeed, so we read the rate back: a
+ * driver that is off by more than the 2% the kernel itself rounds by means
+ * garbage on the wire later. */
 eg_err eg__termios_check_speed(eg_port *p, eg_fault *f, uint32_t baud) {
-  speed_t want;
-  if (!eg__tty_speed(baud, &want)) return EG_OK;
-  struct termios t;
-  if (tcgetattr(p->fd, &t) < 0) return eg__port_os_fail(p, f, EG__OP_CONFIG, errno, "%s: tcgetattr", p->name);
-  if (cfgetospeed(&t) != want)
-    return eg__port_fail(p, f, EG_PORT_CONFIG, "%s: the driver did not take %u baud (termios speed code 0%o)", p->name,
-                         baud, (unsigned)cfgetospeed(&t));
+  struct eg__termios2 t;
+  if (ioctl(p->fd, EG__TCGETS2, &t) < 0) return eg__port_os_fail(p, f, EG__OP_CONFIG, errno, "%s: TCGETS2", p->name);
+  const uint32_t actual = eg__termios_rate(t.c_cflag & CBAUD, t.c_ospeed);
+  if (!eg__termios_rate_close(actual, baud))
+    return eg__port_fail(p, f, EG_PORT_CONFIG, "%s: the driver did not take %u baud (it runs at %u; termios speed code 0%o)",
+                         p->name, baud, actual, (unsigned)(t.c_cflag & CBAUD));
   return EG_OK;
 }
 

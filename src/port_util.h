@@ -82,10 +82,15 @@ void eg__termios_raw(struct termios *t);
  * tcsetattr() succeeds if any change took, so only the read-back proves it.
  * raw: make the line raw 8N1 first (opening a pty). EG_PORT_CONFIG. */
 eg_err eg__termios_set_speed(eg_port *p, eg_fault *f, uint32_t baud, bool raw);
-/* After a driver was asked for baud by other means (libserialport): for a
- * rate with a Bxxx constant, check that termios reads it back; odd rates
- * (termios2 BOTHER) are taken on trust. EG_PORT_CONFIG. */
+/* After a driver was asked for baud by other means (libserialport): the
+ * rate it really runs at (termios2: a Bxxx constant, or BOTHER and the
+ * number) must be within 2% of baud. EG_PORT_CONFIG. */
 eg_err eg__termios_check_speed(eg_port *p, eg_fault *f, uint32_t baud);
+/* The rate of a speed code (Bxxx, or BOTHER with the termios2 ospeed); 0
+ * for a code we do not know. */
+uint32_t eg__termios_rate(speed_t code, speed_t ospeed);
+/* Within 2% (the kernel's own rounding when it re-encodes a rate)? */
+bool eg__termios_rate_close(uint32_t actual, uint32_t want);
 /* DTR/RTS on a tty fd (1 asserted, 0 released, -1 keep): both in one
  * TIOCMGET/TIOCMSET, one alone with TIOCMBIS/TIOCMBIC. Every ioctl is
  * checked; a failure is described in msg (the ioctl, the line, the

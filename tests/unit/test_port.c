@@ -921,6 +921,59 @@ static void test_tty_speed_table(void **state) {
   assert_false(eg__tty_speed(4000001, &s));
 }
 
+/* The rate a driver reports back: a Bxxx code, or BOTHER (0010000) and the
+ * number, as libserialport 0.1.1 sets every rate above 460800. */
+static void test_termios_rate_readback(void **state) {
+  (void)state;
+  assert_int_equal(eg__termios_rate(B115200, 0), 115200);
+  assert_int_equal(eg__termios_rate(B921600, 12345), 921600); /* the code wins */
+  assert_int_equal(eg__termios_rate(0010000, 921600), 921600);
+  assert_int_equal(eg__termios_rate(0010000, 74880), 74880);
+  assert_int_equal(eg__termios_rate(B0, 0), 0);
+  /* Within the kernel's 2%: a CP2102 at 921600 really runs 923077. */
+  assert_true(eg__termios_rate_close(921600, 921600));
+  assert_true(eg__termios_rate_close(923077, 921600));
+  assert_true(eg__termios_rate_close(921600 + 18432, 921600));
+  assert_false(eg__termios_rate_close(921600 + 18433, 921600));
+  assert_false(eg__termios_rate_close(1000000, 2000000)); /* clamped: garbage later */
+  assert_false(eg__termios_rate_close(0, 115200));
+}
+
+/* libserialport 0.1.1 cannot open a pty, for two reasons (its linux.c and
+ * serialport.c): sp_get_port_by_name looks the port up as
+ * /sys/class/tty/<name after "/dev/"> ("pts/N": no such entry, ptys are not
+ * in sysfs), and sp_open's first ioctl is TIOCMGET, which a pty refuses.
+ * Hence the termios backend for ptys, and tests/preload/fakeusb.c to run
+ * libserialport's code anyway (test_port_serial.c). */
+static void test_serial_backend_refuses_pty(void **state) {
+  (void)state;
+  pty_pair pp;
+  pty_make(&pp);
+  eg_port p;
+  memset(&p, 0, sizeof p);
+  p.fd = -1;
+  p.backend = &eg__port_serial;
+  p.caps = eg__port_serial.caps;
+  p.baud = 115200;
+  snprintf(p.name, sizeof p.name, "%s", pp.name);
+  snprintf(p.path, sizeof p.path, "%s", pp.name);
+  eg_fault f;
+  eg_fault_clear(&f);
+  assert_int_equal(eg__port_serial.open(&p, &f), EG_PORT_OPEN);
+  char want[128];
+  snprintf(want, sizeof want, "not a serial port (no /sys/class/tty/%s)", pp.name + 5);
+  if (!strstr(f.msg, want)) fail_msg("\"%s\" lacks \"%s\"", f.msg, want);
+  assert_int_equal(p.fd, -1);
+  assert_null(p.impl);
+  const int fd = open(pp.name, O_RDWR | O_NOCTTY | O_NONBLOCK);
+  assert_true(fd >= 0);
+  int bits = 0;
+  assert_int_equal(ioctl(fd, TIOCMGET, &bits), -1);
+  if (errno != EINVAL && errno != ENOTTY) fail_msg("TIOCMGET on a pty: %s", strerror(errno));
+  close(fd);
+  pty_free(&pp);
+}
+
 static void test_usb_location(void **state) {
   (void)state;
   char loc[64];
@@ -1000,6 +1053,8 @@ int main(void) {
     cmocka_unit_test(test_tty_drivers_parse),
     cmocka_unit_test_setup_teardown(test_is_pty, setup_fds, teardown_fds),
     cmocka_unit_test(test_tty_speed_table),
+    cmocka_unit_test(test_termios_rate_readback),
+    cmocka_unit_test_setup_teardown(test_serial_backend_refuses_pty, setup_fds, teardown_fds),
     cmocka_unit_test(test_usb_location),
     cmocka_unit_test_setup_teardown(test_find_link, setup_fds, teardown_fds),
   };
