@@ -9,3 +9,8 @@ if(TARGET test_port_serial)
   add_dependencies(test_port_serial egfakeusb)
   target_compile_definitions(test_port_serial PRIVATE EG_FAKEUSB_LIB="$<TARGET_FILE:egfakeusb>")
 endif()
+if(TARGET espsim AND TARGET espgang)
+  add_test(NAME integration.ports_preload
+           COMMAND ${PROJECT_SOURCE_DIR}/tests/integration/ports_preload.sh ${PROJECT_BINARY_DIR} ${PROJECT_SOURCE_DIR})
+  set_tests_properties(integration.ports_preload PROPERTIES TIMEOUT 60 LABELS integration)
+endif()
