@@ -27,6 +27,20 @@ eg_err eg__port_fail(eg_port *p, eg_fault *f, eg_err code, const char *fmt, ...)
   return code;
 }
 
+bool eg__next_line(const char **cur, char *buf, size_t cap) {
+  while (*cur && **cur) {
+    const char *line = *cur, *nl = strchr(line, '\n');
+    const size_t len = nl ? (size_t)(nl - line) : strlen(line);
+    *cur = nl ? nl + 1 : NULL;
+    if (len < cap) { /* longer lines are none of what we look for */
+      memcpy(buf, line, len);
+      buf[len] = '\0';
+      return true;
+    }
+  }
+  return false;
+}
+
 /* ------------------------------------------------------------ errnos */
 
 /* What an errno means for a port, whatever call returned it. */

@@ -60,23 +60,16 @@ struct eg__port_lock {
 pid_t eg__locks_holder(const char *text, unsigned dev_major, unsigned dev_minor, unsigned long ino) {
   /* "1: FLOCK  ADVISORY  WRITE 1234 00:1a:3 0 EOF"; a waiter's line has
    * "->" after the number and holds nothing. OFD locks show pid -1. */
-  for (const char *line = text; line && *line;) {
-    const char *nl = strchr(line, '\n');
-    char buf[256];
-    const size_t len = nl ? (size_t)(nl - line) : strlen(line);
-    if (len < sizeof buf) {
-      memcpy(buf, line, len);
-      buf[len] = '\0';
-      char type[16], mode[16], rw[16];
-      long pid = 0;
-      unsigned maj = 0, min = 0;
-      unsigned long in = 0;
-      if (!strstr(buf, "->") &&
-          sscanf(buf, "%*[^:]: %15s %15s %15s %ld %x:%x:%lu", type, mode, rw, &pid, &maj, &min, &in) == 7 &&
-          strcmp(rw, "WRITE") == 0 && pid > 0 && maj == dev_major && min == dev_minor && in == ino)
-        return (pid_t)pid;
-    }
-    line = nl ? nl + 1 : NULL;
+  char buf[256];
+  for (const char *cur = text; eg__next_line(&cur, buf, sizeof buf);) {
+    char type[16], mode[16], rw[16];
+    long pid = 0;
+    unsigned maj = 0, min = 0;
+    unsigned long in = 0;
+    if (!strstr(buf, "->") &&
+        sscanf(buf, "%*[^:]: %15s %15s %15s %ld %x:%x:%lu", type, mode, rw, &pid, &maj, &min, &in) == 7 &&
+        strcmp(rw, "WRITE") == 0 && pid > 0 && maj == dev_major && min == dev_minor && in == ino)
+      return (pid_t)pid;
   }
   return 0;
 }

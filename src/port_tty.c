@@ -23,23 +23,15 @@
 bool eg__tty_drivers_say_pty(const char *text, unsigned maj, unsigned min) {
   /* Lines of /proc/tty/drivers: name, device prefix, major, minor or
    * minor range "a-b", type ("pty:slave", "pty:master", "serial", ...). */
-  const char *line = text;
-  while (line && *line) {
-    const char *nl = strchr(line, '\n');
-    char buf[256];
-    const size_t len = nl ? (size_t)(nl - line) : strlen(line);
-    if (len < sizeof buf) {
-      memcpy(buf, line, len);
-      buf[len] = '\0';
-      unsigned m = 0, lo = 0, hi = 0;
-      char range[64], type[64];
-      if (sscanf(buf, "%*s %*s %u %63s %63s", &m, range, type) == 3) {
-        const int got = sscanf(range, "%u-%u", &lo, &hi);
-        if (got == 1) hi = lo;
-        if (got >= 1 && m == maj && min >= lo && min <= hi && strncmp(type, "pty", 3) == 0) return true;
-      }
+  char buf[256];
+  for (const char *cur = text; eg__next_line(&cur, buf, sizeof buf);) {
+    unsigned m = 0, lo = 0, hi = 0;
+    char range[64], type[64];
+    if (sscanf(buf, "%*s %*s %u %63s %63s", &m, range, type) == 3) {
+      const int got = sscanf(range, "%u-%u", &lo, &hi);
+      if (got == 1) hi = lo;
+      if (got >= 1 && m == maj && min >= lo && min <= hi && strncmp(type, "pty", 3) == 0) return true;
     }
-    line = nl ? nl + 1 : NULL;
   }
   return false;
 }

@@ -23,6 +23,10 @@
 eg_err eg__port_fail(eg_port *p, eg_fault *f, eg_err code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/* The next line of a /proc text (no newline) into buf, advancing *cur;
+ * lines that do not fit are skipped. False at the end. */
+bool eg__next_line(const char **cur, char *buf, size_t cap);
+
 /* What a port was doing when the OS said no: decides the eg_err an errno
  * becomes (eg__errno_code). */
 typedef enum eg__op {
