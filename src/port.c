@@ -106,14 +106,14 @@ static eg_err choose_path(const char *name, choice *c, char *why, size_t cap) {
     const ssize_t n = readlink(name, target, sizeof target - 1);
     if (err == ENOENT && n > 0) {
       target[n] = '\0';
-      return refuse(why, cap, "cannot open %s: it links to %s, which does not exist (%s)", name, target, strerror(err));
+      return refuse(why, cap, "cannot open %s: it links to %s, which does not exist (%s)", name, target, eg__errno_words(err));
     }
-    return refuse(why, cap, "cannot open %s: %s", name, strerror(err));
+    return refuse(why, cap, "cannot open %s: %s", name, eg__errno_words(err));
   }
   if (strlen(c->path) >= sizeof ((eg_port *)0)->path)
     return refuse(why, cap, "cannot open %s: resolved path too long (%zu bytes)", name, strlen(c->path));
   struct stat st;
-  if (stat(c->path, &st) != 0) return refuse(why, cap, "cannot open %s: %s", name, strerror(errno));
+  if (stat(c->path, &st) != 0) return refuse(why, cap, "cannot open %s: %s", name, eg__errno_words(errno));
   if (S_ISREG(st.st_mode)) return refuse(why, cap, "%s is a regular file, not a serial port", name);
   if (S_ISDIR(st.st_mode)) return refuse(why, cap, "%s is a directory, not a serial port", name);
   if (!S_ISCHR(st.st_mode)) return refuse(why, cap, "%s is not a serial port (not a character device)", name);

@@ -149,7 +149,7 @@ eg_err eg__net_connect(eg_port *p, eg_fault *f, const char *scheme) {
   struct addrinfo *res = NULL;
   const int g = getaddrinfo(host, port, &hints, &res);
   if (g != 0) {
-    const char *reason = g == EAI_SYSTEM ? strerror(errno) : gai_strerror(g);
+    const char *reason = g == EAI_SYSTEM ? eg__errno_words(errno) : gai_strerror(g);
     return eg__port_fail(p, f, EG_PORT_OPEN, "cannot open %s: cannot resolve %s: %s", p->name, host, reason);
   }
   int last_err = 0;
