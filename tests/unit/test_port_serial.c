@@ -374,7 +374,7 @@ static void test_espsim_resets_through_libserialport(void **state) {
   if (esim_dev_mode(g.sim) != ESIM_MODE_APP)
     fail_msg("after hard_reset the board is in %s, want app", esim_mode_name(esim_dev_mode(g.sim)));
   assert_int_equal(g.dev.rec.baud, 460800);
-  assert_ptr_equal(g.dev.port.backend, &eg__port_serial);
+  assert_ptr_equal(g.dev.link.port.backend, &eg__port_serial);
 
   eg_dev_close(&g.dev, rig_dev_closed);
   esim_link_close(g.link, rig_link_closed);
