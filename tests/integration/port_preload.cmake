@@ -14,3 +14,9 @@ if(TARGET espsim AND TARGET espgang)
            COMMAND ${PROJECT_SOURCE_DIR}/tests/integration/ports_preload.sh ${PROJECT_BINARY_DIR} ${PROJECT_SOURCE_DIR})
   set_tests_properties(integration.ports_preload PROPERTIES TIMEOUT 60 LABELS integration)
 endif()
+if(TARGET espsim AND TARGET espgang)
+  add_test(NAME integration.gang_serial
+           COMMAND ${PROJECT_SOURCE_DIR}/tests/integration/gang_serial.sh ${PROJECT_BINARY_DIR} ${PROJECT_SOURCE_DIR})
+  set_tests_properties(integration.gang_serial PROPERTIES TIMEOUT 300 LABELS integration
+                       FIXTURES_REQUIRED esptool_js_npm SKIP_RETURN_CODE 77)
+endif()
