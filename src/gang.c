@@ -272,7 +272,7 @@ static void unit_finished(slotrun *sr, dbjob *j) {
   case EG_RESULT_PASS: s->sum.passed++; break;
   case EG_RESULT_FAIL: s->sum.failed++; break;
   case EG_RESULT_ABORTED: s->sum.aborted++; break;
-  case EG_RESULT_IN_PROGRESS: break;
+  case EG_RESULT_IN_PROGRESS: case EG_RESULT_SKIPPED: break;
   }
   sr->done = true;
   s->remaining--;
@@ -362,6 +362,7 @@ void eg_sched_stop(eg_sched *s) {
       case EG_RESULT_PASS: s->sum.passed++; break;
       case EG_RESULT_FAIL: s->sum.failed++; break;
       case EG_RESULT_ABORTED: case EG_RESULT_IN_PROGRESS: s->sum.aborted++; break;
+      case EG_RESULT_SKIPPED: break;
       }
       s->remaining--;
     }
@@ -447,7 +448,7 @@ eg_err eg_sched_run(uv_loop_t *loop, const eg_sched_config *cfg, const eg_sched_
     eg_fault_clear(&pf);
     const eg_wimage *w = eg_imageset_get(cfg->images, i, 0, cfg->stub == NULL, &pf);
     const eg_image *img = w ? &w->img : eg_imageset_source(cfg->images, i);
-    if ((e = eg_db_run_image(cfg->db, s->run_id, (int)i, img, f)) != EG_OK) goto out;
+    if ((e = eg_db_run_image(cfg->db, s->run_id, (int)i, img, NULL, f)) != EG_OK) goto out;
   }
   s->sum.run_id = s->run_id;
   s->sum.units = cfg->nslots;
