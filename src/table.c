@@ -74,6 +74,8 @@ void eg_table_num(eg_table *t, double v, int decimals) {
   push(t, C_NUM, strdup(buf));
 }
 
+const eg_col *eg_table_cols(const eg_table *t) { return t->cols; }
+
 size_t eg_table_rows(const eg_table *t) { return t->ncols ? t->ncells / t->ncols : 0; }
 
 static const cell *at(const eg_table *t, size_t row, size_t col) { return &t->cells[row * t->ncols + col]; }
@@ -188,6 +190,50 @@ eg_err eg_table_csv(const eg_table *t, FILE *out, bool wide) {
     }
     fputs("\r\n", out);
   }
+  return ferror(out) ? EG_IO : EG_OK;
+}
+
+/* ---------------------------------------------------------------- HTML */
+
+void eg_html_escape(FILE *out, const char *s) {
+  for (; s && *s; s++) switch (*s) {
+    case '&': fputs("&amp;", out); break;
+    case '<': fputs("&lt;", out); break;
+    case '>': fputs("&gt;", out); break;
+    case '"': fputs("&quot;", out); break;
+    case '\'': fputs("&#39;", out); break;
+    default: fputc((unsigned char)*s < 0x20 && *s != '\n' ? ' ' : *s, out);
+    }
+}
+
+eg_err eg_table_html(const eg_table *t, FILE *out, const char *cls, bool wide) {
+  if (t->oom) return EG_NOMEM;
+  const size_t nrows = eg_table_rows(t);
+  fputs("<table class=\"", out);
+  eg_html_escape(out, cls);
+  fputs("\">\n<thead><tr>", out);
+  for (size_t c = 0; c < t->ncols; c++) {
+    if (t->cols[c].wide && !wide) continue;
+    fputs(t->cols[c].align == EG_RIGHT ? "<th class=\"r\">" : "<th>", out);
+    eg_html_escape(out, t->cols[c].name);
+    fputs("</th>", out);
+  }
+  fputs("</tr></thead>\n<tbody>\n", out);
+  for (size_t r = 0; r < nrows; r++) {
+    fputs("<tr>", out);
+    for (size_t c = 0; c < t->ncols; c++) {
+      if (t->cols[c].wide && !wide) continue;
+      const cell *v = at(t, r, c);
+      fputs("<td data-k=\"", out);
+      eg_html_escape(out, t->cols[c].name);
+      if (v->kind == C_NUM) fprintf(out, "\" data-v=\"%s", v->text);
+      fputs(t->cols[c].align == EG_RIGHT ? "\" class=\"r\">" : "\">", out);
+      eg_html_escape(out, shown(v));
+      fputs("</td>", out);
+    }
+    fputs("</tr>\n", out);
+  }
+  fputs("</tbody></table>\n", out);
   return ferror(out) ? EG_IO : EG_OK;
 }
 

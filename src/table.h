@@ -44,6 +44,7 @@ void eg_table_int(eg_table *t, long long v);
 void eg_table_num(eg_table *t, double v, int decimals); /* NaN: no value */
 void eg_table_null(eg_table *t);
 size_t eg_table_rows(const eg_table *t);
+const eg_col *eg_table_cols(const eg_table *t); /* as given to eg_table_new */
 
 /* Text: header and rows; width 0 = no limit. Columns are separated by two
  * spaces; the last text column is not padded. */
@@ -51,6 +52,12 @@ eg_err eg_table_text(const eg_table *t, FILE *out, unsigned width, bool wide);
 /* CSV: header line, then rows; every line ends in CRLF; fields holding a
  * comma, quote, CR or LF are quoted with quotes doubled. */
 eg_err eg_table_csv(const eg_table *t, FILE *out, bool wide);
+/* HTML: a <table> with class `cls`; every cell carries data-k="column" and
+ * numbers also data-v="value" (what a test or a script reads back). Text is
+ * escaped; no value shows as "-". */
+eg_err eg_table_html(const eg_table *t, FILE *out, const char *cls, bool wide);
+/* Text as HTML character data / attribute value (&, <, >, ", '). */
+void eg_html_escape(FILE *out, const char *s);
 /* JSON: the rows as an array of objects, one per line, into an open writer
  * under `key` (NULL inside an array). */
 eg_err eg_table_json(const eg_table *t, eg_jw *w, const char *key, bool wide);
