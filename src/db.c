@@ -1126,6 +1126,8 @@ static eg_err attempt_row(eg_log *log, int file, sqlite3_stmt *s) {
   a->transport = keep(log, s, c++, &oom);
   a->chip = keep(log, s, c++, &oom);
   a->chip_desc = keep(log, s, c++, &oom);
+  a->rev_major = (int)int_or(s, c++, -1);
+  a->rev_minor = (int)int_or(s, c++, -1);
   a->mac = keep(log, s, c++, &oom);
   a->flash_id = int_or(s, c++, -1);
   a->flash_mfr = keep(log, s, c++, &oom);
@@ -1147,6 +1149,8 @@ static eg_err attempt_row(eg_log *log, int file, sqlite3_stmt *s) {
   a->bytes_tx = int_or(s, c++, 0);
   a->bytes_rx = int_or(s, c++, 0);
   for (int st = 0; st < EG_STAGE__COUNT; st++) a->stage_ms[st] = int_or(s, c++, 0);
+  /* unit_cols and this reader must agree: a column added there and not
+   * here shifts everything after it (test_report checks the values). */
   a->started_at = keep(log, s, c++, &oom);
   a->finished_at = keep(log, s, c++, &oom);
   a->duration_ms = int_or(s, c++, -1);

@@ -157,7 +157,7 @@ typedef struct eg_log_attempt {
   const char *slot, *port, *usb_location, *transport, *chip, *chip_desc, *mac, *flash_mfr, *flash_device;
   const char *key_purposes, *fallback_log, *started_at, *finished_at, *result, *fail_stage, *error_code;
   const char *status_bytes, *message;
-  int attempt, stub, secure_boot, flash_encryption, secure_download; /* -1 unknown */
+  int attempt, rev_major, rev_minor, stub, secure_boot, flash_encryption, secure_download; /* -1 unknown */
   int64_t flash_id, flash_size, crystal_mhz, sec_flags, flash_crypt_cnt, baud, baud_requested, fallbacks;
   int64_t port_wait_ms, duration_ms, opcode, bytes_tx, bytes_rx;
   int64_t stage_ms[EG_STAGE__COUNT];
