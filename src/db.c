@@ -883,14 +883,15 @@ static eg_err check_log_file(const char *path, eg_fault *f) {
   return EG_OK;
 }
 
-/* "file:" URI of a path, with the characters URIs reserve escaped. */
-static char *file_uri(const char *path) {
+/* "file:" URI of a path, read-only (and immutable: no locks, no side
+ * files), with the characters URIs reserve escaped. */
+static char *file_uri(const char *path, bool immutable) {
   char *u = malloc(strlen(path) * 3 + 32);
   if (!u) return NULL;
   char *p = u + sprintf(u, "file:");
   for (const unsigned char *c = (const unsigned char *)path; *c; c++)
     p += (*c == '%' || *c == '?' || *c == '#' || *c < 0x20) ? sprintf(p, "%%%02X", *c) : sprintf(p, "%c", *c);
-  sprintf(p, "?mode=ro");
+  sprintf(p, immutable ? "?mode=ro&immutable=1" : "?mode=ro");
   return u;
 }
 
@@ -911,12 +912,26 @@ static eg_err file_version(eg_db *tmp, const char *path, int *version, eg_fault 
   return EG_OK;
 }
 
-/* Attach file `i` as schema f<i>: directly (read-only URI) when it is at the
- * current schema, else as an in-memory copy migrated to it. */
+/* Attach file `i` as schema f<i>.
+ *
+ * A read-only SQLite connection to a WAL database creates the -wal and -shm
+ * files when they are missing, and cannot remove them: reading would leave
+ * files behind. So: when the file has no -wal beside it, nobody has it open
+ * (a WAL writer keeps its -wal until the last connection closes); it is
+ * opened immutable (no locks, no side files) and copied into memory at once,
+ * so a writer that starts meanwhile is not read half-way. When a -wal exists
+ * a writer may be active: the file is attached read-only and read live
+ * through that writer's -wal and -shm. A file at an older schema is always
+ * copied, and the copy migrated. */
 static eg_err attach_file(eg_db *db, size_t i, const char *path, eg_fault *f) {
   eg_err r = check_log_file(path, f);
   if (r != EG_OK) return r;
-  char *uri = file_uri(path);
+  char *wal = sqlite3_mprintf("%s-wal", path);
+  if (!wal) return eg_fault_set(f, EG_NOMEM, EG_STAGE_NONE, -1, "out of memory");
+  struct stat st;
+  const bool live = stat(wal, &st) == 0;
+  sqlite3_free(wal);
+  char *uri = file_uri(path, !live);
   if (!uri) return eg_fault_set(f, EG_NOMEM, EG_STAGE_NONE, -1, "out of memory");
   eg_db probe = {0}, copy = {0};
   sqlite3_int64 size = 0;
@@ -928,7 +943,8 @@ static eg_err attach_file(eg_db *db, size_t i, const char *path, eg_fault *f) {
     goto out;
   }
   sqlite3_busy_timeout(probe.db, BUSY_TIMEOUT_MS);
-  if ((r = file_version(&probe, path, &version, f)) != EG_OK) goto out;
+  /* One read transaction: the version and the copy see the same snapshot. */
+  if ((r = exec(&probe, "BEGIN", f, path)) != EG_OK || (r = file_version(&probe, path, &version, f)) != EG_OK) goto out;
   const int latest = EG_NMIGRATIONS ? eg_migrations[EG_NMIGRATIONS - 1].version : 0;
   if (version > latest) {
     r = eg_fault_set(f, EG_DB, EG_STAGE_NONE, -1,
@@ -937,15 +953,14 @@ static eg_err attach_file(eg_db *db, size_t i, const char *path, eg_fault *f) {
     goto out;
   }
   db->file_version[i] = version;
-  if (version == latest) {
+  if (live && version == latest) {
     char *q = sqlite3_mprintf("ATTACH %Q AS f%d", uri, (int)i);
     r = q ? exec(db, q, f, path) : eg_fault_set(f, EG_NOMEM, EG_STAGE_NONE, -1, "out of memory");
     sqlite3_free(q);
     goto out;
   }
-  /* An older schema: the file is only read (serialized); the copy is
-   * migrated. Bytes 18-19 of the header say "WAL"; an in-memory copy must
-   * say "rollback journal" (1) or SQLite refuses to read it. */
+  /* Bytes 18-19 of the header say "WAL"; an in-memory copy must say
+   * "rollback journal" (1) or SQLite will not read it. */
   if (!(bytes = sqlite3_serialize(probe.db, "main", &size, 0)) || size < 100) {
     r = eg_fault_set(f, EG_DB, EG_STAGE_NONE, -1, "%s: cannot copy the database: %s", path, sqlite3_errmsg(probe.db));
     goto out;
@@ -959,9 +974,9 @@ static eg_err attach_file(eg_db *db, size_t i, const char *path, eg_fault *f) {
     goto out;
   }
   bytes = NULL;
-  if ((r = migrate(&copy, f)) != EG_OK) goto out;
+  if (version < latest && (r = migrate(&copy, f)) != EG_OK) goto out;
   if (!(bytes = sqlite3_serialize(copy.db, "main", &size, 0))) {
-    r = eg_fault_set(f, EG_NOMEM, EG_STAGE_NONE, -1, "%s: out of memory copying the migrated database", path);
+    r = eg_fault_set(f, EG_NOMEM, EG_STAGE_NONE, -1, "%s: out of memory copying the database", path);
     goto out;
   }
   snprintf(sql, sizeof sql, "ATTACH ':memory:' AS f%d", (int)i);
@@ -970,10 +985,10 @@ static eg_err attach_file(eg_db *db, size_t i, const char *path, eg_fault *f) {
   const int rc = sqlite3_deserialize(db->db, sql, bytes, size, size,
                                      SQLITE_DESERIALIZE_FREEONCLOSE | SQLITE_DESERIALIZE_RESIZEABLE);
   bytes = NULL;
-  if (rc != SQLITE_OK) r = eg_fault_set(f, EG_DB, EG_STAGE_NONE, -1, "%s: cannot attach the migrated copy", path);
+  if (rc != SQLITE_OK) r = eg_fault_set(f, EG_DB, EG_STAGE_NONE, -1, "%s: cannot attach the copy", path);
 out:
   sqlite3_free(bytes);
-  if (probe.db) sqlite3_close(probe.db);
+  if (probe.db) sqlite3_close(probe.db); /* ends the read transaction */
   if (copy.db) sqlite3_close(copy.db);
   free(uri);
   return r;

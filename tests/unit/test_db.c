@@ -703,6 +703,116 @@ static void test_fallback_log_bounded(void **state) {
   assert_null(eg_transport_name((eg_transport)99));
 }
 
+/* ------------------------------------------------------------ rerun from the log */
+
+static int64_t run_of(eg_db *db, const char *station, uint8_t sha0, int64_t parent, eg_retry_mode mode) {
+  uint8_t sha[32] = {sha0};
+  eg_run_info info = {.station = station, .manifest_sha256 = sha, .parent_run_id = parent, .retry_mode = mode};
+  int64_t id = 0;
+  eg_fault f;
+  if (eg_db_run_begin(db, &info, &id, &f) != EG_OK) fail_msg("run_begin: %s", f.msg);
+  return id;
+}
+
+static void attempt(eg_db *db, int64_t run, const char *slot, int n, const char *mac, eg_result res) {
+  eg_unit_record u;
+  unit_init(&u, slot, n);
+  if (mac) {
+    u.has_mac = true;
+    sscanf(mac, "%hhx:%hhx:%hhx:%hhx:%hhx:%hhx", &u.mac[0], &u.mac[1], &u.mac[2], &u.mac[3], &u.mac[4], &u.mac[5]);
+  }
+  unit_finish(db, unit_begin(db, run, &u), &u, res);
+}
+
+static void test_rerun_queries(void **state) {
+  fx *x = *state;
+  eg_db *db = open_ok(x);
+  eg_fault f;
+  int64_t latest;
+  const uint8_t sha_a[32] = {0xaa};
+  assert_int_equal(eg_db_latest_run(db, "A", sha_a, &latest, &f), EG_INVAL);
+  must_contain(f.msg, "no run of station A");
+  /* Station A manifest a: slot S2 fails; then station B runs (the latest run
+   * of the file); then A with another manifest. */
+  const int64_t a1 = run_of(db, "A", 0xaa, 0, EG_RETRY_NONE);
+  attempt(db, a1, "S1", 1, "24:0a:c4:00:00:01", EG_RESULT_PASS);
+  attempt(db, a1, "S2", 1, NULL, EG_RESULT_FAIL);                 /* failed before the MAC */
+  attempt(db, a1, "S2", 2, "24:0a:c4:00:00:02", EG_RESULT_FAIL);
+  attempt(db, a1, "S3", 1, "24:0a:c4:00:00:03", EG_RESULT_FAIL);
+  eg_image img;
+  const uint8_t bytes[4] = {1, 2, 3, 4};
+  assert_int_equal(eg_image_from_mem(&img, bytes, 4, 0x10000, &f), EG_OK);
+  assert_int_equal(eg_db_run_image(db, a1, 0, &img, NULL, &f), EG_OK);
+  assert_int_equal(eg_db_run_image(db, a1, 1, &img, "ESP32-C3", &f), EG_OK);
+  char sha[65];
+  eg_hex(sha, img.file_sha256, 32);
+  eg_image_free(&img);
+  const int64_t b1 = run_of(db, "B", 0xbb, 0, EG_RETRY_NONE);
+  attempt(db, b1, "S9", 1, NULL, EG_RESULT_PASS);
+  run_of(db, "A", 0xbb, 0, EG_RETRY_NONE);
+
+  assert_int_equal(eg_db_latest_run(db, "A", sha_a, &latest, &f), EG_OK);
+  assert_int_equal(latest, a1); /* not B's run, not A's other manifest */
+  char **slots;
+  size_t n;
+  assert_int_equal(eg_db_failed_slots(db, latest, &slots, &n, &f), EG_OK);
+  assert_int_equal(n, 2);
+  assert_string_equal(slots[0], "S2");
+  assert_string_equal(slots[1], "S3");
+  for (size_t i = 0; i < n; i++) free(slots[i]);
+  free(slots);
+
+  /* A retry by MAC: S2's board fails again, S3's passes, S1's was already
+   * good and is skipped; a skipped slot is not "failed" for the next retry. */
+  const int64_t a2 = run_of(db, "A", 0xaa, a1, EG_RETRY_MAC);
+  attempt(db, a2, "S2", 1, "24:0a:c4:00:00:02", EG_RESULT_FAIL);
+  attempt(db, a2, "S3", 1, "24:0a:c4:00:00:03", EG_RESULT_PASS);
+  attempt(db, a2, "S1", 1, "24:0a:c4:00:00:01", EG_RESULT_SKIPPED);
+  assert_int_equal(eg_db_latest_run(db, "A", sha_a, &latest, &f), EG_OK);
+  assert_int_equal(latest, a2);
+  assert_int_equal(eg_db_failed_slots(db, latest, &slots, &n, &f), EG_OK);
+  assert_int_equal(n, 1);
+  assert_string_equal(slots[0], "S2");
+  free(slots[0]);
+  free(slots);
+
+  static const struct { const char *station; uint8_t sha; const char *mac; bool want; } macs[] = {
+    {"A", 0xaa, "24:0a:c4:00:00:02", true},  /* failed, never passed */
+    {"A", 0xaa, "24:0a:c4:00:00:03", false}, /* failed, then passed */
+    {"A", 0xaa, "24:0a:c4:00:00:01", false}, /* never failed */
+    {"B", 0xbb, "24:0a:c4:00:00:02", false}, /* another station's log */
+    {"A", 0xbb, "24:0a:c4:00:00:02", false}, /* another manifest */
+    {"A", 0xaa, "24:0a:c4:00:00:99", false}, /* never seen */
+  };
+  for (size_t i = 0; i < sizeof macs / sizeof macs[0]; i++) {
+    const uint8_t s32[32] = {macs[i].sha};
+    bool retry = !macs[i].want;
+    assert_int_equal(eg_db_mac_needs_retry(db, macs[i].station, s32, macs[i].mac, &retry, &f), EG_OK);
+    if (retry != macs[i].want) fail_msg("%s %02x %s: retry %d, want %d", macs[i].station, macs[i].sha, macs[i].mac, retry, macs[i].want);
+  }
+  /* A MAC-less failure counts for the MAC its slot read later in that run:
+   * S4 fails before the MAC, then passes with it; later fails without it. */
+  const int64_t a3 = run_of(db, "A", 0xaa, 0, EG_RETRY_NONE);
+  attempt(db, a3, "S4", 1, "24:0a:c4:00:00:04", EG_RESULT_PASS);
+  const int64_t a4 = run_of(db, "A", 0xaa, 0, EG_RETRY_NONE);
+  attempt(db, a4, "S4", 1, NULL, EG_RESULT_FAIL);
+  attempt(db, a4, "S4", 2, "24:0a:c4:00:00:04", EG_RESULT_ABORTED);
+  bool retry = false;
+  assert_int_equal(eg_db_mac_needs_retry(db, "A", sha_a, "24:0a:c4:00:00:04", &retry, &f), EG_OK);
+  assert_true(retry);
+
+  eg_db_image_ref *refs;
+  assert_int_equal(eg_db_run_images(db, a1, &refs, &n, &f), EG_OK);
+  assert_int_equal(n, 2);
+  assert_int_equal(refs[0].offset, 0x10000);
+  assert_string_equal(refs[0].sha256, sha);
+  assert_string_equal(refs[0].chip, "");
+  assert_string_equal(refs[1].chip, "ESP32-C3");
+  free(refs);
+  assert_int_equal(eg_db_run_images(db, 999, &refs, &n, &f), EG_INVAL);
+  eg_db_close(db);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(test_open_migrate_reopen, setup, teardown),
@@ -717,6 +827,7 @@ int main(void) {
     cmocka_unit_test_setup_teardown(test_migrates_version_1_keeping_rows, setup, teardown),
     cmocka_unit_test_setup_teardown(test_link_security_images_and_chain, setup, teardown),
     cmocka_unit_test(test_fallback_log_bounded),
+    cmocka_unit_test_setup_teardown(test_rerun_queries, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
