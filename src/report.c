@@ -143,16 +143,24 @@ static void run_row(eg_table *t, const eg_rep *rep, size_t ri, const eg_rep_yiel
   eg_table_str(t, r->tool_version);
 }
 
+eg_table *eg_rep_runs_table(eg_rep *rep, const eg_rep_filter *flt, bool text, bool newest_first) {
+  eg_rep_group *g;
+  size_t n;
+  if (eg_rep_groups(rep, flt, EG_REP_SEC_RUN, &g, &n) != EG_OK) return NULL;
+  eg_table *t = eg_table_new(run_cols, sizeof run_cols / sizeof run_cols[0]);
+  const bool multi = multi_file(rep);
+  for (size_t k = 0; t && k < n; k++) {
+    const size_t i = newest_first ? n - 1 - k : k;
+    run_row(t, rep, g[i].run, &g[i].y, text, multi);
+  }
+  free(g);
+  return t;
+}
+
 /* Newest first (the yield view lists runs oldest first). */
 static eg_err view_runs(eg_rep *rep, const eg_rep_filter *flt, const eg_rep_opts *o, FILE *out, eg_jw *w,
                         eg_fault *f) {
-  eg_rep_group *g;
-  size_t n;
-  if (eg_rep_groups(rep, flt, EG_REP_SEC_RUN, &g, &n) != EG_OK) return nomem(f);
-  eg_table *t = eg_table_new(run_cols, sizeof run_cols / sizeof run_cols[0]);
-  const bool multi = multi_file(rep);
-  for (size_t i = n; t && i-- > 0;) run_row(t, rep, g[i].run, &g[i].y, o->format == EG_REP_TEXT, multi);
-  free(g);
+  eg_table *t = eg_rep_runs_table(rep, flt, o->format == EG_REP_TEXT, true);
   const eg_err r = emit(t, o, out, w, "runs");
   eg_table_free(t);
   return r == EG_NOMEM ? nomem(f) : r;
@@ -209,7 +217,6 @@ static void unit_row(eg_table *t, const eg_rep *rep, const eg_rep_unit *u, bool 
 
 static eg_err view_units(eg_rep *rep, const eg_rep_filter *flt, const eg_rep_opts *o, FILE *out, eg_jw *w,
                          eg_fault *f) {
-  const bool multi = multi_file(rep);
   /* The runs first: a summary line each (text) or the runs table (JSON). */
   if (o->format != EG_REP_CSV) {
     eg_rep_group *g;
@@ -231,8 +238,7 @@ static eg_err view_units(eg_rep *rep, const eg_rep_filter *flt, const eg_rep_opt
       }
       fputc('\n', out);
     } else {
-      eg_table *t = eg_table_new(run_cols, sizeof run_cols / sizeof run_cols[0]);
-      for (size_t i = 0; t && i < n; i++) run_row(t, rep, g[i].run, &g[i].y, false, multi);
+      eg_table *t = eg_rep_runs_table(rep, flt, false, false);
       const eg_err r = emit(t, o, out, w, "runs");
       eg_table_free(t);
       if (r != EG_OK) return free(g), r == EG_NOMEM ? nomem(f) : r;

@@ -164,6 +164,7 @@ eg_err eg_report_html(eg_rep *rep, const eg_rep_filter *flt, FILE *out, eg_fault
 /* The tables the views print, for report_html.c (free with the matching call). */
 struct eg_table;
 struct eg_table *eg_rep_units_table(eg_rep *rep, const eg_rep_filter *flt, bool text);
+struct eg_table *eg_rep_runs_table(eg_rep *rep, const eg_rep_filter *flt, bool text, bool newest_first); /* eg_table_free */
 void eg_rep_units_table_free(struct eg_table *t);
 struct eg_table *eg_rep_section_table(eg_rep *rep, const eg_rep_filter *flt, eg_rep_section s, bool text);
 void eg_rep_section_free(struct eg_table *t, eg_rep_section s);

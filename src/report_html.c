@@ -28,7 +28,7 @@ static const char style[] =
   "th{background:#f0f0f0}.r{text-align:right}svg{background:#fafafa;border:1px solid #ddd}"
   "svg text{font:11px sans-serif;fill:#333}.fpy{fill:#6a9fd4}.final{fill:#2e7d32}.bar{fill:#c0504d}"
   ".cum{fill:none;stroke:#333;stroke-width:1.5}.hist{fill:#6a9fd4}.axis{stroke:#999}"
-  ".stages{display:flex;flex-wrap:wrap;gap:12px}";
+  ".stages{display:flex;flex-wrap:wrap;gap:12px;margin-bottom:8px}";
 
 /* Y axis with gridlines at 0, 25, 50, 75, 100 % of `top`. */
 static void y_axis(FILE *out, double top, const char *unit) {
@@ -178,7 +178,11 @@ eg_err eg_report_html(eg_rep *rep, const eg_rep_filter *flt, FILE *out, eg_fault
         "yield: units whose last attempt passed (both over units that passed, failed or were aborted).</p>\n", out);
   eg_err r = EG_OK;
   fputs("<h2>Runs</h2>\n", out);
-  if (r == EG_OK) r = section(rep, flt, EG_REP_SEC_RUN, "runs", out);
+  if (r == EG_OK) {
+    eg_table *t = eg_rep_runs_table(rep, flt, false, false);
+    r = t ? eg_table_html(t, out, "runs", false) : EG_NOMEM;
+    eg_table_free(t);
+  }
   fputs("<h2>Yield over time</h2>\n", out);
   if (r == EG_OK) r = chart_yield(rep, flt, out);
   if (r == EG_OK) r = section(rep, flt, EG_REP_SEC_DAY, "days", out);
