@@ -10,34 +10,23 @@
 #include "jsonw.h"
 #include "table.h"
 
+/* The yield view's tables: key (--by, JSON member) and title (text). */
+static const struct {
+  const char *key, *title;
+} sections[EG_REP_SEC__COUNT] = {
+#define EG_REP_SECTION_ROW(n, key, title) {key, title},
+  EG_REP_SECTION_MAP(EG_REP_SECTION_ROW)
+#undef EG_REP_SECTION_ROW
+};
+
 int eg_rep_section_parse(const char *name) {
-  static const char *const keys[] = {
-#define EG_REP_SECTION_KEY(n, key, title) key,
-    EG_REP_SECTION_MAP(EG_REP_SECTION_KEY)
-#undef EG_REP_SECTION_KEY
-  };
   for (int i = 0; i < EG_REP_SEC__COUNT; i++)
-    if (name && strcmp(name, keys[i]) == 0) return i;
+    if (name && strcmp(name, sections[i].key) == 0) return i;
   return -1;
 }
 
-static const char *section_key(eg_rep_section s) {
-  static const char *const keys[] = {
-#define EG_REP_SECTION_KEY(n, key, title) key,
-    EG_REP_SECTION_MAP(EG_REP_SECTION_KEY)
-#undef EG_REP_SECTION_KEY
-  };
-  return keys[s];
-}
-
-static const char *section_title(eg_rep_section s) {
-  static const char *const titles[] = {
-#define EG_REP_SECTION_TITLE(n, key, title) title,
-    EG_REP_SECTION_MAP(EG_REP_SECTION_TITLE)
-#undef EG_REP_SECTION_TITLE
-  };
-  return titles[s];
-}
+static const char *section_key(eg_rep_section s) { return sections[s].key; }
+static const char *section_title(eg_rep_section s) { return sections[s].title; }
 
 /* "2026-12-01T10:00:05.123Z" -> "2026-12-01 10:00" (text) or as stored. */
 static const char *when(const char *iso, bool text, char buf[24]) {
