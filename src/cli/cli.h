@@ -65,7 +65,9 @@ bool eg_cli_parse_u32(const char *s, uint32_t *out);
 /* Commands. Each returns an exit code. */
 int eg_cmd_esptool(eg_cli *c);  /* flash-id ... erase-region */
 int eg_cmd_flash(eg_cli *c);    /* the gang run from a manifest */
-int eg_cmd_report(eg_cli *c);   /* report / runs / history */
+/* report / runs / history / yield: parses its own options from argv;
+ * returns -1 when argv holds another command. */
+int eg_cmd_report_main(int argc, char **argv);
 int eg_cmd_ports(eg_cli *c);    /* cmd_ports.c */
 
 /* `espgang ports` output for a list (cmd_ports.c): the table, or with json
