@@ -83,6 +83,12 @@ void eg_jw_bool(eg_jw *w, const char *k, bool val) {
   fputs(val ? "true" : "false", w->f);
 }
 
+void eg_jw_raw(eg_jw *w, const char *k, const char *json) {
+  if (!w->f) return;
+  key(w, k);
+  fputs(json ? json : "null", w->f);
+}
+
 char *eg_jw_close(eg_jw *w) {
   if (!w->f) return NULL;
   fputc('}', w->f);

@@ -28,6 +28,9 @@ void eg_jw_int(eg_jw *w, const char *key, long long val);
 void eg_jw_uint(eg_jw *w, const char *key, unsigned long long val);
 void eg_jw_num(eg_jw *w, const char *key, double val);
 void eg_jw_bool(eg_jw *w, const char *key, bool val);
+/* A member whose value is already JSON (a nested object or array written by
+ * another writer); NULL -> null. The caller vouches that it is valid JSON. */
+void eg_jw_raw(eg_jw *w, const char *key, const char *json);
 char *eg_jw_close(eg_jw *w);
 /* Write `s` as a quoted, escaped JSON string (RFC 8259); NULL -> null.
  * Bytes that are not valid UTF-8 become U+FFFD, so the output stays valid
