@@ -1,42 +1,66 @@
 #include "http_server.h"
 
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
+#include <unistd.h>
 
 #define DEF_MAX_CONNS 256
 #define DEF_OUT_CAP (1u << 20)
 #define DEF_REQUEST_TIMEOUT_MS 30000
 #define DEF_STALL_TIMEOUT_MS 30000
 #define LINGER_MS 2000
+#define ACCEPT_PAUSE_MS 100 /* out of fds: stop accepting for a moment */
+#define ACCEPT_BATCH 64
 #define READ_BUF 4096
 #define PARSE_BUF (EG_HTTP_HEAD_MAX + EG_HTTP_BODY_MAX)
+#define IOV_MAX_SEND 16
+
+/* Sockets are plain non-blocking fds watched by uv_poll, as the ports are
+ * (src/port.c): every send passes MSG_NOSIGNAL, so a browser that has gone
+ * gives EPIPE instead of killing the station with SIGPIPE (uv_write uses
+ * writev, which cannot be told so), and the output queue is ours, counted
+ * to the byte for out_cap. */
 
 typedef enum conn_state {
   CONN_READING,   /* parsing and answering requests */
   CONN_STREAMING, /* a stream's body is being written; input is discarded */
   CONN_FINISHING, /* the last response is queued: shut down, then linger */
-  CONN_CLOSING    /* uv_close called; freed in the close callback */
+  CONN_CLOSING    /* handles closing; freed in the close callback */
 } conn_state;
 
+typedef struct outq {
+  eg_http_buf *buf;
+  size_t off; /* bytes of buf already sent */
+  struct outq *next;
+} outq;
+
 struct eg_http_conn {
-  uv_tcp_t tcp;
+  uv_poll_t poll;
   uv_timer_t timer;
-  uv_shutdown_t shutdown;
+  int fd;
   eg_http_server *srv;
   eg_http_conn *prev, *next;
   conn_state state;
-  int open_handles;      /* tcp + timer; freed when 0 */
-  bool paused;           /* reading stopped: too much output waiting */
+  int open_handles;      /* poll + timer; the fd is closed and c freed at 0 */
+  int events;            /* what the poll watches now */
+  bool paused;           /* requests not read: too much output waiting */
   bool is_head;          /* the request being answered is HEAD */
   bool keep_alive;       /* ... and allows another */
   bool answered;         /* ... and was answered */
   bool stream;           /* on_stream_closed is owed */
-  bool shut;             /* the shutdown completed: lingering */
-  uint64_t writes_done;  /* stall detection: progress since the timer was armed */
-  uint64_t armed_writes;
-  size_t armed_queued;
+  bool shut;             /* our side is shut down: lingering */
+  outq *out_head, *out_tail;
+  size_t queued;         /* bytes in the queue not yet sent */
+  uint64_t sent;         /* bytes sent in all; stall detection */
+  uint64_t armed_sent;
   size_t pend_len;       /* unparsed bytes kept at rbuf while paused */
   void *data;
   char peer[64];
@@ -47,22 +71,20 @@ struct eg_http_conn {
 
 struct eg_http_server {
   uv_loop_t *loop;
-  uv_tcp_t listener;
+  uv_poll_t listen_poll;
+  uv_timer_t accept_timer;
+  int listen_fd;
   eg_http_server_opts o;
   eg_http_server_cbs cbs;
   void *ctx;
   int port;
   size_t nconns;
   eg_http_conn *conns;
-  bool closing, listener_closed;
+  bool closing;
+  int open_handles; /* listen_poll + accept_timer */
   void (*on_closed)(void *ctx);
   void *closed_ctx;
 };
-
-typedef struct wreq {
-  uv_write_t req;
-  eg_http_buf *buf;
-} wreq;
 
 /* -------------------------------------------------------------- buffers */
 
@@ -89,19 +111,32 @@ void eg_http_buf_unref(eg_http_buf *b) {
 
 static void conn_close(eg_http_conn *c);
 static void feed(eg_http_conn *c, const uint8_t *in, size_t n);
+static void on_poll(uv_poll_t *h, int status, int events);
 
 static void maybe_finish_server(eg_http_server *s) {
-  if (!s->closing || !s->listener_closed || s->nconns) return;
+  if (!s->closing || s->open_handles || s->nconns) return;
   void (*cb)(void *) = s->on_closed;
   void *ctx = s->closed_ctx;
   free(s);
   if (cb) cb(ctx);
 }
 
+static void drop_queue(eg_http_conn *c) {
+  while (c->out_head) {
+    outq *q = c->out_head;
+    c->out_head = q->next;
+    eg_http_buf_unref(q->buf);
+    free(q);
+  }
+  c->out_tail = NULL;
+  c->queued = 0;
+}
+
 static void conn_handle_closed(uv_handle_t *h) {
   eg_http_conn *c = h->data;
   if (--c->open_handles) return;
   eg_http_server *s = c->srv;
+  close(c->fd); /* after the poll handle is closed, as libuv asks */
   if (c->stream && s->cbs.on_stream_closed) s->cbs.on_stream_closed(s->ctx, c);
   if (c->prev) c->prev->next = c->next;
   else s->conns = c->next;
@@ -111,31 +146,38 @@ static void conn_handle_closed(uv_handle_t *h) {
   maybe_finish_server(s);
 }
 
-/* Close now: queued writes are cancelled (their callbacks run before the
- * close callbacks, so every buffer reference is dropped before the free). */
+/* Close now; what is queued is dropped. */
 static void conn_close(eg_http_conn *c) {
   if (c->state == CONN_CLOSING) return;
   c->state = CONN_CLOSING;
-  uv_close((uv_handle_t *)&c->tcp, conn_handle_closed);
+  drop_queue(c);
+  uv_close((uv_handle_t *)&c->poll, conn_handle_closed);
   uv_close((uv_handle_t *)&c->timer, conn_handle_closed);
 }
 
-size_t eg_http_conn_queued(const eg_http_conn *c) {
-  return uv_stream_get_write_queue_size((const uv_stream_t *)&c->tcp);
-}
-
+size_t eg_http_conn_queued(const eg_http_conn *c) { return c->queued; }
 void eg_http_conn_set_data(eg_http_conn *c, void *data) { c->data = data; }
 void *eg_http_conn_data(const eg_http_conn *c) { return c->data; }
 const char *eg_http_conn_peer(const eg_http_conn *c) { return c->peer; }
 
+/* Watch for input unless paused or lingering is over; for output while any
+ * is queued. */
+static void watch(eg_http_conn *c) {
+  if (c->state == CONN_CLOSING) return;
+  const int ev = (c->paused ? 0 : UV_READABLE) | (c->queued ? UV_WRITABLE : 0);
+  if (ev == c->events) return;
+  c->events = ev;
+  if (ev) uv_poll_start(&c->poll, ev, on_poll);
+  else uv_poll_stop(&c->poll);
+}
+
 static void on_timer(uv_timer_t *t);
 
-/* Watch queued output: the timer drops the connection if it makes no
- * progress for stall_timeout_ms. */
+/* Watch queued output: the timer drops the connection if not one byte of it
+ * is taken for stall_timeout_ms. */
 static void arm_stall(eg_http_conn *c) {
   if (uv_is_active((uv_handle_t *)&c->timer)) return;
-  c->armed_writes = c->writes_done;
-  c->armed_queued = eg_http_conn_queued(c);
+  c->armed_sent = c->sent;
   uv_timer_start(&c->timer, on_timer, c->srv->o.stall_timeout_ms, 0);
 }
 
@@ -145,7 +187,6 @@ static void arm_request(eg_http_conn *c) {
 
 static void on_timer(uv_timer_t *t) {
   eg_http_conn *c = t->data;
-  const size_t queued = eg_http_conn_queued(c);
   switch (c->state) {
   case CONN_READING:
     conn_close(c); /* the request did not arrive in time */
@@ -156,12 +197,12 @@ static void on_timer(uv_timer_t *t) {
       conn_close(c); /* lingered long enough */
       return;
     }
-    if (queued == 0) return;
-    if (c->writes_done != c->armed_writes || queued < c->armed_queued) {
+    if (c->queued == 0) return;
+    if (c->sent != c->armed_sent) {
       arm_stall(c);
       return;
     }
-    conn_close(c); /* stuck: no byte taken for stall_timeout_ms */
+    conn_close(c); /* stuck: nothing taken for stall_timeout_ms */
     return;
   case CONN_CLOSING:
     return;
@@ -170,74 +211,90 @@ static void on_timer(uv_timer_t *t) {
 
 static void resume_reading(eg_http_conn *c);
 
-static void on_write(uv_write_t *req, int status) {
-  wreq *w = (wreq *)req;
-  eg_http_conn *c = req->data;
-  eg_http_buf_unref(w->buf);
-  free(w);
-  if (c->state == CONN_CLOSING) return;
-  if (status < 0) {
-    conn_close(c);
-    return;
-  }
-  c->writes_done++;
-  if (c->paused && eg_http_conn_queued(c) <= c->srv->o.out_cap / 4) resume_reading(c);
-}
-
-/* Queue b (a reference is taken). false: dropped for exceeding out_cap, or
- * the write failed; the connection is closing. A write is always allowed on
- * an empty queue, so one response larger than out_cap still goes out. */
-static bool conn_write(eg_http_conn *c, eg_http_buf *b) {
-  if (c->state == CONN_CLOSING) return false;
-  const size_t queued = eg_http_conn_queued(c);
-  if (queued && queued + b->len > c->srv->o.out_cap) {
-    conn_close(c);
-    return false;
-  }
-  wreq *w = malloc(sizeof *w);
-  if (!w) {
-    conn_close(c);
-    return false;
-  }
-  w->buf = eg_http_buf_ref(b);
-  w->req.data = c;
-  const uv_buf_t ub = uv_buf_init(b->data, (unsigned)b->len);
-  if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &ub, 1, on_write) != 0) {
-    eg_http_buf_unref(w->buf);
-    free(w);
-    conn_close(c);
-    return false;
-  }
-  if (c->state != CONN_READING && eg_http_conn_queued(c)) arm_stall(c);
-  return true;
-}
-
-static void on_shutdown(uv_shutdown_t *req, int status) {
-  eg_http_conn *c = req->data;
-  (void)status;
-  if (c->state == CONN_CLOSING) return;
+/* Our side is done: FIN once the queue is empty, then discard input until
+ * the client closes or LINGER_MS pass. */
+static void shut_when_drained(eg_http_conn *c) {
+  if (c->state != CONN_FINISHING || c->queued || c->shut) return;
   c->shut = true;
+  shutdown(c->fd, SHUT_WR);
   uv_timer_stop(&c->timer);
   uv_timer_start(&c->timer, on_timer, LINGER_MS, 0);
 }
 
-static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf);
-static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf);
+/* Send what the kernel takes now. false: the connection failed and is
+ * closing. */
+static bool flush(eg_http_conn *c) {
+  while (c->out_head) {
+    struct iovec iov[IOV_MAX_SEND];
+    int n = 0;
+    for (outq *q = c->out_head; q && n < IOV_MAX_SEND; q = q->next, n++)
+      iov[n] = (struct iovec){q->buf->data + q->off, q->buf->len - q->off};
+    struct msghdr m = {.msg_iov = iov, .msg_iovlen = (size_t)n};
+    const ssize_t k = sendmsg(c->fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (k < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+      conn_close(c); /* EPIPE, ECONNRESET...: the client has gone */
+      return false;
+    }
+    size_t left = (size_t)k;
+    c->sent += left;
+    c->queued -= left;
+    while (left && c->out_head) {
+      outq *q = c->out_head;
+      const size_t avail = q->buf->len - q->off;
+      if (left < avail) {
+        q->off += left;
+        break;
+      }
+      left -= avail;
+      c->out_head = q->next;
+      eg_http_buf_unref(q->buf);
+      free(q);
+    }
+    if (!c->out_head) c->out_tail = NULL;
+  }
+  if (c->paused && c->queued <= c->srv->o.out_cap / 4) resume_reading(c);
+  if (c->state == CONN_CLOSING) return false;
+  shut_when_drained(c);
+  watch(c);
+  if (c->queued && c->state != CONN_READING) arm_stall(c);
+  return true;
+}
 
-/* The last response is queued: send FIN after it and discard what the client
- * still sends, so the response is not destroyed by a reset. */
+/* Queue b (a reference is taken) and send what can go now. false: dropped
+ * for exceeding out_cap, or the client has gone; the connection is closing.
+ * A write is always allowed on an empty queue, so one response larger than
+ * out_cap still goes out. */
+static bool conn_write(eg_http_conn *c, eg_http_buf *b) {
+  if (c->state == CONN_CLOSING) return false;
+  if (c->queued && c->queued + b->len > c->srv->o.out_cap) {
+    conn_close(c);
+    return false;
+  }
+  if (b->len == 0) return true;
+  outq *q = malloc(sizeof *q);
+  if (!q) {
+    conn_close(c);
+    return false;
+  }
+  *q = (outq){eg_http_buf_ref(b), 0, NULL};
+  if (c->out_tail) c->out_tail->next = q;
+  else c->out_head = q;
+  c->out_tail = q;
+  c->queued += b->len;
+  return flush(c);
+}
+
+/* The last response is queued: the connection ends after it. */
 static void finish(eg_http_conn *c) {
   if (c->state == CONN_CLOSING || c->state == CONN_FINISHING) return;
   c->state = CONN_FINISHING;
   c->paused = false;
   uv_timer_stop(&c->timer);
-  c->shutdown.data = c;
-  if (uv_shutdown(&c->shutdown, (uv_stream_t *)&c->tcp, on_shutdown) != 0) {
-    conn_close(c);
-    return;
-  }
-  uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
-  if (eg_http_conn_queued(c)) arm_stall(c);
+  shut_when_drained(c);
+  if (c->queued) arm_stall(c);
+  watch(c);
 }
 
 /* ------------------------------------------------------------ responses */
@@ -357,11 +414,11 @@ static void handle(eg_http_conn *c, const eg_http_req *req) {
  * too much output is waiting; resume_reading() continues. */
 static void feed(eg_http_conn *c, const uint8_t *in, size_t n) {
   while (c->state == CONN_READING && (n || c->parser.phase == EG_HTTP_P_DONE)) {
-    if (eg_http_conn_queued(c) > c->srv->o.out_cap / 2) {
+    if (c->queued > c->srv->o.out_cap / 2) {
       memmove(c->rbuf, in, n);
       c->pend_len = n;
-      if (!c->paused) uv_read_stop((uv_stream_t *)&c->tcp);
       c->paused = true;
+      watch(c);
       return;
     }
     size_t used = 0;
@@ -389,41 +446,59 @@ static void resume_reading(eg_http_conn *c) {
   const size_t n = c->pend_len;
   c->pend_len = 0;
   feed(c, c->rbuf, n);
-  if (c->state == CONN_READING && !c->paused) uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+  watch(c);
 }
 
-static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
+static void on_readable(eg_http_conn *c) {
+  for (int rounds = 0; rounds < 16 && c->state != CONN_CLOSING && !c->paused; rounds++) {
+    const ssize_t k = recv(c->fd, c->rbuf, READ_BUF, MSG_DONTWAIT);
+    if (k == 0) {
+      conn_close(c); /* the client is done, or gone */
+      return;
+    }
+    if (k < 0) {
+      if (errno == EINTR) continue;
+      if (errno != EAGAIN && errno != EWOULDBLOCK) conn_close(c);
+      return;
+    }
+    switch (c->state) {
+    case CONN_READING:
+      feed(c, c->rbuf, (size_t)k);
+      break;
+    case CONN_STREAMING:
+    case CONN_FINISHING:
+    case CONN_CLOSING:
+      break; /* discarded */
+    }
+    if ((size_t)k < READ_BUF) return;
+  }
+}
+
+static void on_poll(uv_poll_t *h, int status, int events) {
   eg_http_conn *c = h->data;
-  (void)hint;
-  *buf = uv_buf_init((char *)c->rbuf, READ_BUF);
-}
-
-static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
-  eg_http_conn *c = st->data;
-  if (nread < 0) {
-    conn_close(c); /* EOF or error: the client is gone, or done */
+  if (status < 0) {
+    conn_close(c);
     return;
   }
-  switch (c->state) {
-  case CONN_READING:
-    feed(c, (const uint8_t *)buf->base, (size_t)nread);
-    return;
-  case CONN_STREAMING:
-  case CONN_FINISHING:
-  case CONN_CLOSING:
-    return; /* discarded */
-  }
+  if (events & UV_WRITABLE) flush(c);
+  if ((events & (UV_READABLE | UV_DISCONNECT)) && c->state != CONN_CLOSING) on_readable(c);
 }
 
-static void on_connection(uv_stream_t *listener, int status) {
-  eg_http_server *s = listener->data;
-  if (status < 0 || s->closing) return;
+static void conn_start(eg_http_server *s, int fd) {
   eg_http_conn *c = calloc(1, sizeof *c);
-  if (!c) return;
+  if (!c) {
+    close(fd);
+    return;
+  }
   c->srv = s;
-  uv_tcp_init(s->loop, &c->tcp);
+  c->fd = fd;
+  if (uv_poll_init_socket(s->loop, &c->poll, fd) != 0) {
+    close(fd);
+    free(c);
+    return;
+  }
   uv_timer_init(s->loop, &c->timer);
-  c->tcp.data = c;
+  c->poll.data = c;
   c->timer.data = c;
   c->open_handles = 2;
   c->next = s->conns;
@@ -431,79 +506,119 @@ static void on_connection(uv_stream_t *listener, int status) {
   s->conns = c;
   s->nconns++;
   eg_http_parser_init(&c->parser, c->pbuf, sizeof c->pbuf, EG_HTTP_BODY_MAX);
-  if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0) {
-    conn_close(c);
-    return;
-  }
   struct sockaddr_storage ss;
-  int len = sizeof ss;
-  if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0) {
-    char ip[48] = "?";
+  socklen_t len = sizeof ss;
+  if (getpeername(fd, (struct sockaddr *)&ss, &len) == 0) {
+    char ip[INET6_ADDRSTRLEN] = "?";
     int port = 0;
     if (ss.ss_family == AF_INET6) {
-      uv_ip6_name((struct sockaddr_in6 *)&ss, ip, sizeof ip);
+      inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, ip, sizeof ip);
       port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
     } else {
-      uv_ip4_name((struct sockaddr_in *)&ss, ip, sizeof ip);
+      inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, ip, sizeof ip);
       port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
     }
     snprintf(c->peer, sizeof c->peer, "%s:%d", ip, port);
   }
   if (s->nconns > s->o.max_conns) {
     static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
-    uv_buf_t b = uv_buf_init((char *)busy, sizeof busy - 1);
-    uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+    if (send(fd, busy, sizeof busy - 1, MSG_NOSIGNAL | MSG_DONTWAIT) < 0) { /* best effort */ }
     conn_close(c);
     return;
   }
-  uv_tcp_nodelay(&c->tcp, 1); /* events are small and must go out at once */
+  const int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one); /* events are small and must go out at once */
   arm_request(c);
-  if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) conn_close(c);
+  watch(c);
+}
+
+static void accept_again(uv_timer_t *t);
+
+static void on_accept(uv_poll_t *h, int status, int events) {
+  eg_http_server *s = h->data;
+  (void)events;
+  if (status < 0 || s->closing) return;
+  for (int i = 0; i < ACCEPT_BATCH; i++) {
+    const int fd = accept4(s->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd >= 0) {
+      conn_start(s, fd);
+      continue;
+    }
+    if (errno == EINTR || errno == ECONNABORTED) continue;
+    if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+      /* The pending connection stays readable: without a pause the loop
+       * would spin on it. */
+      uv_poll_stop(&s->listen_poll);
+      uv_timer_start(&s->accept_timer, accept_again, ACCEPT_PAUSE_MS, 0);
+    }
+    return;
+  }
+}
+
+static void accept_again(uv_timer_t *t) {
+  eg_http_server *s = t->data;
+  if (!s->closing) uv_poll_start(&s->listen_poll, UV_READABLE, on_accept);
 }
 
 /* --------------------------------------------------------------- server */
 
-static void free_server(uv_handle_t *h) { free(h->data); }
-
 eg_err eg_http_server_start(eg_http_server **out, uv_loop_t *loop, const eg_http_server_opts *o,
                             const eg_http_server_cbs *cbs, void *ctx, eg_fault *f) {
   *out = NULL;
+  const char *address = o->address ? o->address : "127.0.0.1";
+  if (o->port < 0 || o->port > 65535)
+    return eg_fault_set(f, EG_INVAL, EG_STAGE_NONE, -1, "port %d is out of range (0..65535)", o->port);
+  struct sockaddr_storage addr;
+  memset(&addr, 0, sizeof addr);
+  socklen_t alen = 0;
+  struct sockaddr_in *a4 = (struct sockaddr_in *)&addr;
+  struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&addr;
+  if (inet_pton(AF_INET, address, &a4->sin_addr) == 1) {
+    a4->sin_family = AF_INET;
+    a4->sin_port = htons((uint16_t)o->port);
+    alen = sizeof *a4;
+  } else if (inet_pton(AF_INET6, address, &a6->sin6_addr) == 1) {
+    a6->sin6_family = AF_INET6;
+    a6->sin6_port = htons((uint16_t)o->port);
+    alen = sizeof *a6;
+  } else {
+    return eg_fault_set(f, EG_INVAL, EG_STAGE_NONE, -1, "%s: not a numeric IPv4 or IPv6 address", address);
+  }
+  const int fd = socket(addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return eg_fault_set(f, EG_IO, EG_STAGE_NONE, -1, "cannot make a socket: %s", strerror(errno));
+  const int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one); /* restart at once after a stop */
+  if (bind(fd, (struct sockaddr *)&addr, alen) != 0 || listen(fd, 128) != 0) {
+    const int err = errno;
+    close(fd);
+    return eg_fault_set(f, EG_IO, EG_STAGE_NONE, -1, "cannot listen on %s port %d: %s", address, o->port,
+                        strerror(err));
+  }
   eg_http_server *s = calloc(1, sizeof *s);
-  if (!s) return eg_fault_set(f, EG_NOMEM, EG_STAGE_NONE, -1, "out of memory");
+  if (!s) {
+    close(fd);
+    return eg_fault_set(f, EG_NOMEM, EG_STAGE_NONE, -1, "out of memory");
+  }
   s->loop = loop;
+  s->listen_fd = fd;
   s->o = *o;
-  if (!s->o.address) s->o.address = "127.0.0.1";
+  s->o.address = NULL; /* the caller's string may go */
   if (!s->o.max_conns) s->o.max_conns = DEF_MAX_CONNS;
   if (!s->o.out_cap) s->o.out_cap = DEF_OUT_CAP;
   if (!s->o.request_timeout_ms) s->o.request_timeout_ms = DEF_REQUEST_TIMEOUT_MS;
   if (!s->o.stall_timeout_ms) s->o.stall_timeout_ms = DEF_STALL_TIMEOUT_MS;
   s->cbs = *cbs;
   s->ctx = ctx;
-  if (o->port < 0 || o->port > 65535) {
-    free(s);
-    return eg_fault_set(f, EG_INVAL, EG_STAGE_NONE, -1, "port %d is out of range (0..65535)", o->port);
-  }
-  struct sockaddr_storage addr;
-  if (uv_ip4_addr(s->o.address, o->port, (struct sockaddr_in *)&addr) != 0 &&
-      uv_ip6_addr(s->o.address, o->port, (struct sockaddr_in6 *)&addr) != 0) {
-    free(s);
-    return eg_fault_set(f, EG_INVAL, EG_STAGE_NONE, -1, "%s: not a numeric IPv4 or IPv6 address", o->address);
-  }
-  uv_tcp_init(loop, &s->listener);
-  s->listener.data = s;
-  int r = uv_tcp_bind(&s->listener, (const struct sockaddr *)&addr, 0);
-  if (r == 0) r = uv_listen((uv_stream_t *)&s->listener, 128, on_connection);
-  if (r != 0) {
-    eg_fault_set(f, EG_IO, EG_STAGE_NONE, -1, "cannot listen on %s port %d: %s", s->o.address, o->port, uv_strerror(r));
-    s->closing = true;
-    uv_close((uv_handle_t *)&s->listener, free_server);
-    return EG_IO;
-  }
   struct sockaddr_storage bound;
-  int blen = sizeof bound;
-  uv_tcp_getsockname(&s->listener, (struct sockaddr *)&bound, &blen);
+  socklen_t blen = sizeof bound;
+  getsockname(fd, (struct sockaddr *)&bound, &blen);
   s->port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
                                               : ((struct sockaddr_in *)&bound)->sin_port);
+  uv_poll_init_socket(loop, &s->listen_poll, fd);
+  uv_timer_init(loop, &s->accept_timer);
+  s->listen_poll.data = s->accept_timer.data = s;
+  s->open_handles = 2;
+  uv_poll_start(&s->listen_poll, UV_READABLE, on_accept);
   *out = s;
   return EG_OK;
 }
@@ -511,9 +626,9 @@ eg_err eg_http_server_start(eg_http_server **out, uv_loop_t *loop, const eg_http
 int eg_http_server_port(const eg_http_server *s) { return s->port; }
 size_t eg_http_server_conns(const eg_http_server *s) { return s->nconns; }
 
-static void listener_closed(uv_handle_t *h) {
+static void server_handle_closed(uv_handle_t *h) {
   eg_http_server *s = h->data;
-  s->listener_closed = true;
+  if (--s->open_handles == 0) close(s->listen_fd);
   maybe_finish_server(s);
 }
 
@@ -523,5 +638,6 @@ void eg_http_server_close(eg_http_server *s, void (*on_closed)(void *ctx), void 
   s->on_closed = on_closed;
   s->closed_ctx = ctx;
   for (eg_http_conn *c = s->conns; c; c = c->next) conn_close(c);
-  uv_close((uv_handle_t *)&s->listener, listener_closed);
+  uv_close((uv_handle_t *)&s->listen_poll, server_handle_closed);
+  uv_close((uv_handle_t *)&s->accept_timer, server_handle_closed);
 }
