@@ -18,6 +18,7 @@
 #define DEF_MAX_FAILURES 50
 #define DEF_HEARTBEAT_MS 15000
 #define DEF_PROGRESS_MS 500
+#define DEF_CLIENT_OUT_CAP (1u << 20)
 #define SSE_RETRY_MS 2000 /* what the browser waits before reconnecting */
 #define COOKIE_MAX_AGE_S (30 * 24 * 3600)
 
@@ -600,11 +601,17 @@ static void serve_events(eg_dash *d, eg_http_conn *c, const eg_http_req *r) {
     const unsigned long long from = strtoull(last + il + 1, &end, 10);
     const uint64_t oldest = d->seq > EG_DASH_REPLAY ? d->seq - EG_DASH_REPLAY + 1 : 1;
     if (end && *end == '\0' && end != last + il + 1 && from <= d->seq && from + 1 >= oldest) {
-      for (uint64_t s = from + 1; s <= d->seq; s++) {
-        eg_http_buf *b = d->replay[s % EG_DASH_REPLAY];
-        if (b && !eg_http_stream_send(c, b)) return;
+      /* A replay the client's queue cannot hold would drop it, and it would
+       * come back with the same id forever: a snapshot is smaller then. */
+      size_t bytes = 0;
+      for (uint64_t s = from + 1; s <= d->seq; s++) bytes += d->replay[s % EG_DASH_REPLAY] ? d->replay[s % EG_DASH_REPLAY]->len : 0;
+      if (bytes <= d->o.client_out_cap / 2) {
+        for (uint64_t s = from + 1; s <= d->seq; s++) {
+          eg_http_buf *b = d->replay[s % EG_DASH_REPLAY];
+          if (b && !eg_http_stream_send(c, b)) return;
+        }
+        return;
       }
-      return;
     }
   }
   char *snap = eg_dash_snapshot(d);
@@ -753,6 +760,7 @@ eg_err eg_dash_open(eg_dash **out, uv_loop_t *loop, const eg_dash_options *o, eg
   if (!d->o.max_failures) d->o.max_failures = DEF_MAX_FAILURES;
   if (!d->o.heartbeat_ms) d->o.heartbeat_ms = DEF_HEARTBEAT_MS;
   if (!d->o.progress_ms) d->o.progress_ms = DEF_PROGRESS_MS;
+  if (!d->o.client_out_cap) d->o.client_out_cap = DEF_CLIENT_OUT_CAP;
   d->o.labels = NULL; /* copied below; the caller's may go */
   d->o.station = NULL;
   d->o.token = NULL;
@@ -785,7 +793,7 @@ eg_err eg_dash_open(eg_dash **out, uv_loop_t *loop, const eg_dash_options *o, eg
     .address = o->address,
     .port = o->port,
     .max_conns = o->max_clients,
-    .out_cap = o->client_out_cap,
+    .out_cap = d->o.client_out_cap,
     .request_timeout_ms = o->request_timeout_ms,
     .stall_timeout_ms = o->stall_timeout_ms,
   };

@@ -12,7 +12,8 @@
  *   GET /api/events  Server-Sent Events: one event per change, each a JSON
  *                    object with "event" (below), "id: <instance>-<seq>" so
  *                    a reconnecting browser resumes (Last-Event-ID) from the
- *                    last EG_DASH_REPLAY events, else starts again with a
+ *                    last EG_DASH_REPLAY events (if they fill at most half
+ *                    its client_out_cap), else starts again with a
  *                    snapshot; a comment line every heartbeat
  *   GET /healthz     "ok" (never needs the token)
  * HEAD works for each; other methods 405, other paths 404.

@@ -300,21 +300,21 @@ static void finish(eg_http_conn *c) {
 /* ------------------------------------------------------------ responses */
 
 /* RFC 9110 5.6.7 IMF-fixdate, without strftime's locale. */
-static void http_date(char out[32]) {
+static void http_date(char out[64]) {
   static const char days[7][4] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
   static const char months[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
                                      "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
   const time_t now = time(NULL);
   struct tm tm;
   gmtime_r(&now, &tm);
-  snprintf(out, 32, "%s, %02d %s %04d %02d:%02d:%02d GMT", days[tm.tm_wday % 7], tm.tm_mday, months[tm.tm_mon % 12],
+  snprintf(out, 64, "%s, %02d %s %04d %02d:%02d:%02d GMT", days[tm.tm_wday % 7], tm.tm_mday, months[tm.tm_mon % 12],
            tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
 }
 
 /* One buffer: status line, headers, and (unless HEAD) the body. */
 static eg_http_buf *build(const eg_http_conn *c, int status, const char *headers, const char *ctype, const void *body,
                           size_t len, bool stream, bool keep) {
-  char date[32], clen[48] = "";
+  char date[64], clen[48] = "";
   http_date(date);
   if (!stream) snprintf(clen, sizeof clen, "Content-Length: %zu\r\n", len);
   const char *conn = keep ? "keep-alive" : "close";

@@ -627,6 +627,51 @@ static void test_sse_framing_and_resume(void **state) {
   close_fx(&t);
 }
 
+/* A replay larger than half the client's queue would drop it, and the
+ * browser would come back with the same id forever: it gets a snapshot. */
+static void test_big_replay_is_a_snapshot(void **state) {
+  (void)state;
+  fx t;
+  eg_dash_options o = {.client_out_cap = 64 * 1024};
+  open_with(&t, &o);
+  tcl a;
+  sse_open(&t, &a, NULL);
+  frame f;
+  assert_true(sse_next(&t.loop, &a, &f)); /* snapshot, id <instance>-0 */
+  free(f.data);
+  char inst[16];
+  snprintf(inst, sizeof inst, "%.*s", (int)(strchr(f.id, '-') - f.id), f.id);
+  tcl_close(&a);
+  char big[201];
+  memset(big, 'y', 200);
+  big[200] = '\0';
+  for (int i = 0; i < 200; i++) eg_dash_message(t.d, big); /* frames of ~270 bytes: ~54 KiB */
+  static const struct {
+    int from;
+    const char *first_event;
+  } cases[] = {
+    {0, "snapshot"},   /* 200 frames: more than 32 KiB */
+    {80, "snapshot"},  /* 120 frames: ~32.5 KiB */
+    {100, "message"},  /* 100 frames: ~27 KiB */
+    {199, "message"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    char hdr[64], want[64];
+    snprintf(hdr, sizeof hdr, "Last-Event-ID: %s-%d\r\n", inst, cases[i].from);
+    sse_open(&t, &a, hdr);
+    assert_true(sse_next(&t.loop, &a, &f));
+    snprintf(want, sizeof want, "{\"event\":\"%s\"", cases[i].first_event);
+    if (strncmp(f.data, want, strlen(want)) != 0) fail_msg("resume from %d: got %.40s, want %s", cases[i].from, f.data, want);
+    if (strcmp(cases[i].first_event, "message") == 0) {
+      snprintf(want, sizeof want, "%s-%d", inst, cases[i].from + 1);
+      assert_string_equal(f.id, want);
+    }
+    free(f.data);
+    tcl_close(&a);
+  }
+  close_fx(&t);
+}
+
 static void test_heartbeat(void **state) {
   (void)state;
   fx t;
@@ -889,6 +934,7 @@ int main(void) {
     cmocka_unit_test_setup_teardown(test_routes_and_page, setup_fds, teardown_fds),
     cmocka_unit_test_setup_teardown(test_host_check, setup_fds, teardown_fds),
     cmocka_unit_test_setup_teardown(test_sse_framing_and_resume, setup_fds, teardown_fds),
+    cmocka_unit_test_setup_teardown(test_big_replay_is_a_snapshot, setup_fds, teardown_fds),
     cmocka_unit_test_setup_teardown(test_heartbeat, setup_fds, teardown_fds),
     cmocka_unit_test_setup_teardown(test_sixty_clients, setup_fds, teardown_fds),
     cmocka_unit_test_setup_teardown(test_slow_client_dropped, setup_fds, teardown_fds),
