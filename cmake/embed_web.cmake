@@ -10,6 +10,8 @@
 # add_library(espgang_core ...). Editing, adding or removing a file in web/
 # re-runs the configure step.
 
+include(${CMAKE_CURRENT_LIST_DIR}/embed_bytes.cmake)
+
 set(EG_WEB_DIR ${PROJECT_SOURCE_DIR}/web)
 set(EG_GENERATED_DIR ${PROJECT_BINARY_DIR}/generated)
 
@@ -23,12 +25,8 @@ foreach(f IN LISTS eg_web_files)
   endif()
   string(REPLACE "." "_" eg_sym "${eg_name}")
   set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${f})
-  # Bytes, not a string literal: nothing to escape, no literal length limit.
-  file(READ ${f} eg_hex HEX)
-  string(REGEX REPLACE "([0-9a-f][0-9a-f])" "0x\\1," eg_hex "${eg_hex}")
-  string(REPEAT "0x[0-9a-f][0-9a-f]," 16 eg_line)
-  string(REGEX REPLACE "(${eg_line})" "\\1\n  " eg_hex "${eg_hex}")
-  string(APPEND eg_web_arrays "static const char eg_web_${eg_sym}[] = {\n  ${eg_hex}0x00};\n")
+  eg_embed_bytes(${f} eg_bytes)
+  string(APPEND eg_web_arrays "static const char eg_web_${eg_sym}[] = {\n  ${eg_bytes}};\n")
 endforeach()
 
 file(WRITE ${EG_GENERATED_DIR}/eg_web.h.new

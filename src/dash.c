@@ -359,6 +359,13 @@ static void set_identity(dslot *s, const eg_unit_record *u) {
   snprintf(s->chip_desc, sizeof s->chip_desc, "%s", u->chip_desc);
 }
 
+/* The unit moved on: no stage progress carries over. */
+static void new_step(dslot *s, eg_stage stage) {
+  s->stage = stage;
+  s->done = s->total = 0;
+  s->progress_pending = false;
+}
+
 /* Returns true when something changed (and the event was sent). */
 static bool set_state(eg_dash *d, size_t i, eg_station_state st, const char *note) {
   dslot *s = &d->slots[i];
@@ -380,9 +387,7 @@ void eg_dash_unit_start(eg_dash *d, size_t slot, const eg_unit_record *u) {
   if (slot >= d->nslots) return;
   dslot *s = &d->slots[slot];
   set_identity(s, u);
-  s->stage = EG_STAGE_NONE;
-  s->done = s->total = 0;
-  s->progress_pending = false;
+  new_step(s, EG_STAGE_NONE);
   /* A new board starts clean; a retry keeps the failure it retries. */
   if (u->attempt <= 1) {
     s->has_last = false;
@@ -395,10 +400,8 @@ void eg_dash_unit_start(eg_dash *d, size_t slot, const eg_unit_record *u) {
 void eg_dash_unit_stage(eg_dash *d, size_t slot, const eg_unit_record *u, eg_stage stage) {
   if (slot >= d->nslots || (unsigned)stage >= EG_STAGE__COUNT) return;
   dslot *s = &d->slots[slot];
-  s->stage = stage;
+  new_step(s, stage);
   s->attempt = u->attempt;
-  s->done = s->total = 0;
-  s->progress_pending = false;
   eg_jw w;
   eg_jw_open(&w);
   eg_jw_str(&w, "event", "stage");
@@ -455,9 +458,7 @@ void eg_dash_unit_done(eg_dash *d, size_t slot, const eg_unit_record *u, bool wi
   if (slot >= d->nslots) return;
   dslot *s = &d->slots[slot];
   set_identity(s, u);
-  s->stage = EG_STAGE_NONE;
-  s->done = s->total = 0;
-  s->progress_pending = false;
+  new_step(s, EG_STAGE_NONE);
   s->has_last = true;
   s->last_result = u->result;
   s->last_fault = u->fault;

@@ -283,6 +283,8 @@ static bool conn_write(eg_http_conn *c, eg_http_buf *b) {
   else c->out_head = q;
   c->out_tail = q;
   c->queued += b->len;
+  /* Already waiting for the socket to drain: the poll sends it all then. */
+  if (c->events & UV_WRITABLE) return true;
   return flush(c);
 }
 
