@@ -129,6 +129,7 @@ static char *counters_json(const eg_dash *d, const char *event) {
   eg_jw_uint(&w, "passed", c.passed);
   eg_jw_uint(&w, "failed", c.failed);
   eg_jw_uint(&w, "aborted", c.aborted);
+  eg_jw_uint(&w, "skipped", c.skipped);
   eg_jw_uint(&w, "first_pass", c.first_pass);
   eg_jw_uint(&w, "attempts", c.attempts);
   if (c.first_pass_yield >= 0) eg_jw_num(&w, "first_pass_yield", c.first_pass_yield);
@@ -159,8 +160,9 @@ static void jw_slot(const eg_dash *d, eg_jw *w, size_t i) {
   eg_jw_str(w, "chip_desc", s->chip_desc);
   const bool failed = s->has_last && s->last_fault.code != EG_OK;
   eg_jw_str(w, "last_result", s->has_last ? eg_result_name(s->last_result) : "");
-  eg_jw_str(w, "last_stage", failed ? eg_stage_name(s->last_fault.stage) : "");
-  eg_jw_str(w, "last_stage_label", failed ? eg_stage_label(s->last_fault.stage) : "");
+  const bool staged = failed && s->last_fault.stage != EG_STAGE_NONE;
+  eg_jw_str(w, "last_stage", staged ? eg_stage_name(s->last_fault.stage) : "");
+  eg_jw_str(w, "last_stage_label", staged ? eg_stage_label(s->last_fault.stage) : "");
   eg_jw_str(w, "last_error", failed ? eg_err_name(s->last_fault.code) : "");
   eg_jw_str(w, "last_error_text", failed ? eg_strerror(s->last_fault.code) : "");
   eg_jw_str(w, "last_status", failed ? eg_fault_status_hex(&s->last_fault, st, sizeof st) : "");
@@ -482,6 +484,9 @@ void eg_dash_unit_done(eg_dash *d, size_t slot, const eg_unit_record *u, bool wi
     break;
   case EG_RESULT_ABORTED:
     d->cnt.aborted++;
+    break;
+  case EG_RESULT_SKIPPED:
+    d->cnt.skipped++;
     break;
   case EG_RESULT_IN_PROGRESS:
     return; /* not a result: nothing to count */

@@ -37,14 +37,15 @@
  *
  * Counters of the shift (since eg_dash_open): a unit counts once, when its
  * last attempt ends (unit_done with will_retry false): passed, failed,
- * aborted; units = passed + failed; first_pass = units that passed on
+ * aborted, skipped (already held what it needs: not flashed); units =
+ * passed + failed; first_pass = units that passed on
  * attempt 1; first_pass_yield = first_pass / units (null when units is 0);
  * units_per_hour = units * 3600000 / max(elapsed ms, 60000); attempts counts
  * every unit_done.
  *
  * Slot state: set by eg_dash_slot_state, and implied by unit events:
  * unit_start puts a slot in FLASHING, a final unit_done in PASS or FAIL
- * (ABORTED leaves the state alone). The slot also keeps the unit's stage,
+ * (ABORTED and SKIPPED leave the state to the station). The slot also keeps the unit's stage,
  * progress, identity and its last result (result, fail stage, error code,
  * the chip's status bytes, message); a unit_start with attempt 1 (a new
  * board) clears the last result, a retry keeps the failure it retries.
@@ -149,7 +150,7 @@ void eg_dash_unit_start(eg_dash *d, size_t slot, const eg_unit_record *u);
 void eg_dash_unit_stage(eg_dash *d, size_t slot, const eg_unit_record *u, eg_stage stage);
 void eg_dash_unit_identity(eg_dash *d, size_t slot, const eg_unit_record *u);
 void eg_dash_unit_progress(eg_dash *d, size_t slot, const eg_unit_record *u, uint64_t done, uint64_t total);
-/* u->result PASS, FAIL or ABORTED; will_retry: another attempt follows (the
+/* u->result PASS, FAIL, ABORTED or SKIPPED; will_retry: another attempt follows (the
  * unit is not counted yet); recorded: the log holds the row (false shows
  * "NOT RECORDED" on the tile). */
 void eg_dash_unit_done(eg_dash *d, size_t slot, const eg_unit_record *u, bool will_retry, bool recorded);
@@ -159,7 +160,7 @@ void eg_dash_message(eg_dash *d, const char *text);
 /* ---- reading ---- */
 
 typedef struct eg_dash_counters {
-  uint64_t units, passed, failed, aborted, first_pass, attempts;
+  uint64_t units, passed, failed, aborted, skipped, first_pass, attempts;
   double first_pass_yield; /* < 0 when units is 0 */
   double units_per_hour;
   int64_t started_ms;
@@ -168,7 +169,7 @@ typedef struct eg_dash_counters {
 void eg_dash_get_counters(const eg_dash *d, eg_dash_counters *out);
 /* The snapshot as JSON (malloc'd; NULL when out of memory):
  * {"event":"snapshot","station","version","started_ms","now_ms","max_failures",
- *  "counters":{units,passed,failed,aborted,first_pass,attempts,
+ *  "counters":{units,passed,failed,aborted,skipped,first_pass,attempts,
  *              first_pass_yield,units_per_hour,started_ms},
  *  "slots":[{index,slot,state,state_text,note,since_ms,in_state_ms,port,
  *            attempt,stage,stage_label,done,total,mac,chip,chip_desc,

@@ -114,6 +114,8 @@
     const uph = unitsPerHour();
     $('c-uph').textContent = uph < 10 ? uph.toFixed(1) : String(Math.round(uph));
     $('c-fpy').textContent = c.first_pass_yield === null ? '\u2013' : (100 * c.first_pass_yield).toFixed(1) + '%';
+    $('c-skipped').textContent = String(c.skipped);
+    $('skipbox').hidden = !c.skipped;
     $('c-flashing').textContent = String(model.slots.filter((s) => s.state === 'flashing').length);
     $('c-shift').textContent = duration(serverNow() - model.started_ms);
   }

@@ -8,7 +8,8 @@
 // fake station pauses and prints its own tally of what it sent; every tile
 // (state, last result, MAC), the counters (passed, failed, first-pass yield,
 // units per hour) and the latest failures on the page, and GET /api/state,
-// must match it. A screenshot is kept at each checkpoint.
+// must match it (skipped boards, already flashed, counted apart). A
+// screenshot is kept at each checkpoint.
 // Part 2, 120 slots: the grid holds every tile without overlap or sideways
 // scrolling, tiles and counters match the tally; one screenshot.
 // Throughout: no request leaves the server's origin, no script error, no
@@ -106,6 +107,7 @@ async function pageView(page) {
         words: t.querySelector(".result").textContent,
       })),
       passed: txt("#c-passed"),
+      skipped: document.querySelector("#skipbox").hidden ? "0" : txt("#c-skipped"),
       failed: txt("#c-failed"),
       fpy: txt("#c-fpy"),
       uph: txt("#c-uph"),
@@ -128,6 +130,7 @@ function asExpected(view) {
     })),
     passed: view.passed,
     failed: view.failed,
+    skipped: view.skipped,
     fpy: view.fpy,
   };
 }
@@ -140,6 +143,7 @@ function wanted(expect) {
     })),
     passed: String(c.passed),
     failed: String(c.failed),
+    skipped: String(c.skipped),
     fpy: c.units ? ((100 * c.first_pass) / c.units).toFixed(1) + "%" : "\u2013",
   };
 }
@@ -156,7 +160,8 @@ async function pageMatches(page, expect, what) {
     await new Promise((r) => setTimeout(r, 100));
   }
   const got = asExpected(view);
-  check(`${what}: counters on the page`, [got.passed, got.failed, got.fpy], [want.passed, want.failed, want.fpy]);
+  check(`${what}: counters on the page`, [got.passed, got.failed, got.skipped, got.fpy],
+        [want.passed, want.failed, want.skipped, want.fpy]);
   check(`${what}: number of tiles`, got.tiles.length, want.tiles.length);
   for (let i = 0; i < want.tiles.length; i++) check(`${what}: tile ${i}`, got.tiles[i], want.tiles[i]);
   // The latest failures, newest first: slot, MAC (or "no MAC"), error code.
@@ -176,8 +181,8 @@ async function apiMatches(page, expect, what) {
   const snap = await page.evaluate(() => fetch("/api/state").then((r) => r.json()));
   const c = expect.counters;
   check(`${what}: /api/state counters`,
-        [snap.counters.units, snap.counters.passed, snap.counters.failed, snap.counters.first_pass],
-        [c.units, c.passed, c.failed, c.first_pass]);
+        [snap.counters.units, snap.counters.passed, snap.counters.failed, snap.counters.first_pass, snap.counters.skipped],
+        [c.units, c.passed, c.failed, c.first_pass, c.skipped]);
   check(`${what}: /api/state slots`,
         snap.slots.map((s) => [s.slot, s.state, s.last_result, s.mac, s.recorded]),
         expect.slots.map((s) => [s.slot, s.state, s.last_result, s.mac, s.recorded]));
@@ -205,7 +210,7 @@ function watch(context, origin) {
 
 async function part1(browser) {
   const token = crypto.randomBytes(16).toString("hex");
-  const st = startStation(["--slots", "16", "--units", "90", "--seed", "3", "--pause-at", "12,40,75", "--token", token]);
+  const st = startStation(["--slots", "16", "--units", "90", "--seed", "5", "--pause-at", "12,40,75", "--token", token]);
   try {
     const hello = await st.next("listening", 10_000);
     const origin = hello.url.replace(/\/$/, "");

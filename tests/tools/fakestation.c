@@ -8,7 +8,8 @@
  *
  * Each slot cycles: waiting -> flashing (unit_start, stages, identity, write
  * progress, verify) -> pass or fail (some failures are retried first) ->
- * removal -> waiting, with seeded durations in ticks (default 15 ms). Faults
+ * removal -> waiting; some boards are found already flashed after their
+ * identity and go to removal unflashed (skipped), with seeded durations in ticks (default 15 ms). Faults
  * come from a table of realistic ones (stage, error code, the chip's status
  * bytes, a message with characters that must be escaped).
  *
@@ -22,7 +23,7 @@
  *                                                 the script stops there,
  *                                                 the dashboard stays up
  * "expect" is this program's own tally of what it sent (not read back from
- * the dashboard): counters {units, passed, failed, first_pass}, per slot
+ * the dashboard): counters {units, passed, failed, first_pass, skipped}, per slot
  * {slot, state, last_result, mac, recorded}, and the latest failures (newest first:
  * slot, mac, error, stage, status). Tests compare the page and /api/state
  * with it.
@@ -77,6 +78,7 @@ typedef struct fslot {
   size_t stage;          /* index into stages */
   unsigned write_step;
   int fault;             /* index into faults for this attempt, -1: passes */
+  bool skip;             /* the board already holds the images: not flashed */
   bool fault_retry_ok;   /* a retry of this unit passes */
   eg_unit_record u;
   unsigned unit_no;
@@ -104,10 +106,11 @@ typedef struct station {
   size_t nslots;
   uint32_t rng;
   unsigned tick_ms;
-  unsigned units_goal, units_started;
+  unsigned units_goal, units_started; /* units to flash, and flashed or in flight */
+  unsigned boards;                    /* boards seated, skipped ones too: MACs */
   unsigned pauses[MAX_PAUSES], npauses, next_pause;
   /* the tally */
-  unsigned units, passed, failed, first_pass;
+  unsigned units, passed, failed, first_pass, skipped;
   xfail fails[EXPECT_FAILURES];
   size_t nfails;
   int64_t started_ms;
@@ -136,8 +139,8 @@ static char *expect_json(const station *s) {
   size_t len = 0;
   FILE *f = open_memstream(&buf, &len);
   if (!f) return NULL;
-  fprintf(f, "{\"counters\":{\"units\":%u,\"passed\":%u,\"failed\":%u,\"first_pass\":%u},\"slots\":[", s->units,
-          s->passed, s->failed, s->first_pass);
+  fprintf(f, "{\"counters\":{\"units\":%u,\"passed\":%u,\"failed\":%u,\"first_pass\":%u,\"skipped\":%u},\"slots\":[",
+          s->units, s->passed, s->failed, s->first_pass, s->skipped);
   for (size_t i = 0; i < s->nslots; i++) {
     const fslot *sl = &s->slots[i];
     eg_jw w;
@@ -208,11 +211,15 @@ static void start_attempt(station *s, size_t i, int attempt) {
 
 static void new_unit(station *s, size_t i) {
   fslot *sl = &s->slots[i];
-  sl->unit_no = ++s->units_started;
+  sl->unit_no = ++s->boards;
   /* One unit in three fails its first attempt; of those, retryable faults
    * are retried once, and the retry passes half the time. */
   sl->fault = rnd(s) % 3 == 0 ? (int)(rnd(s) % (sizeof faults / sizeof faults[0])) : -1;
   sl->fault_retry_ok = rnd(s) % 2 == 0;
+  /* One in twelve was flashed before (same MAC, same images): identified,
+   * then left alone. */
+  sl->skip = sl->fault < 0 && rnd(s) % 12 == 0;
+  if (!sl->skip) s->units_started++;
   sl->last_result[0] = '\0'; /* a new board: the last one's result goes */
   sl->recorded = true;
   start_attempt(s, i, 1);
@@ -303,6 +310,19 @@ static void step_slot(station *s, size_t i) {
       memcpy(u->mac, mac, 6);
       eg_unit_mac_str(u, sl->mac, sizeof sl->mac);
       eg_dash_unit_identity(s->dash, i, u);
+      if (sl->skip) {
+        u->result = EG_RESULT_SKIPPED;
+        u->finished_ms = now_ms();
+        eg_fault_set(&u->fault, EG_SKIPPED, EG_STAGE_NONE, -1, "%s passed in an earlier run", sl->mac);
+        eg_dash_unit_done(s->dash, i, u, false, true);
+        s->skipped++;
+        snprintf(sl->last_result, sizeof sl->last_result, "skipped");
+        sl->state = EG_STATION_REMOVAL;
+        eg_dash_slot_state(s->dash, i, EG_STATION_REMOVAL, "already passed: not re-flashed");
+        sl->ph = PH_REMOVAL;
+        sl->wait = between(s, 5, 15);
+        return;
+      }
     }
     if (st == EG_STAGE_WRITE) {
       sl->ph = PH_WRITE;

@@ -41,7 +41,7 @@ static void on_event(void *ctx, const char *json) {
   if (t->nevents < sizeof t->events / sizeof t->events[0]) t->events[t->nevents++] = strdup(json);
 }
 
-static const char *const labels3[] = {"A1", "A2", "A3"};
+static const char *const labels4[] = {"A1", "A2", "A3", "A4"};
 
 static void open_with(fx *t, eg_dash_options *o) {
   memset(t, 0, sizeof *t);
@@ -49,8 +49,8 @@ static void open_with(fx *t, eg_dash_options *o) {
   t->now = T0;
   if (!o->station) o->station = "line3";
   if (!o->labels) {
-    o->labels = labels3;
-    o->nslots = 3;
+    o->labels = labels4;
+    o->nslots = 4;
   }
   o->clock_ms = fake_clock;
   o->clock_ctx = t;
@@ -161,6 +161,17 @@ static void play_shift(fx *t) {
   eg_fault_set(&u.fault, EG_ABORTED, EG_STAGE_SYNC, -1, "stopped");
   u.finished_ms = T0 + 9500;
   eg_dash_unit_done(t->d, 0, &u, false, true);
+
+  /* A board that already holds what it needs: counted apart, not a unit of
+   * this shift's yield, the slot's state left to the station. */
+  u = unit("A4", 1, 5);
+  eg_dash_unit_start(t->d, 3, &u);
+  identify(&u, 5);
+  u.result = EG_RESULT_SKIPPED;
+  eg_fault_set(&u.fault, EG_SKIPPED, EG_STAGE_NONE, -1, "24:0a:c4:00:00:05 passed in run 3");
+  u.finished_ms = T0 + 9900;
+  eg_dash_unit_done(t->d, 3, &u, false, true);
+  eg_dash_slot_state(t->d, 3, EG_STATION_REMOVAL, "already passed: not re-flashed");
 }
 
 /* ---------------------------------------------------------------- state */
@@ -178,8 +189,9 @@ static void test_counters_and_snapshot(void **state) {
   assert_int_equal(c.passed, 2);
   assert_int_equal(c.failed, 1);
   assert_int_equal(c.aborted, 1);
+  assert_int_equal(c.skipped, 1);
   assert_int_equal(c.first_pass, 1);
-  assert_int_equal(c.attempts, 5);
+  assert_int_equal(c.attempts, 6);
   assert_true(c.first_pass_yield > 0.3333 && c.first_pass_yield < 0.3334);
   assert_true(c.units_per_hour > 5.9999 && c.units_per_hour < 6.0001); /* 3 units in 30 min */
   assert_int_equal(c.started_ms, T0);
@@ -187,7 +199,7 @@ static void test_counters_and_snapshot(void **state) {
   contains("header", s, "{\"event\":\"snapshot\",\"station\":\"line3\",\"version\":\"" EG_VERSION "\",\"started_ms\":1700000000000,"
                         "\"now_ms\":1700001800000,\"max_failures\":50,");
   contains("counters", s,
-           "\"counters\":{\"units\":3,\"passed\":2,\"failed\":1,\"aborted\":1,\"first_pass\":1,\"attempts\":5,"
+           "\"counters\":{\"units\":3,\"passed\":2,\"failed\":1,\"aborted\":1,\"skipped\":1,\"first_pass\":1,\"attempts\":6,"
            "\"first_pass_yield\":0.333,\"units_per_hour\":6.000,\"started_ms\":1700000000000}");
   /* A1: aborted, so its state stays flashing (the station says what next). */
   contains("slot A1", s,
@@ -203,6 +215,14 @@ static void test_counters_and_snapshot(void **state) {
            "\"total\":0,\"mac\":\"24:0a:c4:00:00:02\",\"chip\":\"ESP32\",\"chip_desc\":\"ESP32-D0WD-V3 (revision v3.0)\","
            "\"last_result\":\"pass\",\"last_stage\":\"\",\"last_stage_label\":\"\",\"last_error\":\"\",\"last_error_text\":\"\","
            "\"last_status\":\"\",\"last_message\":\"\",\"last_finished_ms\":1700000009000,\"recorded\":true}");
+  contains("slot A4 (skipped)", s,
+           "{\"index\":3,\"slot\":\"A4\",\"state\":\"removal\",\"state_text\":\"remove board\","
+           "\"note\":\"already passed: not re-flashed\",\"since_ms\":1700000000000,\"in_state_ms\":1800000,"
+           "\"port\":\"/dev/ttyUSB5\",\"attempt\":1,\"stage\":\"\",\"stage_label\":\"\",\"done\":0,\"total\":0,"
+           "\"mac\":\"24:0a:c4:00:00:05\",\"chip\":\"ESP32\",\"chip_desc\":\"ESP32-D0WD-V3 (revision v3.0)\","
+           "\"last_result\":\"skipped\",\"last_stage\":\"\",\"last_stage_label\":\"\",\"last_error\":\"SKIPPED\","
+           "\"last_error_text\":\"not flashed: the unit already holds what it needs\",\"last_status\":\"\","
+           "\"last_message\":\"24:0a:c4:00:00:05 passed in run 3\",\"last_finished_ms\":1700000009900,\"recorded\":true}");
   contains("slot A3", s,
            "{\"index\":2,\"slot\":\"A3\",\"state\":\"fail\",\"state_text\":\"failed\",\"note\":\"\",\"since_ms\":1700000000000,"
            "\"in_state_ms\":1800000,\"port\":\"/dev/ttyUSB3\",\"attempt\":1,\"stage\":\"\",\"stage_label\":\"\",\"done\":0,"
@@ -240,7 +260,7 @@ static void test_yield_undefined_without_units(void **state) {
   assert_int_equal(c.units, 0);
   char *s = eg_dash_snapshot(t.d);
   contains("no units yet", s, "\"first_pass_yield\":null,\"units_per_hour\":0.000");
-  contains("slots start waiting", s, "\"slot\":\"A3\",\"state\":\"waiting\",\"state_text\":\"waiting\"");
+  contains("slots start waiting", s, "\"slot\":\"A4\",\"state\":\"waiting\",\"state_text\":\"waiting\"");
   contains("no failures", s, "\"failures\":[]}");
   free(s);
   close_fx(&t);
@@ -287,9 +307,9 @@ static void test_events_one_per_change(void **state) {
   const size_t n = t.nevents;
   eg_dash_slot_state(t.d, 0, EG_STATION_FAIL, NULL);
   eg_dash_slot_state(t.d, 0, EG_STATION_FAIL, "");
-  eg_dash_slot_state(t.d, 3, EG_STATION_WAITING, NULL);
+  eg_dash_slot_state(t.d, 4, EG_STATION_WAITING, NULL);
   eg_dash_unit_start(t.d, 99, &u);
-  eg_dash_unit_done(t.d, 3, &u, false, true);
+  eg_dash_unit_done(t.d, 4, &u, false, true);
   eg_dash_slot_state(t.d, 0, (eg_station_state)77, NULL);
   assert_int_equal(t.nevents, n);
   t.now = T0 + 300;
