@@ -51,26 +51,59 @@ static eg_err too_big(eg_fault *f, eg_err code, const char *what, const char *pa
   return fail(f, code, what, path, "more than the %zu-byte limit", max);
 }
 
-eg_err eg_file_read(const char *path, const char *what, size_t max, eg_err too_large, size_t slack, uint8_t **out,
-                    size_t *len, eg_fault *f) {
-  *out = NULL;
-  *len = 0;
+/* Open a regular file for reading: *fd and its fstat, or an error. */
+static eg_err open_regular(const char *path, const char *what, int *fd, struct stat *st, eg_fault *f) {
   /* The type first, by name: refusing a device after opening it would be
    * too late (a tty's open raises DTR and RTS). */
   eg_err e = eg_file_check_regular(path, what, f);
   if (e != EG_OK) return e;
-  const int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
-  if (fd < 0) return fail(f, EG_FILE_OPEN, what, path, "%s", strerror(errno));
-  struct stat st;
-  if (fstat(fd, &st) != 0) {
+  *fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+  if (*fd < 0) return fail(f, EG_FILE_OPEN, what, path, "%s", strerror(errno));
+  if (fstat(*fd, st) != 0) {
     const int en = errno;
-    close(fd);
+    close(*fd);
     return fail(f, EG_FILE_OPEN, what, path, "%s", strerror(en));
   }
-  if ((e = check_mode(&st, what, path, f)) != EG_OK) { /* replaced since the stat above */
-    close(fd);
-    return e;
+  if ((e = check_mode(st, what, path, f)) != EG_OK) /* replaced since the stat above */
+    close(*fd);
+  return e;
+}
+
+/* read(2) until cap bytes or the end; -1 with errno on error. */
+static ssize_t read_full(int fd, uint8_t *buf, size_t cap) {
+  size_t n = 0;
+  while (n < cap) {
+    const ssize_t r = read(fd, buf + n, cap - n);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) return -1;
+    if (r == 0) break;
+    n += (size_t)r;
   }
+  return (ssize_t)n;
+}
+
+eg_err eg_file_read_head(const char *path, const char *what, uint8_t *buf, size_t cap, size_t *got, eg_fault *f) {
+  *got = 0;
+  int fd;
+  struct stat st;
+  const eg_err e = open_regular(path, what, &fd, &st, f);
+  if (e != EG_OK) return e;
+  const ssize_t r = read_full(fd, buf, cap);
+  const int en = errno;
+  close(fd);
+  if (r < 0) return fail(f, EG_FILE_READ, what, path, "read failed: %s", strerror(en));
+  *got = (size_t)r;
+  return EG_OK;
+}
+
+eg_err eg_file_read(const char *path, const char *what, size_t max, eg_err too_large, size_t slack, uint8_t **out,
+                    size_t *len, eg_fault *f) {
+  *out = NULL;
+  *len = 0;
+  int fd;
+  struct stat st;
+  const eg_err e = open_regular(path, what, &fd, &st, f);
+  if (e != EG_OK) return e;
   if ((uint64_t)st.st_size > max) {
     close(fd);
     return too_big(f, too_large, what, path, (uint64_t)st.st_size, max);
@@ -100,8 +133,7 @@ eg_err eg_file_read(const char *path, const char *what, size_t max, eg_err too_l
       cap = ncap;
       continue;
     }
-    const ssize_t r = read(fd, buf + n, cap - n);
-    if (r < 0 && errno == EINTR) continue;
+    const ssize_t r = read_full(fd, buf + n, cap - n);
     if (r < 0) {
       const int en = errno;
       free(buf);

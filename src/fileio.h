@@ -37,4 +37,9 @@ eg_err eg_file_read(const char *path, const char *what, size_t max, eg_err too_l
  * (EG_FILE_OPEN otherwise, message as above). */
 eg_err eg_file_check_regular(const char *path, const char *what, eg_fault *f);
 
+/* The first bytes of a regular file (a magic number): up to `cap` bytes
+ * into buf, *got how many (fewer for a shorter file). Errors as
+ * eg_file_read. */
+eg_err eg_file_read_head(const char *path, const char *what, uint8_t *buf, size_t cap, size_t *got, eg_fault *f);
+
 #endif

@@ -6,12 +6,37 @@
 
 #include "cli.h"
 #include "db.h"
+#include "fileio.h"
 #include "manifest.h"
 #include "port.h"
 
 static void diag(void *ctx, const char *file, int line, int col, const char *msg) {
   (void)ctx;
-  fprintf(stderr, "%s:%d:%d: %s\n", file, line, col, msg);
+  if (line > 0)
+    fprintf(stderr, "%s:%d:%d: %s\n", file, line, col, msg);
+  else
+    fprintf(stderr, "%s: %s\n", file, msg);
+}
+
+/* A report only reads the log: the path must be an existing SQLite file.
+ * Checked before SQLite sees it, which would block on a FIFO, create a
+ * missing file, turn an empty file into a new log, or fail with a database
+ * error (exit 3) for what is a wrong argument (exit 2). */
+static bool is_log_database(const char *path) {
+  static const char magic[16] = "SQLite format 3"; /* and its NUL: the file header's first 16 bytes */
+  uint8_t head[sizeof magic];
+  size_t got = 0;
+  eg_fault f;
+  eg_fault_clear(&f);
+  if (eg_file_read_head(path, "log database", head, sizeof head, &got, &f) != EG_OK) {
+    eg_cli_error("%s", f.msg);
+    return false;
+  }
+  if (got < sizeof magic || memcmp(head, magic, sizeof magic) != 0) {
+    eg_cli_error("log database %s: %s", path, got ? "not an SQLite database" : "the file is empty");
+    return false;
+  }
+  return true;
 }
 
 /* A .yaml/.yml argument is a manifest: use its database. */
@@ -39,13 +64,10 @@ int eg_cmd_report(eg_cli *c) {
     db_path = strdup(c->args[0]);
   }
   if (!db_path) return EG_EXIT_INTERNAL;
-  FILE *probe = fopen(db_path, "rb");
-  if (!probe) {
-    eg_cli_error("no log database at %s", db_path);
+  if (!is_log_database(db_path)) {
     free(db_path);
     return EG_EXIT_USAGE;
   }
-  fclose(probe);
   eg_db *db = NULL;
   eg_fault f;
   eg_fault_clear(&f);
