@@ -56,7 +56,7 @@ static int run(eg_cli *c, const eg_cli_request *req) {
     return EG_EXIT_OK;
   }
   if (!c->command) {
-    eg_cli_print_help(stderr, NULL);
+    eg_cli_error("no command given (see espgang --help)");
     return EG_EXIT_USAGE;
   }
   if (strcmp(c->command, "flash") == 0) return eg_cmd_flash(c);
