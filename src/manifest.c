@@ -698,6 +698,19 @@ static void syntax_error(mctx *c, const yaml_parser_t *p) {
     err_at(c, line, col, "YAML syntax error: %s", p->problem ? p->problem : "error");
 }
 
+static char *dir_of(const char *path);
+
+/* An existing log must be a regular file: SQLite would report a FIFO or a
+ * folder as a database error (exit 3) once the run has started; here it is
+ * the manifest's mistake. (A log that does not exist yet is created.) */
+static void check_database(mctx *c, const yaml_node_t *n) {
+  const char *db = c->m->db_path;
+  struct stat st;
+  eg_fault f;
+  eg_fault_clear(&f);
+  if (stat(db, &st) == 0 && eg_file_check_regular(db, NULL, &f) != EG_OK) err(c, n, "database: %s %s", db, f.msg);
+}
+
 static void parse_root(mctx *c, const yaml_node_t *root) {
   eg_manifest *m = c->m;
   yaml_node_t *v[R__COUNT];
@@ -709,7 +722,7 @@ static void parse_root(mctx *c, const yaml_node_t *root) {
   const char *s;
   int64_t x;
   if (v[R_STATION] && get_label(c, v[R_STATION], "station", &s)) m->station = xstrdup(c, s);
-  if (v[R_DATABASE] && get_str(c, v[R_DATABASE], "database", &s)) m->db_path = resolve(c, s);
+  if (v[R_DATABASE] && get_str(c, v[R_DATABASE], "database", &s) && (m->db_path = resolve(c, s))) check_database(c, v[R_DATABASE]);
   if (v[R_CHIP] && get_str(c, v[R_CHIP], "chip", &s) && !(m->set.chip = eg_chip_by_name(s))) {
     char names[256] = "";
     for (int i = 0; i < EG_CHIP__COUNT; i++)

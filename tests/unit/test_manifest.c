@@ -733,6 +733,11 @@ static void test_files_not_regular(void **state) {
   one_error(x, HEAD "images:\n  - {offset: 0x10000, file: /dev/zero}\n" PORTS, 4, 29,
             "file: image /dev/zero: is a character device, not a regular file");
   one_error(x, HEAD "stub: stub.json\n" IMAGES PORTS, 3, 7, "/stub.json is neither a regular file nor a folder");
+  /* An existing log must be a regular file (SQLite would say "disk I/O
+   * error", exit 3, once the run started); a new one is created. */
+  one_error(x, HEAD "database: stub.json\n" IMAGES PORTS, 3, 11, "/stub.json is a FIFO (named pipe), not a regular file");
+  one_error(x, HEAD "database: images\n" IMAGES PORTS, 3, 11, "/images is a directory, not a regular file");
+  assert_int_equal(load(x, HEAD "database: new.db\n" IMAGES PORTS), EG_OK);
   alarm(0);
 }
 
