@@ -34,8 +34,19 @@
 
 #define MANIFEST_MAX_BYTES (1u << 20)
 /* The deepest value of a manifest is 4 levels down (manifest > ports > entry
- * > usb); anything nested far deeper is not a manifest (see check_depth). */
+ * > usb), and anchors (&name) save typing a repeated usb: match or two;
+ * anything nested far deeper or with far more anchors is not a manifest
+ * (see check_shape). */
 #define MANIFEST_MAX_DEPTH 32
+#define MANIFEST_MAX_ANCHORS 256
+/* Counts that keep every check below cheap (the overlap and duplicate checks
+ * compare pairs) and far above any rack: a flash holds a handful of images;
+ * a port entry is a glob or a USB match for many boards. */
+#define MANIFEST_MAX_IMAGES 64
+#define MANIFEST_MAX_PORTS 1024
+/* A mapping may hold this many keys beyond the ones it takes, each then
+ * reported by name as unknown or duplicate; past that, one error for all. */
+#define MAP_EXTRA_KEYS 16
 /* Flash is erased in 4 KiB sectors (esptool FLASH_SECTOR_SIZE). */
 #define SECTOR 0x1000u
 /* Timeouts: at least 1 ms, at most one day. */
@@ -332,6 +343,14 @@ static bool map_fields(mctx *c, const yaml_node_t *map, const char *where, const
     return false;
   }
   const yaml_node_pair_t *start = map->data.mapping.pairs.start, *top = map->data.mapping.pairs.top;
+  char allowed[512] = "";
+  size_t len = 0;
+  for (size_t j = 0; j < nkeys && len < sizeof allowed; j++)
+    len += (size_t)snprintf(allowed + len, sizeof allowed - len, "%s%s", j ? ", " : "", keys[j]);
+  if ((size_t)(top - start) > nkeys + MAP_EXTRA_KEYS) { /* the duplicate check below compares pairs */
+    err(c, map, "%s: %zu keys, but it takes at most %zu (allowed: %s)", where, (size_t)(top - start), nkeys, allowed);
+    return false;
+  }
   for (const yaml_node_pair_t *p = start; p < top; p++) {
     yaml_node_t *k = node(c, p->key), *v = node(c, p->value);
     if (!k || !v) continue;
@@ -356,10 +375,6 @@ static bool map_fields(mctx *c, const yaml_node_t *map, const char *where, const
       vals[i] = v;
       continue;
     }
-    char allowed[512] = "";
-    size_t len = 0;
-    for (size_t j = 0; j < nkeys && len < sizeof allowed; j++)
-      len += (size_t)snprintf(allowed + len, sizeof allowed - len, "%s%s", j ? ", " : "", keys[j]);
     err(c, k, "%s: unknown key '%s' (allowed: %s)", where, name, allowed);
   }
   return true;
@@ -467,6 +482,7 @@ static void parse_images(mctx *c, const yaml_node_t *in) {
   if (in->type != YAML_SEQUENCE_NODE) return type_error(c, in, "images", "a list");
   const size_t n = (size_t)(in->data.sequence.items.top - in->data.sequence.items.start);
   if (n == 0) return err(c, in, "images: at least one image is required");
+  if (n > MANIFEST_MAX_IMAGES) return err(c, in, "images: %zu images, more than %d", n, MANIFEST_MAX_IMAGES);
   m->images = calloc(n, sizeof *m->images);
   if (!m->images) {
     c->oom = true;
@@ -601,6 +617,8 @@ static void parse_ports(mctx *c, const yaml_node_t *pn) {
   if (pn->type != YAML_SEQUENCE_NODE) return type_error(c, pn, "ports", "a list");
   const size_t n = (size_t)(pn->data.sequence.items.top - pn->data.sequence.items.start);
   if (n == 0) return err(c, pn, "ports: at least one port is required");
+  if (n > MANIFEST_MAX_PORTS)
+    return err(c, pn, "ports: %zu entries, more than %d (a glob or a usb match takes many ports)", n, MANIFEST_MAX_PORTS);
   m->ports = calloc(n, sizeof *m->ports);
   if (!m->ports) {
     c->oom = true;
@@ -698,8 +716,6 @@ static void syntax_error(mctx *c, const yaml_parser_t *p) {
     err_at(c, line, col, "YAML syntax error: %s", p->problem ? p->problem : "error");
 }
 
-static char *dir_of(const char *path);
-
 /* An existing log must be a regular file: SQLite would report a FIFO or a
  * folder as a database error (exit 3) once the run has started; here it is
  * the manifest's mistake. (A log that does not exist yet is created.) */
@@ -767,28 +783,37 @@ static void parse_root(mctx *c, const yaml_node_t *root) {
   if (v[R_PORTS]) parse_ports(c, v[R_PORTS]);
 }
 
-/* Refuse a document nested deeper than MANIFEST_MAX_DEPTH at the first node
- * too deep, walking libyaml's events (no recursion, no document built).
- * Why before the document is loaded: libyaml's scanner re-checks every
- * pending simple key (one per open flow collection) for each token, so
- * building a document nested N levels deep in flow style ("[[[[...") costs
- * O(N^2): 200,000 levels, 400 KB, run for minutes. The walk stops at
- * MANIFEST_MAX_DEPTH + 1 levels, before the cost grows. A syntax error is
- * left for the document loader to report. */
-static bool check_depth(mctx *c) {
+/* Refuse a document nested deeper than MANIFEST_MAX_DEPTH or holding more
+ * than MANIFEST_MAX_ANCHORS anchors, at the first node over the limit,
+ * walking libyaml's events (no recursion, no document built). Why before
+ * the document is loaded: libyaml costs O(N^2) for both. Its scanner
+ * re-checks every pending simple key (one per open flow collection) for
+ * each token, so 200,000 levels of "[" (400 KB) take minutes; its loader
+ * compares each new anchor with every earlier one and looks each alias up
+ * in a list, so 90,000 anchors take tens of seconds. The walk stops at the
+ * first node over a limit, before the cost grows. A syntax error is left
+ * for the document loader to report. */
+static bool check_shape(mctx *c) {
   yaml_parser_t p;
   yaml_event_t ev;
   if (!yaml_parser_initialize(&p)) return c->oom = true, false;
   yaml_parser_set_input_string(&p, (const unsigned char *)c->m->text, c->m->text_len);
-  int depth = 0;
+  int depth = 0, anchors = 0;
   bool ok = true;
   for (;;) {
     if (!yaml_parser_parse(&p, &ev)) break;
     const yaml_event_type_t t = ev.type;
-    if (t == YAML_SEQUENCE_START_EVENT || t == YAML_MAPPING_START_EVENT) {
+    const int line = (int)ev.start_mark.line + 1, col = (int)ev.start_mark.column + 1;
+    const bool anchored = (t == YAML_SCALAR_EVENT && ev.data.scalar.anchor) ||
+                          (t == YAML_SEQUENCE_START_EVENT && ev.data.sequence_start.anchor) ||
+                          (t == YAML_MAPPING_START_EVENT && ev.data.mapping_start.anchor);
+    if (anchored && ++anchors > MANIFEST_MAX_ANCHORS) {
+      err_at(c, line, col, "more than %d anchors (&name); is it a manifest?", MANIFEST_MAX_ANCHORS);
+      ok = false;
+    } else if (t == YAML_SEQUENCE_START_EVENT || t == YAML_MAPPING_START_EVENT) {
       if (++depth > MANIFEST_MAX_DEPTH) {
-        err_at(c, (int)ev.start_mark.line + 1, (int)ev.start_mark.column + 1,
-               "nested more than %d levels deep (a manifest needs 4); is it a manifest?", MANIFEST_MAX_DEPTH);
+        err_at(c, line, col, "nested more than %d levels deep (a manifest needs 4); is it a manifest?",
+               MANIFEST_MAX_DEPTH);
         ok = false;
       }
     } else if (t == YAML_SEQUENCE_END_EVENT || t == YAML_MAPPING_END_EVENT) {
@@ -865,7 +890,7 @@ static eg_err load_text(eg_manifest *m, const char *path, eg_diag_cb cb, void *c
   }
   yaml_parser_set_input_string(&parser, (const unsigned char *)m->text, m->text_len);
   c.doc = &doc;
-  if (!check_depth(&c)) {
+  if (!check_shape(&c)) {
     /* reported; the document is never built */
   } else if (!yaml_parser_load(&parser, &doc)) {
     syntax_error(&c, &parser);

@@ -15,9 +15,11 @@
  *
  * Limits: the file must be a regular file (a FIFO or a device is refused
  * without blocking: fileio.h) of at most 1 MiB, nested at most 32 levels
- * deep. Station and slot names must not contain control characters. An
- * image that does not start on a 4 KiB sector gets a warning naming the
- * bytes before it that the sector erase destroys.
+ * deep, with at most 256 anchors, 64 images and 1024 port entries (each a
+ * bound on work that grows with the square of the count). Station and slot
+ * names must not contain control characters. An image that does not start
+ * on a 4 KiB sector gets a warning naming the bytes before it that the
+ * sector erase destroys.
  *
  * Ownership: the manifest owns every string and image; eg_manifest_free.
  */

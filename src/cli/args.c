@@ -160,6 +160,13 @@ static void dashify(char *s) {
     if (*s == '_') *s = '-';
 }
 
+/* "ESP32: 80m, 40m; default keep" from a chip's code table. */
+static void codes_of(char *buf, size_t cap, const char *chip, const eg_code *t, size_t nt, const char *def) {
+  size_t n = (size_t)snprintf(buf, cap, "%s: ", chip);
+  for (size_t i = 0; i < nt && n < cap; i++) n += (size_t)snprintf(buf + n, cap - n, "%s%s", i ? ", " : "", t[i].name);
+  if (n < cap) snprintf(buf + n, cap - n, "; default %s", def);
+}
+
 /* The "%s" part of an option's help: its default or its choices, from the
  * settings the commands start from (options.h) and the chip table. */
 static void default_of(opt_id id, char *buf, size_t cap) {
@@ -184,18 +191,8 @@ static void default_of(opt_id id, char *buf, size_t cap) {
     break;
   case O_ATTEMPTS: snprintf(buf, cap, ", 1..%d (default %d)", EG_CONNECT_ATTEMPTS_MAX, d.connect_attempts); break;
   case O_MODE: snprintf(buf, cap, " (default %s)", d.flash_mode); break;
-  case O_FREQ:
-    n = (size_t)snprintf(buf, cap, "%s: ", esp32->name);
-    for (size_t i = 0; i < esp32->nflash_freqs && n < cap; i++)
-      n += (size_t)snprintf(buf + n, cap - n, "%s%s", i ? ", " : "", esp32->flash_freqs[i].name);
-    if (n < cap) snprintf(buf + n, cap - n, "; default %s", d.flash_freq);
-    break;
-  case O_SIZE:
-    n = (size_t)snprintf(buf, cap, "%s: ", esp32->name);
-    for (size_t i = 0; i < esp32->nflash_sizes && n < cap; i++)
-      n += (size_t)snprintf(buf + n, cap - n, "%s%s", i ? ", " : "", esp32->flash_sizes[i].name);
-    if (n < cap) snprintf(buf + n, cap - n, "; default %s", d.flash_size);
-    break;
+  case O_FREQ: codes_of(buf, cap, esp32->name, esp32->flash_freqs, esp32->nflash_freqs, d.flash_freq); break;
+  case O_SIZE: codes_of(buf, cap, esp32->name, esp32->flash_sizes, esp32->nflash_sizes, d.flash_size); break;
   case O_LIMIT: snprintf(buf, cap, ", 1..%d (default %d)", RUNS_MAX_LIMIT, RUNS_DEFAULT_LIMIT); break;
   case O_PORT:
   case O_NO_STUB:

@@ -475,6 +475,49 @@ static void test_deep_nesting(void **state) {
   one_error(x, ok, 1, 10, "station: expected a string, got a list");
 }
 
+/* Counts that would make libyaml or the pairwise checks quadratic are
+ * bounded: each refused at once with one error, where it starts. */
+static void test_count_limits(void **state) {
+  fx *x = *state;
+  put_default_images(x);
+  char *y = malloc(1 << 20);
+  assert_non_null(y);
+  alarm(HANG_GUARD_S);
+  /* 90,000 anchors: libyaml compares each with every earlier one. */
+  size_t n = (size_t)sprintf(y, "station: [");
+  for (int i = 0; i < 90000; i++) n += (size_t)sprintf(y + n, "%s&a%d 1", i ? "," : "", i);
+  n += (size_t)sprintf(y + n, "]\n");
+  /* the 257th anchor: "&a256" after "[" and 256 items */
+  size_t col = 11;
+  for (int i = 0; i < 256; i++) col += (size_t)snprintf(NULL, 0, "&a%d 1,", i);
+  one_error(x, y, 1, (int)col, "more than 256 anchors (&name); is it a manifest?");
+  /* 20,000 images at one offset: 200 million overlapping pairs. */
+  n = (size_t)sprintf(y, HEAD PORTS "images:\n");
+  for (int i = 0; i < 20000; i++) n += (size_t)sprintf(y + n, "  - {offset: 0x10000, file: images/app.bin}\n");
+  one_error(x, y, 6, 3, "images: 20000 images, more than 64");
+  /* 20,000 port entries with one label: duplicate checks by pairs. */
+  n = (size_t)sprintf(y, HEAD IMAGES "ports:\n");
+  for (int i = 0; i < 20000; i++) n += (size_t)sprintf(y + n, "  - {slot: A, url: \"socket://h:1\"}\n");
+  one_error(x, y, 6, 3, "ports: 20000 entries, more than 1024");
+  /* A mapping of 20,000 keys: duplicate key checks by pairs. */
+  n = (size_t)sprintf(y, HEAD IMAGES PORTS "timeouts:\n");
+  for (int i = 0; i < 20000; i++) n += (size_t)sprintf(y + n, "  k%d: 1\n", i);
+  one_error(x, y, 8, 3, "timeouts: 20000 keys, but it takes at most 9 (allowed: command, sync,");
+  alarm(0);
+  free(y);
+  /* Within the limits: anchors and aliases work, a few unknown keys are
+   * each named. */
+  assert_int_equal(load(x, HEAD IMAGES "ports:\n  - {slot: A, usb: &cp {vid: 0x10c4, pid: 0xea60}}\n"
+                                       "  - {slot: B, usb: *cp}\n"),
+                   EG_OK);
+  assert_int_equal(x->m.nports, 2);
+  assert_int_equal(x->m.ports[1].vid, 0x10c4);
+  assert_int_equal(load(x, HEAD IMAGES PORTS "timeouts: {a: 1, b: 2}\n"), EG_MANIFEST);
+  ndiags_is(x, 2);
+  diag_is(x, 0, 7, 12, "timeouts: unknown key 'a'");
+  diag_is(x, 1, 7, 18, "timeouts: unknown key 'b'");
+}
+
 /* The same checks from memory; relative paths resolve against the folder
  * of the name given. */
 static void test_load_mem(void **state) {
@@ -969,6 +1012,7 @@ int main(void) {
     cmocka_unit_test_setup_teardown(test_files_not_regular, setup, teardown),
     cmocka_unit_test_setup_teardown(test_manifest_not_regular, setup, teardown),
     cmocka_unit_test_setup_teardown(test_deep_nesting, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_count_limits, setup, teardown),
     cmocka_unit_test_setup_teardown(test_load_mem, setup, teardown),
     cmocka_unit_test_setup_teardown(test_slots_paths_and_globs, setup, teardown),
     cmocka_unit_test_setup_teardown(test_slots_errors, setup, teardown),

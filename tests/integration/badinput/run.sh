@@ -41,6 +41,9 @@ for f in fifo.bin fifo.yaml fifo.json fifo.db; do mkfifo "$W/$f"; done
 cp "$W/good.yaml" "$W/good.yaml.txt"
 head -c $((2 << 20)) /dev/zero | tr '\0' '#' >"$W/big.yaml"                 # 2 MiB of comment
 { printf 'station: '; head -c 200000 /dev/zero | tr '\0' '['; head -c 200000 /dev/zero | tr '\0' ']'; echo; } >"$W/deep.yaml"
+{ printf 'station: ['; seq -f '&a%g 1' 0 89999 | paste -sd, -; printf ']\n'; } >"$W/anchors.yaml"   # 90,000 anchors
+{ printf 'station: s\nchip: esp32\nports: [{glob: "rack/slot*"}]\nimages:\n'                      # 20,000 images
+  printf '  - {offset: 0x10000, file: images/app.bin}\n%.0s' $(seq 20000); } >"$W/many-images.yaml"
 { printf '{"plugins": '; head -c 200000 /dev/zero | tr '\0' '['; head -c 200000 /dev/zero | tr '\0' ']'
   printf ', "text": "AA==", "text_start": 1, "entry": 1}\n'; } >"$W/deep-stub.json"
 
