@@ -25,6 +25,7 @@
   XX(IO,                UNIT,     "input/output error")                                \
   XX(TIMEOUT,           UNIT,     "timed out waiting for the device")                  \
   XX(ABORTED,           ABORT,    "stopped by the operator")                           \
+  XX(SKIPPED,           SKIP,     "not flashed: the unit already holds what it needs") \
   /* framing and packets */                                                            \
   XX(SLIP_ESCAPE,       UNIT,     "invalid SLIP escape sequence")                      \
   XX(SLIP_OVERSIZE,     UNIT,     "SLIP frame longer than the limit")                  \
@@ -86,14 +87,17 @@ const char *eg_strerror(eg_err e);
  *             cannot do what was asked; known before a board is touched
  *             wherever possible                                -> exit 2
  *   INTERNAL  database or internal error                       -> exit 3
- *   ABORT     stopped by the operator                          -> exit 4 */
+ *   ABORT     stopped by the operator                          -> exit 4
+ *   SKIP      deliberately not flashed (a retry by MAC found the unit
+ *             passed, a station saw it before)                 -> exit 0 */
 typedef enum eg_err_class {
   EG_CLASS_OK,
   EG_CLASS_UNIT,
   EG_CLASS_FINAL,
   EG_CLASS_INPUT,
   EG_CLASS_INTERNAL,
-  EG_CLASS_ABORT
+  EG_CLASS_ABORT,
+  EG_CLASS_SKIP
 } eg_err_class;
 
 eg_err_class eg_err_class_of(eg_err e);

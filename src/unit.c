@@ -9,6 +9,7 @@ const char *eg_result_name(eg_result r) {
   case EG_RESULT_PASS: return "pass";
   case EG_RESULT_FAIL: return "fail";
   case EG_RESULT_ABORTED: return "aborted";
+  case EG_RESULT_SKIPPED: return "skipped";
   }
   return "unknown";
 }

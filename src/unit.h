@@ -14,7 +14,8 @@ typedef enum eg_result {
   EG_RESULT_IN_PROGRESS, /* stored as "in_progress" */
   EG_RESULT_PASS,        /* "pass" */
   EG_RESULT_FAIL,        /* "fail" */
-  EG_RESULT_ABORTED      /* "aborted" */
+  EG_RESULT_ABORTED,     /* "aborted" */
+  EG_RESULT_SKIPPED      /* "skipped": deliberately not flashed (it already holds the images) */
 } eg_result;
 
 const char *eg_result_name(eg_result r);
