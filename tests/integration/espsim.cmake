@@ -5,12 +5,12 @@
 # against published esptool figures (virtual time, deterministic, ~3 s).
 if(TARGET espsim)
   add_executable(espsim_cli_test ${CMAKE_CURRENT_LIST_DIR}/espsim/espsim_cli_test.c)
-  target_link_libraries(espsim_cli_test PRIVATE espgang_core)
+  target_link_libraries(espsim_cli_test PRIVATE espgang_wire)
   add_test(NAME integration.espsim_cli COMMAND espsim_cli_test $<TARGET_FILE:espsim>)
   set_tests_properties(integration.espsim_cli PROPERTIES TIMEOUT 60 LABELS integration)
 
   add_executable(espsim_rfc2217_test ${CMAKE_CURRENT_LIST_DIR}/espsim/espsim_rfc2217_test.c)
-  target_link_libraries(espsim_rfc2217_test PRIVATE espgang_core)
+  target_link_libraries(espsim_rfc2217_test PRIVATE espgang_wire)
   add_test(NAME integration.espsim_rfc2217 COMMAND espsim_rfc2217_test $<TARGET_FILE:espsim>)
   set_tests_properties(integration.espsim_rfc2217 PROPERTIES TIMEOUT 60 LABELS integration)
 endif()
