@@ -27,8 +27,6 @@
 #include "proto.h"
 #include "simdev_int.h"
 
-#define NS_TEXT_START 0x400A8000u
-
 /* LS esp_command_error / NS esp_response_code (high byte). */
 enum {
   S_OK = 0x00,
@@ -77,7 +75,7 @@ static uint32_t word(const uint8_t *data, size_t size, unsigned i) {
 /* One LS reply: header at t_hdr, [data] + error + status at t_end. */
 static void ls_reply(esim_dev *d, uint64_t t_hdr, uint64_t t_end, uint8_t op, uint16_t len_ret, uint32_t value,
                      const uint8_t *data, size_t dlen, uint8_t err, uint8_t status) {
-  uint8_t buf[8 + 16 + 2];
+  uint8_t buf[8 + 20 + 2];
   buf[0] = 0x01;
   buf[1] = op;
   eg_put_u16(buf + 2, len_ret);
@@ -283,11 +281,12 @@ typedef struct stub_req {
 /* What an LS handler puts in its reply besides the header. */
 typedef struct ls_ans {
   uint8_t status;    /* second status byte (SPI_SET_PARAMS: SPIParamCfg's result) */
-  uint8_t data[16];
+  uint8_t data[20];
   size_t dlen;
 } ls_ans;
 
 #define LS_NO_REPLY (-1)
+#define LS_SEC_INFO 0xFF /* ls_cmd.reply_data: the chip's security info length */
 
 /* Run the command; returns the error byte (0 ok) or LS_NO_REPLY. */
 typedef int (*ls_run_fn)(esim_dev *d, uint64_t *t, uint64_t t_hdr, const stub_req *r, ls_ans *a);
@@ -413,7 +412,8 @@ static int ls_mem_begin(esim_dev *d, uint64_t *t, uint64_t t_hdr, const stub_req
   d->mem_active = true;
   d->mem_addr = r->w[3];
   d->mem_remaining = r->w[0];
-  if (r->w[3] == NS_TEXT_START) d->mem_seen_ns = true;
+  if (esim_chip_addr_is_new(d->chip, r->w[3])) d->mem_seen_ns = true;
+  if (esim_chip_addr_is_legacy(d->chip, r->w[3])) d->mem_seen_ls = true;
   return S_OK;
 }
 
@@ -437,12 +437,23 @@ static int ls_mem_end(esim_dev *d, uint64_t *t, uint64_t t_hdr, const stub_req *
   return err;
 }
 
+/* LS on S2 and later (stub_flasher.c ESP32S2_OR_LATER): the ROM's payload,
+ * sent like MD5's between the header and the status (assumed: no trace);
+ * on the ESP32 and ESP8266 the command is not there: NOT_IMPLEMENTED. */
+static int ls_get_security_info(esim_dev *d, uint64_t *t, uint64_t t_hdr, const stub_req *r, ls_ans *a) {
+  (void)t, (void)t_hdr;
+  if (!d->chip->sec_info_len) return S_NOT_IMPLEMENTED;
+  if (r->size != 0) return 1; /* verify_data_len || ...: `||` turns it into 1 */
+  a->dlen = esim_security_info(d, a->data);
+  return S_OK;
+}
+
 static int ls_run_user_code(esim_dev *d, uint64_t *t, uint64_t t_hdr, const stub_req *r, ls_ans *a) {
   (void)t_hdr, (void)r, (void)a;
   /* cmd_loop returns without a reply; stub_main returns into the ROM,
    * which goes on to boot from flash. */
   esim_log(d, *t, "stub: RUN_USER_CODE, leaving the stub");
-  esim_enter_app(d, *t, "0xc (SW_CPU_RESET)");
+  esim_enter_app(d, *t, ESIM_RST_SW_CPU);
   return LS_NO_REPLY;
 }
 
@@ -451,13 +462,12 @@ static void ls_baud_post(esim_dev *d, uint64_t *t, const stub_req *r) {
    * divider = current divider * current / new, 1 ms. The result is off
    * when the 2nd word is not the real current rate (0 breaks the UART). */
   *t += d->o.timing.baud_switch_us;
-  const uint32_t xtal = (uint32_t)d->o.crystal_mhz * 1000000u;
   const uint64_t div16 = ((uint64_t)(d->clkdiv & 0xFFFFF) << 4) | ((d->clkdiv >> 20) & 0xF);
   uint32_t clkdiv = 0, actual = 0;
   if (r->w[0]) {
     const uint64_t nd = div16 * r->w[1] / r->w[0];
     clkdiv = (uint32_t)((nd >> 4) & 0xFFFFF) | (uint32_t)((nd & 0xF) << 20);
-    actual = esim_baud_from_clkdiv(xtal, clkdiv);
+    actual = esim_baud_from_clkdiv(d->uart_clk, clkdiv);
   }
   esim_log(d, *t, "stub: CHANGE_BAUDRATE %u (old %u) -> UART %u baud", (unsigned)r->w[0], (unsigned)r->w[1],
            (unsigned)actual);
@@ -484,20 +494,17 @@ static void ls_flash_end_post(esim_dev *d, uint64_t *t, const stub_req *r) {
    * loader (the strapping is still latched). */
   *t += 10000;
   esim_log(d, *t, "stub: FLASH_END(reboot): software reset");
-  esim_enter_rom(d, *t, "0xc (SW_CPU_RESET)", true);
+  esim_enter_rom(d, *t, ESIM_RST_SW_CPU, true);
 }
 
 /* MEM_END with an entry point starts another stub (both flavours). */
-static void stub_restart(esim_dev *d, uint64_t *t) {
+static void stub_restart(esim_dev *d, uint64_t *t, uint32_t entry) {
   *t += 1000;
-  esim_stub_flavour fl = d->o.stub;
-  if (fl == ESIM_STUB_AUTO) fl = d->mem_seen_ns ? ESIM_STUB_NEW : ESIM_STUB_LEGACY;
-  d->mem_seen_ns = false;
-  esim_enter_stub(d, *t, fl);
+  esim_enter_stub(d, *t, esim_stub_for_upload(d, entry));
 }
 
 static void ls_mem_end_post(esim_dev *d, uint64_t *t, const stub_req *r) {
-  if (r->w[1] != 0) stub_restart(d, t);
+  if (r->w[1] != 0) stub_restart(d, t, r->w[1]);
 }
 
 /* LS cmd_loop: opcode, data bytes in the reply besides the status, the
@@ -531,6 +538,7 @@ static const ls_cmd ls_cmds[] = {
     {EG_OP_MEM_DATA, 0, ls_mem_data, NULL},
     {EG_OP_MEM_END, 0, ls_mem_end, ls_mem_end_post},
     {EG_OP_RUN_USER_CODE, 0, ls_run_user_code, NULL},
+    {EG_OP_GET_SECURITY_INFO, LS_SEC_INFO, ls_get_security_info, NULL},
 };
 
 static void ls_frame(esim_dev *d, uint64_t *t, const uint8_t *f, size_t n) {
@@ -559,7 +567,9 @@ static void ls_frame(esim_dev *d, uint64_t *t, const uint8_t *f, size_t n) {
   for (size_t i = 0; i < sizeof ls_cmds / sizeof ls_cmds[0]; i++)
     if (ls_cmds[i].op == r.op) c = &ls_cmds[i];
   const uint32_t value = r.op == EG_OP_READ_REG && r.size == 4 ? esim_reg_read(d, r.w[0]) : 0;
-  const uint16_t len_ret = (uint16_t)(2 + (c ? c->reply_data : 0));
+  size_t rdata = c ? c->reply_data : 0;
+  if (rdata == LS_SEC_INFO) rdata = d->chip->sec_info_len;
+  const uint16_t len_ret = (uint16_t)(2 + rdata);
   if (r.size > ESIM_LS_MAX_DATA) {
     ls_reply(d, t_hdr, *t, r.op, len_ret, value, NULL, 0, S_BAD_DATA_LEN, 0xEE);
     return;
@@ -576,7 +586,7 @@ static void ls_frame(esim_dev *d, uint64_t *t, const uint8_t *f, size_t n) {
 
 static void ns_reply(esim_dev *d, uint64_t t, uint8_t op, uint8_t code, uint32_t value, const uint8_t *data,
                      size_t dlen) {
-  uint8_t buf[8 + 16 + 2];
+  uint8_t buf[8 + 20 + 2];
   if (code != S_OK) { /* errors carry no data and value 0 */
     dlen = 0;
     value = 0;
@@ -675,7 +685,7 @@ static uint8_t ns_defl_post(esim_dev *d, uint64_t *t, const uint8_t *data, size_
 /* What an NS handler answers besides its response code. */
 typedef struct ns_ans {
   uint32_t value;
-  uint8_t data[16];
+  uint8_t data[20];
   size_t dlen;
 } ns_ans;
 
@@ -752,7 +762,8 @@ static int ns_mem_begin(esim_dev *d, uint64_t *t, const stub_req *r, ns_ans *a) 
   d->mem_active = true;
   d->mem_remaining = r->w[0];
   d->mem_addr = r->w[3];
-  if (r->w[3] == NS_TEXT_START) d->mem_seen_ns = true;
+  if (esim_chip_addr_is_new(d->chip, r->w[3])) d->mem_seen_ns = true;
+  if (esim_chip_addr_is_legacy(d->chip, r->w[3])) d->mem_seen_ls = true;
   return S_OK;
 }
 
@@ -820,9 +831,14 @@ static int ns_md5(esim_dev *d, uint64_t *t, const stub_req *r, ns_ans *a) {
   return S_OK;
 }
 
+/* NS asks the ROM (ets_efuse security info): the same payload as the ROM's
+ * own reply (C3 stub-read-flash.trace, 20 bytes); where the ROM has none
+ * (ESP32, ESP8266) STUB_LIB_ERR_NOT_SUPPORTED. */
 static int ns_get_security_info(esim_dev *d, uint64_t *t, const stub_req *r, ns_ans *a) {
-  (void)d, (void)t, (void)a;
-  return r->size != 0 ? S_BAD_DATA_LEN : S_NOT_IMPLEMENTED; /* ESP32: STUB_LIB_ERR_NOT_SUPPORTED */
+  (void)t;
+  if (r->size != 0) return S_BAD_DATA_LEN;
+  a->dlen = esim_security_info(d, a->data);
+  return a->dlen ? S_OK : S_NOT_IMPLEMENTED;
 }
 
 static int ns_erase_flash(esim_dev *d, uint64_t *t, const stub_req *r, ns_ans *a) {
@@ -862,9 +878,8 @@ static uint8_t ns_defl_post_cmd(esim_dev *d, uint64_t *t, const stub_req *r) {
 }
 
 static uint8_t ns_baud_post(esim_dev *d, uint64_t *t, const stub_req *r) {
-  const uint32_t xtal = (uint32_t)d->o.crystal_mhz * 1000000u;
-  const uint32_t clkdiv = r->w[0] ? esim_clkdiv_for(xtal, r->w[0]) : 0;
-  const uint32_t actual = r->w[0] ? esim_baud_from_clkdiv(xtal, clkdiv) : 0;
+  const uint32_t clkdiv = r->w[0] ? esim_clkdiv_for(d->uart_clk, r->w[0]) : 0;
+  const uint32_t actual = r->w[0] ? esim_baud_from_clkdiv(d->uart_clk, clkdiv) : 0;
   esim_log(d, *t, "stub: CHANGE_BAUDRATE %u -> UART %u baud", (unsigned)r->w[0], (unsigned)actual);
   esim_tx_baud(d, *t, actual, clkdiv);
   return S_OK;
@@ -877,7 +892,7 @@ static uint8_t ns_read_post(esim_dev *d, uint64_t *t, const stub_req *r) {
 }
 
 static uint8_t ns_mem_end_post(esim_dev *d, uint64_t *t, const stub_req *r) {
-  if (r->w[0] == 0) stub_restart(d, t);
+  if (r->w[0] == 0) stub_restart(d, t, r->w[1]);
   return S_OK;
 }
 
