@@ -102,16 +102,19 @@ static uint64_t now_us(void) { return uv_hrtime() / 1000; }
 static void usage(FILE *f) {
   fputs("usage: espsim [options]\n"
         "  -n, --count N          number of devices (default 1)\n"
+        "  --chip NAME            chip of every device: esp32 (default), esp32s2, esp32s3, esp32c2, esp32c3,\n"
+        "                         esp32c5, esp32c6, esp32c61, esp32h2, esp32p4, esp8266\n"
         "  --pty DIR              one pty per device, symlinks DIR/slot01..\n"
         "  --tcp PORT             TCP listeners on 127.0.0.1:PORT..PORT+N-1 (0 = ephemeral);\n"
         "                         raw (socket://) or RFC 2217 (rfc2217://, DTR/RTS reset the board)\n"
         "  --flash-dir DIR        flash files DIR/slotNN.bin (default: a new temp dir, kept)\n"
         "  --flash-id HEX         JEDEC ID mfr|type<<8|cap<<16 (default 0x1640C8)\n"
         "  --mac MAC              first device's MAC (default 24:0a:c4:00:00:01)\n"
-        "  --crystal 40|26        crystal in MHz (default 40)\n"
+        "  --crystal MHZ          crystal in MHz (default: the chip's; 26/40 ESP32, C2, ESP8266; 40/48 C5)\n"
         "  --fast                 no flash/processing delays and no wire pacing\n"
-        "  --faults FILE.yaml     per-device faults\n"
-        "  --fault SPEC           slotNN:fault[=value][,fault...] (repeatable; 'all:' for every device)\n"
+        "  --rack FILE.yaml       per-device settings and faults (alias --faults)\n"
+        "  --slot SPEC            slotNN:key[=value][,key...]: a setting (chip=, port=, revision=, ...) or a fault\n"
+        "                         (repeatable; 'all:' for every device; alias --fault)\n"
         "  --event-log DIR        per-device event log DIR/slotNN.log\n"
         "  --seed N               seed for random faults and garbling (default 1)\n"
         "  --timing FILE.yaml     override the timing model\n"
@@ -121,17 +124,6 @@ static void usage(FILE *f) {
         "  --tick-us US           wire pacing granularity (default 1000)\n"
         "  -h, --help\n",
         f);
-}
-
-static bool parse_mac(const char *s, uint8_t mac[6]) {
-  unsigned v[6];
-  char tail;
-  if (sscanf(s, "%x:%x:%x:%x:%x:%x%c", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &tail) != 6) return false;
-  for (int i = 0; i < 6; i++) {
-    if (v[i] > 255) return false;
-    mac[i] = (uint8_t)v[i];
-  }
-  return true;
 }
 
 static void mac_add(uint8_t mac[6], uint64_t k) {
@@ -173,15 +165,25 @@ static void abs_dir(const char *in, char *out) {
   if (!realpath(in, out)) die("cannot resolve %s: %s", in, strerror(errno));
 }
 
-/* Apply "fault[=v][,fault...]" to one device's faults. */
-static void apply_fault_list(esim_faults *f, const char *list, const char *what) {
+/* One "key[=value]" for a device: a setting (chip, port, ...) or a fault. */
+static void apply_slot_item(esim_dev_opts *o, const char *item, const char *what) {
+  char key[64], err[256];
+  const char *eq = strchr(item, '=');
+  const size_t kl = eq ? (size_t)(eq - item) : strlen(item);
+  if (kl == 0 || kl >= sizeof key) die("%s: bad item '%s'", what, item);
+  memcpy(key, item, kl);
+  key[kl] = 0;
+  const int r = esim_setting_apply(o, key, eq ? eq + 1 : NULL, err, sizeof err);
+  if (r < 0) die("%s: %s", what, err);
+  if (r == 0 && esim_fault_apply(&o->faults, item, err, sizeof err) != EG_OK) die("%s: %s", what, err);
+}
+
+/* Apply "key[=v][,key...]" to one device. */
+static void apply_slot_list(esim_dev_opts *o, const char *list, const char *what) {
   char buf[1024];
-  if (snprintf(buf, sizeof buf, "%s", list) >= (int)sizeof buf) die("%s: fault list too long", what);
+  if (snprintf(buf, sizeof buf, "%s", list) >= (int)sizeof buf) die("%s: list too long", what);
   char *save = NULL;
-  for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-    char err[256];
-    if (esim_fault_apply(f, tok, err, sizeof err) != EG_OK) die("%s: %s", what, err);
-  }
+  for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) apply_slot_item(o, tok, what);
 }
 
 /* "slot03", "3", "all" -> index (0 = all), -1 if not a slot. */
@@ -231,26 +233,31 @@ static void load_timing(const char *path, esim_timing *t) {
   yaml_document_delete(&doc);
 }
 
-static void fault_node(esim_faults *f, yaml_document_t *doc, yaml_node_t *n, const char *path, const char *slotname) {
+static void slot_node(esim_dev_opts *o, yaml_document_t *doc, yaml_node_t *n, const char *path, const char *slotname) {
   char what[300];
-  snprintf(what, sizeof what, "%s (%s)", path, slotname);
+  snprintf(what, sizeof what, "%s:%zu (%s)", path, n->start_mark.line + 1, slotname);
   if (n->type == YAML_SCALAR_NODE) {
-    apply_fault_list(f, yaml_scalar(doc, n), what);
+    apply_slot_list(o, yaml_scalar(doc, n), what);
   } else if (n->type == YAML_SEQUENCE_NODE) {
     for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top; it++) {
       const char *s = yaml_scalar(doc, yaml_document_get_node(doc, *it));
-      if (!s) die("%s: list items must be fault specs", what);
-      apply_fault_list(f, s, what);
+      if (!s) die("%s: list items must be 'key[=value]' strings", what);
+      apply_slot_list(o, s, what);
     }
   } else {
     for (yaml_node_pair_t *pr = n->data.mapping.pairs.start; pr < n->data.mapping.pairs.top; pr++) {
-      const char *k = yaml_scalar(doc, yaml_document_get_node(doc, pr->key));
-      const char *v = yaml_scalar(doc, yaml_document_get_node(doc, pr->value));
-      if (!k || !v) die("%s: fault entries must be 'name: value'", what);
+      yaml_node_t *kn = yaml_document_get_node(doc, pr->key), *vn = yaml_document_get_node(doc, pr->value);
+      const char *k = yaml_scalar(doc, kn);
+      snprintf(what, sizeof what, "%s:%zu (%s)", path, kn ? kn->start_mark.line + 1 : 0, slotname);
+      if (k && !strcmp(k, "faults") && vn && vn->type != YAML_SCALAR_NODE) {
+        slot_node(o, doc, vn, path, slotname); /* faults: [..] or {..} nested */
+        continue;
+      }
+      const char *v = yaml_scalar(doc, vn);
+      if (!k || !v) die("%s: entries must be 'name: value'", what);
       char spec[512];
       snprintf(spec, sizeof spec, "%s=%s", k, v);
-      char err[256];
-      if (esim_fault_apply(f, spec, err, sizeof err) != EG_OK) die("%s: %s", what, err);
+      apply_slot_item(o, spec, what);
     }
   }
 }
@@ -268,7 +275,7 @@ static void load_faults(app *a, const char *path) {
       if (idx < 0) die("%s: '%s' is not a device (slot01..slot%02d or all)", path, k, a->count);
       yaml_node_t *v = yaml_document_get_node(&doc, pr->value);
       for (int i = 1; i <= a->count; i++)
-        if (idx == 0 || idx == i) fault_node(&a->slots[i - 1].opts.faults, &doc, v, path, k);
+        if (idx == 0 || idx == i) slot_node(&a->slots[i - 1].opts, &doc, v, path, k);
     }
   }
   yaml_document_delete(&doc);
@@ -491,6 +498,29 @@ static void log_line(void *ctx, const char *line) {
   fputc('\n', f);
 }
 
+/* ------------------------------------------------------------ start-up JSON */
+
+/* One line per device (README "Starting it"). */
+static void print_slot_json(const slot *s) {
+  const app *a = s->app;
+  const uint8_t *m = s->opts.mac;
+  esim_dev_info info;
+  esim_dev_get_info(s->dev, &info);
+  printf("{\"slot\":\"%s\",\"index\":%d", s->name, s->index);
+  if (a->use_pty) printf(",\"pty\":\"%s\"", s->pty_link);
+  if (a->use_tcp) printf(",\"url\":\"socket://127.0.0.1:%d\",\"rfc2217\":\"rfc2217://127.0.0.1:%d\"", s->port, s->port);
+  printf(",\"chip\":\"%s\",\"chip_name\":\"%s\",\"revision\":\"v%d.%d\",\"crystal_mhz\":%d", info.chip,
+         info.display, info.rev_major, info.rev_minor, info.crystal_mhz);
+  printf(",\"port_kind\":\"%s\",\"usb\":\"%04x:%04x\"", esim_port_kind_name(s->opts.port), info.usb_vid, info.usb_pid);
+  printf(",\"secure_download_mode\":%s,\"flash_crypt_cnt\":%u,\"flash_encryption\":%s,\"secure_boot\":%s",
+         s->opts.sec.secure_download ? "true" : "false", (unsigned)s->opts.sec.flash_crypt_cnt,
+         __builtin_popcount(s->opts.sec.flash_crypt_cnt) & 1 ? "true" : "false",
+         s->opts.sec.secure_boot ? "true" : "false");
+  printf(",\"bootloader_offset\":%u", (unsigned)info.bootloader_offset);
+  printf(",\"mac\":\"%02x:%02x:%02x:%02x:%02x:%02x\",\"flash_id\":\"0x%06x\",\"flash_size\":%zu,\"flash\":\"%s\"}\n",
+         m[0], m[1], m[2], m[3], m[4], m[5], (unsigned)s->opts.flash_id, s->flash_size, s->flash_path);
+}
+
 /* ---------------------------------------------------------------- signals */
 
 static void on_close_noop(uv_handle_t *h) { (void)h; }
@@ -534,9 +564,10 @@ int main(int argc, char **argv) {
   a.tcp_port = -1;
   a.replug_ms = 1000;
   a.tick_us = 1000;
-  uint32_t flash_id = 0x1640C8;
+  uint32_t flash_id = 0x1640C8; /* default of every device; a slot's flash_id= overrides */
   uint8_t mac[6] = {0x24, 0x0a, 0xc4, 0x00, 0x00, 0x01};
-  int crystal = 40;
+  int crystal = 0;
+  int chip = ESIM_CHIP_ESP32;
   uint64_t seed = 1;
   double rom_err = 0.06;
   esim_stub_flavour stub = ESIM_STUB_AUTO;
@@ -544,7 +575,7 @@ int main(int argc, char **argv) {
   char **fault_specs = calloc((size_t)argc + 1, sizeof *fault_specs);
   int nfault_specs = 0;
 
-  enum { O_PTY = 256, O_TCP, O_FLASH_DIR, O_FLASH_ID, O_MAC, O_CRYSTAL, O_FAST, O_FAULTS, O_FAULT, O_EVLOG,
+  enum { O_CHIP = 300, O_PTY = 256, O_TCP, O_FLASH_DIR, O_FLASH_ID, O_MAC, O_CRYSTAL, O_FAST, O_FAULTS, O_FAULT, O_EVLOG,
          O_SEED, O_TIMING, O_STUB, O_ROMERR, O_REPLUG, O_TICK };
   static const struct option lo[] = {
       {"count", required_argument, NULL, 'n'},    {"pty", required_argument, NULL, O_PTY},
@@ -552,6 +583,8 @@ int main(int argc, char **argv) {
       {"flash-id", required_argument, NULL, O_FLASH_ID}, {"mac", required_argument, NULL, O_MAC},
       {"crystal", required_argument, NULL, O_CRYSTAL}, {"fast", no_argument, NULL, O_FAST},
       {"faults", required_argument, NULL, O_FAULTS}, {"fault", required_argument, NULL, O_FAULT},
+      {"rack", required_argument, NULL, O_FAULTS},   {"slot", required_argument, NULL, O_FAULT},
+      {"chip", required_argument, NULL, O_CHIP},
       {"event-log", required_argument, NULL, O_EVLOG}, {"seed", required_argument, NULL, O_SEED},
       {"timing", required_argument, NULL, O_TIMING}, {"stub", required_argument, NULL, O_STUB},
       {"rom-clock-error", required_argument, NULL, O_ROMERR}, {"replug-ms", required_argument, NULL, O_REPLUG},
@@ -581,10 +614,15 @@ int main(int argc, char **argv) {
       }
       flash_id = (uint32_t)v;
       break;
-    case O_MAC: if (!parse_mac(optarg, mac)) die("--mac: bad MAC '%s'", optarg); break;
+    case O_MAC: if (!esim_parse_mac(optarg, mac)) die("--mac: bad MAC '%s'", optarg); break;
     case O_CRYSTAL:
-      if (!parse_ulong(optarg, 100, &v) || (v != 40 && v != 26)) die("--crystal: 40 or 26, not '%s'", optarg);
+      if (!parse_ulong(optarg, 100, &v) || (v != 40 && v != 26 && v != 48 && v != 32))
+        die("--crystal: 26, 32, 40 or 48, not '%s'", optarg);
       crystal = (int)v;
+      break;
+    case O_CHIP:
+      chip = esim_chip_by_name(optarg);
+      if (chip < 0) die("--chip: unknown chip '%s' (see --help)", optarg);
       break;
     case O_FAST: a.fast = true; break;
     case O_FAULTS: faults_file = optarg; break;
@@ -625,9 +663,6 @@ int main(int argc, char **argv) {
   if (optind < argc) die("unexpected argument '%s'", argv[optind]);
   if (!a.use_pty && !a.use_tcp) die("nothing to serve: give --pty DIR and/or --tcp PORT");
   if (a.use_tcp && a.tcp_port > 0 && a.tcp_port + a.count - 1 > 65535) die("--tcp: ports run past 65535");
-  const size_t flash_size = eg_flash_size_from_jedec(flash_id);
-  if (!flash_size) die("--flash-id 0x%06x: unknown capacity byte 0x%02x", (unsigned)flash_id,
-                       (unsigned)(flash_id >> 16));
 
   signal(SIGPIPE, SIG_IGN);
   a.loop = uv_default_loop();
@@ -663,6 +698,7 @@ int main(int argc, char **argv) {
     s->pending_client = -1;
     snprintf(s->name, sizeof s->name, "slot%0*d", digits, i + 1);
     esim_dev_opts_default(&s->opts);
+    s->opts.chip = (esim_chip_id)chip;
     memcpy(s->opts.mac, mac, 6);
     mac_add(s->opts.mac, (uint64_t)i);
     s->opts.flash_id = flash_id;
@@ -681,22 +717,32 @@ int main(int argc, char **argv) {
   for (int k = 0; k < nfault_specs; k++) {
     const char *spec = fault_specs[k];
     const char *colon = strchr(spec, ':');
-    if (!colon) die("--fault '%s': expected slotNN:fault[=value]", spec);
+    if (!colon) die("--slot '%s': expected slotNN:key[=value]", spec);
     char who[32];
     const size_t wl = (size_t)(colon - spec);
-    if (wl == 0 || wl >= sizeof who) die("--fault '%s': bad slot", spec);
+    if (wl == 0 || wl >= sizeof who) die("--slot '%s': bad slot", spec);
     memcpy(who, spec, wl);
     who[wl] = 0;
     const int idx = slot_index(who, a.count);
-    if (idx < 0) die("--fault '%s': no device '%s' (slot01..slot%0*d or all)", spec, who, digits, a.count);
+    if (idx < 0) die("--slot '%s': no device '%s' (slot01..slot%0*d or all)", spec, who, digits, a.count);
     for (int i = 1; i <= a.count; i++)
-      if (idx == 0 || idx == i) apply_fault_list(&a.slots[i - 1].opts.faults, colon + 1, spec);
+      if (idx == 0 || idx == i) apply_slot_list(&a.slots[i - 1].opts, colon + 1, spec);
   }
   free(fault_specs);
 
+  /* Every device's settings checked before anything is created. */
   for (int i = 0; i < a.count; i++) {
     slot *s = &a.slots[i];
-    s->flash_size = flash_size;
+    char err[256];
+    if (esim_dev_opts_check(&s->opts, err, sizeof err) != EG_OK) die("%s: %s", s->name, err);
+    s->flash_size = eg_flash_size_from_jedec(s->opts.flash_id);
+    if (!s->flash_size)
+      die("%s: flash id 0x%06x: unknown capacity byte 0x%02x", s->name, (unsigned)s->opts.flash_id,
+          (unsigned)(s->opts.flash_id >> 16));
+  }
+
+  for (int i = 0; i < a.count; i++) {
+    slot *s = &a.slots[i];
     snprintf(s->flash_path, sizeof s->flash_path, "%s/%s.bin", a.flash_dir, s->name);
     open_flash(s);
     s->opts.flash = s->flash;
@@ -727,15 +773,7 @@ int main(int argc, char **argv) {
     start_pty_link(s);
   }
 
-  for (int i = 0; i < a.count; i++) {
-    slot *s = &a.slots[i];
-    const uint8_t *m = s->opts.mac;
-    printf("{\"slot\":\"%s\",\"index\":%d", s->name, s->index);
-    if (a.use_pty) printf(",\"pty\":\"%s\"", s->pty_link);
-    if (a.use_tcp) printf(",\"url\":\"socket://127.0.0.1:%d\",\"rfc2217\":\"rfc2217://127.0.0.1:%d\"", s->port, s->port);
-    printf(",\"mac\":\"%02x:%02x:%02x:%02x:%02x:%02x\",\"flash_id\":\"0x%06x\",\"flash_size\":%zu,\"flash\":\"%s\"}\n",
-           m[0], m[1], m[2], m[3], m[4], m[5], (unsigned)flash_id, s->flash_size, s->flash_path);
-  }
+  for (int i = 0; i < a.count; i++) print_slot_json(&a.slots[i]);
   printf("{\"ready\":true,\"count\":%d}\n", a.count);
   fflush(stdout);
 

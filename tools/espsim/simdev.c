@@ -545,28 +545,91 @@ size_t esim_security_info(const esim_dev *d, uint8_t *out) {
 
 /* The options a chip cannot have: a crystal it does not take, a revision
  * out of the eFuse fields' range, Secure Download Mode or a crypt count on
- * a ROM without GET_SECURITY_INFO... Returns the crystal in MHz, or 0. */
-static int check_chip_opts(const esim_chip *c, const esim_dev_opts *o, int major, int minor) {
+ * a ROM without GET_SECURITY_INFO, a USB port it lacks... */
+eg_err esim_dev_opts_check(const esim_dev_opts *o, char *err, size_t errlen) {
+  if (!o || (unsigned)o->chip >= ESIM_CHIP__COUNT) {
+    snprintf(err, errlen, "unknown chip");
+    return EG_INVAL;
+  }
+  const esim_chip *c = esim_chip_get(o->chip);
   const int x = o->crystal_mhz ? o->crystal_mhz : c->xtal_default;
-  if (x != c->xtal_default && (!c->xtal_alt || x != c->xtal_alt)) return 0;
-  if (major < 0 || major > 3 || minor < 0 || minor > 15) return 0;
-  if (o->sec.secure_download && c->sec_info_len == 0) return 0;
-  if (c->mac_style == ESIM_MAC_ESP8266 && (o->sec.flash_crypt_cnt || o->sec.secure_boot)) return 0;
-  if (o->sec.flash_crypt_cnt > (c->crypt_cnt.p[0].width >= 8 ? 255 : (1 << c->crypt_cnt.p[0].width) - 1)) return 0;
-  if (o->port == ESIM_PORT_USB_JTAG && !c->usb_jtag) return 0;
-  if (o->port == ESIM_PORT_USB_OTG && !c->usb_otg) return 0;
-  if (o->rom_xtal_mhz && c->belief != ESIM_BELIEF_EXPECTED) return 0;
-  return x;
+  const int major = o->rev_major >= 0 ? o->rev_major : c->rev_major;
+  const int minor = o->rev_minor >= 0 ? o->rev_minor : c->rev_minor;
+  const unsigned cnt_bits = c->crypt_cnt.p[0].width;
+  if (x != c->xtal_default && (!c->xtal_alt || x != c->xtal_alt)) {
+    if (c->xtal_alt) snprintf(err, errlen, "%s takes a %d or %d MHz crystal, not %d", c->display, c->xtal_default, c->xtal_alt, x);
+    else snprintf(err, errlen, "%s has a fixed %d MHz crystal, not %d", c->display, c->xtal_default, x);
+    return EG_INVAL;
+  }
+  if (o->rom_xtal_mhz && c->belief != ESIM_BELIEF_EXPECTED) {
+    snprintf(err, errlen, "rom_xtal applies to the ESP32-C5 only, not %s", c->display);
+    return EG_INVAL;
+  }
+  if (c->mac_style == ESIM_MAC_ESP8266 && (o->rev_major > 0 || o->rev_minor > 0)) {
+    snprintf(err, errlen, "ESP8266 has no revision eFuses");
+    return EG_INVAL;
+  }
+  if (major < 0 || major > 3 || minor < 0 || minor >= (1 << (c->minor.p[0].width + c->minor.p[1].width))) {
+    snprintf(err, errlen, "%s cannot encode revision v%d.%d", c->display, major, minor);
+    return EG_INVAL;
+  }
+  if (o->sec.secure_download && c->sec_info_len == 0) {
+    snprintf(err, errlen, "%s has no Secure Download Mode (its ROM lacks GET_SECURITY_INFO)", c->display);
+    return EG_INVAL;
+  }
+  if (c->mac_style == ESIM_MAC_ESP8266 && (o->sec.flash_crypt_cnt || o->sec.secure_boot)) {
+    snprintf(err, errlen, "ESP8266 has no flash encryption or secure boot");
+    return EG_INVAL;
+  }
+  if (o->sec.flash_crypt_cnt >= (1u << cnt_bits)) {
+    snprintf(err, errlen, "%s's SPI_BOOT_CRYPT_CNT has %u bits: %u does not fit", c->display, cnt_bits,
+             (unsigned)o->sec.flash_crypt_cnt);
+    return EG_INVAL;
+  }
+  if (o->port == ESIM_PORT_USB_JTAG && !c->usb_jtag) {
+    snprintf(err, errlen, "%s has no USB-Serial/JTAG peripheral", c->display);
+    return EG_INVAL;
+  }
+  if (o->port == ESIM_PORT_USB_OTG && !c->usb_otg) {
+    snprintf(err, errlen, "%s has no USB-OTG download port (S2, S3, P4 have)", c->display);
+    return EG_INVAL;
+  }
+  return EG_OK;
+}
+
+void esim_dev_get_info(const esim_dev *d, esim_dev_info *info) {
+  memset(info, 0, sizeof *info);
+  info->chip = d->chip->name;
+  info->display = d->chip->display;
+  info->rev_major = d->rev_major;
+  info->rev_minor = d->rev_minor;
+  info->crystal_mhz = d->o.crystal_mhz;
+  info->bootloader_offset = d->chip->bootloader_offset;
+  switch (d->o.port) {
+  case ESIM_PORT_UART: /* a CP2102N bridge, as on DevKitC boards */
+    info->usb_vid = 0x10C4;
+    info->usb_pid = 0xEA60;
+    break;
+  case ESIM_PORT_USB_JTAG: /* (0x303A, 0x1001) [F] §6, esptool loader.py:381-383 */
+    info->usb_vid = 0x303A;
+    info->usb_pid = 0x1001;
+    break;
+  case ESIM_PORT_USB_OTG: /* (0x303A, IMAGE_CHIP_ID) */
+    info->usb_vid = 0x303A;
+    info->usb_pid = d->chip->otg_pid;
+    break;
+  }
 }
 
 eg_err esim_dev_new(esim_dev **out, const esim_dev_opts *o) {
   *out = NULL;
   if (!o || (unsigned)o->chip >= ESIM_CHIP__COUNT) return EG_INVAL;
+  char why[160];
+  if (esim_dev_opts_check(o, why, sizeof why) != EG_OK) return EG_INVAL;
   const esim_chip *chip = esim_chip_get(o->chip);
   const int major = o->rev_major >= 0 ? o->rev_major : chip->rev_major;
   const int minor = o->rev_minor >= 0 ? o->rev_minor : chip->rev_minor;
-  const int xtal = check_chip_opts(chip, o, major, minor);
-  if (!xtal) return EG_INVAL;
+  const int xtal = o->crystal_mhz ? o->crystal_mhz : chip->xtal_default;
   size_t fsize = o->flash_size;
   if (!fsize) fsize = eg_flash_size_from_jedec(o->flash_id);
   if (!fsize) return EG_INVAL;
@@ -903,10 +966,14 @@ static void process_input(esim_dev *d, esim_chunk *c) {
   const uint8_t *p = c->data + c->off;
   const size_t n = c->len - c->off;
   if (d->mode == ESIM_MODE_DISCONNECTED || d->mode == ESIM_MODE_STALLED || d->mode == ESIM_MODE_RESET) return;
-  if (d->autobaud && c->host_baud && c->host_baud != d->baud && d->mode == ESIM_MODE_ROM) {
-    /* The ROM's autobaud measures the host's bit time (doc §3.2). */
-    esim_log(d, t, "autobaud: %u -> %u", (unsigned)d->baud, (unsigned)c->host_baud);
-    uart_autobaud(d, c->host_baud);
+  /* The ROM's autobaud measures the host's bit time (doc §3.2). A link
+   * without a UART rate (raw TCP) is taken as 115200, the rate every client
+   * syncs at (esptool: min(115200, requested), chip-family-facts §3), so
+   * a ROM that printed its banner at 74880 still ends up there. */
+  const uint32_t host_rate = c->host_baud ? c->host_baud : 115200u;
+  if (d->autobaud && host_rate != d->baud && d->mode == ESIM_MODE_ROM) {
+    esim_log(d, t, "autobaud: %u -> %u", (unsigned)d->baud, (unsigned)host_rate);
+    uart_autobaud(d, host_rate);
   }
   const esim_faults *fl = &d->o.faults;
   uint8_t *wire = malloc(n ? n : 1);

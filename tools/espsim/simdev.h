@@ -264,4 +264,25 @@ eg_err esim_timing_apply(esim_timing *t, const char *key, const char *value, cha
 /* Opcode by name ("FLASH_DEFL_DATA", "flash_defl_data", "0x11"); -1 if unknown. */
 int esim_op_by_name(const char *name);
 
+/* A per-slot setting (README "Slot settings"): chip, revision, crystal,
+ * rom_xtal, port, mac, flash_id, secure_download_mode, flash_encryption,
+ * flash_crypt_cnt, secure_boot. Returns 1 when applied, 0 when `key` is not
+ * a setting (a fault, then), -1 with `err` set on a bad value. */
+int esim_setting_apply(esim_dev_opts *o, const char *key, const char *val, char *err, size_t errlen);
+/* Whether the settings fit the chip (crystal, revision range, SDM only
+ * where GET_SECURITY_INFO exists, a USB port the chip has...); `err` gets
+ * the reason. esim_dev_new() refuses what this refuses. */
+eg_err esim_dev_opts_check(const esim_dev_opts *o, char *err, size_t errlen);
+bool esim_parse_mac(const char *s, uint8_t mac[6]);
+int esim_port_kind_by_name(const char *s);
+const char *esim_port_kind_name(esim_port_kind k);
+/* Facts the front end reports per device. */
+typedef struct esim_dev_info {
+  const char *chip, *display;  /* "esp32c3", "ESP32-C3" */
+  int rev_major, rev_minor, crystal_mhz;
+  uint16_t usb_vid, usb_pid;   /* what the port would enumerate as */
+  uint32_t bootloader_offset;
+} esim_dev_info;
+void esim_dev_get_info(const esim_dev *d, esim_dev_info *info);
+
 #endif
