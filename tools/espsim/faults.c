@@ -335,6 +335,14 @@ int esim_setting_apply(esim_dev_opts *o, const char *key, const char *val, char 
     o->flash_id = (uint32_t)uv;
     return 1;
   }
+  if (!strcmp(key, "usb_reenumerate")) {
+    if (!parse_bool(val, &bv)) {
+      bad(err, errlen, "%s: '%s' is not a boolean", key, val ? val : "");
+      return -1;
+    }
+    o->usb_reenumerate = bv;
+    return 1;
+  }
   if (!strcmp(key, "secure_download_mode") || !strcmp(key, "secure_boot") || !strcmp(key, "flash_encryption")) {
     if (!parse_bool(val, &bv)) {
       bad(err, errlen, "%s: '%s' is not a boolean", key, val ? val : "");

@@ -151,7 +151,7 @@ static void rom_leave(esim_dev *d, uint64_t t, uint32_t flag) {
     /* Reboot: a CPU reset keeps the latched strapping, so download mode
      * again (the legacy stub relies on the same for FLASH_END(0)). */
     esim_log(d, t, "rom: FLASH_END(reboot): software reset");
-    esim_enter_rom(d, t, ESIM_RST_SW_CPU, true);
+    esim_cpu_reset(d, t);
   } else {
     esim_log(d, t, "rom: FLASH_END(run user code): leaving the loader");
     esim_enter_app(d, t, ESIM_RST_SW_CPU);
@@ -245,7 +245,7 @@ static void rom_mem_end(esim_dev *d, uint64_t *t, const rom_req *r) {
   if (no_exec != 0) return;
   if (entry == 0) {
     esim_log(d, *t, "rom: MEM_END jumps to 0: exception, reset");
-    esim_enter_rom(d, *t + 1000, ESIM_RST_SW_CPU, true);
+    esim_cpu_reset(d, *t + 1000);
     return;
   }
   esim_log(d, *t, "rom: MEM_END runs 0x%08x (text at 0x%08x)", (unsigned)entry, (unsigned)d->mem_text_addr);

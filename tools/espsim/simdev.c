@@ -644,7 +644,12 @@ eg_err esim_dev_new(esim_dev **out, const esim_dev_opts *o) {
   d->rev_major = major;
   d->rev_minor = minor;
   esim_chip_encode(chip, o, major, minor, &d->img);
-  d->strap_download = !o->faults.not_in_download_mode;
+  /* A UART board starts strapped for download (BOOT+RESET before the host
+   * came); a USB board starts powered normally and put into download mode
+   * through its USB port: the straps say SPI boot, the USB-Serial/JTAG's
+   * reset or the OTG CDC's FORCE_DOWNLOAD_BOOT brought it there. */
+  d->strap_download = o->port == ESIM_PORT_UART && !o->faults.not_in_download_mode;
+  if (o->port == ESIM_PORT_USB_OTG && chip->option1_reg) d->option1 = chip->option1_force_dl;
   d->wdt_fire_at = ESIM_NEVER;
   snprintf(d->name, sizeof d->name, "%s", o->name ? o->name : "dev");
   if (d->o.baud_tolerance <= 0) d->o.baud_tolerance = 0.005;
@@ -718,6 +723,36 @@ static void drop_io(esim_dev *d, uint64_t now) {
   d->st.resets++;
 }
 
+/* A USB port drops off the bus when the chip resets and comes back when
+ * its ROM starts the USB stack again: the ROM's USB-OTG CDC on every reset;
+ * the USB-Serial/JTAG peripheral only on a system reset (its own RTS reset
+ * is a core reset that keeps it enumerated: esptool's USB hard reset keeps
+ * using the open port, reset.py HardReset uses_usb; the watchdog reset "may
+ * cause the port to re-enumerate", esptool docs advanced-options.rst:40)
+ * unless the slot says it re-enumerates on every reset. */
+static void usb_reset_notice(esim_dev *d, uint64_t t, bool system_reset) {
+  bool gone = false;
+  switch (d->o.port) {
+  case ESIM_PORT_UART: break;
+  case ESIM_PORT_USB_JTAG: gone = system_reset || d->o.usb_reenumerate; break;
+  case ESIM_PORT_USB_OTG: gone = true; break;
+  }
+  if (!gone) return;
+  d->reenum_pending = true;
+  esim_log(d, t, "usb: the port leaves the bus and re-enumerates");
+}
+
+bool esim_dev_take_reenumerate(esim_dev *d) {
+  const bool r = d->reenum_pending;
+  d->reenum_pending = false;
+  return r;
+}
+
+void esim_cpu_reset(esim_dev *d, uint64_t t) {
+  usb_reset_notice(d, t, false);
+  esim_enter_rom(d, t, ESIM_RST_SW_CPU, true);
+}
+
 void esim_dev_reset(esim_dev *d, uint64_t now, bool download) {
   if (now < d->now) now = d->now;
   d->now = now;
@@ -730,6 +765,7 @@ void esim_dev_reset(esim_dev *d, uint64_t now, bool download) {
     return;
   }
   esim_log(d, now, "reset (%s)", download ? "download mode" : "boot");
+  usb_reset_notice(d, now, true);
   d->strap_download = download && !d->o.faults.not_in_download_mode;
   if (d->strap_download) {
     esim_enter_rom(d, now, ESIM_RST_POWERON, true);
@@ -764,19 +800,50 @@ static void circuit_hold(esim_dev *d, uint64_t t) {
   d->mode = ESIM_MODE_RESET;
 }
 
+/* EN (or the USB reset) let go: the chip starts. What it boots:
+ *   UART: GPIO0 as the circuit holds it now (a system reset: straps sampled);
+ *   USB-Serial/JTAG: a core reset, the straps are not sampled again
+ *     (esptool docs troubleshooting.rst "Leaving Download Mode in
+ *     USB-Serial/JTAG Mode"): download if the peripheral's flag was set
+ *     when the reset began, or if the chip was strapped for download at its
+ *     last system reset;
+ *   USB-OTG: the ROM's / app's CDC code restarts the chip the way the
+ *     circuit would (esptool drives OTG ports with its UART sequences,
+ *     loader.py:821-863): download when "GPIO0" (DTR alone) is asserted,
+ *     recorded in RTC_CNTL_OPTION1 FORCE_DOWNLOAD_BOOT. */
 static void circuit_boot(esim_dev *d, uint64_t t) {
   d->strap_at = ESIM_NEVER;
   const bool io0_low = d->line_dtr && !d->line_rts;
-  d->strap_download = io0_low && !d->o.faults.not_in_download_mode;
-  if (io0_low && d->o.faults.not_in_download_mode) {
-    esim_log(d, t, "straps: GPIO0 asked low but the circuit cannot pull it (fault): app boots");
-    esim_enter_app(d, t, ESIM_RST_POWERON);
-  } else if (io0_low) {
-    esim_log(d, t, "straps: GPIO0 low: download mode");
-    esim_enter_rom(d, t, ESIM_RST_POWERON, true);
+  bool dl = io0_low;
+  esim_rst why = ESIM_RST_POWERON;
+  bool system_reset = true;
+  switch (d->o.port) {
+  case ESIM_PORT_UART: break;
+  case ESIM_PORT_USB_JTAG:
+    dl = d->usb_boot_dl || d->strap_download;
+    why = ESIM_RST_USB_UART;
+    system_reset = false;
+    break;
+  case ESIM_PORT_USB_OTG:
+    why = ESIM_RST_SW_CPU;
+    system_reset = false;
+    if (d->chip->option1_reg) {
+      if (dl) d->option1 |= d->chip->option1_force_dl;
+      else d->option1 &= ~d->chip->option1_force_dl;
+    }
+    break;
+  }
+  if (d->o.port == ESIM_PORT_UART) d->strap_download = io0_low && !d->o.faults.not_in_download_mode;
+  usb_reset_notice(d, t, system_reset);
+  if (dl && d->o.faults.not_in_download_mode) {
+    esim_log(d, t, "straps: download asked for but the board cannot enter it (fault): app boots");
+    esim_enter_app(d, t, why);
+  } else if (dl) {
+    esim_log(d, t, "straps: download mode");
+    esim_enter_rom(d, t, why, true);
   } else {
-    esim_log(d, t, "straps: GPIO0 high: app boots");
-    esim_enter_app(d, t, ESIM_RST_POWERON);
+    esim_log(d, t, "straps: SPI boot: app boots");
+    esim_enter_app(d, t, why);
   }
 }
 
@@ -791,6 +858,7 @@ static void wdt_fire(esim_dev *d, uint64_t t) {
   const bool io0_low = d->o.port == ESIM_PORT_UART && d->line_dtr && !d->line_rts;
   const bool forced = d->chip->option1_reg && (d->option1 & d->chip->option1_force_dl);
   d->strap_download = io0_low && !d->o.faults.not_in_download_mode;
+  usb_reset_notice(d, t, true);
   if (d->strap_download || forced) esim_enter_rom(d, t, ESIM_RST_RTCWDT, true);
   else esim_enter_app(d, t, ESIM_RST_RTCWDT);
 }
@@ -802,14 +870,26 @@ void esim_dev_set_lines(esim_dev *d, uint64_t now, bool dtr, bool rts) {
   if (dtr == d->line_dtr && rts == d->line_rts) return;
   d->line_dtr = dtr;
   d->line_rts = rts;
+  /* RTS alone resets the chip on every kind of port; the USB-Serial/JTAG
+   * peripheral reads DTR alone as "download at the next reset" and both
+   * released as "forget it" (esptool reset.py USBJTAGSerialReset: "Set
+   * IO0", then "Calls inverted to go through (1,1) instead of (0,0)"). */
   const bool en_low = rts && !dtr;
-  esim_log(d, now, "lines DTR=%d RTS=%d: EN %s, GPIO0 %s", dtr, rts, en_low ? "low" : "released",
-           dtr && !rts ? "low" : "released");
+  if (d->o.port == ESIM_PORT_USB_JTAG) {
+    if (dtr && !rts) d->usb_force_dl = true;
+    else if (!dtr && !rts) d->usb_force_dl = false;
+    esim_log(d, now, "lines DTR=%d RTS=%d: reset %s, download flag %s", dtr, rts, en_low ? "asserted" : "released",
+             d->usb_force_dl ? "set" : "clear");
+  } else {
+    esim_log(d, now, "lines DTR=%d RTS=%d: EN %s, GPIO0 %s", dtr, rts, en_low ? "low" : "released",
+             dtr && !rts ? "low" : "released");
+  }
   if (en_low == d->en_low) return;
   d->en_low = en_low;
   if (d->mode == ESIM_MODE_DISCONNECTED) return; /* unplugged: the lines reach nothing */
   if (en_low) {
     d->en_fell = now;
+    d->usb_boot_dl = d->usb_force_dl;
     d->strap_at = ESIM_NEVER; /* still booting: back into reset */
     return;
   }

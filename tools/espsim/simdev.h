@@ -153,6 +153,7 @@ typedef struct esim_dev_opts {
   int rev_major, rev_minor;   /* chip revision in eFuse; -1 = the chip's default */
   esim_security sec;
   esim_port_kind port;        /* what DTR/RTS mean (esim_dev_set_lines) */
+  bool usb_reenumerate;       /* USB-Serial/JTAG: re-enumerate on every reset, not only system resets */
   uint8_t mac[6];             /* base MAC (eFuse); default 24:0a:c4:00:00:01 */
   uint32_t flash_id;          /* JEDEC ID as W0 returns it: mfr | type<<8 | cap<<16 */
   int crystal_mhz;            /* 0 = the chip's default; else one the chip allows (26/40/48/32) */
@@ -204,6 +205,10 @@ size_t esim_dev_tx_take(esim_dev *d, uint64_t now_us, uint8_t *out, size_t max, 
 uint32_t esim_dev_baud(const esim_dev *d);
 /* True once when a disconnect fault fired; the caller drops the link. */
 bool esim_dev_take_disconnect(esim_dev *d);
+/* True once when the device's USB port left the bus because the chip
+ * reset (README "USB ports"): the front end removes the port and brings it
+ * back under a new name after the re-enumeration delay. */
+bool esim_dev_take_reenumerate(esim_dev *d);
 /* A host opened the port (TCP accept, pty termios change). Only the
  * not_in_download_mode fault reacts: the adapter's reset-on-open reboots
  * the app, which prints its boot log again. */
@@ -215,8 +220,10 @@ void esim_dev_host_attached(esim_dev *d, uint64_t now_us);
  * in reset until EN is released. */
 void esim_dev_reset(esim_dev *d, uint64_t now_us, bool download);
 
-/* The board's auto-reset circuit (README "Auto-reset circuit"), driven by
- * the host's DTR/RTS (true = asserted, as RFC 2217's "ON"): two transistors,
+/* The board's reset logic driven by the host's DTR/RTS (true = asserted,
+ * as RFC 2217's "ON"); what the lines mean depends on opts.port (README
+ * "USB ports"). A UART board's auto-reset circuit (README "Auto-reset
+ * circuit"): two transistors,
  * EN pulled low while RTS is asserted and DTR is not, GPIO0 pulled low while
  * DTR is asserted and RTS is not; (0,0) and (1,1) release both.
  *   - EN low for at least ESIM_EN_MIN_PULSE_US resets the chip: it is held

@@ -178,6 +178,11 @@ struct esim_dev {
   uint32_t wdt_timeout;    /* CONFIG1 */
   uint64_t wdt_fire_at;    /* armed RTC watchdog: system reset then; ESIM_NEVER = off */
 
+  /* USB ports (README "USB ports") */
+  bool usb_force_dl;       /* USB-Serial/JTAG: DTR alone set "download at the next reset" */
+  bool usb_boot_dl;        /* ... as latched when the reset began */
+  bool reenum_pending;     /* the USB port re-enumerates (esim_dev_take_reenumerate) */
+
   /* auto-reset circuit (esim_dev_set_lines) */
   bool line_dtr, line_rts; /* host lines, true = asserted */
   bool en_low;             /* EN pulled low through the RTS transistor */
@@ -209,6 +214,9 @@ double esim_rand01(esim_dev *d);
 void esim_enter_rom(esim_dev *d, uint64_t t, esim_rst why, bool banner);
 void esim_enter_app(esim_dev *d, uint64_t t, esim_rst why);
 void esim_enter_stub(esim_dev *d, uint64_t t, esim_stub_flavour f);
+/* A software CPU reset (FLASH_END(0), an exception): the latched straps
+ * stand, so the ROM loader again; a USB-OTG port re-enumerates. */
+void esim_cpu_reset(esim_dev *d, uint64_t t);
 void esim_set_uart(esim_dev *d, uint32_t baud, uint32_t clkdiv);
 void esim_write_reset(esim_dev *d);
 /* UART divider for a rate: integer part | fraction << 20 (ESP32 layout). */

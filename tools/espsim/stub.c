@@ -494,7 +494,7 @@ static void ls_flash_end_post(esim_dev *d, uint64_t *t, const stub_req *r) {
    * loader (the strapping is still latched). */
   *t += 10000;
   esim_log(d, *t, "stub: FLASH_END(reboot): software reset");
-  esim_enter_rom(d, *t, ESIM_RST_SW_CPU, true);
+  esim_cpu_reset(d, *t);
 }
 
 /* MEM_END with an entry point starts another stub (both flavours). */
