@@ -184,6 +184,18 @@ eg_err esim_fault_apply(esim_faults *f, const char *spec, char *err, size_t errl
     f->slow_erase = dv;
     return EG_OK;
   }
+  if (!strcmp(key, "rom_baud_error")) {
+    /* signed percentage: the rate the ROM's UART ends up at after
+     * CHANGE_BAUDRATE is off by this much ("8", "-8", "8%") */
+    NEED_VAL();
+    char *end;
+    errno = 0;
+    const double pct = strtod(val, &end);
+    if (errno || end == val || (*end && strcmp(end, "%")) || pct == 0 || pct < -50 || pct > 50)
+      return bad(err, errlen, "%s: '%s' is not a percentage in [-50, 50] other than 0", key, val);
+    f->rom_baud_error = pct / 100.0;
+    return EG_OK;
+  }
   if (!strcmp(key, "baud_ceiling")) {
     NEED_VAL();
     if (!parse_u64(val, &uv) || uv == 0 || uv > 100000000) return bad(err, errlen, "%s: bad rate '%s'", key, val);
