@@ -539,7 +539,8 @@ static void on_lines(uv_poll_t *h, int status, int events) {
     const ssize_t n = recv(s->lines_fd, msg, sizeof msg, MSG_DONTWAIT | MSG_TRUNC);
     if (n < 0) return;
     const uint64_t now = now_us();
-    if (n != 2 || msg[0] > 1 || msg[1] > 1) {
+    bool dtr, rts;
+    if (!esim_lines_decode(msg, n > (ssize_t)sizeof msg ? sizeof msg + 1 : (size_t)n, &dtr, &rts)) {
       char note[96];
       snprintf(note, sizeof note, "lines: %zd-byte message ignored (want 2 bytes, each 0 or 1)", n);
       esim_dev_note(s->dev, now, note);
@@ -549,7 +550,7 @@ static void on_lines(uv_poll_t *h, int status, int events) {
       esim_dev_note(s->dev, now, "lines: port not there, message ignored");
       continue;
     }
-    esim_dev_set_lines(s->dev, now, msg[0] == 1, msg[1] == 1);
+    esim_dev_set_lines(s->dev, now, dtr, rts);
     if (esim_dev_take_reenumerate(s->dev)) {
       usb_leave(s);
       continue;

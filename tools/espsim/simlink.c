@@ -456,6 +456,13 @@ static void on_poll(uv_poll_t *h, int status, int events) {
 
 static void on_timer(uv_timer_t *t) { service(t->data); }
 
+bool esim_lines_decode(const uint8_t *msg, size_t n, bool *dtr, bool *rts) {
+  if (n != 2 || msg[0] > 1 || msg[1] > 1) return false;
+  *dtr = msg[0] == 1;
+  *rts = msg[1] == 1;
+  return true;
+}
+
 void esim_link_kick(esim_link *l) {
   if (l && !l->closing) service(l);
 }

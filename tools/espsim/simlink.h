@@ -87,4 +87,9 @@ bool esim_link_rfc2217(const esim_link *l);
  * and the timer re-armed. */
 void esim_link_kick(esim_link *l);
 
+/* A --pty-lines control message (README "Control lines for ptys"): exactly
+ * 2 bytes {dtr, rts}, each 1 (asserted) or 0 (released). Returns false for
+ * anything else. */
+bool esim_lines_decode(const uint8_t *msg, size_t n, bool *dtr, bool *rts);
+
 #endif
