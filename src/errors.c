@@ -5,21 +5,33 @@
 #include <string.h>
 
 static const char *const err_names[] = {
-#define EG_ERR_NAME(name, msg) #name,
+#define EG_ERR_NAME(name, cls, msg) #name,
   EG_ERR_MAP(EG_ERR_NAME)
 #undef EG_ERR_NAME
 };
 
 static const char *const err_msgs[] = {
-#define EG_ERR_MSG(name, msg) msg,
+#define EG_ERR_MSG(name, cls, msg) msg,
   EG_ERR_MAP(EG_ERR_MSG)
 #undef EG_ERR_MSG
 };
 
+static const eg_err_class err_classes[] = {
+#define EG_ERR_CLASS(name, cls, msg) EG_CLASS_##cls,
+  EG_ERR_MAP(EG_ERR_CLASS)
+#undef EG_ERR_CLASS
+};
+
 static const char *const stage_names[] = {
-#define EG_STAGE_STR(name, str) str,
+#define EG_STAGE_STR(name, str, label) str,
   EG_STAGE_MAP(EG_STAGE_STR)
 #undef EG_STAGE_STR
+};
+
+static const char *const stage_labels[] = {
+#define EG_STAGE_LABEL(name, str, label) label,
+  EG_STAGE_MAP(EG_STAGE_LABEL)
+#undef EG_STAGE_LABEL
 };
 
 const char *eg_err_name(eg_err e) {
@@ -30,8 +42,18 @@ const char *eg_strerror(eg_err e) {
   return (unsigned)e < EG_ERR__COUNT ? err_msgs[e] : "unknown error";
 }
 
+eg_err_class eg_err_class_of(eg_err e) {
+  return (unsigned)e < EG_ERR__COUNT ? err_classes[e] : EG_CLASS_INTERNAL;
+}
+
+bool eg_err_retryable(eg_err e) { return eg_err_class_of(e) == EG_CLASS_UNIT; }
+
 const char *eg_stage_name(eg_stage s) {
   return (unsigned)s < EG_STAGE__COUNT ? stage_names[s] : "unknown";
+}
+
+const char *eg_stage_label(eg_stage s) {
+  return (unsigned)s < EG_STAGE__COUNT ? stage_labels[s] : "?";
 }
 
 void eg_fault_clear(eg_fault *f) {

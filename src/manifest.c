@@ -31,11 +31,6 @@
 #include "port.h"
 
 #define MANIFEST_MAX_BYTES (1u << 20)
-/* ESP32 UARTs top out at APB 80 MHz / 16 = 5 Mbaud; below 9600 nothing
- * useful can be flashed in a production time frame. */
-#define BAUD_MIN 9600u
-#define BAUD_MAX 5000000u
-#define RETRIES_MAX 10
 /* Flash is erased in 4 KiB sectors (esptool FLASH_SECTOR_SIZE). */
 #define SECTOR 0x1000u
 /* Timeouts: at least 1 ms, at most one day. */
@@ -393,30 +388,30 @@ static void parse_flash(mctx *c, const yaml_node_t *fn) {
     if (strcmp(s, "keep") != 0 && (eg_flash_mode_code(s) < 0 || strcmp(eg_flash_mode_name(eg_flash_mode_code(s)), s)))
       err(c, v[F_MODE], "flash.mode: unknown mode '%s' (allowed: keep, qio, qout, dio, dout)", s);
     else
-      snprintf(m->flash_mode, sizeof m->flash_mode, "%s", s);
+      snprintf(m->set.flash_mode, sizeof m->set.flash_mode, "%s", s);
   }
   if (v[F_FREQ] && get_str(c, v[F_FREQ], "flash.freq", &s)) {
-    if (strcmp(s, "keep") == 0) snprintf(m->flash_freq, sizeof m->flash_freq, "keep");
-    else if (!m->chip) { /* the chip's own error is reported; nothing to check against */
-    } else if (!code_in(m->chip->flash_freqs, m->chip->nflash_freqs, s)) {
-      join_codes(allowed, sizeof allowed, "keep", NULL, m->chip->flash_freqs, m->chip->nflash_freqs);
-      err(c, v[F_FREQ], "flash.freq: '%s' is not a flash frequency of the %s (allowed: %s)", s, m->chip->name, allowed);
+    if (strcmp(s, "keep") == 0) snprintf(m->set.flash_freq, sizeof m->set.flash_freq, "keep");
+    else if (!m->set.chip) { /* the chip's own error is reported; nothing to check against */
+    } else if (!code_in(m->set.chip->flash_freqs, m->set.chip->nflash_freqs, s)) {
+      join_codes(allowed, sizeof allowed, "keep", NULL, m->set.chip->flash_freqs, m->set.chip->nflash_freqs);
+      err(c, v[F_FREQ], "flash.freq: '%s' is not a flash frequency of the %s (allowed: %s)", s, m->set.chip->name, allowed);
     } else
-      snprintf(m->flash_freq, sizeof m->flash_freq, "%s", s);
+      snprintf(m->set.flash_freq, sizeof m->set.flash_freq, "%s", s);
   }
   if (v[F_SIZE] && get_str(c, v[F_SIZE], "flash.size", &s)) {
-    if (strcmp(s, "keep") == 0 || strcmp(s, "detect") == 0) snprintf(m->flash_size, sizeof m->flash_size, "%s", s);
-    else if (!m->chip) {
-    } else if (!code_in(m->chip->flash_sizes, m->chip->nflash_sizes, s)) {
-      join_codes(allowed, sizeof allowed, "keep", "detect", m->chip->flash_sizes, m->chip->nflash_sizes);
-      err(c, v[F_SIZE], "flash.size: '%s' is not a flash size of the %s (allowed: %s)", s, m->chip->name, allowed);
+    if (strcmp(s, "keep") == 0 || strcmp(s, "detect") == 0) snprintf(m->set.flash_size, sizeof m->set.flash_size, "%s", s);
+    else if (!m->set.chip) {
+    } else if (!code_in(m->set.chip->flash_sizes, m->set.chip->nflash_sizes, s)) {
+      join_codes(allowed, sizeof allowed, "keep", "detect", m->set.chip->flash_sizes, m->set.chip->nflash_sizes);
+      err(c, v[F_SIZE], "flash.size: '%s' is not a flash size of the %s (allowed: %s)", s, m->set.chip->name, allowed);
     } else
-      snprintf(m->flash_size, sizeof m->flash_size, "%s", s);
+      snprintf(m->set.flash_size, sizeof m->set.flash_size, "%s", s);
   }
 }
 
 static void parse_timeouts(mctx *c, const yaml_node_t *tn) {
-  eg_timeouts *t = &c->m->timeouts;
+  eg_timeouts *t = &c->m->set.timeouts;
   static const char *const keys[] = {"command", "sync", "mem_end", "chip_erase", "max",
                                      "erase_per_mb", "write_per_mb", "md5_per_mb", "read_packet"};
   uint32_t *const dst[N(keys)] = {&t->command_ms, &t->sync_ms, &t->mem_end_ms,
@@ -505,15 +500,15 @@ static void parse_images(mctx *c, const yaml_node_t *in) {
  * the image's entry. */
 static void check_images(mctx *c) {
   eg_manifest *m = c->m;
-  const uint32_t fixed = strcmp(m->flash_size, "keep") && strcmp(m->flash_size, "detect")
-                           ? eg_flash_size_bytes(m->flash_size) : 0;
+  const uint32_t fixed = strcmp(m->set.flash_size, "keep") && strcmp(m->set.flash_size, "detect")
+                           ? eg_flash_size_bytes(m->set.flash_size) : 0;
   for (size_t i = 0; i < m->nimages; i++) {
     const eg_mimage *a = &m->images[i];
     if (!a->image.len) continue; /* not loaded: already reported */
     const uint64_t end = (uint64_t)a->offset + a->image.len; /* exclusive */
     if (fixed && end > fixed)
       err_at(c, a->line, a->col, "image %s (0x%x..0x%llx) does not fit in the %s flash (flash.size)", a->file,
-             a->offset, (unsigned long long)end - 1, m->flash_size);
+             a->offset, (unsigned long long)end - 1, m->set.flash_size);
     /* Overlap, at sector granularity as esptool checks it: writing an image
      * erases every 4 KiB sector it touches, so two images sharing a sector
      * would destroy each other's bytes. */
@@ -536,11 +531,11 @@ static void check_images(mctx *c) {
     /* esptool writes the flash parameters into the bootloader's header only
      * when it starts with the image magic 0xE9; say so rather than silently
      * flash a bootloader with other parameters than the manifest asks for. */
-    if (m->chip && a->offset == m->chip->bootloader_offset && a->image.data[0] != 0xE9 &&
-        (strcmp(m->flash_mode, "keep") || strcmp(m->flash_freq, "keep") || strcmp(m->flash_size, "keep")))
+    if (m->set.chip && a->offset == m->set.chip->bootloader_offset && a->image.data[0] != 0xE9 &&
+        (strcmp(m->set.flash_mode, "keep") || strcmp(m->set.flash_freq, "keep") || strcmp(m->set.flash_size, "keep")))
       warn_at(c, a->line, a->col,
               "image %s at the %s bootloader offset 0x%x does not start with 0xE9, so flash mode/freq/size "
-              "will not be written into its header", a->file, m->chip->name, a->offset);
+              "will not be written into its header", a->file, m->set.chip->name, a->offset);
   }
 }
 
@@ -674,38 +669,39 @@ static void parse_root(mctx *c, const yaml_node_t *root) {
   int64_t x;
   if (v[R_STATION] && get_str(c, v[R_STATION], "station", &s)) m->station = xstrdup(c, s);
   if (v[R_DATABASE] && get_str(c, v[R_DATABASE], "database", &s)) m->db_path = resolve(c, s);
-  if (v[R_CHIP] && get_str(c, v[R_CHIP], "chip", &s) && !(m->chip = eg_chip_by_name(s))) {
+  if (v[R_CHIP] && get_str(c, v[R_CHIP], "chip", &s) && !(m->set.chip = eg_chip_by_name(s))) {
     char names[256] = "";
     for (int i = 0; i < EG_CHIP__COUNT; i++)
       snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", i ? ", " : "", eg_chip_get(i)->arg_name);
     err(c, v[R_CHIP], "chip: unknown chip '%s' (known: %s)", s, names);
   }
   if (v[R_FLASH]) parse_flash(c, v[R_FLASH]);
-  if (v[R_BAUD] && get_int(c, v[R_BAUD], "baud", BAUD_MIN, BAUD_MAX, &x)) m->baud = (uint32_t)x;
-  if (v[R_CONNECT_BAUD] && get_int(c, v[R_CONNECT_BAUD], "connect_baud", BAUD_MIN, BAUD_MAX, &x))
-    m->connect_baud = (uint32_t)x;
-  if (v[R_BEFORE] && get_str(c, v[R_BEFORE], "before", &s) && !eg_before_parse(s, &m->before))
+  if (v[R_BAUD] && get_int(c, v[R_BAUD], "baud", EG_BAUD_MIN, EG_BAUD_MAX, &x)) m->set.baud = (uint32_t)x;
+  if (v[R_CONNECT_BAUD] && get_int(c, v[R_CONNECT_BAUD], "connect_baud", EG_BAUD_MIN, EG_BAUD_MAX, &x))
+    m->set.connect_baud = (uint32_t)x;
+  if (v[R_BEFORE] && get_str(c, v[R_BEFORE], "before", &s) && !eg_before_parse(s, &m->set.before))
     err(c, v[R_BEFORE], "before: unknown reset '%s' (allowed: default-reset, usb-reset, no-reset, no-reset-no-sync; "
         "'_' may stand for '-')", s);
-  if (v[R_AFTER] && get_str(c, v[R_AFTER], "after", &s) && !eg_after_parse(s, &m->after))
+  if (v[R_AFTER] && get_str(c, v[R_AFTER], "after", &s) && !eg_after_parse(s, &m->set.after))
     err(c, v[R_AFTER], "after: unknown action '%s' (allowed: hard-reset, soft-reset, no-reset, no-reset-stub; "
         "'_' may stand for '-')", s);
   if (v[R_STUB] && get_str(c, v[R_STUB], "stub", &s)) {
-    if (strcmp(s, "auto") == 0) m->stub_mode = EG_STUB_AUTO;
-    else if (strcmp(s, "none") == 0) m->stub_mode = EG_STUB_NONE;
+    if (strcmp(s, "auto") == 0) m->set.stub_mode = EG_STUB_AUTO;
+    else if (strcmp(s, "none") == 0) m->set.stub_mode = EG_STUB_NONE;
     else {
       struct stat st;
-      m->stub_mode = EG_STUB_PATH;
-      m->stub_path = resolve(c, s);
-      if (m->stub_path && stat(m->stub_path, &st) != 0)
-        err(c, v[R_STUB], "stub: %s: %s (give auto, none, a stub .json file or a folder)", m->stub_path, strerror(errno));
+      m->set.stub_mode = EG_STUB_PATH;
+      m->set.stub_path = m->stub_path = resolve(c, s);
+      if (m->set.stub_path && stat(m->set.stub_path, &st) != 0)
+        err(c, v[R_STUB], "stub: %s: %s (give auto, none, a stub .json file or a folder)", m->set.stub_path, strerror(errno));
     }
   }
-  if (v[R_ERASE] && get_str(c, v[R_ERASE], "erase", &s) && !eg_erase_parse(s, &m->erase))
+  if (v[R_ERASE] && get_str(c, v[R_ERASE], "erase", &s) && !eg_erase_parse(s, &m->set.erase))
     err(c, v[R_ERASE], "erase: unknown policy '%s' (allowed: written, all)", s);
-  if (v[R_VERIFY]) get_bool(c, v[R_VERIFY], "verify", &m->verify);
-  if (v[R_COMPRESS]) get_bool(c, v[R_COMPRESS], "compress", &m->compress);
-  if (v[R_RETRIES] && get_int(c, v[R_RETRIES], "retries", 0, RETRIES_MAX, &x)) m->retries = (int)x;
+  if (v[R_VERIFY]) get_bool(c, v[R_VERIFY], "verify", &m->set.verify);
+  bool compress;
+  if (v[R_COMPRESS] && get_bool(c, v[R_COMPRESS], "compress", &compress)) m->set.compress = compress;
+  if (v[R_RETRIES] && get_int(c, v[R_RETRIES], "retries", 0, EG_RETRIES_MAX, &x)) m->set.retries = (int)x;
   if (v[R_TIMEOUTS]) parse_timeouts(c, v[R_TIMEOUTS]);
   if (v[R_IMAGES]) {
     parse_images(c, v[R_IMAGES]);
@@ -766,20 +762,7 @@ eg_err eg_manifest_load(eg_manifest *m, const char *path, eg_diag_cb cb, void *c
     eg_manifest_free(m);
     return EG_NOMEM;
   }
-  /* Defaults (manifest.h). */
-  snprintf(m->flash_mode, sizeof m->flash_mode, "keep");
-  snprintf(m->flash_freq, sizeof m->flash_freq, "keep");
-  snprintf(m->flash_size, sizeof m->flash_size, "detect");
-  m->baud = 460800;
-  m->connect_baud = 115200;
-  m->before = EG_BEFORE_DEFAULT_RESET;
-  m->after = EG_AFTER_HARD_RESET;
-  m->stub_mode = EG_STUB_AUTO;
-  m->erase = EG_ERASE_WRITTEN;
-  m->verify = true;
-  m->compress = true;
-  m->retries = 1;
-  eg_timeouts_default(&m->timeouts);
+  eg_settings_default(&m->set); /* the one set of defaults (options.h) */
 
   yaml_parser_t parser;
   yaml_document_t doc;

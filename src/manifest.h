@@ -63,23 +63,12 @@ typedef struct eg_manifest {
 
   char *station;          /* required */
   char *db_path;          /* resolved; default "<dir>/espgang.db" */
-  const eg_chip *chip;    /* required */
+  eg_settings set;        /* chip (required), flash, baud, reset, stub, erase, verify,
+                             compress, retries, timeouts: eg_settings_default() plus
+                             what the manifest says */
+  char *stub_path;        /* owned; set.stub_path points here */
   eg_mimage *images;      /* at least one, sorted by offset */
   size_t nimages;
-  char flash_mode[16];    /* "keep" or a mode; default keep */
-  char flash_freq[16];    /* "keep" or a frequency; default keep */
-  char flash_size[16];    /* "keep", "detect" or a size; default detect */
-  uint32_t baud;          /* data transfer; default 460800 */
-  uint32_t connect_baud;  /* sync; default 115200 */
-  eg_before before;       /* default default-reset */
-  eg_after after;         /* default hard-reset */
-  eg_stub_mode stub_mode; /* default auto */
-  char *stub_path;        /* resolved, for EG_STUB_PATH */
-  eg_erase_policy erase;  /* default written */
-  bool verify;            /* default true */
-  bool compress;          /* default true */
-  int retries;            /* extra attempts per unit; default 1 */
-  eg_timeouts timeouts;   /* defaults + overrides (manifest gives seconds) */
   eg_mport *ports;        /* at least one */
   size_t nports;
 } eg_manifest;

@@ -1,5 +1,6 @@
 #include "options.h"
 
+#include <stdio.h>
 #include <string.h>
 
 /* Compare treating '-' and '_' as the same character. */
@@ -59,3 +60,24 @@ uint32_t eg_timeout_per_mb(const eg_timeouts *t, uint32_t per_mb_ms, uint64_t by
   if (t && t->max_ms && ms > t->max_ms) ms = t->max_ms;
   return ms > UINT32_MAX ? UINT32_MAX : (uint32_t)ms;
 }
+
+void eg_settings_default(eg_settings *s) {
+  memset(s, 0, sizeof *s);
+  s->chip = NULL;
+  s->before = EG_BEFORE_DEFAULT_RESET;
+  s->after = EG_AFTER_HARD_RESET;
+  s->baud = 460800;
+  s->connect_baud = 115200;
+  s->stub_mode = EG_STUB_AUTO;
+  snprintf(s->flash_mode, sizeof s->flash_mode, "keep");
+  snprintf(s->flash_freq, sizeof s->flash_freq, "keep");
+  snprintf(s->flash_size, sizeof s->flash_size, "keep");
+  s->erase = EG_ERASE_WRITTEN;
+  s->verify = true;
+  s->compress = -1;
+  s->retries = 1;
+  s->connect_attempts = EG_CONNECT_ATTEMPTS;
+  eg_timeouts_default(&s->timeouts);
+}
+
+bool eg_baud_in_range(uint32_t baud) { return baud >= EG_BAUD_MIN && baud <= EG_BAUD_MAX; }

@@ -1,6 +1,8 @@
 /* options.h - the esptool-compatible choices shared by the CLI, the manifest
  * and the device state machine: --before, --after, stub and erase policy,
- * and the timeout table (§2.2 of the protocol doc). Plain data.
+ * the timeout table (§2.2 of the protocol doc), and eg_settings: every knob
+ * a job runs with, with the one set of defaults and limits that both the
+ * manifest and the command line start from. Plain data.
  */
 #ifndef EG_OPTIONS_H
 #define EG_OPTIONS_H
@@ -59,5 +61,44 @@ void eg_timeouts_default(eg_timeouts *t);
 /* esptool's timeout_per_mb: per_mb * bytes / 1e6, at least `floor_ms`, at
  * most t->max_ms when t is non-NULL. */
 uint32_t eg_timeout_per_mb(const eg_timeouts *t, uint32_t per_mb_ms, uint64_t bytes, uint32_t floor_ms);
+
+/* Limits shared by the manifest and the command line. ESP32 UARTs top out
+ * at APB 80 MHz / 16 = 5 Mbaud; below 9600 nothing would finish in time. */
+#define EG_BAUD_MIN 9600u
+#define EG_BAUD_MAX 5000000u
+#define EG_CONNECT_ATTEMPTS 7      /* esptool's DEFAULT_CONNECT_ATTEMPTS */
+#define EG_CONNECT_ATTEMPTS_MAX 100
+#define EG_RETRIES_MAX 10
+
+struct eg_chip;
+
+/* What a job runs with, from a manifest or the command line. Strings that
+ * come from the user are borrowed (stub_path); the flash fields are short
+ * names held here. */
+typedef struct eg_settings {
+  const struct eg_chip *chip; /* expected chip; NULL = auto (whatever answers) */
+  eg_before before;
+  eg_after after;
+  uint32_t baud;              /* transfer rate after CHANGE_BAUDRATE */
+  uint32_t connect_baud;      /* SYNC rate */
+  eg_stub_mode stub_mode;
+  const char *stub_path;      /* EG_STUB_PATH */
+  char flash_mode[16];        /* "keep" or qio/qout/dio/dout */
+  char flash_freq[16];        /* "keep" or a frequency of the chip */
+  char flash_size[16];        /* "keep", "detect" or a size */
+  eg_erase_policy erase;
+  bool verify;                /* MD5 after each write */
+  int compress;               /* -1: when the stub runs (esptool's rule), 0 no, 1 yes */
+  int retries;                /* extra attempts per unit */
+  int connect_attempts;
+  eg_timeouts timeouts;
+} eg_settings;
+
+/* esptool's defaults: default-reset / hard-reset, 460800 baud after a
+ * 115200 connect, stub auto, flash mode/freq/size keep, erase what is
+ * written, verify, compress with the stub, 7 connect attempts; plus
+ * espgang's one retry per unit. */
+void eg_settings_default(eg_settings *s);
+bool eg_baud_in_range(uint32_t baud);
 
 #endif

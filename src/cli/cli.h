@@ -48,6 +48,14 @@ typedef struct eg_cli {
   char *command_line;      /* the whole argv, for the log */
 } eg_cli;
 
+/* write-flash / verify-flash: ADDRESS FILE pairs at most. */
+#define EG_CLI_MAX_IMAGES 64
+
+/* The exit status for a command whose ports/units ended with these results
+ * (EG_OK for a pass): 4 interrupted, else the worst class among them:
+ * 3 internal, 2 bad input, 1 a unit failed, 0 all passed (errors.h). */
+int eg_cli_exit_code(const eg_err *results, size_t n, bool interrupted);
+
 /* Report a usage/input error on stderr: "espgang: <msg>". */
 void eg_cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Parse "0x1000", "4096", "4k", "1M", "4MB"; false if malformed. */

@@ -1,50 +1,61 @@
 /* cmd_esptool.c - esptool's commands, run on every -p port at once.
  *
- * One loop, one eg_dev per port, one live display; the images of
- * write-flash are loaded, patched and compressed once and shared.
+ * The command line becomes a job list (one job per port, the same
+ * operations on each) that the scheduler runs with a live display and no
+ * log; the images of write-flash are loaded, patched and compressed once and
+ * shared. read-flash files are opened before any board is touched and
+ * written off the loop thread (uv_fs).
  */
 #include <errno.h>
-#include <signal.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <uv.h>
 
 #include "cli.h"
-#include "device.h"
 #include "display.h"
 #include "image.h"
+#include "jobs.h"
 #include "jsonw.h"
 #include "prep.h"
+#include "scheduler.h"
 
-typedef struct portrun {
-  eg_dev dev;
+/* read-flash: one output file per port. */
+typedef struct outfile {
   struct runner *r;
-  size_t index;
-  eg_dev_op *ops;
-  char label[64];
-  char out_path[4096];
-  eg_err result;
-} portrun;
+  size_t job;
+  char path[4096];
+  int fd;
+  bool created;        /* it did not exist before: removed if the read fails */
+  uint8_t *data;       /* taken from the device */
+  uint32_t len;
+  uint64_t read_ms;
+  uv_fs_t req;
+} outfile;
 
 typedef struct runner {
   uv_loop_t loop;
   eg_cli *c;
+  eg_settings set;
   eg_dev_config dcfg;
   const eg_stub *stubs[EG_CHIP__COUNT];
   eg_stub stub_storage[EG_CHIP__COUNT];
-  portrun *ports;
-  size_t n, remaining;
+  eg_job *jobs;
+  eg_err *results;
+  outfile *out;        /* read-flash only */
+  size_t n;
   eg_display *disp;
-  uv_signal_t sig_int, sig_term;
-  bool interrupted;
+  eg_dev_op ops[EG_CLI_MAX_IMAGES + 2];
+  size_t nops;
   /* images */
   eg_image *images;
   const eg_image **image_ptrs;
   size_t nimages;
-  eg_imageset *set;
+  eg_imageset *imgs;
 } runner;
 
 /* Label for a port: "ttyUSB0", "slot03", "127.0.0.1:5001". */
@@ -75,144 +86,161 @@ static void out_name(const char *file, const char *label, bool many, char *out, 
     snprintf(out, n, "%s-%s", file, safe);
 }
 
-static portrun *pr_of(eg_dev *d) { return d->data; }
+/* --------------------------------------------------------------- events */
 
-static const char *stage_text(eg_stage s) {
-  switch (s) {
-  case EG_STAGE_NONE: return "waiting";
-  case EG_STAGE_OPEN: return "opening";
-  case EG_STAGE_RESET: return "resetting";
-  case EG_STAGE_SYNC: return "connecting";
-  case EG_STAGE_DETECT: return "detecting chip";
-  case EG_STAGE_STUB: return "uploading stub";
-  case EG_STAGE_BAUD: return "changing baud";
-  case EG_STAGE_ATTACH: return "attaching flash";
-  case EG_STAGE_ERASE: return "erasing";
-  case EG_STAGE_WRITE: return "writing";
-  case EG_STAGE_VERIFY: return "verifying";
-  case EG_STAGE_READ: return "reading";
-  case EG_STAGE_AFTER: return "resetting (after)";
-  case EG_STAGE__COUNT: break;
-  }
-  return "?";
+static void ev_stage(void *ctx, size_t job, const eg_unit_record *u, eg_stage stage) {
+  runner *r = ctx;
+  (void)u;
+  eg_display_state(r->disp, job, eg_stage_label(stage));
 }
 
-static void on_stage(eg_dev *d, eg_stage s) {
-  portrun *p = pr_of(d);
-  char text[96];
-  if (s == EG_STAGE_WRITE && d->op_i < d->nops && d->ops[d->op_i].kind == EG_OPK_WRITE) {
-    const eg_image *src = eg_imageset_source(p->r->set, d->ops[d->op_i].index);
-    snprintf(text, sizeof text, "writing 0x%05x", src ? src->offset : 0);
-  } else {
-    snprintf(text, sizeof text, "%s", stage_text(s));
-  }
-  eg_display_state(p->r->disp, p->index, text);
-}
-
-static void on_identity(eg_dev *d) {
-  portrun *p = pr_of(d);
-  if (d->stage != EG_STAGE_DETECT) return; /* print once, when the chip is known */
+static void ev_identity(void *ctx, size_t job, const eg_unit_record *u) {
+  runner *r = ctx;
+  if (u->has_flash_id) return; /* print once, when the chip is known */
   char mac[18], xtal[32] = "crystal unknown";
-  if (d->rec.crystal_mhz) snprintf(xtal, sizeof xtal, "crystal %d MHz", d->rec.crystal_mhz);
-  eg_display_message(p->r->disp, "%s: %s, MAC %s, %s", p->label, d->rec.chip_desc[0] ? d->rec.chip_desc : d->rec.chip,
-                     eg_unit_mac_str(&d->rec, mac, sizeof mac), xtal);
+  if (u->crystal_mhz) snprintf(xtal, sizeof xtal, "crystal %d MHz", u->crystal_mhz);
+  eg_display_message(r->disp, "%s: %s, MAC %s, %s", r->jobs[job].label, u->chip_desc[0] ? u->chip_desc : u->chip,
+                     eg_unit_mac_str(u, mac, sizeof mac), xtal);
 }
 
-static void on_progress(eg_dev *d, uint64_t done, uint64_t total) {
-  portrun *p = pr_of(d);
-  eg_display_progress(p->r->disp, p->index, done, total);
+static void ev_progress(void *ctx, size_t job, const eg_unit_record *u, uint64_t done, uint64_t total) {
+  runner *r = ctx;
+  (void)u;
+  eg_display_progress(r->disp, job, done, total);
 }
 
-static void on_log(eg_dev *d, const char *line) {
-  portrun *p = pr_of(d);
-  eg_display_message(p->r->disp, "%s: %s", p->label, line);
+static void ev_log(void *ctx, size_t job, const char *line) {
+  runner *r = ctx;
+  eg_display_message(r->disp, "%s: %s", r->jobs[job].label, line);
 }
 
-static void print_results(portrun *p);
-
-static void dev_closed(eg_dev *d) {
-  portrun *p = pr_of(d);
-  runner *r = p->r;
-  if (--r->remaining == 0) {
-    eg_display_finish(r->disp);
-    uv_close((uv_handle_t *)&r->sig_int, NULL);
-    uv_close((uv_handle_t *)&r->sig_term, NULL);
-  }
-}
-
-static void on_done(eg_dev *d, eg_err result) {
-  portrun *p = pr_of(d);
-  p->result = result;
-  print_results(p);
-  eg_dev_close(d, dev_closed);
-}
-
-static void on_signal(uv_signal_t *h, int signum) {
-  runner *r = h->data;
+static void ev_stopping(void *ctx, int signum) {
+  runner *r = ctx;
   (void)signum;
-  if (r->interrupted) return;
-  r->interrupted = true;
   eg_display_message(r->disp, "interrupted: stopping every port");
-  for (size_t i = 0; i < r->n; i++) eg_dev_abort(&r->ports[i].dev);
 }
 
-/* What each command prints for a port that finished. */
-static void print_results(portrun *p) {
-  runner *r = p->r;
-  eg_dev *d = &p->dev;
-  const char *cmd = r->c->command;
-  const double secs = (double)(d->rec.finished_ms - d->rec.started_ms) / 1000.0;
-  char mac[18];
-  eg_unit_mac_str(&d->rec, mac, sizeof mac);
-  if (eg_display_mode_of(r->disp) == EG_DISPLAY_JSON) {
-    eg_jw w;
-    eg_jw_open(&w);
-    eg_jw_str(&w, "event", "port_done");
-    eg_jw_str(&w, "command", cmd);
-    eg_jw_unit(&w, &d->rec);
-    if (strcmp(cmd, "read-flash") == 0 && p->result == EG_OK) eg_jw_str(&w, "file", p->out_path);
-    char *s = eg_jw_close(&w);
-    eg_display_json(r->disp, s);
-    free(s);
-  }
-  if (p->result != EG_OK) {
-    char st[16], text[200];
-    const eg_fault *f = &d->rec.fault;
-    snprintf(text, sizeof text, "%s %s: %s%s%s%s", p->result == EG_ABORTED ? "ABORTED" : "FAIL", eg_stage_name(f->stage),
-             eg_err_name(f->code), f->nstatus ? " [" : "", f->nstatus ? eg_fault_status_hex(f, st, sizeof st) : "",
-             f->nstatus ? "]" : "");
-    eg_display_result(r->disp, p->index, false, text);
-    eg_display_message(r->disp, "%s: error: %s", p->label, f->msg);
+static double secs_of(const eg_unit_record *u) { return (double)(u->finished_ms - u->started_ms) / 1000.0; }
+
+static void show_ok(runner *r, size_t job, const eg_unit_record *u) {
+  char text[128];
+  snprintf(text, sizeof text, "OK %.1f s (%s, %u baud)", secs_of(u), u->stub ? "stub" : "ROM", u->baud);
+  eg_display_result(r->disp, job, true, text);
+}
+
+static void show_fail(runner *r, size_t job, eg_err result, const eg_fault *f) {
+  char st[16], text[200];
+  r->results[job] = result;
+  snprintf(text, sizeof text, "%s %s: %s%s%s%s", result == EG_ABORTED ? "ABORTED" : "FAIL", eg_stage_name(f->stage),
+           eg_err_name(f->code), f->nstatus ? " [" : "", f->nstatus ? eg_fault_status_hex(f, st, sizeof st) : "",
+           f->nstatus ? "]" : "");
+  eg_display_result(r->disp, job, false, text);
+  eg_display_message(r->disp, "%s: error: %s", r->jobs[job].label, f->msg);
+}
+
+static void json_done(runner *r, const eg_unit_record *u, const char *file) {
+  if (eg_display_mode_of(r->disp) != EG_DISPLAY_JSON) return;
+  eg_jw w;
+  eg_jw_open(&w);
+  eg_jw_str(&w, "event", "port_done");
+  eg_jw_str(&w, "command", r->c->command);
+  eg_jw_unit(&w, u);
+  if (file) eg_jw_str(&w, "file", file);
+  char *s = eg_jw_close(&w);
+  eg_display_json(r->disp, s);
+  free(s);
+}
+
+/* read-flash: the data goes to its file off the loop thread: write, trim
+ * to the length read, close. */
+static void out_closed(uv_fs_t *req) {
+  outfile *o = req->data;
+  uv_fs_req_cleanup(req);
+  o->fd = -1;
+}
+
+static void out_fail(outfile *o, const char *what, int err) {
+  runner *r = o->r;
+  eg_fault f;
+  eg_fault_set(&f, EG_FILE_WRITE, EG_STAGE_READ, -1, "cannot %s %s: %s", what, o->path, uv_strerror(err));
+  show_fail(r, o->job, EG_FILE_WRITE, &f);
+  free(o->data);
+  o->data = NULL;
+  uv_fs_close(&r->loop, &o->req, o->fd, out_closed);
+}
+
+static void out_trimmed(uv_fs_t *req) {
+  outfile *o = req->data;
+  runner *r = o->r;
+  const ssize_t rc = req->result;
+  uv_fs_req_cleanup(req);
+  if (rc < 0) {
+    out_fail(o, "truncate", (int)rc);
     return;
   }
-  if (strcmp(cmd, "read-flash") == 0) {
-    uint32_t len = 0;
-    const uint8_t *data = eg_dev_read_data(d, d->nops - 1, &len);
-    FILE *f = fopen(p->out_path, "wb");
-    if (!f || fwrite(data, 1, len, f) != len || fclose(f) != 0) {
-      if (f) fclose(f);
-      eg_fault_set(&d->rec.fault, EG_FILE_WRITE, EG_STAGE_READ, -1, "cannot write %s: %s", p->out_path, strerror(errno));
-      p->result = EG_FILE_WRITE;
-      eg_display_result(r->disp, p->index, false, "FAIL: cannot write the file");
-      eg_display_message(r->disp, "%s: error: %s", p->label, d->rec.fault.msg);
-      return;
-    }
-    eg_display_message(r->disp, "%s: read %u bytes at 0x%x in %.1f s (%.1f kbit/s) to '%s'", p->label, len,
-                       d->ops[d->nops - 1].addr, secs, secs > 0 ? len * 8 / secs / 1000 : 0.0, p->out_path);
-  } else if (strcmp(cmd, "flash-id") == 0) {
-    const char *size = eg_flash_size_name(d->rec.flash_size);
-    eg_display_message(r->disp, "%s: Manufacturer: %02x  Device: %04x  Detected flash size: %s", p->label,
-                       eg_jedec_manufacturer(d->flash_id), eg_jedec_device(d->flash_id), size ? size : "Unknown");
-  } else if (strcmp(cmd, "chip-id") == 0) {
-    eg_display_message(r->disp, "%s: %s has no chip ID; MAC: %s", p->label, d->rec.chip, mac);
-  } else if (strcmp(cmd, "read-mac") == 0) {
-    eg_display_message(r->disp, "%s: MAC: %s", p->label, mac);
-  } else if (strcmp(cmd, "verify-flash") == 0) {
-    eg_display_message(r->disp, "%s: verification successful (digests matched)", p->label);
-  }
+  const double secs = (double)o->read_ms / 1000.0;
+  eg_display_message(r->disp, "%s: read %u bytes at 0x%x in %.1f s (%.1f kbit/s) to '%s'", r->jobs[o->job].label, o->len,
+                     r->ops[r->nops - 1].addr, secs, secs > 0 ? o->len * 8 / secs / 1000 : 0.0, o->path);
   char text[128];
-  snprintf(text, sizeof text, "OK %.1f s (%s, %u baud)", secs, d->rec.stub ? "stub" : "ROM", d->rec.baud);
-  eg_display_result(r->disp, p->index, true, text);
+  snprintf(text, sizeof text, "OK %.1f s", secs);
+  eg_display_result(r->disp, o->job, true, text);
+  free(o->data);
+  o->data = NULL;
+  uv_fs_close(&r->loop, &o->req, o->fd, out_closed);
+}
+
+static void out_written(uv_fs_t *req) {
+  outfile *o = req->data;
+  const ssize_t rc = req->result;
+  uv_fs_req_cleanup(req);
+  if (rc < 0 || (size_t)rc != o->len) {
+    out_fail(o, "write", rc < 0 ? (int)rc : UV_EIO);
+    return;
+  }
+  uv_fs_ftruncate(&o->r->loop, &o->req, o->fd, o->len, out_trimmed);
+}
+
+static void out_start(outfile *o, eg_dev *dev) {
+  runner *r = o->r;
+  o->data = eg_dev_take_read_data(dev, r->nops - 1, &o->len);
+  o->read_ms = (uint64_t)(dev->rec.finished_ms - dev->rec.started_ms);
+  const uv_buf_t buf = uv_buf_init((char *)o->data, o->len);
+  o->req.data = o;
+  if (!o->data || uv_fs_write(&r->loop, &o->req, o->fd, &buf, 1, 0, out_written) != 0)
+    out_fail(o, "write", UV_ENOMEM);
+}
+
+static void ev_done(void *ctx, size_t job, const eg_unit_record *u, bool will_retry, bool recorded_ok, eg_dev *dev) {
+  runner *r = ctx;
+  (void)will_retry, (void)recorded_ok;
+  const char *cmd = r->c->command;
+  outfile *o = r->out ? &r->out[job] : NULL;
+  json_done(r, u, o && u->result == EG_RESULT_PASS ? o->path : NULL);
+  if (u->result != EG_RESULT_PASS) {
+    show_fail(r, job, u->fault.code != EG_OK ? u->fault.code : EG_IO, &u->fault);
+    if (o && o->created) unlink(o->path); /* nothing was read: leave no empty file behind */
+    return;
+  }
+  r->results[job] = EG_OK;
+  char mac[18];
+  eg_unit_mac_str(u, mac, sizeof mac);
+  const char *label = r->jobs[job].label;
+  if (o) {
+    out_start(o, dev);
+    return;
+  }
+  if (strcmp(cmd, "flash-id") == 0) {
+    const char *size = eg_flash_size_name(u->flash_size);
+    eg_display_message(r->disp, "%s: Manufacturer: %02x  Device: %04x  Detected flash size: %s", label,
+                       eg_jedec_manufacturer(u->flash_id), eg_jedec_device(u->flash_id), size ? size : "Unknown");
+  } else if (strcmp(cmd, "chip-id") == 0) {
+    eg_display_message(r->disp, "%s: %s has no chip ID; MAC: %s", label, u->chip, mac);
+  } else if (strcmp(cmd, "read-mac") == 0) {
+    eg_display_message(r->disp, "%s: MAC: %s", label, mac);
+  } else if (strcmp(cmd, "verify-flash") == 0) {
+    eg_display_message(r->disp, "%s: verification successful (digests matched)", label);
+  }
+  show_ok(r, job, u);
 }
 
 /* ------------------------------------------------------------ setup */
@@ -222,6 +250,10 @@ static bool load_pairs(runner *r, size_t first) {
   const size_t n = c->nargs - first;
   if (n == 0 || n % 2) {
     eg_cli_error("%s needs ADDRESS FILE pairs", c->command);
+    return false;
+  }
+  if (n / 2 > EG_CLI_MAX_IMAGES) {
+    eg_cli_error("%s: at most %d images", c->command, EG_CLI_MAX_IMAGES);
     return false;
   }
   r->nimages = n / 2;
@@ -274,26 +306,38 @@ static bool check_flash_arg(const eg_cli *c, const char *what, const char *val, 
   return ok;
 }
 
-/* Build the per-port operations of the command. false: usage error printed. */
-static bool build_ops(runner *r, eg_dev_op **ops_out, size_t *nops_out, uint32_t *read_addr, uint32_t *read_size,
-                      const char **read_file) {
+/* The command line's settings, over the one set of defaults. */
+static void cli_settings(const eg_cli *c, eg_settings *s) {
+  eg_settings_default(s);
+  s->chip = c->chip;
+  s->before = c->before;
+  s->after = c->after;
+  if (c->baud) s->baud = c->baud;
+  s->stub_mode = c->no_stub ? EG_STUB_NONE : c->stub_path ? EG_STUB_PATH : EG_STUB_AUTO;
+  s->stub_path = c->stub_path;
+  if (c->flash_mode) snprintf(s->flash_mode, sizeof s->flash_mode, "%s", c->flash_mode);
+  if (c->flash_freq) snprintf(s->flash_freq, sizeof s->flash_freq, "%s", c->flash_freq);
+  if (c->flash_size) snprintf(s->flash_size, sizeof s->flash_size, "%s", c->flash_size);
+  s->erase = c->erase_all ? EG_ERASE_ALL : EG_ERASE_WRITTEN;
+  s->verify = !c->no_verify;
+  s->compress = c->compress;
+  s->retries = 0; /* esptool's commands try once */
+  s->connect_attempts = c->connect_attempts;
+}
+
+/* The per-port operations of the command. false: usage error printed. */
+static bool build_ops(runner *r, const char **read_file) {
   eg_cli *c = r->c;
   const char *cmd = c->command;
-  eg_dev_op *ops = calloc(r->nimages + 2 + 1, sizeof *ops);
+  eg_dev_op *ops = r->ops;
   size_t n = 0;
-  if (!ops) return false;
-  *ops_out = ops;
-  if (strcmp(cmd, "flash-id") == 0 || strcmp(cmd, "chip-id") == 0 || strcmp(cmd, "read-mac") == 0) {
+  if (strcmp(cmd, "flash-id") == 0 || strcmp(cmd, "chip-id") == 0 || strcmp(cmd, "read-mac") == 0 ||
+      strcmp(cmd, "erase-flash") == 0) {
     if (c->nargs) {
       eg_cli_error("%s takes no arguments", cmd);
       return false;
     }
-  } else if (strcmp(cmd, "erase-flash") == 0) {
-    if (c->nargs) {
-      eg_cli_error("erase-flash takes no arguments");
-      return false;
-    }
-    ops[n++].kind = EG_OPK_ERASE_ALL;
+    if (strcmp(cmd, "erase-flash") == 0) ops[n++].kind = EG_OPK_ERASE_ALL;
   } else if (strcmp(cmd, "erase-region") == 0) {
     uint32_t a, s;
     if (c->nargs != 2 || !eg_cli_parse_u32(c->args[0], &a) || !eg_cli_parse_u32(c->args[1], &s)) {
@@ -312,24 +356,51 @@ static bool build_ops(runner *r, eg_dev_op **ops_out, size_t *nops_out, uint32_t
       eg_cli_error("usage: read-flash ADDRESS SIZE|ALL FILE");
       return false;
     }
-    *read_addr = a;
-    *read_size = s;
     *read_file = c->args[2];
     ops[n++] = (eg_dev_op){.kind = EG_OPK_READ, .addr = a, .size = s};
   } else if (strcmp(cmd, "write-flash") == 0 || strcmp(cmd, "verify-flash") == 0) {
-    if (!check_flash_arg(c, "--flash-mode", c->flash_mode, false) || !check_flash_arg(c, "--flash-freq", c->flash_freq, false) ||
+    if (!check_flash_arg(c, "--flash-mode", c->flash_mode, false) ||
+        !check_flash_arg(c, "--flash-freq", c->flash_freq, false) ||
         !check_flash_arg(c, "--flash-size", c->flash_size, true))
       return false;
     if (!load_pairs(r, 0)) return false;
-    const bool write = strcmp(cmd, "write-flash") == 0;
-    if (write && c->erase_all) ops[n++].kind = EG_OPK_ERASE_ALL;
-    for (size_t i = 0; i < r->nimages; i++) ops[n++] = (eg_dev_op){.kind = write ? EG_OPK_WRITE : EG_OPK_VERIFY, .index = i};
+    n = eg_ops_for_images(ops, &r->set, r->nimages, strcmp(cmd, "verify-flash") == 0);
   } else {
     eg_cli_error("unknown command %s", cmd);
     return false;
   }
-  *nops_out = n;
+  r->nops = n;
   return true;
+}
+
+/* Open every read-flash output before any board is touched: an unwritable
+ * path is bad input, not a failed read after minutes of work. */
+static bool open_outputs(runner *r, const char *file) {
+  r->out = calloc(r->n, sizeof *r->out);
+  if (!r->out) return false;
+  for (size_t i = 0; i < r->n; i++) {
+    outfile *o = &r->out[i];
+    o->r = r;
+    o->job = i;
+    o->fd = -1;
+    out_name(file, r->jobs[i].label, r->n > 1, o->path, sizeof o->path);
+    struct stat st;
+    o->created = stat(o->path, &st) != 0;
+    o->fd = open(o->path, O_WRONLY | O_CREAT | O_CLOEXEC, 0666);
+    if (o->fd < 0) {
+      eg_cli_error("cannot write %s: %s", o->path, strerror(errno));
+      return false;
+    }
+  }
+  return true;
+}
+
+static void close_outputs(runner *r) {
+  for (size_t i = 0; r->out && i < r->n; i++) {
+    if (r->out[i].fd >= 0) close(r->out[i].fd);
+    free(r->out[i].data);
+  }
+  free(r->out);
 }
 
 int eg_cmd_esptool(eg_cli *c) {
@@ -346,86 +417,67 @@ int eg_cmd_esptool(eg_cli *c) {
   runner *r = calloc(1, sizeof *r);
   if (!r) return EG_EXIT_INTERNAL;
   int rc = EG_EXIT_USAGE;
-  eg_dev_op *ops = NULL;
-  size_t nops = 0;
-  uint32_t read_addr = 0, read_size = 0;
   const char *read_file = NULL;
   r->c = c;
   uv_loop_init(&r->loop);
-  if (!build_ops(r, &ops, &nops, &read_addr, &read_size, &read_file)) goto out;
+  cli_settings(c, &r->set);
+  if (!build_ops(r, &read_file)) goto out;
 
   /* The stub. */
   char note[512] = "";
-  const eg_stub_mode mode = c->no_stub ? EG_STUB_NONE : c->stub_path ? EG_STUB_PATH : EG_STUB_AUTO;
-  if (!eg_cli_load_stubs(mode, c->stub_path, c->chip, r->stub_storage, r->stubs, false, note, sizeof note)) goto out;
-
-  bool any_stub = false;
-  for (int k = 0; k < EG_CHIP__COUNT; k++) any_stub = any_stub || r->stubs[k];
+  if (!eg_cli_load_stubs(r->set.stub_mode, r->set.stub_path, r->set.chip, r->stub_storage, r->stubs, false, note,
+                         sizeof note))
+    goto out;
+  const bool any_stub = eg_stubs_any(r->stubs);
   if (note[0]) fprintf(stderr, "espgang: %s\n", note);
 
   /* Images: patched and compressed once for every port. */
-  const bool keep_all = (!c->flash_mode || strcasecmp(c->flash_mode, "keep") == 0) &&
-                        (!c->flash_freq || strcasecmp(c->flash_freq, "keep") == 0) &&
-                        (!c->flash_size || strcasecmp(c->flash_size, "keep") == 0);
   if (r->nimages) {
-    if (!c->chip && !keep_all) {
+    const eg_settings *s = &r->set;
+    const bool keep_all = !strcasecmp(s->flash_mode, "keep") && !strcasecmp(s->flash_freq, "keep") &&
+                          !strcasecmp(s->flash_size, "keep");
+    if (!s->chip && !keep_all) {
       eg_cli_error("--flash-mode/--flash-freq/--flash-size other than keep need --chip");
       goto out;
     }
-    const bool compress = c->compress == 1 || (c->compress == -1 && any_stub);
-    r->set = eg_imageset_new(c->chip ? c->chip : eg_chip_get(EG_CHIP_ESP32), r->image_ptrs, r->nimages, c->flash_mode,
-                             c->flash_freq, c->flash_size, compress);
+    r->imgs = eg_imageset_new(s->chip ? s->chip : eg_chip_get(EG_CHIP_ESP32), r->image_ptrs, r->nimages, s->flash_mode,
+                             s->flash_freq, s->flash_size, eg_settings_compress(s, any_stub));
     eg_fault f;
     eg_fault_clear(&f);
-    if (!r->set || eg_imageset_warm(r->set, !any_stub, &f) != EG_OK) {
-      eg_cli_error("%s", r->set ? f.msg : "out of memory");
+    if (!r->imgs || eg_imageset_warm(r->imgs, !any_stub, &f) != EG_OK) {
+      eg_cli_error("%s", r->imgs ? f.msg : "out of memory");
       goto out;
     }
   }
-
-  eg_timeouts_default(&r->dcfg.timeouts);
-  const uint32_t baud = c->baud ? c->baud : 460800;
-  r->dcfg.chip = c->chip;
-  r->dcfg.before = c->before;
-  r->dcfg.after = c->after;
-  r->dcfg.baud = baud;
-  r->dcfg.connect_baud = baud < 115200 ? baud : 115200;
-  r->dcfg.stubs = r->stubs;
-  r->dcfg.images = r->set;
-  r->dcfg.flash_size = c->flash_size ? c->flash_size : "keep";
-  r->dcfg.verify = !c->no_verify;
-  r->dcfg.connect_attempts = c->connect_attempts;
-  r->dcfg.trace = c->trace;
-  if (c->after == EG_AFTER_SOFT_RESET && any_stub && (!c->chip || c->chip->id != EG_CHIP_ESP8266)) {
-    eg_cli_error("--after soft-reset needs --no-stub: the ESP32-family stubs cannot start the application");
+  char why[256];
+  if (eg_dev_config_build(&r->dcfg, &r->set, r->stubs, r->imgs, c->trace, why, sizeof why) != EG_OK) {
+    eg_cli_error("%s", why);
     goto out;
   }
 
   r->n = c->nports;
-  r->ports = calloc(r->n, sizeof *r->ports);
+  r->jobs = calloc(r->n, sizeof *r->jobs);
+  r->results = calloc(r->n, sizeof *r->results);
   const char **labels = calloc(r->n, sizeof *labels);
-  if (!r->ports || !labels) {
+  if (!r->jobs || !r->results || !labels) {
     free(labels);
     rc = EG_EXIT_INTERNAL;
     goto out;
   }
-  static const eg_dev_callbacks cbs = {
-    .on_stage = on_stage, .on_identity = on_identity, .on_progress = on_progress, .on_done = on_done, .on_log = on_log};
   for (size_t i = 0; i < r->n; i++) {
-    portrun *p = &r->ports[i];
-    p->r = r;
-    p->index = i;
-    port_label(c->ports[i], p->label, sizeof p->label);
-    labels[i] = p->label;
-    if (!(p->ops = calloc(nops ? nops : 1, sizeof *p->ops))) {
-      free(labels);
-      rc = EG_EXIT_INTERNAL;
-      goto out;
-    }
-    memcpy(p->ops, ops, nops * sizeof *ops);
-    if (read_file) out_name(read_file, p->label, r->n > 1, p->out_path, sizeof p->out_path);
-    eg_dev_init(&p->dev, &r->loop, c->ports[i], &r->dcfg, p->ops, nops, &cbs, p);
-    snprintf(p->dev.rec.slot, sizeof p->dev.rec.slot, "%s", p->label);
+    eg_job *j = &r->jobs[i];
+    port_label(c->ports[i], j->label, sizeof j->label);
+    snprintf(j->port, sizeof j->port, "%s", c->ports[i]);
+    j->cfg = &r->dcfg;
+    j->ops = r->ops;
+    j->nops = r->nops;
+    j->max_attempts = 1 + r->set.retries;
+    labels[i] = j->label;
+    r->results[i] = EG_IO; /* until the port reports */
+  }
+  if (read_file && !open_outputs(r, read_file)) {
+    free(labels);
+    goto out;
   }
   const eg_display_mode dm = c->json ? EG_DISPLAY_JSON : isatty(STDOUT_FILENO) ? EG_DISPLAY_TTY : EG_DISPLAY_PLAIN;
   r->disp = eg_display_new(&r->loop, stdout, dm, r->n, labels);
@@ -434,21 +486,28 @@ int eg_cmd_esptool(eg_cli *c) {
     rc = EG_EXIT_INTERNAL;
     goto out;
   }
-  uv_signal_init(&r->loop, &r->sig_int);
-  uv_signal_init(&r->loop, &r->sig_term);
-  r->sig_int.data = r->sig_term.data = r;
-  uv_signal_start(&r->sig_int, on_signal, SIGINT);
-  uv_signal_start(&r->sig_term, on_signal, SIGTERM);
-  r->remaining = r->n;
-  for (size_t i = 0; i < r->n; i++) eg_dev_start(&r->ports[i].dev);
-  uv_run(&r->loop, UV_RUN_DEFAULT);
-
+  static const eg_sched_events events = {
+    .on_unit_stage = ev_stage,
+    .on_unit_identity = ev_identity,
+    .on_unit_progress = ev_progress,
+    .on_unit_done = ev_done,
+    .on_log = ev_log,
+    .on_stopping = ev_stopping,
+  };
+  const eg_sched_config scfg = {.jobs = r->jobs, .njobs = r->n, .handle_signals = true};
+  eg_sched_summary sum;
+  eg_fault f;
+  eg_fault_clear(&f);
+  if (eg_sched_run(&r->loop, &scfg, &events, r, &sum, &f) != EG_OK) {
+    eg_cli_error("%s", f.msg);
+    rc = EG_EXIT_INTERNAL;
+    goto out;
+  }
+  eg_display_finish(r->disp);
   size_t failed = 0;
-  for (size_t i = 0; i < r->n; i++)
-    if (r->ports[i].result != EG_OK) failed++;
-  if (r->n > 1 && eg_display_mode_of(r->disp) != EG_DISPLAY_JSON)
-    printf("%zu of %zu ports succeeded\n", r->n - failed, r->n);
-  rc = r->interrupted ? EG_EXIT_ABORTED : failed ? EG_EXIT_FAILED : EG_EXIT_OK;
+  for (size_t i = 0; i < r->n; i++) failed += r->results[i] != EG_OK;
+  if (r->n > 1 && eg_display_mode_of(r->disp) != EG_DISPLAY_JSON) printf("%zu of %zu ports succeeded\n", r->n - failed, r->n);
+  rc = eg_cli_exit_code(r->results, r->n, sum.interrupted);
   if (eg_display_mode_of(r->disp) == EG_DISPLAY_JSON) {
     eg_jw w;
     eg_jw_open(&w);
@@ -465,15 +524,14 @@ out:
   if (r->disp) eg_display_free(r->disp);
   uv_run(&r->loop, UV_RUN_DEFAULT); /* let close callbacks run */
   if (uv_loop_close(&r->loop) != 0) fprintf(stderr, "espgang: internal: handles left open\n");
-  if (r->ports)
-    for (size_t i = 0; i < r->n; i++) free(r->ports[i].ops);
-  free(r->ports);
-  eg_imageset_free(r->set);
+  close_outputs(r);
+  free(r->jobs);
+  free(r->results);
+  eg_imageset_free(r->imgs);
   for (size_t i = 0; i < r->nimages; i++) eg_image_free(&r->images[i]);
   free(r->images);
   free(r->image_ptrs);
   eg_cli_free_stubs(r->stub_storage);
-  free(ops);
   free(r);
   return rc;
 }

@@ -1,4 +1,7 @@
-/* cmd_flash.c - `espgang flash MANIFEST`: the gang production run. */
+/* cmd_flash.c - `espgang flash MANIFEST`: the gang production run. The
+ * manifest becomes a job list (one job per slot, the same operations on
+ * each) that the scheduler runs with the log's recorder: every unit's row
+ * exists before its port is touched. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,10 +12,12 @@
 #include "cli.h"
 #include "db.h"
 #include "display.h"
-#include "gang.h"
+#include "jobs.h"
 #include "jsonw.h"
 #include "manifest.h"
 #include "prep.h"
+#include "recorder.h"
+#include "scheduler.h"
 
 typedef struct flashctx {
   eg_display *disp;
@@ -31,26 +36,6 @@ static void diag(void *ctx, const char *file, int line, int col, const char *msg
     fprintf(stderr, "%s: %s\n", file, msg);
 }
 
-static const char *stage_word(eg_stage s) {
-  switch (s) {
-  case EG_STAGE_NONE: return "queued";
-  case EG_STAGE_OPEN: return "opening";
-  case EG_STAGE_RESET: return "resetting";
-  case EG_STAGE_SYNC: return "connecting";
-  case EG_STAGE_DETECT: return "detecting";
-  case EG_STAGE_STUB: return "stub upload";
-  case EG_STAGE_BAUD: return "baud change";
-  case EG_STAGE_ATTACH: return "flash attach";
-  case EG_STAGE_ERASE: return "erasing";
-  case EG_STAGE_WRITE: return "writing";
-  case EG_STAGE_VERIFY: return "verifying";
-  case EG_STAGE_READ: return "reading";
-  case EG_STAGE_AFTER: return "reset";
-  case EG_STAGE__COUNT: break;
-  }
-  return "?";
-}
-
 static void ev_start(void *ctx, size_t slot, const eg_unit_record *u) {
   flashctx *fc = ctx;
   char text[64];
@@ -67,9 +52,9 @@ static void ev_stage(void *ctx, size_t slot, const eg_unit_record *u, eg_stage s
   flashctx *fc = ctx;
   char text[64];
   if (u->attempt > 1)
-    snprintf(text, sizeof text, "%s (try %d)", stage_word(stage), u->attempt);
+    snprintf(text, sizeof text, "%s (try %d)", eg_stage_label(stage), u->attempt);
   else
-    snprintf(text, sizeof text, "%s", stage_word(stage));
+    snprintf(text, sizeof text, "%s", eg_stage_label(stage));
   eg_display_state(fc->disp, slot, text);
 }
 
@@ -89,13 +74,21 @@ static void ev_progress(void *ctx, size_t slot, const eg_unit_record *u, uint64_
   eg_display_progress(fc->disp, slot, done, total);
 }
 
-static void ev_done(void *ctx, size_t slot, const eg_unit_record *u, bool will_retry, bool recorded_ok) {
+static void ev_done(void *ctx, size_t slot, const eg_unit_record *u, bool will_retry, bool recorded_ok, eg_dev *dev) {
   flashctx *fc = ctx;
+  (void)dev;
+  /* The summary keeps the unit's identity from any attempt: a retry that
+   * failed before the MAC was read is still that unit. */
+  const eg_unit_record prev = fc->final[slot];
   fc->final[slot] = *u;
+  eg_unit_record *fin = &fc->final[slot];
+  if (!fin->has_mac && prev.has_mac) memcpy(fin->mac, prev.mac, sizeof fin->mac), fin->has_mac = true;
+  if (!fin->chip[0] && prev.chip[0]) memcpy(fin->chip, prev.chip, sizeof fin->chip);
+  if (!fin->has_flash_id && prev.has_flash_id) fin->flash_id = prev.flash_id, fin->has_flash_id = true;
   fc->recorded[slot] = recorded_ok;
   const double secs = (double)(u->finished_ms - u->started_ms) / 1000.0;
   char mac[18], text[200];
-  eg_unit_mac_str(u, mac, sizeof mac);
+  eg_unit_mac_str(fin, mac, sizeof mac);
   if (fc->json) {
     eg_jw w;
     eg_jw_open(&w);
@@ -129,7 +122,7 @@ static void ev_stopping(void *ctx, int signum) {
 }
 
 /* The summary table: slot, MAC, result, time, error. */
-static void print_summary(const flashctx *fc, const eg_sched_summary *sum, const char *db_path) {
+static void print_summary(const flashctx *fc, const eg_sched_summary *sum, int64_t run_id, const char *db_path) {
   size_t w = 4;
   for (size_t i = 0; i < fc->nslots; i++)
     if (strlen(fc->slots[i].slot) > w) w = strlen(fc->slots[i].slot);
@@ -143,11 +136,11 @@ static void print_summary(const flashctx *fc, const eg_sched_summary *sum, const
     if (!fc->recorded[i]) strncat(err, " [NOT RECORDED]", sizeof err - strlen(err) - 1);
     const double secs = u->finished_ms ? (double)(u->finished_ms - u->started_ms) / 1000.0 : 0.0;
     printf("%-*s  %-17s  %-7s  %6.1fs  %s\n", (int)w, fc->slots[i].slot, mac[0] ? mac : "-",
-           u->result == EG_RESULT_PASS ? "pass" : u->result == EG_RESULT_FAIL ? "FAIL" : u->result == EG_RESULT_ABORTED ? "ABORTED" : "?",
+           u->result == EG_RESULT_PASS ? "pass" : u->result == EG_RESULT_FAIL ? "FAIL" : u->result == EG_RESULT_ABORTED ? "ABORTED" : u->result == EG_RESULT_SKIPPED ? "skipped" : "?",
            secs, err);
   }
   printf("\n%zu passed, %zu failed, %zu aborted of %zu units (%zu attempts) in %.1f s; run #%lld recorded in %s\n", sum->passed,
-         sum->failed, sum->aborted, sum->units, sum->attempts, (double)sum->elapsed_ms / 1000.0, (long long)sum->run_id, db_path);
+         sum->failed, sum->aborted, sum->units, sum->attempts, (double)sum->elapsed_ms / 1000.0, (long long)run_id, db_path);
 }
 
 int eg_cmd_flash(eg_cli *c) {
@@ -170,6 +163,11 @@ int eg_cmd_flash(eg_cli *c) {
   memset(storage, 0, sizeof storage);
   eg_imageset *set = NULL;
   const eg_image **imgs = NULL;
+  eg_dev_config dcfg;
+  eg_dev_op *ops = NULL;
+  size_t nops = 0;
+  eg_job *jobs = NULL;
+  eg_recorder *rec = NULL;
   flashctx fc;
   memset(&fc, 0, sizeof fc);
   uv_loop_t loop;
@@ -221,31 +219,35 @@ int eg_cmd_flash(eg_cli *c) {
   }
 
   char note[512] = "";
-  if (!eg_cli_load_stubs(m.stub_mode, m.stub_path, m.chip, storage, stubs, false, note, sizeof note)) goto out;
+  if (!eg_cli_load_stubs(m.set.stub_mode, m.set.stub_path, m.set.chip, storage, stubs, false, note, sizeof note)) goto out;
   if (note[0]) fprintf(stderr, "espgang: %s\n", note);
-  const eg_stub *stub = stubs[m.chip->id];
-  if (m.after == EG_AFTER_SOFT_RESET && stub && m.chip->id != EG_CHIP_ESP8266) {
-    fprintf(stderr, "%s: after: soft_reset needs stub: none (the %s stub cannot start the application)\n", m.path, m.chip->name);
-    goto out;
-  }
-
+  const eg_stub *stub = stubs[m.set.chip->id];
   /* Every image is patched and compressed once, before any port starts. */
   imgs = calloc(m.nimages, sizeof *imgs);
-  if (!imgs) goto out;
+  ops = calloc(m.nimages + 1, sizeof *ops);
+  if (!imgs || !ops) goto out;
   for (size_t i = 0; i < m.nimages; i++) imgs[i] = &m.images[i].image;
-  set = eg_imageset_new(m.chip, imgs, m.nimages, m.flash_mode, m.flash_freq, m.flash_size, m.compress);
+  set = eg_imageset_new(m.set.chip, imgs, m.nimages, m.set.flash_mode, m.set.flash_freq, m.set.flash_size,
+                        eg_settings_compress(&m.set, stub != NULL));
   if (!set || eg_imageset_warm(set, stub == NULL, &f) != EG_OK) {
     fprintf(stderr, "%s: %s\n", m.path, set ? f.msg : "out of memory");
     goto out;
   }
+  char why[256];
+  if (eg_dev_config_build(&dcfg, &m.set, stubs, set, c->trace, why, sizeof why) != EG_OK) {
+    fprintf(stderr, "%s: %s\n", m.path, why);
+    goto out;
+  }
+  nops = eg_ops_for_images(ops, &m.set, m.nimages, false);
 
   fc.slots = slots;
   fc.nslots = nslots;
   fc.json = c->json;
   fc.final = calloc(nslots ? nslots : 1, sizeof *fc.final);
   fc.recorded = calloc(nslots ? nslots : 1, sizeof *fc.recorded);
+  jobs = calloc(nslots ? nslots : 1, sizeof *jobs);
   const char **labels = calloc(nslots ? nslots : 1, sizeof *labels);
-  if (!fc.final || !fc.recorded || !labels) {
+  if (!fc.final || !fc.recorded || !jobs || !labels) {
     free(labels);
     rc = EG_EXIT_INTERNAL;
     goto out;
@@ -263,22 +265,56 @@ int eg_cmd_flash(eg_cli *c) {
   }
   if (!c->json) {
     printf("espgang %s: station %s, %zu slot(s), %s, %zu image(s), %s at %u baud, log %s\n", EG_VERSION, m.station, nslots,
-           m.chip->name, m.nimages, stub ? "stub" : "ROM only", m.baud, m.db_path);
+           m.set.chip->name, m.nimages, stub ? "stub" : "ROM only", m.set.baud, m.db_path);
     fflush(stdout);
   }
 
-  const eg_sched_config cfg = {
-    .manifest = &m,
-    .slots = slots,
-    .nslots = nslots,
-    .db = db,
-    .stub = stub,
-    .images = set,
+  /* The run and its images are recorded before any port starts. */
+  char host[256] = "";
+  gethostname(host, sizeof host - 1);
+  const eg_run_info info = {
+    .station = m.station,
     .operator_name = c->operator_name,
+    .host = host,
+    .tool_version = EG_VERSION,
     .command_line = c->command_line,
-    .trace = c->trace,
-    .handle_signals = true,
+    .manifest_path = m.path,
+    .manifest_text = m.text,
+    .manifest_len = m.text_len,
+    .manifest_sha256 = m.sha256,
   };
+  int64_t run_id = 0;
+  if (eg_db_run_begin(db, &info, &run_id, &f) != EG_OK) {
+    eg_cli_error("%s", f.msg);
+    rc = EG_EXIT_INTERNAL;
+    goto out;
+  }
+  for (size_t i = 0; i < eg_imageset_count(set); i++) {
+    eg_fault pf;
+    eg_fault_clear(&pf);
+    const eg_wimage *w = eg_imageset_get(set, i, 0, stub == NULL, &pf);
+    const eg_image *img = w ? &w->img : eg_imageset_source(set, i);
+    if (eg_db_run_image(db, run_id, (int)i, img, NULL, &f) != EG_OK) {
+      eg_cli_error("%s", f.msg);
+      rc = EG_EXIT_INTERNAL;
+      goto out;
+    }
+  }
+  if (!(rec = eg_recorder_new(&loop, db, run_id))) {
+    rc = EG_EXIT_INTERNAL;
+    goto out;
+  }
+  for (size_t i = 0; i < nslots; i++) {
+    eg_job *j = &jobs[i];
+    snprintf(j->label, sizeof j->label, "%s", slots[i].slot);
+    snprintf(j->port, sizeof j->port, "%s", slots[i].port);
+    snprintf(j->usb_location, sizeof j->usb_location, "%s", slots[i].usb_location);
+    j->cfg = &dcfg;
+    j->ops = ops;
+    j->nops = nops;
+    j->max_attempts = 1 + m.set.retries;
+  }
+  const eg_sched_config cfg = {.jobs = jobs, .njobs = nslots, .recorder = rec, .handle_signals = true};
   static const eg_sched_events events = {
     .on_unit_start = ev_start,
     .on_unit_stage = ev_stage,
@@ -300,7 +336,7 @@ int eg_cmd_flash(eg_cli *c) {
     eg_jw w;
     eg_jw_open(&w);
     eg_jw_str(&w, "event", "summary");
-    eg_jw_int(&w, "run_id", sum.run_id);
+    eg_jw_int(&w, "run_id", run_id);
     eg_jw_uint(&w, "units", sum.units);
     eg_jw_uint(&w, "passed", sum.passed);
     eg_jw_uint(&w, "failed", sum.failed);
@@ -314,7 +350,7 @@ int eg_cmd_flash(eg_cli *c) {
     eg_display_json(fc.disp, s);
     free(s);
   } else {
-    print_summary(&fc, &sum, m.db_path);
+    print_summary(&fc, &sum, run_id, m.db_path);
   }
   rc = sum.db_error ? EG_EXIT_INTERNAL
        : sum.interrupted ? EG_EXIT_ABORTED
@@ -326,6 +362,9 @@ out:
   uv_loop_close(&loop);
   free(fc.final);
   free(fc.recorded);
+  free(jobs);
+  free(ops);
+  eg_recorder_free(rec);
   eg_imageset_free(set);
   free(imgs);
   eg_cli_free_stubs(storage);

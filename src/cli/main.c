@@ -139,7 +139,7 @@ static const char *const commands[] = {"flash-id", "chip-id", "read-mac", "read-
 static int parse(int argc, char **argv, eg_cli *c) {
   memset(c, 0, sizeof *c);
   c->compress = -1;
-  c->connect_attempts = 7;
+  c->connect_attempts = EG_CONNECT_ATTEMPTS;
   c->before = EG_BEFORE_DEFAULT_RESET;
   c->after = EG_AFTER_HARD_RESET;
   c->ports = calloc((size_t)argc + 1, sizeof *c->ports);
@@ -191,8 +191,8 @@ static int parse(int argc, char **argv, eg_cli *c) {
       switch (o->id) {
       case O_PORT: c->ports[c->nports++] = val; break;
       case O_BAUD:
-        if (!eg_cli_parse_u32(val, &u) || u < 300 || u > 5000000) {
-          eg_cli_error("invalid baud rate '%s' (300..5000000)", val);
+        if (!eg_cli_parse_u32(val, &u) || !eg_baud_in_range(u)) {
+          eg_cli_error("invalid baud rate '%s' (%u..%u)", val, EG_BAUD_MIN, EG_BAUD_MAX);
           return EG_EXIT_USAGE;
         }
         c->baud = u;
@@ -222,8 +222,8 @@ static int parse(int argc, char **argv, eg_cli *c) {
       case O_NO_STUB: c->no_stub = true; break;
       case O_STUB: c->stub_path = val; break;
       case O_ATTEMPTS:
-        if (!eg_cli_parse_u32(val, &u) || u < 1 || u > 100) {
-          eg_cli_error("invalid --connect-attempts '%s' (1..100)", val);
+        if (!eg_cli_parse_u32(val, &u) || u < 1 || u > EG_CONNECT_ATTEMPTS_MAX) {
+          eg_cli_error("invalid --connect-attempts '%s' (1..%d)", val, EG_CONNECT_ATTEMPTS_MAX);
           return EG_EXIT_USAGE;
         }
         c->connect_attempts = (int)u;

@@ -266,14 +266,17 @@ static void read_back(bool stub) {
   if (stub) use_stub(&h, true);
   add_image(&h, 0x30000, 9000, 6);
   make_set(&h, true);
-  static uint8_t buf[12288];
-  const eg_dev_op ops[] = {{.kind = EG_OPK_WRITE, .index = 0},
-                           {.kind = EG_OPK_READ, .addr = 0x30000, .size = sizeof buf, .buf = buf}};
+  const uint32_t size = 12288;
+  const eg_dev_op ops[] = {{.kind = EG_OPK_WRITE, .index = 0}, {.kind = EG_OPK_READ, .addr = 0x30000, .size = size}};
   assert_int_equal(h_run(&h, ops, 2), EG_OK);
+  uint32_t got = 0;
+  const uint8_t *buf = eg_dev_read_data(&h.dev, 1, &got);
+  assert_non_null(buf);
+  assert_int_equal(got, size);
   assert_memory_equal(buf, h.img[0].data, h.img[0].len);
-  for (size_t i = h.img[0].len; i < sizeof buf; i++) assert_int_equal(buf[i], 0xFF);
+  for (size_t i = h.img[0].len; i < size; i++) assert_int_equal(buf[i], 0xFF);
   uint8_t md5[16];
-  eg_md5(buf, sizeof buf, md5);
+  eg_md5(buf, size, md5);
   assert_memory_equal(md5, h.dev.read_md5, 16);
   h_teardown(&h);
 }
@@ -674,9 +677,69 @@ static void no_sync_finds_rom_or_stub(void **state) {
   h_teardown(&h);
 }
 
+/* on_gate: the caller decides, here after a pause longer than the command
+ * timeout (the device must not time out while it waits for the caller). */
+typedef struct gate_ctx {
+  uv_timer_t t;
+  eg_dev *d;
+  eg_err answer;
+  int calls;
+} gate_ctx;
+static gate_ctx the_gate;
+
+static void gate_fire(uv_timer_t *t) {
+  gate_ctx *g = t->data;
+  eg_dev_gate(g->d, g->answer, g->answer == EG_OK ? NULL : "MAC 24:0a:c4:00:00:01 already passed");
+}
+
+static void on_gate(eg_dev *d) {
+  the_gate.d = d;
+  the_gate.calls++;
+  assert_int_equal(d->state, EG_DS_GATE);
+  assert_true(d->rec.has_mac); /* identity is known at the gate */
+  uv_timer_start(&the_gate.t, gate_fire, 150, 0);
+}
+
+static void gate_decides(void **state) {
+  (void)state;
+  static const eg_dev_callbacks gcbs = {.on_done = on_done, .on_stage = on_stage, .on_log = on_log, .on_gate = on_gate};
+  for (int round = 0; round < 2; round++) {
+    harness h;
+    h_setup(&h, NULL);
+    h.cfg.timeouts.command_ms = 50; /* shorter than the gate's pause */
+    add_image(&h, 0x10000, 9000, 21);
+    make_set(&h, true);
+    memset(&the_gate, 0, sizeof the_gate);
+    the_gate.answer = round == 0 ? EG_SKIPPED : EG_OK;
+    uv_timer_init(&h.loop, &the_gate.t);
+    the_gate.t.data = &the_gate;
+    const eg_dev_op ops[] = {{.kind = EG_OPK_WRITE, .index = 0}};
+    assert_int_equal(eg_dev_init(&h.dev, &h.loop, h.path, &h.cfg, ops, 1, &gcbs, &h), EG_OK);
+    eg_dev_start(&h.dev);
+    while (!h.done) uv_run(&h.loop, UV_RUN_ONCE);
+    assert_int_equal(the_gate.calls, 1);
+    size_t size;
+    const uint8_t *flash = esim_dev_flash(h.sim, &size);
+    if (round == 0) {
+      assert_int_equal(h.result, EG_SKIPPED);
+      assert_int_equal(h.dev.rec.result, EG_RESULT_SKIPPED);
+      assert_string_equal(h.dev.rec.fault.msg, "MAC 24:0a:c4:00:00:01 already passed");
+      assert_int_equal(h.stages_seen[EG_STAGE_WRITE], 0);
+      for (size_t i = 0x10000; i < 0x10000 + 9000; i++)
+        if (flash[i] != 0xFF) fail_msg("skipped unit written at 0x%zx", i);
+    } else {
+      assert_int_equal(h.result, EG_OK);
+      assert_flash_holds(&h, &h.img[0]);
+    }
+    uv_close((uv_handle_t *)&the_gate.t, NULL);
+    h_teardown(&h);
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(identity_rom),
+    cmocka_unit_test(gate_decides),
     cmocka_unit_test(write_rom_compressed),
     cmocka_unit_test(write_rom_raw_unaligned),
     cmocka_unit_test(write_legacy_stub_921600),

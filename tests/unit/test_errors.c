@@ -71,6 +71,40 @@ static void test_stage_names(void **state) {
   assert_string_equal(eg_stage_name((eg_stage)-1), "unknown");
 }
 
+static void test_stage_labels(void **state) {
+  (void)state;
+  for (int i = 0; i < EG_STAGE__COUNT; i++) {
+    const char *l = eg_stage_label((eg_stage)i);
+    assert_true(strlen(l) > 0);
+    for (int j = 0; j < i; j++) assert_string_not_equal(l, eg_stage_label((eg_stage)j));
+  }
+  assert_string_equal(eg_stage_label(EG_STAGE_SYNC), "connecting");
+  assert_string_equal(eg_stage_label(EG_STAGE_WRITE), "writing");
+  assert_string_equal(eg_stage_label(EG_STAGE__COUNT), "?");
+}
+
+/* The class column decides retries and exit codes: spot-check the ones the
+ * README's exit-code table and the retry policy name. */
+static void test_err_classes(void **state) {
+  (void)state;
+  assert_int_equal(eg_err_class_of(EG_OK), EG_CLASS_OK);
+  assert_int_equal(eg_err_class_of(EG_TIMEOUT), EG_CLASS_UNIT);
+  assert_int_equal(eg_err_class_of(EG_MD5_MISMATCH), EG_CLASS_UNIT);
+  assert_int_equal(eg_err_class_of(EG_WRONG_CHIP), EG_CLASS_FINAL);
+  assert_int_equal(eg_err_class_of(EG_FLASH_TOO_SMALL), EG_CLASS_FINAL);
+  assert_int_equal(eg_err_class_of(EG_MANIFEST), EG_CLASS_INPUT);
+  assert_int_equal(eg_err_class_of(EG_RESET_UNSUPPORTED), EG_CLASS_INPUT);
+  assert_int_equal(eg_err_class_of(EG_DB), EG_CLASS_INTERNAL);
+  assert_int_equal(eg_err_class_of(EG_ABORTED), EG_CLASS_ABORT);
+  assert_int_equal(eg_err_class_of((eg_err)-1), EG_CLASS_INTERNAL);
+  assert_true(eg_err_retryable(EG_NO_SYNC));
+  assert_false(eg_err_retryable(EG_WRONG_CHIP));
+  assert_false(eg_err_retryable(EG_USAGE));
+  assert_false(eg_err_retryable(EG_ABORTED));
+  /* Only OK is class OK. */
+  for (int e = 1; e < EG_ERR__COUNT; e++) assert_int_not_equal(eg_err_class_of((eg_err)e), EG_CLASS_OK);
+}
+
 static void test_fault_clear(void **state) {
   (void)state;
   eg_fault f;
@@ -231,6 +265,8 @@ int main(void) {
     cmocka_unit_test(test_err_names_and_messages),
     cmocka_unit_test(test_err_out_of_range),
     cmocka_unit_test(test_stage_names),
+    cmocka_unit_test(test_stage_labels),
+    cmocka_unit_test(test_err_classes),
     cmocka_unit_test(test_fault_clear),
     cmocka_unit_test(test_fault_set),
     cmocka_unit_test(test_fault_one_line),

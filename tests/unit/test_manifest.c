@@ -199,7 +199,7 @@ static void test_full_manifest_values(void **state) {
   assert_string_equal(m->station, "line3-bench-A");
   snprintf(want, sizeof want, "%s/logs/espgang.db", x->dir);
   assert_string_equal(m->db_path, want);
-  assert_ptr_equal(m->chip, eg_chip_get(EG_CHIP_ESP32));
+  assert_ptr_equal(m->set.chip, eg_chip_get(EG_CHIP_ESP32));
   /* Sorted by offset. */
   assert_int_equal(m->nimages, 3);
   assert_int_equal(m->images[0].offset, 0x1000);
@@ -221,27 +221,27 @@ static void test_full_manifest_values(void **state) {
   assert_memory_equal(m->images[2].sha256, sha, 32);
   assert_int_equal(m->images[2].line, 6);
   assert_int_equal(m->images[2].col, 5);
-  assert_string_equal(m->flash_mode, "dio");
-  assert_string_equal(m->flash_freq, "40m");
-  assert_string_equal(m->flash_size, "4MB");
-  assert_int_equal(m->baud, 921600);
-  assert_int_equal(m->connect_baud, 57600);
-  assert_int_equal(m->before, EG_BEFORE_NO_RESET);
-  assert_int_equal(m->after, EG_AFTER_NO_RESET_STUB);
-  assert_int_equal(m->stub_mode, EG_STUB_PATH);
+  assert_string_equal(m->set.flash_mode, "dio");
+  assert_string_equal(m->set.flash_freq, "40m");
+  assert_string_equal(m->set.flash_size, "4MB");
+  assert_int_equal(m->set.baud, 921600);
+  assert_int_equal(m->set.connect_baud, 57600);
+  assert_int_equal(m->set.before, EG_BEFORE_NO_RESET);
+  assert_int_equal(m->set.after, EG_AFTER_NO_RESET_STUB);
+  assert_int_equal(m->set.stub_mode, EG_STUB_PATH);
   snprintf(want, sizeof want, "%s/stubs", x->dir);
-  assert_string_equal(m->stub_path, want);
-  assert_int_equal(m->erase, EG_ERASE_ALL);
-  assert_false(m->verify);
-  assert_false(m->compress);
-  assert_int_equal(m->retries, 3);
-  assert_int_equal(m->timeouts.command_ms, 5000);
-  assert_int_equal(m->timeouts.sync_ms, 250);
-  assert_int_equal(m->timeouts.write_per_mb_ms, 15000);
+  assert_string_equal(m->set.stub_path, want);
+  assert_int_equal(m->set.erase, EG_ERASE_ALL);
+  assert_false(m->set.verify);
+  assert_false(m->set.compress);
+  assert_int_equal(m->set.retries, 3);
+  assert_int_equal(m->set.timeouts.command_ms, 5000);
+  assert_int_equal(m->set.timeouts.sync_ms, 250);
+  assert_int_equal(m->set.timeouts.write_per_mb_ms, 15000);
   eg_timeouts def;
   eg_timeouts_default(&def);
-  assert_int_equal(m->timeouts.max_ms, def.max_ms);
-  assert_int_equal(m->timeouts.md5_per_mb_ms, def.md5_per_mb_ms);
+  assert_int_equal(m->set.timeouts.max_ms, def.max_ms);
+  assert_int_equal(m->set.timeouts.md5_per_mb_ms, def.md5_per_mb_ms);
 
   assert_int_equal(m->nports, 4);
   assert_int_equal(m->ports[0].kind, EG_MPORT_PATH);
@@ -273,22 +273,22 @@ static void test_minimal_defaults(void **state) {
   char want[512];
   snprintf(want, sizeof want, "%s/espgang.db", x->dir);
   assert_string_equal(m->db_path, want);
-  assert_string_equal(m->flash_mode, "keep");
-  assert_string_equal(m->flash_freq, "keep");
-  assert_string_equal(m->flash_size, "detect");
-  assert_int_equal(m->baud, 460800);
-  assert_int_equal(m->connect_baud, 115200);
-  assert_int_equal(m->before, EG_BEFORE_DEFAULT_RESET);
-  assert_int_equal(m->after, EG_AFTER_HARD_RESET);
-  assert_int_equal(m->stub_mode, EG_STUB_AUTO);
-  assert_null(m->stub_path);
-  assert_int_equal(m->erase, EG_ERASE_WRITTEN);
-  assert_true(m->verify);
-  assert_true(m->compress);
-  assert_int_equal(m->retries, 1);
+  assert_string_equal(m->set.flash_mode, "keep");
+  assert_string_equal(m->set.flash_freq, "keep");
+  assert_string_equal(m->set.flash_size, "keep");
+  assert_int_equal(m->set.baud, 460800);
+  assert_int_equal(m->set.connect_baud, 115200);
+  assert_int_equal(m->set.before, EG_BEFORE_DEFAULT_RESET);
+  assert_int_equal(m->set.after, EG_AFTER_HARD_RESET);
+  assert_int_equal(m->set.stub_mode, EG_STUB_AUTO);
+  assert_null(m->set.stub_path);
+  assert_int_equal(m->set.erase, EG_ERASE_WRITTEN);
+  assert_true(m->set.verify);
+  assert_int_equal(m->set.compress, -1); /* esptool's rule: compressed when the stub runs */
+  assert_int_equal(m->set.retries, 1);
   eg_timeouts def;
   eg_timeouts_default(&def);
-  assert_memory_equal(&m->timeouts, &def, sizeof def);
+  assert_memory_equal(&m->set.timeouts, &def, sizeof def);
   assert_int_equal(m->nimages, 1);
   assert_int_equal(m->nports, 1);
 }
@@ -304,14 +304,14 @@ static void test_spellings(void **state) {
                    EG_OK);
   ndiags_is(x, 0);
   assert_string_equal(x->m.station, "123");
-  assert_ptr_equal(x->m.chip, eg_chip_get(EG_CHIP_ESP32H2));
-  assert_int_equal(x->m.before, EG_BEFORE_NO_RESET_NO_SYNC);
-  assert_int_equal(x->m.after, EG_AFTER_SOFT_RESET);
-  assert_int_equal(x->m.stub_mode, EG_STUB_NONE);
-  assert_int_equal(x->m.baud, 115200);
+  assert_ptr_equal(x->m.set.chip, eg_chip_get(EG_CHIP_ESP32H2));
+  assert_int_equal(x->m.set.before, EG_BEFORE_NO_RESET_NO_SYNC);
+  assert_int_equal(x->m.set.after, EG_AFTER_SOFT_RESET);
+  assert_int_equal(x->m.set.stub_mode, EG_STUB_NONE);
+  assert_int_equal(x->m.set.baud, 115200);
   assert_int_equal(x->m.images[0].offset, 0x10000);
-  assert_string_equal(x->m.flash_freq, "48m");
-  assert_string_equal(x->m.flash_mode, "qout");
+  assert_string_equal(x->m.set.flash_freq, "48m");
+  assert_string_equal(x->m.set.flash_mode, "qout");
 }
 
 /* An image at the bootloader offset is normal; only one that does not start

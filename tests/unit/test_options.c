@@ -166,7 +166,8 @@ static void test_result_names(void **state) {
   assert_string_equal(eg_result_name(EG_RESULT_PASS), "pass");
   assert_string_equal(eg_result_name(EG_RESULT_FAIL), "fail");
   assert_string_equal(eg_result_name(EG_RESULT_ABORTED), "aborted");
-  assert_string_equal(eg_result_name((eg_result)4), "unknown");
+  assert_string_equal(eg_result_name(EG_RESULT_SKIPPED), "skipped");
+  assert_string_equal(eg_result_name((eg_result)5), "unknown");
   assert_string_equal(eg_result_name((eg_result)-1), "unknown");
 }
 

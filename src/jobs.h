@@ -1,0 +1,34 @@
+/* jobs.h - one place that turns what the user asked for (eg_settings, from
+ * a manifest or from the command line) into what the scheduler runs: the
+ * device configuration, the operations, the rule checks that can be made
+ * before any board is touched.
+ */
+#ifndef EG_JOBS_H
+#define EG_JOBS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "device.h"
+#include "options.h"
+#include "prep.h"
+#include "stubfile.h"
+
+/* Is any stub loaded? */
+bool eg_stubs_any(const eg_stub *const stubs[EG_CHIP__COUNT]);
+/* Compress the images? (-1: when a stub runs, esptool's rule.) */
+bool eg_settings_compress(const eg_settings *s, bool any_stub);
+
+/* Fill cfg from s. stubs: indexed by chip id (entries may be NULL: ROM
+ * only); images may be NULL when no operation writes. Checks the rules
+ * that do not depend on a board (EG_USAGE with the reason in why, one line
+ * naming the setting as the manifest spells it). */
+eg_err eg_dev_config_build(eg_dev_config *cfg, const eg_settings *s, const eg_stub *const stubs[EG_CHIP__COUNT],
+                           eg_imageset *images, bool trace, char *why, size_t whylen);
+
+/* The operations that write nimages images: the whole-chip erase first when
+ * s->erase is all, then one WRITE (verify: VERIFY) per image. ops must hold
+ * nimages + 1. Returns the count. */
+size_t eg_ops_for_images(eg_dev_op *ops, const eg_settings *s, size_t nimages, bool verify_only);
+
+#endif

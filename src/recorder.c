@@ -1,0 +1,153 @@
+/* recorder.c - ordered database calls on one work thread (see recorder.h). */
+#include "recorder.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "jsonw.h"
+
+typedef enum call_kind { CALL_UNIT_BEGIN, CALL_UNIT_UPDATE, CALL_UNIT_FINISH, CALL_RUN_END } call_kind;
+
+typedef struct call {
+  struct call *next;
+  call_kind kind;
+  int64_t unit_id;
+  eg_unit_record rec;
+  const char *run_status;
+  eg_recorder_cb cb;
+  void *ctx;
+  eg_err result; /* of the database call */
+  eg_fault fault;
+} call;
+
+struct eg_recorder {
+  uv_loop_t *loop;
+  eg_db *db;
+  int64_t run_id;
+  call *head, *tail; /* waiting */
+  call *running;     /* on the work thread */
+  uv_work_t work;
+  bool had_error;
+};
+
+eg_recorder *eg_recorder_new(uv_loop_t *loop, eg_db *db, int64_t run_id) {
+  eg_recorder *r = calloc(1, sizeof *r);
+  if (!r) return NULL;
+  r->loop = loop;
+  r->db = db;
+  r->run_id = run_id;
+  r->work.data = r;
+  return r;
+}
+
+void eg_recorder_free(eg_recorder *r) { free(r); }
+bool eg_recorder_idle(const eg_recorder *r) { return !r->running && !r->head; }
+int64_t eg_recorder_run_id(const eg_recorder *r) { return r->run_id; }
+bool eg_recorder_had_error(const eg_recorder *r) { return r->had_error; }
+
+/* Work thread: the database call itself. */
+static void work_cb(uv_work_t *w) {
+  eg_recorder *r = w->data;
+  call *c = r->running;
+  eg_fault_clear(&c->fault);
+  switch (c->kind) {
+  case CALL_UNIT_BEGIN:
+    c->result = eg_db_unit_begin(r->db, r->run_id, &c->rec, &c->unit_id, &c->fault);
+    return;
+  case CALL_UNIT_UPDATE:
+    c->result = eg_db_unit_update(r->db, c->unit_id, &c->rec, &c->fault);
+    return;
+  case CALL_UNIT_FINISH:
+    c->result = c->unit_id ? eg_db_unit_finish(r->db, c->unit_id, &c->rec, &c->fault)
+                           : eg_fault_set(&c->fault, EG_DB, EG_STAGE_NONE, -1, "the unit's row was never created");
+    return;
+  case CALL_RUN_END:
+    c->result = eg_db_run_end(r->db, r->run_id, c->run_status, &c->fault);
+    return;
+  }
+}
+
+/* The database refused a record: never lose it, print it. */
+static void spill(eg_recorder *r, const call *c) {
+  r->had_error = true;
+  if (c->kind == CALL_RUN_END) {
+    fprintf(stderr, "espgang: database error closing run %lld: %s\n", (long long)r->run_id, c->fault.msg);
+    return;
+  }
+  fprintf(stderr, "espgang: database error: %s; the record follows as JSON\n", c->fault.msg);
+  char *line = eg_json_unit(&c->rec, "unit_not_recorded");
+  if (line) {
+    fprintf(stderr, "%s\n", line);
+    free(line);
+  }
+}
+
+static void pump(eg_recorder *r);
+
+static void after_work_cb(uv_work_t *w, int status) {
+  eg_recorder *r = w->data;
+  call *c = r->running;
+  r->running = NULL;
+  if (status < 0 && c->result == EG_OK)
+    c->result = eg_fault_set(&c->fault, EG_DB, EG_STAGE_NONE, -1, "work queue: %s", uv_strerror(status));
+  if (c->result != EG_OK) spill(r, c);
+  pump(r); /* start the next call before the callback adds more */
+  if (c->cb) c->cb(c->ctx, c->result, &c->fault, c->unit_id);
+  free(c);
+}
+
+static void pump(eg_recorder *r) {
+  if (r->running || !r->head) return;
+  r->running = r->head;
+  r->head = r->head->next;
+  if (!r->head) r->tail = NULL;
+  if (uv_queue_work(r->loop, &r->work, work_cb, after_work_cb) != 0) {
+    /* Cannot happen with a live loop; run it here rather than lose it. */
+    work_cb(&r->work);
+    after_work_cb(&r->work, 0);
+  }
+}
+
+static void enqueue(eg_recorder *r, call_kind kind, int64_t unit_id, const eg_unit_record *u, const char *status,
+                    eg_recorder_cb cb, void *ctx) {
+  if (kind == CALL_UNIT_UPDATE) { /* only the newest state of a unit matters */
+    for (call *q = r->head; q; q = q->next)
+      if (q->kind == CALL_UNIT_UPDATE && q->unit_id == unit_id) {
+        q->rec = *u;
+        return;
+      }
+  }
+  call *c = calloc(1, sizeof *c);
+  if (!c) {
+    fprintf(stderr, "espgang: out of memory queueing a database write\n");
+    abort(); /* losing a record silently is worse than stopping */
+  }
+  c->kind = kind;
+  c->unit_id = unit_id;
+  if (u) c->rec = *u;
+  c->run_status = status;
+  c->cb = cb;
+  c->ctx = ctx;
+  if (r->tail)
+    r->tail->next = c;
+  else
+    r->head = c;
+  r->tail = c;
+  pump(r);
+}
+
+void eg_recorder_unit_begin(eg_recorder *r, const eg_unit_record *u, eg_recorder_cb cb, void *ctx) {
+  enqueue(r, CALL_UNIT_BEGIN, 0, u, NULL, cb, ctx);
+}
+
+void eg_recorder_unit_update(eg_recorder *r, int64_t unit_id, const eg_unit_record *u) {
+  if (unit_id) enqueue(r, CALL_UNIT_UPDATE, unit_id, u, NULL, NULL, NULL);
+}
+
+void eg_recorder_unit_finish(eg_recorder *r, int64_t unit_id, const eg_unit_record *u, eg_recorder_cb cb, void *ctx) {
+  enqueue(r, CALL_UNIT_FINISH, unit_id, u, NULL, cb, ctx);
+}
+
+void eg_recorder_run_end(eg_recorder *r, const char *status, eg_recorder_cb cb, void *ctx) {
+  enqueue(r, CALL_RUN_END, 0, NULL, status, cb, ctx);
+}

@@ -1,0 +1,45 @@
+/* recorder.h - the traceability log's pipeline: every database call of a run
+ * in order, on one libuv work thread, so the loop never waits for the disk.
+ *
+ * The scheduler asks for a unit's row before it touches the unit's port
+ * (unit_begin), updates it as the unit is learned (unit_update: coalesced,
+ * only the newest state of a unit is written), and makes the final row
+ * durable before the result is shown (unit_finish). A record the database
+ * refuses is never lost: it is printed to stderr as one JSON line
+ * ("unit_not_recorded") and the callback says so.
+ *
+ * Calls are served strictly in the order made. Callbacks run on the loop
+ * thread. The eg_db must outlive the recorder and be used by nobody else
+ * while calls are queued. Free only when eg_recorder_idle() is true.
+ */
+#ifndef EG_RECORDER_H
+#define EG_RECORDER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "db.h"
+#include "errors.h"
+#include "unit.h"
+
+typedef struct eg_recorder eg_recorder;
+
+/* result EG_OK: stored (unit_id set by unit_begin). Otherwise the fault
+ * says why and the record went to stderr. */
+typedef void (*eg_recorder_cb)(void *ctx, eg_err result, const eg_fault *f, int64_t unit_id);
+
+eg_recorder *eg_recorder_new(uv_loop_t *loop, eg_db *db, int64_t run_id);
+void eg_recorder_free(eg_recorder *r);
+bool eg_recorder_idle(const eg_recorder *r);
+int64_t eg_recorder_run_id(const eg_recorder *r);
+/* True once any record was refused (the run's exit status says so). */
+bool eg_recorder_had_error(const eg_recorder *r);
+
+void eg_recorder_unit_begin(eg_recorder *r, const eg_unit_record *u, eg_recorder_cb cb, void *ctx);
+void eg_recorder_unit_update(eg_recorder *r, int64_t unit_id, const eg_unit_record *u);
+void eg_recorder_unit_finish(eg_recorder *r, int64_t unit_id, const eg_unit_record *u, eg_recorder_cb cb, void *ctx);
+/* status: "finished" or "interrupted". */
+void eg_recorder_run_end(eg_recorder *r, const char *status, eg_recorder_cb cb, void *ctx);
+
+#endif

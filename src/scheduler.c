@@ -1,0 +1,384 @@
+/* scheduler.c - the scheduler (see scheduler.h). */
+#include "scheduler.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+
+#define RETRY_DELAY_MS 500     /* let a port settle between attempts */
+#define PORT_WAIT_MS 10000     /* a replugged USB adapter enumerates in a second or two */
+#define PORT_POLL_MS 200
+
+typedef enum slot_phase {
+  PH_IDLE,       /* not started */
+  PH_RECORDING,  /* the attempt's row is being inserted */
+  PH_RUNNING,    /* the device is working */
+  PH_FINISHING,  /* the final row is being written */
+  PH_WAITING,    /* between attempts: pause, or waiting for the port to come back */
+  PH_DONE        /* no further attempt */
+} slot_phase;
+
+typedef struct slotrun {
+  eg_sched *s;
+  size_t index;
+  slot_phase phase;
+  eg_dev dev;
+  bool dev_live;          /* initialised and not yet closed */
+  bool start_when_closed; /* the next attempt waits for the last one's handles */
+  int attempt;
+  int64_t unit_id;
+  uint64_t wait_t0;       /* when waiting for the port began */
+  bool wait_port;         /* the last attempt lost its port */
+  uv_timer_t timer;       /* retry pause / port polling */
+  uv_fs_t stat_req;
+  bool stat_busy;
+  eg_unit_record last;    /* the latest attempt's record */
+} slotrun;
+
+struct eg_sched {
+  uv_loop_t *loop;
+  const eg_sched_config *cfg;
+  const eg_sched_events *ev;
+  void *ctx;
+  slotrun *slots;
+  size_t remaining;       /* slots not done */
+  bool stopping, ending, ended;
+  uint64_t t0;
+  eg_sched_summary sum;
+  uv_signal_t sig_int, sig_term;
+  bool signals_on;
+};
+
+static void start_attempt(slotrun *sr);
+static void begin_device(slotrun *sr);
+static void maybe_end(eg_sched *s);
+
+static const eg_job *job_of(const slotrun *sr) { return &sr->s->cfg->jobs[sr->index]; }
+
+static void count_result(eg_sched *s, eg_result r) {
+  switch (r) {
+  case EG_RESULT_PASS: s->sum.passed++; break;
+  case EG_RESULT_FAIL: s->sum.failed++; break;
+  case EG_RESULT_SKIPPED: s->sum.skipped++; break;
+  case EG_RESULT_ABORTED:
+  case EG_RESULT_IN_PROGRESS: s->sum.aborted++; break;
+  }
+}
+
+static void slot_done(slotrun *sr) {
+  eg_sched *s = sr->s;
+  count_result(s, sr->last.result);
+  sr->phase = PH_DONE;
+  s->remaining--;
+  maybe_end(s);
+}
+
+/* ---------------------------------------------------------- the device */
+
+static slotrun *dev_slot(eg_dev *d) { return d->data; }
+
+static void dev_stage(eg_dev *d, eg_stage stage) {
+  slotrun *sr = dev_slot(d);
+  eg_sched *s = sr->s;
+  if (s->ev->on_unit_stage) s->ev->on_unit_stage(s->ctx, sr->index, &d->rec, stage);
+  if (s->cfg->recorder) eg_recorder_unit_update(s->cfg->recorder, sr->unit_id, &d->rec);
+}
+
+static void dev_identity(eg_dev *d) {
+  slotrun *sr = dev_slot(d);
+  eg_sched *s = sr->s;
+  if (s->ev->on_unit_identity) s->ev->on_unit_identity(s->ctx, sr->index, &d->rec);
+  if (s->cfg->recorder) eg_recorder_unit_update(s->cfg->recorder, sr->unit_id, &d->rec);
+}
+
+static void dev_progress(eg_dev *d, uint64_t done, uint64_t total) {
+  slotrun *sr = dev_slot(d);
+  if (sr->s->ev->on_unit_progress) sr->s->ev->on_unit_progress(sr->s->ctx, sr->index, &d->rec, done, total);
+}
+
+static void dev_log(eg_dev *d, const char *line) {
+  slotrun *sr = dev_slot(d);
+  if (sr->s->ev->on_log) sr->s->ev->on_log(sr->s->ctx, sr->index, line);
+}
+
+static void dev_closed(eg_dev *d) {
+  slotrun *sr = dev_slot(d);
+  sr->dev_live = false;
+  if (sr->start_when_closed) {
+    sr->start_when_closed = false;
+    begin_device(sr);
+  }
+}
+
+/* Would another attempt be worth it? */
+static bool will_retry(const slotrun *sr, eg_err result) {
+  const eg_sched *s = sr->s;
+  return result != EG_OK && eg_err_retryable(result) && !s->stopping && sr->attempt < job_of(sr)->max_attempts;
+}
+
+static void attempt_over(slotrun *sr, const eg_unit_record *u, bool retry, bool recorded_ok) {
+  eg_sched *s = sr->s;
+  s->sum.attempts++;
+  if (!recorded_ok) s->sum.db_error = true;
+  if (s->ev->on_unit_done) s->ev->on_unit_done(s->ctx, sr->index, u, retry, recorded_ok, sr->dev_live ? &sr->dev : NULL);
+  if (sr->dev_live) eg_dev_close(&sr->dev, dev_closed);
+}
+
+static void retry_fire(uv_timer_t *t);
+
+static void schedule_retry(slotrun *sr) {
+  sr->phase = PH_WAITING;
+  sr->wait_t0 = uv_now(sr->s->loop);
+  const uint32_t pause = sr->s->cfg->retry_delay_ms ? sr->s->cfg->retry_delay_ms : RETRY_DELAY_MS;
+  uv_timer_start(&sr->timer, retry_fire, pause, 0);
+}
+
+static void finished_cb(void *ctx, eg_err result, const eg_fault *f, int64_t unit_id) {
+  slotrun *sr = ctx;
+  (void)f, (void)unit_id;
+  const bool retry = will_retry(sr, sr->last.fault.code) && sr->last.result == EG_RESULT_FAIL;
+  attempt_over(sr, &sr->last, retry, result == EG_OK);
+  if (retry && !sr->s->stopping) {
+    schedule_retry(sr);
+    return;
+  }
+  slot_done(sr);
+}
+
+static void dev_done(eg_dev *d, eg_err result) {
+  slotrun *sr = dev_slot(d);
+  eg_sched *s = sr->s;
+  sr->last = d->rec;
+  sr->wait_port = result == EG_PORT_GONE;
+  sr->phase = PH_FINISHING;
+  if (s->cfg->recorder) {
+    eg_recorder_unit_finish(s->cfg->recorder, sr->unit_id, &d->rec, finished_cb, sr);
+    return;
+  }
+  finished_cb(sr, EG_OK, NULL, 0);
+}
+
+static const eg_dev_callbacks dev_callbacks = {
+  .on_stage = dev_stage,
+  .on_identity = dev_identity,
+  .on_progress = dev_progress,
+  .on_done = dev_done,
+  .on_log = dev_log,
+};
+
+/* ------------------------------------------------------------ attempts */
+
+static void begin_device(slotrun *sr) {
+  eg_sched *s = sr->s;
+  if (sr->dev_live) { /* the previous attempt's handles are still closing */
+    sr->start_when_closed = true;
+    return;
+  }
+  const eg_job *job = job_of(sr);
+  sr->phase = PH_RUNNING;
+  if (eg_dev_init(&sr->dev, s->loop, job->port, job->cfg, job->ops, job->nops, &dev_callbacks, sr) != EG_OK) {
+    eg_fault_set(&sr->last.fault, EG_NOMEM, EG_STAGE_NONE, -1, "out of memory starting the unit");
+    sr->last.result = EG_RESULT_FAIL;
+    sr->last.finished_ms = eg_clock_epoch_ms();
+    dev_done(&sr->dev, EG_NOMEM);
+    return;
+  }
+  sr->dev.rec = sr->last; /* slot, attempt, start time */
+  sr->dev_live = true;
+  if (s->stopping) { /* stopped while the row was being written: record it as aborted */
+    eg_dev_abort(&sr->dev);
+    return;
+  }
+  eg_dev_start(&sr->dev);
+}
+
+/* The row exists (or the log refused it: then the board is not touched). */
+static void begun_cb(void *ctx, eg_err result, const eg_fault *f, int64_t unit_id) {
+  slotrun *sr = ctx;
+  if (result != EG_OK) {
+    sr->unit_id = 0;
+    sr->last.result = EG_RESULT_FAIL;
+    sr->last.finished_ms = eg_clock_epoch_ms();
+    eg_fault_set(&sr->last.fault, EG_DB, EG_STAGE_NONE, -1, "not flashed: the log refused the unit's row (%s)", f->msg);
+    attempt_over(sr, &sr->last, false, false);
+    slot_done(sr);
+    return;
+  }
+  sr->unit_id = unit_id;
+  begin_device(sr);
+}
+
+static void start_attempt(slotrun *sr) {
+  eg_sched *s = sr->s;
+  const eg_job *job = job_of(sr);
+  sr->attempt++;
+  sr->unit_id = 0;
+  eg_unit_record rec;
+  eg_unit_record_init(&rec);
+  snprintf(rec.slot, sizeof rec.slot, "%s", job->label);
+  snprintf(rec.port, sizeof rec.port, "%s", job->port);
+  snprintf(rec.usb_location, sizeof rec.usb_location, "%s", job->usb_location);
+  rec.attempt = sr->attempt;
+  rec.started_ms = eg_clock_epoch_ms();
+  sr->last = rec;
+  if (s->ev->on_unit_start) s->ev->on_unit_start(s->ctx, sr->index, &rec);
+  if (s->cfg->recorder) {
+    /* The row exists before the port is touched: a crash leaves evidence. */
+    sr->phase = PH_RECORDING;
+    eg_recorder_unit_begin(s->cfg->recorder, &rec, begun_cb, sr);
+    return;
+  }
+  begin_device(sr);
+}
+
+/* A vanished port (a board unplugged, a USB adapter re-enumerating) gets
+ * time to come back before the next attempt opens it; network ports are
+ * retried at once (their connect has its own timeout). */
+static void stat_cb(uv_fs_t *req) {
+  slotrun *sr = req->data;
+  const bool exists = req->result >= 0;
+  uv_fs_req_cleanup(req);
+  sr->stat_busy = false;
+  eg_sched *s = sr->s;
+  if (s->stopping || sr->phase != PH_WAITING) {
+    if (sr->phase == PH_WAITING) slot_done(sr);
+    return;
+  }
+  const uint64_t waited = uv_now(s->loop) - sr->wait_t0;
+  const uint32_t limit = s->cfg->port_wait_ms ? s->cfg->port_wait_ms : PORT_WAIT_MS;
+  if (exists || waited >= limit) {
+    start_attempt(sr);
+    return;
+  }
+  uv_timer_start(&sr->timer, retry_fire, PORT_POLL_MS, 0);
+}
+
+static void retry_fire(uv_timer_t *t) {
+  slotrun *sr = t->data;
+  eg_sched *s = sr->s;
+  if (s->stopping) {
+    slot_done(sr);
+    return;
+  }
+  const char *port = job_of(sr)->port;
+  if (sr->wait_port && !strstr(port, "://")) {
+    sr->stat_req.data = sr;
+    sr->stat_busy = true;
+    if (uv_fs_stat(s->loop, &sr->stat_req, port, stat_cb) == 0) return;
+    sr->stat_busy = false;
+  }
+  start_attempt(sr);
+}
+
+/* ------------------------------------------------------------ run end */
+
+static void run_ended(void *ctx, eg_err result, const eg_fault *f, int64_t unit_id) {
+  eg_sched *s = ctx;
+  (void)f, (void)unit_id;
+  if (result != EG_OK) s->sum.db_error = true;
+  s->ended = true;
+  maybe_end(s);
+}
+
+static void maybe_end(eg_sched *s) {
+  if (s->remaining > 0) return;
+  if (!s->ending) {
+    s->ending = true;
+    if (s->cfg->recorder) {
+      eg_recorder_run_end(s->cfg->recorder, s->sum.interrupted ? "interrupted" : "finished", run_ended, s);
+      return;
+    }
+    s->ended = true;
+  }
+  if (!s->ended) return;
+  /* Everything recorded: close our handles so the loop can end. */
+  for (size_t i = 0; i < s->cfg->njobs; i++) {
+    uv_handle_t *h = (uv_handle_t *)&s->slots[i].timer;
+    if (!uv_is_closing(h)) uv_close(h, NULL);
+  }
+  if (s->signals_on) {
+    s->signals_on = false;
+    uv_close((uv_handle_t *)&s->sig_int, NULL);
+    uv_close((uv_handle_t *)&s->sig_term, NULL);
+  }
+}
+
+void eg_sched_stop(eg_sched *s) {
+  if (s->stopping) return;
+  s->stopping = true;
+  s->sum.interrupted = true;
+  for (size_t i = 0; i < s->cfg->njobs; i++) {
+    slotrun *sr = &s->slots[i];
+    switch (sr->phase) {
+    case PH_RUNNING:
+      eg_dev_abort(&sr->dev);
+      break;
+    case PH_WAITING:
+      /* Between attempts: the last attempt's row is final already. A port
+       * poll in flight ends the slot when it returns. */
+      uv_timer_stop(&sr->timer);
+      if (!sr->stat_busy) slot_done(sr);
+      break;
+    case PH_IDLE:
+    case PH_RECORDING: /* aborted in begin_device once its row exists */
+    case PH_FINISHING: /* ends in finished_cb */
+    case PH_DONE:
+      break;
+    }
+  }
+  maybe_end(s);
+}
+
+static void on_signal(uv_signal_t *h, int signum) {
+  eg_sched *s = h->data;
+  if (s->ev->on_stopping) s->ev->on_stopping(s->ctx, signum);
+  eg_sched_stop(s);
+}
+
+/* ---------------------------------------------------------------- run */
+
+eg_err eg_sched_run(uv_loop_t *loop, const eg_sched_config *cfg, const eg_sched_events *ev, void *ctx,
+                    eg_sched_summary *out, eg_fault *f) {
+  static const eg_sched_events no_events;
+  eg_sched *s = calloc(1, sizeof *s);
+  if (!s) return eg_fault_set(f, EG_NOMEM, EG_STAGE_NONE, -1, "out of memory");
+  s->slots = calloc(cfg->njobs ? cfg->njobs : 1, sizeof *s->slots);
+  if (!s->slots) {
+    free(s);
+    return eg_fault_set(f, EG_NOMEM, EG_STAGE_NONE, -1, "out of memory");
+  }
+  s->loop = loop;
+  s->cfg = cfg;
+  s->ev = ev ? ev : &no_events;
+  s->ctx = ctx;
+  s->t0 = uv_now(loop);
+  s->sum.units = cfg->njobs;
+  s->remaining = cfg->njobs;
+  for (size_t i = 0; i < cfg->njobs; i++) {
+    slotrun *sr = &s->slots[i];
+    sr->s = s;
+    sr->index = i;
+    uv_timer_init(loop, &sr->timer);
+    sr->timer.data = sr;
+  }
+  if (cfg->handle_signals) {
+    uv_signal_init(loop, &s->sig_int);
+    uv_signal_init(loop, &s->sig_term);
+    s->sig_int.data = s->sig_term.data = s;
+    uv_signal_start(&s->sig_int, on_signal, SIGINT);
+    uv_signal_start(&s->sig_term, on_signal, SIGTERM);
+    s->signals_on = true;
+  }
+  for (size_t i = 0; i < cfg->njobs; i++) start_attempt(&s->slots[i]);
+  if (cfg->njobs == 0) maybe_end(s);
+  uv_run(loop, UV_RUN_DEFAULT);
+  s->sum.elapsed_ms = uv_now(loop) - s->t0;
+  if (cfg->recorder && eg_recorder_had_error(cfg->recorder)) s->sum.db_error = true;
+  if (out) *out = s->sum;
+  free(s->slots);
+  free(s);
+  return EG_OK;
+}

@@ -1,0 +1,83 @@
+/* scheduler.h - the scheduler: runs a list of jobs on one loop, every port at
+ * once, each unit recorded when a recorder is given.
+ *
+ * A job is one port with the operations to run on the unit there, the device
+ * configuration, and a retry policy. The esptool-style command line and the
+ * manifest's gang run are two ways to build the list (jobs.h); both run here.
+ *
+ * Life of a unit: with a recorder, its row is inserted (in_progress) before
+ * its port is opened, and a unit whose row the log refuses is not flashed;
+ * identity and stage times are recorded as they are learned; the final row
+ * is durable before on_unit_done reports the result. A failed unit is tried
+ * again on the same port (a new attempt row) while the failure is one
+ * another attempt may change (eg_err_retryable) and attempts remain; a port
+ * that vanished is given time to come back first. One unit never waits for
+ * another. eg_sched_stop() (SIGINT/SIGTERM with handle_signals) aborts the
+ * units in flight; their rows say aborted.
+ */
+#ifndef EG_SCHEDULER_H
+#define EG_SCHEDULER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "device.h"
+#include "recorder.h"
+#include "unit.h"
+
+typedef struct eg_job {
+  char label[64];               /* the slot's name, or the port's */
+  char port[256];               /* what the port layer opens */
+  char usb_location[64];        /* "" when unknown */
+  const eg_dev_config *cfg;
+  const eg_dev_op *ops;         /* may be shared by jobs */
+  size_t nops;
+  int max_attempts;             /* >= 1 */
+  void *user;                   /* the builder's pointer */
+} eg_job;
+
+typedef struct eg_sched eg_sched;
+
+typedef struct eg_sched_events {
+  void (*on_unit_start)(void *ctx, size_t job, const eg_unit_record *u);
+  void (*on_unit_stage)(void *ctx, size_t job, const eg_unit_record *u, eg_stage stage);
+  void (*on_unit_identity)(void *ctx, size_t job, const eg_unit_record *u);
+  void (*on_unit_progress)(void *ctx, size_t job, const eg_unit_record *u, uint64_t done, uint64_t total);
+  /* The attempt is over. recorded_ok: its row is durable (always true
+   * without a recorder); false: the log refused it and the record went to
+   * stderr as JSON. dev is the finished device (its read data may be taken
+   * with eg_dev_take_read_data) or NULL when it never started. */
+  void (*on_unit_done)(void *ctx, size_t job, const eg_unit_record *u, bool will_retry, bool recorded_ok,
+                       eg_dev *dev);
+  void (*on_log)(void *ctx, size_t job, const char *line); /* trace, optional */
+  void (*on_stopping)(void *ctx, int signum);              /* a stop was requested */
+} eg_sched_events;
+
+typedef struct eg_sched_config {
+  const eg_job *jobs;
+  size_t njobs;
+  eg_recorder *recorder;        /* NULL: nothing is recorded */
+  uint32_t retry_delay_ms;      /* pause before a retry (0: 500 ms) */
+  uint32_t port_wait_ms;        /* how long a vanished port may take to come back (0: 10 s) */
+  bool handle_signals;          /* SIGINT/SIGTERM stop the run cleanly */
+} eg_sched_config;
+
+typedef struct eg_sched_summary {
+  size_t units, passed, failed, aborted, skipped;
+  size_t attempts;
+  bool interrupted;
+  bool db_error;                /* some record could not be stored */
+  uint64_t elapsed_ms;
+} eg_sched_summary;
+
+/* Run every job on `loop` until each has finished (or been aborted); with a
+ * recorder, the run's end is recorded too. Returns EG_OK when the run was
+ * carried out (units may still have failed: see the summary). */
+eg_err eg_sched_run(uv_loop_t *loop, const eg_sched_config *cfg, const eg_sched_events *ev, void *ctx,
+                    eg_sched_summary *out, eg_fault *f);
+/* Abort every unit in flight. Safe to call from a uv callback. */
+void eg_sched_stop(eg_sched *s);
+
+#endif
