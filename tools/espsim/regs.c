@@ -16,7 +16,6 @@
 
 #include "simdev_int.h"
 
-#define C5_PCR_SYSCLK_CONF 0x60096110u /* [30:24] = crystal the ROM expects (esptool esp32c5.py:59-61) */
 #define WDT_WKEY 0x50D83AA1u           /* RTC_CNTL_WDT_WKEY (esptool esp32c3.py:83) */
 
 void esim_regs_reset(esim_dev *d) {
@@ -60,11 +59,11 @@ static bool dynamic_reg(esim_dev *d, uint32_t addr, uint32_t *v) {
     *v = d->clkdiv;
     return true;
   }
-  if (c->belief == ESIM_BELIEF_RTC_CALI && addr == ESIM_REG_RTC_CALI) {
+  if (c->belief == ESIM_BELIEF_RTC_CALI && c->rtc_cali_reg && addr == c->rtc_cali_reg) {
     *v = d->rtc_cali << 7; /* TIMERS_RTC_CALI_VALUE at bit 7 */
     return true;
   }
-  if (c->belief == ESIM_BELIEF_EXPECTED && addr == C5_PCR_SYSCLK_CONF) {
+  if (c->belief == ESIM_BELIEF_EXPECTED && c->rom_xtal_reg && addr == c->rom_xtal_reg) {
     *v = (uint32_t)(d->o.rom_xtal_mhz ? d->o.rom_xtal_mhz : 40) << 24;
     return true;
   }
@@ -252,7 +251,7 @@ void esim_reg_write(esim_dev *d, uint64_t t, uint32_t addr, uint32_t value) {
     return;
   }
   uint32_t old;
-  if (addr == ESIM_REG_MAGIC || addr == ESIM_REG_RTC_CALI || esim_regimg_get(&d->img, addr, &old) ||
+  if (addr == ESIM_REG_MAGIC || (c->rtc_cali_reg && addr == c->rtc_cali_reg) || esim_regimg_get(&d->img, addr, &old) ||
       (c->strap_reg && addr == c->strap_reg))
     return; /* ROM, eFuse and read-only registers */
   sparse_store(d, addr, value);

@@ -1,5 +1,17 @@
 /* simchip.c - the chip table (simchip.h): one row per simulated chip.
  *
+ * Facts the simulator shares with espgang's host side come from espgang's
+ * chip table (src/chips.c, each with its source there): names, magic word,
+ * GET_SECURITY_INFO length and chip id, UART_CLKDIV and its clock divider,
+ * the SPI1 register addresses, the MAC register, the bootloader offset, the
+ * USB ports and their registers (UARTDEV_BUF_NO, GPIO_STRAP, OPTION1), the
+ * RTC calibration and C5 PCR_SYSCLK registers: esim_chip_resolve() copies
+ * them into a device's row. Everything a chip *does* with them is espsim's
+ * own and below: the eFuse bit fields it encodes (an independent
+ * transcription, so a wrong decoder in espgang cannot hide behind a shared
+ * function), ROM generation and replies, beliefs about the crystal, RAM
+ * ranges, stub load addresses, banners, the RTC watchdog, reset states.
+ *
  * Sources, cited per row and field as "file:line":
  *   [T]   esptool v5.3.1 esptool/targets/<chip>.py (read with
  *         `git show v5.3.1:esptool/targets/<chip>.py` in espressif/esptool)
@@ -19,15 +31,16 @@
 #include <string.h>
 #include <strings.h>
 
+#include "chips.h"
 #include "simchip.h"
 
-/* SPI_MEM (S2 and later) user-command layout, [F] §4: USR 0x18, USR1 0x1C,
- * USR2 0x20, MOSI_DLEN 0x24, MISO_DLEN 0x28, W0 0x58. Idle and after-read
- * values of USR/USR2 are the C3's [C3T] (rom-flash-id.trace READ_REG
+/* SPI_MEM (S2 and later): the idle and after-read values of USR/USR2 are
+ * the C3's [C3T] (rom-flash-id.trace READ_REG
  * 0x60002018 -> 0x800000c0, 0x60002020 -> 0x70000000; stub-write-flash
  * after the esp-flasher-stub's OHAI: 0xd00000c0, 0x70000003); assumed the
  * same for every SPI_MEM chip (same peripheral, no other trace). */
-#define SPI_MEM_LAYOUT 0x18, 0x1C, 0x20, 0x24, 0x28, 0x58, false, 0x800000C0u, 0x70000000u, 0xD00000C0u, 0x70000003u
+#define SPI_MEM_STATE .spi_usr_idle = 0x800000C0u, .spi_usr2_idle = 0x70000000u, .spi_usr_read = 0xD00000C0u, \
+                      .spi_usr2_read = 0x70000003u
 
 #define BITS(a, l, w, v) {(a), (l), (w), (v)}
 #define FIELD1(a, l, w) {{BITS(a, l, w, 0)}}
@@ -46,25 +59,17 @@ static const esim_chip chips[ESIM_CHIP__COUNT] = {
     [ESIM_CHIP_ESP8266] =
         {
             .id = ESIM_CHIP_ESP8266,
-            .name = "esp8266",
-            .display = "ESP8266",
+            .eg = EG_CHIP_ESP8266,
             .rom = ESIM_ROM_ESP8266,
-            .magic = 0xFFF0C101u, /* [T esp8266.py:15] */
-            .uart_clkdiv_reg = 0x60000014u, /* [T esp8266.py:30] */
-            .uart_clk_mult = 2,             /* XTAL_CLK_DIVIDER 2 [T esp8266.py:32] */
             .xtal_default = 26,
             .xtal_alt = 40,
             .belief = ESIM_BELIEF_40MHZ, /* its ROM prints at 74880 = 115200 x 26/40 with a 26 MHz crystal */
-            .spi_base = 0x60000200u,     /* [T esp8266.py:22-28]: USR 1C, USR1 20, USR2 24, W0 40, lengths in USR1 */
-            .spi_usr = 0x1C, .spi_usr1 = 0x20, .spi_usr2 = 0x24, .spi_mosi_dlen = 0, .spi_miso_dlen = 0,
-            .spi_w0 = 0x40, .spi_addr_msb = true,
             .spi_usr2_idle = 0x40000000u, .spi_usr_read = 0x50000000u, .spi_usr2_read = 0x70000003u, /* assumed: ESP32's */
             .mac_style = ESIM_MAC_ESP8266, /* OTP MAC0 0x3FF00050, MAC1 0x3FF00054, MAC3 0x3FF0005C [T esp8266.py:18-20,139-150] */
             .ram = {{0x3FFE8000u, 0x40000000u}, {0x40100000u, 0x40110000u}}, /* DRAM, IRAM incl. the cache
                                                    area both stubs load into [JS esp8266.js MEMORY_MAP, S1/S2] */
             .stub1 = {0x4010D000u, 0x3FFFACACu, 0x4010D004u}, /* [S1 esp8266.json] */
             .stub2 = {0x4010C500u, 0x3FFFAE68u, 0x4010C504u}, /* [S2 esp8266.json] */
-            .bootloader_offset = 0, /* [T esp8266.py:53] */
             .rom_header = "\r\n ets Jan  8 2013,",
             .boot_dl = "(1,7)",  /* assumed: ESP8266 boot mode (1,x) = UART download */
             .boot_spi = "(3,6)", /* assumed: (3,x) = flash boot */
@@ -72,22 +77,14 @@ static const esim_chip chips[ESIM_CHIP__COUNT] = {
     [ESIM_CHIP_ESP32] =
         {
             .id = ESIM_CHIP_ESP32,
-            .name = "esp32",
-            .display = "ESP32",
+            .eg = EG_CHIP_ESP32,
             .rom = ESIM_ROM_ESP32,
-            .magic = 0x00F01D83u, /* [T esp32.py:20], [E32T] */
-            .uart_clkdiv_reg = 0x3FF40014u, /* [T esp32.py:61] */
-            .uart_clk_mult = 1,
             .xtal_default = 40,
             .xtal_alt = 26,
             .belief = ESIM_BELIEF_RTC_CALI, /* [T esp32.py:418-446], [F] §3 */
-            .spi_base = 0x3FF42000u, /* [T esp32.py:28-33]: USR 1C, USR1 20, USR2 24, MOSI 28, MISO 2C, W0 80 */
-            .spi_usr = 0x1C, .spi_usr1 = 0x20, .spi_usr2 = 0x24, .spi_mosi_dlen = 0x28, .spi_miso_dlen = 0x2C,
-            .spi_w0 = 0x80, .spi_addr_msb = true,
             .spi_usr_idle = 0, .spi_usr2_idle = 0x40000000u, /* [E32T] */
             .spi_usr_read = 0x50000000u, .spi_usr2_read = 0x70000003u, /* [E32T stub-read-flash.trace] */
             .mac_style = ESIM_MAC_ESP32, /* words 1/2 [T esp32.py:313-324] */
-            .mac_reg = 0x3FF5A004u,
             .major = {{BITS(0x3FF5A00Cu, 15, 1, 0), BITS(0x3FF5A014u, 20, 1, 1), BITS(0x3FF6607Cu, 31, 1, 2)}},
             .major_code = esp32_major_code,
             .minor = FIELD1(0x3FF5A014u, 24, 2),                                     /* word5[25:24] [T esp32.py:205-206] */
@@ -101,7 +98,6 @@ static const esim_chip chips[ESIM_CHIP__COUNT] = {
                     {0x50000000u, 0x50002000u}}, /* DRAM, IRAM, RTC fast/slow */
             .stub1 = {0x400BE000u, 0x3FFDEBACu, 0x400BE658u}, /* [S1 esp32.json] */
             .stub2 = {0x400A8000u, 0x3FFDED68u, 0x400A9074u}, /* [S2 esp32.json] */
-            .bootloader_offset = 0x1000, /* [T esp32.py:98] */
             .rom_header = "ets Jul 29 2019 12:21:46\r\n\r\n",
             .boot_dl = "0x3 (DOWNLOAD_BOOT(UART0/UART1/SDIO_REI_REO_V2))",
             .boot_spi = "0x13 (SPI_FAST_FLASH_BOOT)",
@@ -109,21 +105,13 @@ static const esim_chip chips[ESIM_CHIP__COUNT] = {
     [ESIM_CHIP_ESP32S2] =
         {
             .id = ESIM_CHIP_ESP32S2,
-            .name = "esp32s2",
-            .display = "ESP32-S2",
+            .eg = EG_CHIP_ESP32S2,
             .rom = ESIM_ROM_LATER,
-            .magic = 0x000007C6u, /* [T esp32s2.py:24] */
-            .sec_info_len = 12,   /* no chip id [F] §1, esptool docs serial-protocol.rst:386-389 */
-            .chip_id = 2,         /* IMAGE_CHIP_ID [T esp32s2.py:17] */
+            SPI_MEM_STATE,
             .api_version = 3,     /* assumed: the C3's [C3T]; the S2 reply stops before it */
-            .uart_clkdiv_reg = 0x3F400014u, /* [T esp32s2.py:38] */
-            .uart_clk_mult = 1,
             .xtal_default = 40, /* fixed [T esp32s2.py:203-205] */
             .belief = ESIM_BELIEF_TRUE,
-            .spi_base = 0x3F402000u, /* [F] §4 */
-            .spi_usr = SPI_MEM_LAYOUT,
             .mac_style = ESIM_MAC_WORDS,
-            .mac_reg = 0x3F41A044u, /* [T esp32s2.py:36] */
             .major = FIELD1(0x3F41A050u, 18, 2), /* BLOCK1 w3[19:18] [T esp32s2.py:139-141] */
             .minor = {{BITS(0x3F41A050u, 20, 1, 3), BITS(0x3F41A054u, 4, 3, 0)}}, /* w3 b20<<3 | w4[6:4] [T :132-137] */
             .pkg = FIELD1(0x3F41A050u, 21, 4), /* flash_cap w3[24:21] (psram_cap 0) [T :143-152] */
@@ -134,36 +122,22 @@ static const esim_chip chips[ESIM_CHIP__COUNT] = {
                     {0x40070000u, 0x40072000u}, {0x50000000u, 0x50002000u}}, /* [JS esp32s2.js MEMORY_MAP] */
             .stub1 = {0x40028000u, 0x3FFE2C00u, 0x400288ACu}, /* [S1 esp32s2.json] */
             .stub2 = {0x40028000u, 0x3FFE2DBCu, 0x40029144u}, /* [S2 esp32s2.json] */
-            .bootloader_offset = 0x1000, /* inherits ESP32's [T esp32.py:98], [F] §4 */
             .rom_header = "ESP-ROM:esp32s2-rc4-20191025\r\nBuild:Oct 25 2019\r\n", /* assumed (no S2 trace) */
             .boot_dl = "0x0 (DOWNLOAD(USB/UART0/1))",
             .boot_spi = "0x8 (SPI_FAST_FLASH_BOOT)",
-            .usb_otg = true,
-            .otg_pid = 0x0002,                /* (0x303A, IMAGE_CHIP_ID) [F] §6 */
-            .uartdev_buf_no = 0x3FFFFD14u,    /* [JS esp32s2.js:52-53] */
             .buf_no_otg = 2,
             .wdt_config0 = 0x3F408094u, .wdt_config1 = 0x3F408098u, .wdt_wprotect = 0x3F4080ACu, /* [T esp32s2.py:85-89] */
-            .option1_reg = 0x3F408128u, .option1_force_dl = 0x1, /* [T esp32s2.py:82-83] */
-            .strap_reg = 0x3F404038u,                            /* [T esp32s2.py:79-80] */
         },
     [ESIM_CHIP_ESP32S3] =
         {
             .id = ESIM_CHIP_ESP32S3,
-            .name = "esp32s3",
-            .display = "ESP32-S3",
+            .eg = EG_CHIP_ESP32S3,
             .rom = ESIM_ROM_LATER,
-            .magic = 0x00000009u, /* [T4 esp32s3.py:21] */
-            .sec_info_len = 20,
-            .chip_id = 9, /* [T esp32s3.py:18] */
+            SPI_MEM_STATE,
             .api_version = 3, /* assumed: the C3's [C3T] */
-            .uart_clkdiv_reg = 0x60000014u, /* [T esp32s3.py:99] */
-            .uart_clk_mult = 1,
             .xtal_default = 40, /* fixed [T esp32s3.py:241-243] */
             .belief = ESIM_BELIEF_TRUE,
-            .spi_base = 0x60002000u,
-            .spi_usr = SPI_MEM_LAYOUT,
             .mac_style = ESIM_MAC_WORDS,
-            .mac_reg = 0x60007044u, /* [T esp32s3.py:47] */
             .major = FIELD1(0x60007058u, 24, 2), /* w5[25:24] [T esp32s3.py:173-181] */
             .minor = {{BITS(0x60007058u, 23, 1, 3), BITS(0x60007050u, 18, 3, 0)}}, /* [T :152-171] */
             .pkg = FIELD1(0x60007050u, 21, 3), /* w3[23:21] [T :138-140] */
@@ -174,39 +148,24 @@ static const esim_chip chips[ESIM_CHIP__COUNT] = {
                     {0x50000000u, 0x50002000u}}, /* [JS esp32s3.js MEMORY_MAP] */
             .stub1 = {0x40378000u, 0x3FCB2C00u, 0x40378C94u},
             .stub2 = {0x40378000u, 0x3FCB2DBCu, 0x40379474u},
-            .bootloader_offset = 0, /* [T esp32s3.py:39] */
             /* a public boot log of an S3 in download mode (github Junanjunan/keyboard_ESP32-S3 docs/ESP32S3/JTAG.md) */
             .rom_header = "ESP-ROM:esp32s3-20210327\r\nBuild:Mar 27 2021\r\n",
             .boot_dl = "0x0 (DOWNLOAD(USB/UART0))",
             .boot_spi = "0x8 (SPI_FAST_FLASH_BOOT)",
-            .usb_jtag = true,
-            .usb_otg = true,
-            .otg_pid = 0x0009,
-            .uartdev_buf_no = 0x3FCEF14Cu, /* [JS esp32s3.js:26] */
             .buf_no_jtag = 4, .buf_no_otg = 3, /* [IDF esp32s3]: OTG 3, USB_SERIAL_JTAG 4 (esptool-js compares 3) */
             .wdt_config0 = 0x60008098u, .wdt_config1 = 0x6000809Cu, .wdt_wprotect = 0x600080B0u, /* [T :86-89] */
-            .option1_reg = 0x6000812Cu, .option1_force_dl = 0x1, /* [T esp32s3.py:96-97] */
-            .strap_reg = 0x60004038u,                            /* [T esp32s3.py:93-94] */
         },
     [ESIM_CHIP_ESP32C2] =
         {
             .id = ESIM_CHIP_ESP32C2,
-            .name = "esp32c2",
-            .display = "ESP32-C2",
+            .eg = EG_CHIP_ESP32C2,
             .rom = ESIM_ROM_LATER,
-            .magic = 0x6F51306Fu, /* [T4 esp32c2.py:25] */
-            .sec_info_len = 20,
-            .chip_id = 12, /* [T esp32c2.py:17] */
+            SPI_MEM_STATE,
             .api_version = 3, /* assumed: the C3's [C3T] */
-            .uart_clkdiv_reg = 0x60000014u, /* [F] §3 */
-            .uart_clk_mult = 1,
             .xtal_default = 40,
             .xtal_alt = 26,
             .belief = ESIM_BELIEF_40MHZ, /* "The ROM code thinks it uses a 40 MHz XTAL" [T esp32c2.py:127-147] */
-            .spi_base = 0x60002000u,
-            .spi_usr = SPI_MEM_LAYOUT,
             .mac_style = ESIM_MAC_WORDS,
-            .mac_reg = 0x60008840u, /* [T esp32c2.py:26] */
             .major = FIELD1(0x60008844u, 20, 2), /* [T esp32c2.py:103-105] */
             .minor = FIELD1(0x60008844u, 16, 4), /* [T esp32c2.py:99-101] */
             .pkg = FIELD1(0x60008844u, 22, 3),   /* [T esp32c2.py:73-81] */
@@ -216,7 +175,6 @@ static const esim_chip chips[ESIM_CHIP__COUNT] = {
             .ram = {{0x3FCA0000u, 0x3FCE0000u}, {0x4037C000u, 0x403C0000u}}, /* [JS esp32c2.js MEMORY_MAP] */
             .stub1 = {0x40380000u, 0x3FCB6BACu, 0x403805DAu},
             .stub2 = {0x40380000u, 0x3FCB6D6Cu, 0x4038105Cu},
-            .bootloader_offset = 0,
             .rom_header = "ESP-ROM:esp8684-api2-20220127\r\nBuild:Jan 27 2022\r\n", /* assumed */
             .boot_dl = "0x4 (DOWNLOAD(UART0))",
             .boot_spi = "0xc (SPI_FAST_FLASH_BOOT)",
@@ -225,22 +183,14 @@ static const esim_chip chips[ESIM_CHIP__COUNT] = {
     [ESIM_CHIP_ESP32C3] =
         {
             .id = ESIM_CHIP_ESP32C3,
-            .name = "esp32c3",
-            .display = "ESP32-C3",
+            .eg = EG_CHIP_ESP32C3,
             .rom = ESIM_ROM_LATER,
-            .magic = 0x6921506Fu, /* [T4 esp32c3.py:36] */
-            .sec_info_len = 20,
-            .chip_id = 5,      /* [T esp32c3.py:17], [C3T] */
+            SPI_MEM_STATE,
             .api_version = 3,  /* [C3T] GET_SECURITY_INFO: api_version 3 */
             .key_purposes = {0, 0, 0, 0, 0, 0, 0x0C}, /* [C3T] as the genuine ROM reports them */
-            .uart_clkdiv_reg = 0x60000014u, /* [T esp32c3.py:40] */
-            .uart_clk_mult = 1,
             .xtal_default = 40, /* fixed [T esp32c3.py:163-165] */
             .belief = ESIM_BELIEF_TRUE,
-            .spi_base = 0x60002000u, /* [T esp32c3.py:24-32], [C3T] */
-            .spi_usr = SPI_MEM_LAYOUT,
             .mac_style = ESIM_MAC_WORDS,
-            .mac_reg = 0x60008844u, /* [T esp32c3.py:44]; [C3T] 0x60008844 -> 0xc4000001, 0x60008848 -> 0x240a */
             .major = FIELD1(0x60008858u, 24, 2), /* w5[25:24] [T esp32c3.py:125-127] */
             .minor = {{BITS(0x60008858u, 23, 1, 3), BITS(0x60008850u, 18, 3, 0)}}, /* [T :118-123] */
             .pkg = FIELD1(0x60008850u, 21, 3), /* w3[23:21] [T :114-116] */
@@ -250,32 +200,22 @@ static const esim_chip chips[ESIM_CHIP__COUNT] = {
             .ram = {{0x3FC80000u, 0x3FCE0000u}, {0x4037C000u, 0x403E0000u}, {0x50000000u, 0x50002000u}},
             .stub1 = {0x40380000u, 0x3FC96BB8u, 0x403806D2u}, /* [S1], [C3T stub1-read-flash.trace] */
             .stub2 = {0x40380000u, 0x3FC96D68u, 0x40380F2Eu}, /* [S2], [C3T stub-write-flash.trace] */
-            .bootloader_offset = 0, /* [T esp32c3.py:36] */
             .rom_header = "ESP-ROM:esp32c3-api1-20210207\r\nBuild:Feb  7 2021\r\n", /* [C3T] README */
             .boot_dl = "0x2 (UART0_BOOT)", /* [C3T] README: the genuine ROM's words for its strapping */
             .boot_spi = "0xc (SPI_FAST_FLASH_BOOT)",
-            .usb_jtag = true, /* pins 18/19 [T esp32c3.py:258-262] */
             .wdt_config0 = 0x60008090u, .wdt_config1 = 0x60008094u, .wdt_wprotect = 0x600080A8u, /* [T :80-83] */
         },
     [ESIM_CHIP_ESP32C5] =
         {
             .id = ESIM_CHIP_ESP32C5,
-            .name = "esp32c5",
-            .display = "ESP32-C5",
+            .eg = EG_CHIP_ESP32C5,
             .rom = ESIM_ROM_LATER,
-            .magic = 0x1101406Fu, /* [T4 esp32c5.py:59], [JS esp32c5.js:44] */
-            .sec_info_len = 20,
-            .chip_id = 23, /* [T esp32c5.py:18] */
+            SPI_MEM_STATE,
             .api_version = 3, /* assumed: the C3's [C3T] */
-            .uart_clkdiv_reg = 0x60000014u, /* inherits C3's; estimated [T esp32c5.py:132-135] */
-            .uart_clk_mult = 1,
             .xtal_default = 48,
             .xtal_alt = 40,
             .belief = ESIM_BELIEF_EXPECTED, /* PCR_SYSCLK_CONF_REG 0x60096110 [30:24] [T esp32c5.py:59-61,137-178] */
-            .spi_base = 0x60003000u,
-            .spi_usr = SPI_MEM_LAYOUT,
             .mac_style = ESIM_MAC_WORDS,
-            .mac_reg = 0x600B4844u, /* [T esp32c5.py:24] */
             .mac_ext = 0xFFFE,      /* EUI-64 ff:fe [F] §2 */
             .major = FIELD1(0x600B484Cu, 4, 2), /* w2[5:4] [F] §2 */
             .minor = FIELD1(0x600B484Cu, 0, 4), /* w2[3:0] */
@@ -286,33 +226,21 @@ static const esim_chip chips[ESIM_CHIP__COUNT] = {
             .ram = {{0x40800000u, 0x40860000u}, {0x50000000u, 0x50004000u}}, /* [JS esp32c5.js MEMORY_MAP] */
             .stub1 = {0x40800000u, 0x40852BB8u, 0x40800A88u},
             .stub2 = {0x40800000u, 0x40852F0Cu, 0x408014EEu},
-            .bootloader_offset = 0x2000, /* [T esp32c5.py:20] */
             .rom_header = "ESP-ROM:esp32c5-eco2-20250121\r\nBuild:Jan 21 2025\r\n", /* assumed */
             .boot_dl = "0x18 (DOWNLOAD(USB/UART0/SDIO_FEI_FEO))",
             .boot_spi = "0x18 (SPI_FAST_FLASH_BOOT)",
-            .usb_jtag = true,
-            .uartdev_buf_no = 0x4085F514u, /* [JS esp32c5.js:42,176] */
-            .buf_no_jtag = 3,
             .wdt_config0 = 0x600B1C00u, .wdt_config1 = 0x600B1C04u, .wdt_wprotect = 0x600B1C18u, /* as C6 [F] §6 */
         },
     [ESIM_CHIP_ESP32C6] =
         {
             .id = ESIM_CHIP_ESP32C6,
-            .name = "esp32c6",
-            .display = "ESP32-C6",
+            .eg = EG_CHIP_ESP32C6,
             .rom = ESIM_ROM_LATER,
-            .magic = 0x2CE0806Fu, /* [T4 esp32c6.py:24] */
-            .sec_info_len = 20,
-            .chip_id = 13, /* [T esp32c6.py:16] */
+            SPI_MEM_STATE,
             .api_version = 3, /* assumed: the C3's [C3T] */
-            .uart_clkdiv_reg = 0x60000014u, /* inherits C3's [T esp32c3.py:40] */
-            .uart_clk_mult = 1,
             .xtal_default = 40, /* fixed [T esp32c6.py:148-150] */
             .belief = ESIM_BELIEF_TRUE,
-            .spi_base = 0x60003000u, /* [T esp32c6.py:25-31] */
-            .spi_usr = SPI_MEM_LAYOUT,
             .mac_style = ESIM_MAC_WORDS,
-            .mac_reg = 0x600B0844u, /* [T esp32c6.py:37] */
             .mac_ext = 0xFFFE,
             .major = FIELD1(0x600B0850u, 22, 2), /* w3[23:22] [T esp32c6.py:107-109] */
             .minor = FIELD1(0x600B0850u, 18, 4), /* w3[21:18] [T :103-105] */
@@ -323,31 +251,21 @@ static const esim_chip chips[ESIM_CHIP__COUNT] = {
             .ram = {{0x40800000u, 0x40880000u}, {0x50000000u, 0x50004000u}}, /* [JS esp32c6.js MEMORY_MAP] */
             .stub1 = {0x40800000u, 0x40852BB4u, 0x408006C2u},
             .stub2 = {0x40800000u, 0x40852F0Cu, 0x40801252u},
-            .bootloader_offset = 0, /* [T esp32c6.py:23] */
             .rom_header = "ESP-ROM:esp32c6-20220919\r\nBuild:Sep 19 2022\r\n", /* assumed */
             .boot_dl = "0x4 (DOWNLOAD(USB/UART/SDIO_REI_REO))",
             .boot_spi = "0xc (SPI_FAST_FLASH_BOOT)",
-            .usb_jtag = true,
             .wdt_config0 = 0x600B1C00u, .wdt_config1 = 0x600B1C04u, .wdt_wprotect = 0x600B1C18u, /* [T :68-70] */
         },
     [ESIM_CHIP_ESP32C61] =
         {
             .id = ESIM_CHIP_ESP32C61,
-            .name = "esp32c61",
-            .display = "ESP32-C61",
+            .eg = EG_CHIP_ESP32C61,
             .rom = ESIM_ROM_LATER,
-            .magic = 0x33F0206Fu, /* [T4 esp32c61.py:16], [JS esp32c61.js:7] */
-            .sec_info_len = 20,
-            .chip_id = 20, /* [T esp32c61.py:15] */
+            SPI_MEM_STATE,
             .api_version = 3, /* assumed: the C3's [C3T] */
-            .uart_clkdiv_reg = 0x60000014u,
-            .uart_clk_mult = 1,
             .xtal_default = 40, /* fixed [F] §3 */
             .belief = ESIM_BELIEF_TRUE,
-            .spi_base = 0x60003000u,
-            .spi_usr = SPI_MEM_LAYOUT,
             .mac_style = ESIM_MAC_WORDS,
-            .mac_reg = 0x600B4844u, /* [T esp32c61.py:21] */
             .major = FIELD1(0x600B484Cu, 4, 2), /* w2[5:4] [T esp32c61.py:86-88] */
             .minor = FIELD1(0x600B484Cu, 0, 4), /* w2[3:0] [T :82-84] */
             .pkg = FIELD1(0x600B484Cu, 26, 3),  /* w2[28:26] [T :78-80] */
@@ -356,31 +274,21 @@ static const esim_chip chips[ESIM_CHIP__COUNT] = {
             .rev_major = 1, .rev_minor = 0, /* assumed */
             .ram = {{0x40800000u, 0x40860000u}, {0x50000000u, 0x50004000u}}, /* [JS esp32c61.js MEMORY_MAP] */
             .stub2 = {0x40800000u, 0x40816D68u, 0x4080104Eu}, /* no set-1 stub [F] §7 */
-            .bootloader_offset = 0,
             .rom_header = "ESP-ROM:esp32c61-20240417\r\nBuild:Apr 17 2024\r\n", /* assumed */
             .boot_dl = "0x4 (DOWNLOAD(USB/UART0))",
             .boot_spi = "0xc (SPI_FAST_FLASH_BOOT)",
-            .usb_jtag = true,
             .wdt_config0 = 0x600B1C00u, .wdt_config1 = 0x600B1C04u, .wdt_wprotect = 0x600B1C18u, /* as C6 [F] §6 */
         },
     [ESIM_CHIP_ESP32H2] =
         {
             .id = ESIM_CHIP_ESP32H2,
-            .name = "esp32h2",
-            .display = "ESP32-H2",
+            .eg = EG_CHIP_ESP32H2,
             .rom = ESIM_ROM_LATER,
-            .magic = 0xD7B73E80u, /* [T4 esp32h2.py:17] */
-            .sec_info_len = 20,
-            .chip_id = 16, /* [T esp32h2.py:14] */
+            SPI_MEM_STATE,
             .api_version = 3, /* assumed: the C3's [C3T] */
-            .uart_clkdiv_reg = 0x60000014u,
-            .uart_clk_mult = 1,
             .xtal_default = 32, /* fixed [T esp32h2.py:73-75] */
             .belief = ESIM_BELIEF_TRUE,
-            .spi_base = 0x60003000u,
-            .spi_usr = SPI_MEM_LAYOUT,
             .mac_style = ESIM_MAC_WORDS,
-            .mac_reg = 0x600B0844u, /* inherits C6's [T esp32c6.py:37] */
             .mac_ext = 0xFFFE,
             .major = FIELD1(0x600B0850u, 21, 2), /* w3[22:21] [T esp32h2.py:58-60] */
             .minor = FIELD1(0x600B0850u, 18, 3), /* w3[20:18] [T :54-56] */
@@ -391,31 +299,21 @@ static const esim_chip chips[ESIM_CHIP__COUNT] = {
             .ram = {{0x40800000u, 0x40880000u}, {0x50000000u, 0x50004000u}}, /* [JS esp32h2.js MEMORY_MAP] */
             .stub1 = {0x40800000u, 0x40842BB4u, 0x408006C2u},
             .stub2 = {0x40800000u, 0x40842D68u, 0x40800F26u},
-            .bootloader_offset = 0,
             .rom_header = "ESP-ROM:esp32h2-20221101\r\nBuild:Nov  1 2022\r\n", /* assumed */
             .boot_dl = "0x4 (DOWNLOAD(USB/UART0))",
             .boot_spi = "0xc (SPI_FAST_FLASH_BOOT)",
-            .usb_jtag = true,
             .wdt_config0 = 0x600B1C00u, .wdt_config1 = 0x600B1C04u, .wdt_wprotect = 0x600B1C1Cu, /* [T :17-19] */
         },
     [ESIM_CHIP_ESP32P4] =
         {
             .id = ESIM_CHIP_ESP32P4,
-            .name = "esp32p4",
-            .display = "ESP32-P4",
+            .eg = EG_CHIP_ESP32P4,
             .rom = ESIM_ROM_LATER,
-            .magic = 0x0ADDBAD0u, /* [T4 esp32p4.py:25], [JS esp32p4.js:12] */
-            .sec_info_len = 20,
-            .chip_id = 18, /* [T esp32p4.py:17] */
+            SPI_MEM_STATE,
             .api_version = 3, /* assumed: the C3's [C3T] */
-            .uart_clkdiv_reg = 0x3FF40014u, /* inherits ESP32's; the crystal is fixed, nobody reads it */
-            .uart_clk_mult = 1,
             .xtal_default = 40, /* fixed [T esp32p4.py:166-168] */
             .belief = ESIM_BELIEF_TRUE,
-            .spi_base = 0x5008D000u, /* [T esp32p4.py:32-40] */
-            .spi_usr = SPI_MEM_LAYOUT,
             .mac_style = ESIM_MAC_WORDS,
-            .mac_reg = 0x5012D044u, /* [T esp32p4.py:30] */
             .major = {{BITS(0x5012D04Cu, 4, 2, 0), BITS(0x5012D04Cu, 23, 1, 2)}}, /* [T esp32p4.py:150-153] */
             .minor = FIELD1(0x5012D04Cu, 0, 4), /* w2[3:0] [T :146-148] */
             .pkg = FIELD1(0x5012D04Cu, 20, 3),  /* w2[22:20] [T :142-144] */
@@ -426,35 +324,64 @@ static const esim_chip chips[ESIM_CHIP__COUNT] = {
             .stub1 = {0x4FF10000u, 0x4FF62C00u, 0x4FF10BA0u},    /* [S1 esp32p4-rev1.json] */
             .stub2 = {0x4FF10000u, 0x4FF62DB8u, 0x4FF1130Eu},    /* [S2 esp32p4-rev1.json] */
             .stub2_v3 = {0x4FF50000u, 0x4FF72DB8u, 0x4FF5130Eu}, /* [S2 esp32p4.json], revision >= 3.0 */
-            .bootloader_offset = 0x2000, /* [T esp32p4.py:24] */
             .rom_header = "ESP-ROM:esp32p4-eco2-20240710\r\nBuild:Jul 10 2024\r\n", /* assumed */
             .boot_dl = "0x4 (DOWNLOAD(USB/UART0/1))",
             .boot_spi = "0xc (SPI_FAST_FLASH_BOOT)",
-            .usb_jtag = true,
-            .usb_otg = true,
-            .otg_pid = 0x0012,
-            .uartdev_buf_no = 0x4FF3FEB0u + 24, /* rev < 3.0 [JS esp32p4.js:74-76,212-215] */
-            .buf_no_jtag = 6, .buf_no_otg = 5,
             .wdt_config0 = 0x50116000u, .wdt_config1 = 0x50116004u, .wdt_wprotect = 0x50116018u, /* [T :132-135] */
-            .option1_reg = 0x50110008u, .option1_force_dl = 0x4, /* [T esp32p4.py:82-83] */
-            .strap_reg = 0x500E0038u,                            /* [T esp32p4.py:80-81] */
         },
 };
 
-const esim_chip *esim_chip_get(esim_chip_id id) {
-  return (unsigned)id < ESIM_CHIP__COUNT ? &chips[id] : &chips[ESIM_CHIP_ESP32];
+static const eg_chip *wire(esim_chip_id id) {
+  return eg_chip_get(chips[(unsigned)id < ESIM_CHIP__COUNT ? id : ESIM_CHIP_ESP32].eg);
+}
+
+void esim_chip_resolve(esim_chip_id id, esim_chip *c) {
+  if ((unsigned)id >= ESIM_CHIP__COUNT) id = ESIM_CHIP_ESP32;
+  *c = chips[id];
+  const eg_chip *w = eg_chip_get(c->eg);
+  c->name = w->arg_name;
+  c->display = w->name;
+  c->magic = w->nmagic ? w->magic[0] : 0;
+  c->sec_info_len = w->rom_security_info_len;
+  c->chip_id = w->chip_id >= 0 ? (uint32_t)w->chip_id : 0;
+  c->uart_clkdiv_reg = w->uart_clkdiv_reg;
+  c->uart_clk_mult = w->xtal_clk_divider ? w->xtal_clk_divider : 1;
+  /* SPI1 as offsets from its base (CMD +0 and ADDR +4 on every layout) */
+  c->spi_base = w->spi.base;
+  c->spi_usr = (uint8_t)(w->spi.usr - w->spi.base);
+  c->spi_usr1 = (uint8_t)(w->spi.usr1 - w->spi.base);
+  c->spi_usr2 = (uint8_t)(w->spi.usr2 - w->spi.base);
+  c->spi_mosi_dlen = w->spi.mosi_dlen ? (uint8_t)(w->spi.mosi_dlen - w->spi.base) : 0;
+  c->spi_miso_dlen = w->spi.miso_dlen ? (uint8_t)(w->spi.miso_dlen - w->spi.base) : 0;
+  c->spi_w0 = (uint8_t)(w->spi.w0 - w->spi.base);
+  c->spi_addr_msb = w->spi_addr_msb;
+  c->mac_reg = w->mac_rule == EG_MAC_ESP8266_OTP ? w->efuse_base : w->mac_reg;
+  c->bootloader_offset = w->bootloader_offset;
+  c->usb_jtag = w->usb_serial_jtag;
+  c->usb_otg = w->usb_otg_block != 0;
+  c->otg_pid = c->usb_otg ? (uint16_t)w->chip_id : 0; /* 303a:<IMAGE_CHIP_ID> [F] §6 */
+  c->uartdev_buf_no = w->uartdev_buf_no;
+  /* a row's own values win: the S3's, where esptool-js's 3 is the OTG's
+   * number by ESP-IDF's esp_rom_caps.h (README "Chips") */
+  if (!c->buf_no_jtag && w->uartdev_jtag >= 0) c->buf_no_jtag = (uint8_t)w->uartdev_jtag;
+  if (!c->buf_no_otg && w->uartdev_otg >= 0) c->buf_no_otg = (uint8_t)w->uartdev_otg;
+  c->option1_reg = w->otg_option1_reg;
+  c->option1_force_dl = w->otg_option1_mask;
+  c->strap_reg = w->otg_strap_reg;
+  c->rtc_cali_reg = w->rtc_cali_reg;
+  c->rom_xtal_reg = w->rom_xtal_expect.addr;
 }
 
 int esim_chip_by_name(const char *name) {
-  if (!name) return -1;
-  for (int i = 0; i < ESIM_CHIP__COUNT; i++) {
-    if (!strcasecmp(name, chips[i].name) || !strcasecmp(name, chips[i].display)) return i;
-  }
+  const eg_chip *w = eg_chip_by_name(name);
+  if (!w) return -1;
+  for (int i = 0; i < ESIM_CHIP__COUNT; i++)
+    if (chips[i].eg == w->id) return i;
   return -1;
 }
 
-const char *esim_chip_name(esim_chip_id c) { return esim_chip_get(c)->name; }
-const char *esim_chip_display(esim_chip_id c) { return esim_chip_get(c)->display; }
+const char *esim_chip_name(esim_chip_id c) { return wire(c)->arg_name; }
+const char *esim_chip_display(esim_chip_id c) { return wire(c)->name; }
 
 /* ------------------------------------------------------------- encoding */
 

@@ -4,7 +4,8 @@
  * READ_REG. Internal to the device model.
  *
  * Contract
- *   - esim_chip_get() never fails for a valid id; rows are constant.
+ *   - esim_chip_resolve() never fails (an invalid id gives the ESP32); the
+ *     rows are constant; shared facts come from espgang's chip table.
  *   - Facts come with their source in simchip.c (esptool v5.3.1 target
  *     files and line numbers, esptool-js 0.7.0, the genuine transcripts, or
  *     /work/shared/docs/chip-family-facts.md); a value that no source gives
@@ -19,6 +20,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "chips.h"
 #include "simdev.h"
 
 /* Which mask-ROM loader generation: command set, reply layout, banner. */
@@ -62,32 +64,38 @@ typedef struct esim_reg_const {
   uint32_t addr, value;
 } esim_reg_const;
 
+/* One chip. The fields marked [wire] come from espgang's chip table
+ * (src/chips.c) through esim_chip_resolve(); the static rows leave them 0. */
 typedef struct esim_chip {
   esim_chip_id id;
-  const char *name;    /* "esp32c3" */
-  const char *display; /* "ESP32-C3" */
+  eg_chip_id eg;       /* its row in espgang's chip table */
+  const char *name;    /* [wire] "esp32c3" */
+  const char *display; /* [wire] "ESP32-C3" */
   esim_rom_gen rom;
-  uint32_t magic;      /* READ_REG(0x40001000) */
-  uint8_t sec_info_len; /* GET_SECURITY_INFO payload: 0 (ROM lacks it), 12 (S2) or 20 */
-  uint32_t chip_id, api_version;
+  uint32_t magic;      /* [wire] READ_REG(0x40001000) */
+  uint8_t sec_info_len; /* [wire] GET_SECURITY_INFO payload: 0 (ROM lacks it), 12 (S2) or 20 */
+  uint32_t chip_id;     /* [wire] */
+  uint32_t api_version;
   uint8_t key_purposes[7];
 
   /* UART and crystal */
-  uint32_t uart_clkdiv_reg;
-  uint8_t uart_clk_mult;    /* UART clock = crystal x this (ESP8266: 2, esptool XTAL_CLK_DIVIDER) */
+  uint32_t uart_clkdiv_reg; /* [wire] */
+  uint8_t uart_clk_mult;    /* [wire] UART clock = crystal x this (ESP8266: 2, esptool XTAL_CLK_DIVIDER) */
   uint8_t xtal_default, xtal_alt; /* MHz; xtal_alt 0 = only the default */
   esim_baud_belief belief;
+  uint32_t rtc_cali_reg;    /* [wire] ESP32: the RTC calibration esptool reads */
+  uint32_t rom_xtal_reg;    /* [wire] C5: PCR_SYSCLK_CONF, [30:24] = the crystal the ROM expects */
 
   /* SPI1 / SPI_MEM1: absolute base, register offsets */
-  uint32_t spi_base;
-  uint8_t spi_usr, spi_usr1, spi_usr2, spi_mosi_dlen, spi_miso_dlen, spi_w0; /* dlen 0: lengths in USR1 */
-  bool spi_addr_msb;        /* the address sits in ADDR's top bits (ESP32, ESP8266) */
+  uint32_t spi_base;        /* [wire] */
+  uint8_t spi_usr, spi_usr1, spi_usr2, spi_mosi_dlen, spi_miso_dlen, spi_w0; /* [wire] dlen 0: lengths in USR1 */
+  bool spi_addr_msb;        /* [wire] the address sits in ADDR's top bits (ESP32, ESP8266) */
   uint32_t spi_usr_idle, spi_usr2_idle; /* USR / USR2 after reset */
   uint32_t spi_usr_read, spi_usr2_read; /* ... after the ROM's SPIRead */
 
   /* eFuse */
   esim_mac_style mac_style;
-  uint32_t mac_reg;
+  uint32_t mac_reg;         /* [wire] (ESP8266: MAC0) */
   uint16_t mac_ext;         /* EUI-64 bytes 3-4 in MAC_REG+4 [31:16] (C5, C6, H2) */
   esim_field major, minor, pkg, crypt_cnt, secure_boot;
   const uint8_t *major_code; /* value written for major 0..3 (ESP32's code table); NULL = the number */
@@ -102,7 +110,7 @@ typedef struct esim_chip {
    * has a second set-2 build for revision >= 3.0. */
   esim_stub_addrs stub1, stub2, stub2_v3;
 
-  uint32_t bootloader_offset;
+  uint32_t bootloader_offset; /* [wire] */
 
   /* Boot log pieces */
   const char *rom_header; /* printed first after a reset ("ets Jul 29 2019 12:21:46\r\n\r\n") */
@@ -110,18 +118,19 @@ typedef struct esim_chip {
   const char *boot_spi;   /* "0x13 (SPI_FAST_FLASH_BOOT)" */
 
   /* USB */
-  bool usb_jtag, usb_otg;
-  uint16_t otg_pid;         /* 303a:PID of the ROM's USB-OTG CDC (IMAGE_CHIP_ID) */
-  uint32_t uartdev_buf_no;  /* ROM .bss variable naming the console port; 0 = not modelled */
-  uint8_t buf_no_jtag, buf_no_otg;
+  bool usb_jtag, usb_otg;   /* [wire] */
+  uint16_t otg_pid;         /* [wire] 303a:PID of the ROM's USB-OTG CDC (IMAGE_CHIP_ID) */
+  uint32_t uartdev_buf_no;  /* [wire] ROM .bss variable naming the console port; 0 = not modelled */
+  uint8_t buf_no_jtag, buf_no_otg; /* [wire] unless the row sets them */
 
   /* RTC watchdog (esptool's watchdog reset), 0 = none */
   uint32_t wdt_config0, wdt_config1, wdt_wprotect;
-  uint32_t option1_reg, option1_force_dl; /* RTC_CNTL_OPTION1 FORCE_DOWNLOAD_BOOT */
-  uint32_t strap_reg;       /* GPIO_STRAP: bit 3 = 1 unless download strapping */
+  uint32_t option1_reg, option1_force_dl; /* [wire] RTC_CNTL_OPTION1 FORCE_DOWNLOAD_BOOT */
+  uint32_t strap_reg;       /* [wire] GPIO_STRAP: bit 3 = 1 unless download strapping */
 } esim_chip;
 
-const esim_chip *esim_chip_get(esim_chip_id id);
+/* The chip's row with the [wire] facts filled in from espgang's table. */
+void esim_chip_resolve(esim_chip_id id, esim_chip *out);
 
 /* The chip's register image: every eFuse word and fixed register READ_REG
  * shows, encoded from the device options. */

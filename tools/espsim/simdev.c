@@ -551,7 +551,9 @@ eg_err esim_dev_opts_check(const esim_dev_opts *o, char *err, size_t errlen) {
     snprintf(err, errlen, "unknown chip");
     return EG_INVAL;
   }
-  const esim_chip *c = esim_chip_get(o->chip);
+  esim_chip cv;
+  esim_chip_resolve(o->chip, &cv);
+  const esim_chip *c = &cv;
   const int x = o->crystal_mhz ? o->crystal_mhz : c->xtal_default;
   const int major = o->rev_major >= 0 ? o->rev_major : c->rev_major;
   const int minor = o->rev_minor >= 0 ? o->rev_minor : c->rev_minor;
@@ -626,7 +628,9 @@ eg_err esim_dev_new(esim_dev **out, const esim_dev_opts *o) {
   if (!o || (unsigned)o->chip >= ESIM_CHIP__COUNT) return EG_INVAL;
   char why[160];
   if (esim_dev_opts_check(o, why, sizeof why) != EG_OK) return EG_INVAL;
-  const esim_chip *chip = esim_chip_get(o->chip);
+  esim_chip cv;
+  esim_chip_resolve(o->chip, &cv);
+  const esim_chip *chip = &cv;
   const int major = o->rev_major >= 0 ? o->rev_major : chip->rev_major;
   const int minor = o->rev_minor >= 0 ? o->rev_minor : chip->rev_minor;
   const int xtal = o->crystal_mhz ? o->crystal_mhz : chip->xtal_default;
@@ -637,13 +641,14 @@ eg_err esim_dev_new(esim_dev **out, const esim_dev_opts *o) {
   if (!d) return EG_NOMEM;
   d->o = *o;
   d->o.name = NULL;
-  d->chip = chip;
+  d->chipv = cv;
+  d->chip = &d->chipv;
   d->o.crystal_mhz = xtal;
   d->xtal_hz = (uint32_t)xtal * 1000000u;
   d->uart_clk = d->xtal_hz * chip->uart_clk_mult;
   d->rev_major = major;
   d->rev_minor = minor;
-  esim_chip_encode(chip, o, major, minor, &d->img);
+  esim_chip_encode(d->chip, o, major, minor, &d->img);
   /* A UART board starts strapped for download (BOOT+RESET before the host
    * came); a USB board starts powered normally and put into download mode
    * through its USB port: the straps say SPI boot, the USB-Serial/JTAG's

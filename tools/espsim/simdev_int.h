@@ -29,7 +29,6 @@
 /* Registers every chip answers the same way (doc §4.1, §8.3); the rest is
  * per chip (simchip.c). */
 #define ESIM_REG_MAGIC 0x40001000u
-#define ESIM_REG_RTC_CALI 0x3FF5F06Cu /* ESP32 only: the ROM's CK8M calibration */
 #define ESIM_SPI_CMD 0x00u            /* every SPI1 layout: CMD at +0, ADDR at +4 */
 #define ESIM_SPI_ADDR 0x04u
 
@@ -98,7 +97,8 @@ typedef enum esim_op_state {
 
 struct esim_dev {
   esim_dev_opts o;
-  const esim_chip *chip;
+  esim_chip chipv;         /* the chip's row, resolved (esim_chip_resolve) */
+  const esim_chip *chip;   /* = &chipv */
   uint32_t xtal_hz;        /* the real crystal */
   uint32_t uart_clk;       /* UART clock: xtal x chip->uart_clk_mult */
   int rev_major, rev_minor;
