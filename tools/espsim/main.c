@@ -565,8 +565,9 @@ static void open_lines_socket(slot *s) {
   struct sockaddr_un sa;
   memset(&sa, 0, sizeof sa);
   sa.sun_family = AF_UNIX;
-  if (strlen(s->lines_path) >= sizeof sa.sun_path) die("%s: path too long for a socket", s->lines_path);
-  snprintf(sa.sun_path, sizeof sa.sun_path, "%s", s->lines_path);
+  const size_t plen = strlen(s->lines_path);
+  if (plen >= sizeof sa.sun_path) die("%s: path too long for a socket", s->lines_path);
+  memcpy(sa.sun_path, s->lines_path, plen + 1);
   s->lines_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (s->lines_fd < 0) die("socket: %s", strerror(errno));
   unlink(s->lines_path);
