@@ -336,26 +336,35 @@ static int ls_md5(esim_dev *d, uint64_t *t, uint64_t t_hdr, const stub_req *r, l
   return S_OK;
 }
 
-static int ls_flash_begin(esim_dev *d, uint64_t *t, uint64_t t_hdr, const stub_req *r, ls_ans *a) {
-  (void)t, (void)t_hdr, (void)a;
+/* FLASH_BEGIN / FLASH_DEFL_BEGIN as both stubs start a write session:
+ * (uncompressed) size, blocks, block size, offset; w[4], the encrypt flag,
+ * is not modelled. Each stub then sets up its own erase plan. */
+static void stub_begin_session(esim_dev *d, const stub_req *r) {
   esim_write *w = &d->w;
-  if (r->size != 16 && r->size != 20) return S_BAD_DATA_LEN;
-  if (r->w[2] > 0x4000) return S_BAD_BLOCKSIZE;
-  /* w[4], the encrypt flag: flash encryption is not modelled */
   esim_write_reset(d);
   w->active = true;
   w->compressed = r->op == EG_OP_FLASH_DEFL_BEGIN;
-  w->next_write = r->w[3];
-  w->offset = r->w[3];
   w->remaining = r->w[0];
-  w->next_erase = r->w[3] & ~(ESIM_SECTOR - 1);
-  w->erase_remaining = ((r->w[3] % ESIM_SECTOR) + r->w[0] + ESIM_SECTOR - 1) / ESIM_SECTOR;
+  w->num_blocks = r->w[1];
+  w->block_size = r->w[2];
+  w->offset = w->next_write = r->w[3];
   w->last_error = S_OK;
   if (w->compressed) {
     w->remaining_compressed = r->w[1] * r->w[2];
     memset(&w->zs, 0, sizeof w->zs);
     w->z_ready = inflateInit(&w->zs) == Z_OK;
   }
+}
+
+static int ls_flash_begin(esim_dev *d, uint64_t *t, uint64_t t_hdr, const stub_req *r, ls_ans *a) {
+  (void)t, (void)t_hdr, (void)a;
+  esim_write *w = &d->w;
+  if (r->size != 16 && r->size != 20) return S_BAD_DATA_LEN;
+  if (r->w[2] > 0x4000) return S_BAD_BLOCKSIZE;
+  stub_begin_session(d, r);
+  /* just-in-time erase by sectors (stub_write_flash.c) */
+  w->next_erase = r->w[3] & ~(ESIM_SECTOR - 1);
+  w->erase_remaining = ((r->w[3] % ESIM_SECTOR) + r->w[0] + ESIM_SECTOR - 1) / ESIM_SECTOR;
   return S_OK;
 }
 
@@ -709,18 +718,8 @@ static int ns_flash_begin(esim_dev *d, uint64_t *t, const stub_req *r, ns_ans *a
   (void)a;
   esim_write *w = &d->w;
   if (r->size != 16 && r->size != 20) return S_BAD_DATA_LEN;
-  esim_write_reset(d);
-  w->active = true;
-  w->compressed = r->op == EG_OP_FLASH_DEFL_BEGIN;
-  w->remaining = r->w[0];
-  w->num_blocks = r->w[1];
-  w->block_size = r->w[2];
-  w->offset = w->next_write = r->w[3];
-  if (w->compressed) {
-    w->remaining_compressed = r->w[1] * r->w[2];
-    memset(&w->zs, 0, sizeof w->zs);
-    w->z_ready = inflateInit(&w->zs) == Z_OK;
-  }
+  stub_begin_session(d, r);
+  /* erase plan in bytes, blank sectors skipped (s_conditional_erase_next) */
   const uint32_t start = r->w[3] & ~(ESIM_SECTOR - 1);
   const uint64_t end = ((uint64_t)r->w[3] + r->w[0] + ESIM_SECTOR - 1) & ~(uint64_t)(ESIM_SECTOR - 1);
   w->erase_remaining = (uint32_t)(end - start);
