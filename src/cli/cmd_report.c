@@ -1,5 +1,4 @@
-/* cmd_report.c - reading the traceability log: report, runs, history; and
- * `espgang ports`. */
+/* cmd_report.c - reading the traceability log: report, runs, history. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,7 +6,6 @@
 #include "cli.h"
 #include "db.h"
 #include "manifest.h"
-#include "port.h"
 
 static void diag(void *ctx, const char *file, int line, int col, const char *msg) {
   (void)ctx;
@@ -69,12 +67,4 @@ int eg_cmd_report(eg_cli *c) {
   eg_db_close(db);
   free(db_path);
   return rc;
-}
-
-int eg_cmd_ports(eg_cli *c) {
-  if (c->nargs) {
-    eg_cli_error("usage: espgang ports [--json]");
-    return EG_EXIT_USAGE;
-  }
-  return eg_port_print_list(stdout, c->json) == EG_OK ? EG_EXIT_OK : EG_EXIT_INTERNAL;
 }
