@@ -19,6 +19,7 @@
 
 #include "clock.h"
 #include "reset.h"
+#include "timing.h"
 
 #define UNSUPPORTED_DRAIN_MS 200 /* esptool sleeps 0.2 s to drain the repeated error */
 #define MAX_SKIPPED 100          /* esptool reads up to 100 frames for a matching reply */
@@ -103,6 +104,7 @@ void eg__dev_finish(eg_dev *d, eg_err result) {
   d->finished = true;
   d->state = EG_DS_DONE;
   uv_timer_stop(&d->timer);
+  eg__dev_timing_close(d, 0);
   d->rec.bytes_tx = d->link.bytes_tx;
   d->rec.bytes_rx = d->link.bytes_rx;
   eg_link_stop(&d->link); /* the port is free for a retry or another tool */
@@ -111,6 +113,7 @@ void eg__dev_finish(eg_dev *d, eg_err result) {
     d->rec.result = EG_RESULT_PASS;
     eg_fault_clear(&d->rec.fault);
   } else {
+    if (result != EG_SKIPPED) eg__dev_ops_failed(d);
     d->rec.result = result == EG_ABORTED   ? EG_RESULT_ABORTED
                     : result == EG_SKIPPED ? EG_RESULT_SKIPPED
                                            : EG_RESULT_FAIL;
@@ -150,6 +153,42 @@ bool eg__dev_send_frame(eg_dev *d, const uint8_t *raw, size_t len, bool lead_end
   return !d->finished;
 }
 
+/* Timing records (cfg->timing): the exchange in flight is closed when its
+ * reply arrives, or left without one when it is sent again or abandoned. */
+void eg__dev_timing_close(eg_dev *d, size_t reply_bytes) {
+  if (!d->tm) return;
+  if (reply_bytes) {
+    d->tm->t_reply_us = eg_timing_now_us();
+    d->tm->bytes_in = (uint32_t)reply_bytes;
+  }
+  eg_timing_add(d->cfg->timing, d->tm);
+  free(d->tm);
+  d->tm = NULL;
+}
+
+void eg__dev_timing_open(eg_dev *d, uint8_t op, uint32_t seq, size_t bytes_out, uint16_t attempt) {
+  if (!d->cfg->timing) return;
+  eg__dev_timing_close(d, 0);
+  if (!(d->tm = calloc(1, sizeof *d->tm))) return;
+  const char *who = d->rec.slot[0] ? d->rec.slot : d->port_name;
+  snprintf(d->tm->slot, sizeof d->tm->slot, "%.*s", (int)sizeof d->tm->slot - 1, who);
+  d->tm->op = op;
+  d->tm->stage = (uint8_t)d->stage;
+  d->tm->attempt = attempt;
+  d->tm->seq = seq;
+  d->tm->bytes_out = (uint32_t)bytes_out;
+  d->tm->baud = d->cur_baud;
+  d->tm->t_sent_us = eg_timing_now_us();
+}
+
+/* The sequence number of a *_DATA request (its second data word). */
+static uint32_t req_seq(const eg_dev *d) {
+  const uint8_t op = d->pkt[1];
+  return (op == EG_OP_FLASH_DATA || op == EG_OP_FLASH_DEFL_DATA || op == EG_OP_MEM_DATA) && d->pkt_len >= 16
+           ? eg_get_u32(d->pkt + EG_REQ_HDR + 4)
+           : 0;
+}
+
 void eg__dev_request(eg_dev *d, eg_dev_state s, size_t len, size_t expect_data, uint32_t timeout_ms) {
   eg__dev_enter(d, s);
   d->expect_op = d->pkt[1];
@@ -161,14 +200,18 @@ void eg__dev_request(eg_dev *d, eg_dev_state s, size_t len, size_t expect_data, 
   /* The reply can only start once the request is on the wire. */
   d->reply_timeout_ms = timeout_ms + eg__dev_wire_ms(d, eg_slip_max_encoded(len) / 2 + len / 2) + 20;
   eg__dev_log(d, "TX %s (%zu bytes at %u baud)", eg_op_name(d->pkt[1]), len, d->cur_baud);
-  if (eg__dev_send_frame(d, d->pkt, len, false)) eg__dev_arm(d, d->reply_timeout_ms);
+  if (!eg__dev_send_frame(d, d->pkt, len, false)) return;
+  eg__dev_timing_open(d, d->pkt[1], req_seq(d), len, 0);
+  eg__dev_arm(d, d->reply_timeout_ms);
 }
 
 void eg__dev_resend(eg_dev *d, const char *why) {
   eg__dev_log(d, "%s: %s, sending it again (attempt %d of %d)", eg_op_name(d->expect_op), why, d->cmd_tries + 1,
               EG_DEV_CMD_ATTEMPTS);
   d->skipped_frames = 0;
-  if (eg__dev_send_frame(d, d->pkt, d->pkt_len, false)) eg__dev_arm(d, d->reply_timeout_ms);
+  if (!eg__dev_send_frame(d, d->pkt, d->pkt_len, false)) return;
+  eg__dev_timing_open(d, d->pkt[1], req_seq(d), d->pkt_len, (uint16_t)(d->cmd_tries + 1));
+  eg__dev_arm(d, d->reply_timeout_ms);
 }
 
 void eg__dev_drain(eg_dev *d) { eg_link_drain(&d->link); }
@@ -248,6 +291,7 @@ static void script_done(eg_dev *d) {
   case EG_DS_ATTACH:
   case EG_DS_SET_PARAMS:
   case EG_DS_GATE:
+  case EG_DS_SKIP_CHECK:
   case EG_DS_ERASE:
   case EG_DS_WRITE_BEGIN:
   case EG_DS_WRITE_DATA:
@@ -476,6 +520,7 @@ static void dispatch_reply(eg_dev *d, const eg_resp *r, const uint8_t *frame, si
   case EG_DS_WRITE_END:
     eg__dev_write_end_reply(d, r);
     return;
+  case EG_DS_SKIP_CHECK:
   case EG_DS_VERIFY:
     eg__dev_md5_reply(d, r);
     return;
@@ -539,6 +584,7 @@ static void on_response(eg_dev *d, const uint8_t *frame, size_t len) {
     return;
   }
   uv_timer_stop(&d->timer);
+  eg__dev_timing_close(d, len);
   eg__dev_log(d, "RX %s %s value=0x%08x", eg_op_name(r.op), r.ok ? "ok" : "FAIL", r.value);
   if (!r.ok && retryable(r.op) && d->state != EG_DS_SECINFO) {
     /* Keep the chip's first answer: it is the root cause, a resend may be
@@ -706,6 +752,7 @@ static void on_timer(uv_timer_t *t) {
   case EG_DS_ERASE:
   case EG_DS_WRITE_BEGIN:
   case EG_DS_WRITE_END:
+  case EG_DS_SKIP_CHECK:
   case EG_DS_VERIFY:
   case EG_DS_READ_BEGIN:
   case EG_DS_READ_SLOW:
@@ -804,6 +851,8 @@ void eg_dev_close(eg_dev *d, void (*close_cb)(eg_dev *d)) {
   d->closing = true;
   d->close_cb = close_cb;
   d->finished = true; /* silent teardown when it never finished: no on_done */
+  free(d->tm);
+  d->tm = NULL;
   if (d->md5ctx) {
     EVP_MD_CTX_free(d->md5ctx);
     d->md5ctx = NULL;

@@ -81,6 +81,8 @@ typedef struct eg_dev_config {
   eg_imageset *images;        /* NULL when no WRITE/VERIFY ops */
   const char *flash_size;     /* "keep", "detect" or "4MB" (SPI_SET_PARAMS and checks) */
   bool verify;                /* MD5 after each WRITE */
+  bool skip_flashed;          /* MD5 each region before writing; skip it when it already holds the image */
+  eg_erase_policy erase;      /* ERASE_ALL turns skip_flashed off (esptool) */
   /* Write plaintext images to a chip whose flash encryption is on (its
    * bootloader will not run them): refused unless this is set. */
   bool allow_plaintext_on_encrypted;
@@ -90,6 +92,7 @@ typedef struct eg_dev_config {
   eg_timeouts timeouts;
   int connect_attempts;       /* esptool: 7 */
   bool trace;                 /* call on_log for every packet */
+  struct eg_timing_log *timing; /* when set: one record per request/reply (timing.h) */
 } eg_dev_config;
 
 typedef struct eg_dev eg_dev;
@@ -136,6 +139,7 @@ typedef struct eg_dev_callbacks {
   XX(FLASH_ID,         ATTACH, REPLY, "the RDID user command (a register script)")                 \
   XX(SET_PARAMS,       ATTACH, REPLY, "the reply to SPI_SET_PARAMS")                               \
   XX(GATE,             ATTACH, NONE,  "the caller's go-ahead (on_gate / eg_dev_gate)")             \
+  XX(SKIP_CHECK,       VERIFY, REPLY, "the region's MD5 before writing it (--skip-flashed)")       \
   XX(ERASE,            ERASE,  REPLY, "the end of an erase (ERASE_FLASH/REGION, ROM FLASH_BEGIN)") \
   XX(WRITE_BEGIN,      WRITE,  REPLY, "the reply to FLASH_(DEFL_)BEGIN")                           \
   XX(WRITE_DATA,       WRITE,  REPLY, "the reply to a FLASH_(DEFL_)DATA block")                    \
@@ -267,11 +271,13 @@ struct eg_dev {
   /* operations (the chip's plan) */
   eg_imageset *images;
   size_t op_i;
+  uint64_t op_t0;             /* uv_now when the current op began */
   const eg_wimage *wimg;
   uint32_t blk, nblk, blk_size;
   uint32_t read_size, read_got;
   uint8_t **read_bufs;        /* one per op (READ ops only), device-owned */
   size_t nread_bufs;
+  struct eg_timing_rec *tm;   /* the exchange in flight (cfg->timing only) */
   int after_kind;             /* eg_hard_reset being carried out */
   struct evp_md_ctx_st *md5ctx;
 };

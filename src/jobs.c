@@ -34,6 +34,8 @@ eg_err eg_dev_config_build(eg_dev_config *cfg, const eg_settings *s, const eg_st
     .images = images,
     .flash_size = s->flash_size,
     .verify = s->verify,
+    .skip_flashed = s->skip_flashed,
+    .erase = s->erase,
     .timeouts = s->timeouts,
     .connect_attempts = s->connect_attempts,
     .trace = trace,

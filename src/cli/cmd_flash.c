@@ -168,6 +168,7 @@ int eg_cmd_flash(eg_cli *c) {
   size_t nops = 0;
   eg_job *jobs = NULL;
   eg_recorder *rec = NULL;
+  struct eg_timing_log *timing = NULL;
   flashctx fc;
   memset(&fc, 0, sizeof fc);
   uv_loop_t loop;
@@ -239,6 +240,7 @@ int eg_cmd_flash(eg_cli *c) {
     goto out;
   }
   nops = eg_ops_for_images(ops, &m.set, m.nimages, false);
+  dcfg.timing = timing = eg_cli_timing_begin(c);
 
   fc.slots = slots;
   fc.nslots = nslots;
@@ -365,6 +367,7 @@ out:
   free(jobs);
   free(ops);
   eg_recorder_free(rec);
+  if (!eg_cli_timing_end(c, timing) && rc == EG_EXIT_OK) rc = EG_EXIT_USAGE;
   eg_imageset_free(set);
   free(imgs);
   eg_cli_free_stubs(storage);
