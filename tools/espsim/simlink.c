@@ -24,6 +24,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,9 +71,9 @@ struct esim_link {
   esim_link_close_cb close_cb;
   /* receive wire */
   double rx_line;              /* µs: when the last byte read ahead completes */
-  uint8_t pend[RX_AHEAD_MAX];
+  uint8_t pend[RX_AHEAD_MAX];  /* bytes on the wire: [pend_off, pend_off + pend_len) */
   double pend_t[RX_AHEAD_MAX];
-  size_t pend_len;
+  size_t pend_off, pend_len;
   size_t ahead;                /* read-ahead for the current rate (rx_ahead) */
   /* transmit wire */
   double tx_line;
@@ -173,14 +174,19 @@ static void go_inactive(esim_link *l, esim_link_event ev) {
   if (l->o.on_event) l->o.on_event(l, ev, l->o.ctx);
 }
 
+/* Hand the device the bytes whose time on the wire is over, stamped with
+ * the time the last of them arrived rather than the service's: a service
+ * that runs late (the tick, a busy loop) does not make the chip late. */
 static void deliver_due(esim_link *l, uint64_t now, uint32_t hb) {
   size_t k = 0;
-  while (k < l->pend_len && (l->o.fast || l->pend_t[k] <= (double)now)) k++;
+  const uint8_t *p = l->pend + l->pend_off;
+  const double *pt = l->pend_t + l->pend_off;
+  while (k < l->pend_len && (l->o.fast || pt[k] <= (double)now)) k++;
   if (!k) return;
-  esim_dev_rx(l->dev, now, l->pend, k, hb);
-  memmove(l->pend, l->pend + k, l->pend_len - k);
-  memmove(l->pend_t, l->pend_t + k, (l->pend_len - k) * sizeof l->pend_t[0]);
+  const uint64_t at = l->o.fast || pt[k - 1] >= (double)now ? now : (uint64_t)ceil(pt[k - 1]);
+  esim_dev_rx(l->dev, at, p, k, hb);
   l->pend_len -= k;
+  l->pend_off = l->pend_len ? l->pend_off + k : 0;
 }
 
 /* Host bytes for the device's UART: straight in (fast), or onto the
@@ -193,11 +199,16 @@ static void take_data(esim_link *l, uint64_t now, uint32_t hb, const uint8_t *p,
     return;
   }
   const double bu = byte_us(hb ? hb : wire_rate(l));
-  for (size_t i = 0; i < n && l->pend_len < RX_AHEAD_MAX; i++) {
+  if (l->pend_off + l->pend_len + n > RX_AHEAD_MAX && l->pend_off) { /* room at the end */
+    memmove(l->pend, l->pend + l->pend_off, l->pend_len);
+    memmove(l->pend_t, l->pend_t + l->pend_off, l->pend_len * sizeof l->pend_t[0]);
+    l->pend_off = 0;
+  }
+  for (size_t i = 0; i < n && l->pend_off + l->pend_len < RX_AHEAD_MAX; i++) {
     const double start = l->rx_line > (double)now ? l->rx_line : (double)now;
     l->rx_line = start + bu;
-    l->pend[l->pend_len] = p[i];
-    l->pend_t[l->pend_len++] = l->rx_line;
+    l->pend[l->pend_off + l->pend_len] = p[i];
+    l->pend_t[l->pend_off + l->pend_len++] = l->rx_line;
   }
 }
 
@@ -241,7 +252,7 @@ static void on_telnet(void *ctx, esim_rfc2217_ev ev, const uint8_t *p, size_t n,
     esim_dev_note(l->dev, l->tn_now, value == 1 ? "rfc2217: purge rx" : value == 2 ? "rfc2217: purge tx" : "rfc2217: purge rx+tx");
     if (value & 1) l->out_off = l->out_len = 0; /* device output not yet sent */
     if (value & 2) {                            /* client data not yet on the line */
-      l->pend_len = 0;
+      l->pend_len = l->pend_off = 0;
       l->rx_line = (double)l->tn_now;
     }
     return;
@@ -407,7 +418,7 @@ static void rearm(esim_link *l, uint64_t now) {
   }
   /* When is the next thing due? */
   double next = -1;
-  if (l->pend_len) next = l->pend_t[0];
+  if (l->pend_len) next = l->pend_t[l->pend_off];
   const uint64_t dn = esim_dev_next_event(l->dev);
   if (dn != ESIM_NEVER) {
     double t = (double)dn;
