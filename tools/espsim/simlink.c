@@ -449,6 +449,7 @@ static void service(esim_link *l) {
   if (!l->active) return;
   const uint64_t now = now_us(l);
   uint32_t hb = host_baud(l, now);
+  l->ahead = rx_ahead(l, hb);
   deliver_due(l, now, hb);
   if (!read_more(l, now, hb)) {
     go_inactive(l, ESIM_LINK_PEER_GONE);
@@ -456,7 +457,6 @@ static void service(esim_link *l) {
   }
   if (l->tn_mode == TN_TELNET && !l->o.usb_rate) hb = l->tn.baud; /* just detected, or SET-BAUDRATE read */
   deliver_due(l, now, hb);
-  l->ahead = rx_ahead(l, hb);
   esim_dev_advance(l->dev, now);
   if (esim_dev_take_disconnect(l->dev)) {
     go_inactive(l, ESIM_LINK_DISCONNECT);
