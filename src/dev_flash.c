@@ -31,6 +31,7 @@ static bool pick_plan(eg_dev *d) {
     return false;
   }
   d->images = p->images;
+  d->image_base = p->image_base;
   d->ops = p->ops;
   d->nops = p->nops;
   if (d->nops > d->nread_bufs) {
@@ -122,7 +123,8 @@ static void image_action(eg_dev *d, eg_image_action a) {
   const eg_dev_op *op = &d->ops[d->op_i];
   if (op->kind != EG_OPK_WRITE && op->kind != EG_OPK_VERIFY) return;
   const eg_image *src = eg_imageset_source(d->images, op->index);
-  eg_unit_image(&d->rec, (unsigned)op->index, src ? src->offset : 0, a, (uint32_t)(uv_now(d->loop) - d->op_t0));
+  eg_unit_image(&d->rec, (unsigned)(d->image_base + op->index), src ? src->offset : 0, a,
+                (uint32_t)(uv_now(d->loop) - d->op_t0));
 }
 
 /* ---------------------------------------------------------------- erase */
