@@ -237,7 +237,10 @@ static uint32_t block_timeout(eg_dev *d, uint32_t i) {
 /* Compressed writes need FLASH_DEFL_*: every stub, every ROM but the
  * ESP8266's. Without them the raw bytes go (esptool: compress = IS_STUB
  * unless asked, and the ESP8266 ROM cannot inflate). */
-static bool deflate(const eg_dev *d) { return d->wimg->compressed && (d->stub_running || d->chip->rom_deflate); }
+static bool deflate(const eg_dev *d) {
+  /* Secure Download Mode takes FLASH_BEGIN/DATA only (serial-protocol.rst). */
+  return d->wimg->compressed && (d->stub_running || (d->chip->rom_deflate && !d->sdm));
+}
 static size_t wire_len(const eg_dev *d) { return deflate(d) ? d->wimg->img.zlen : d->wimg->img.len; }
 static const uint8_t *wire(const eg_dev *d) { return deflate(d) ? d->wimg->img.zdata : d->wimg->img.data; }
 

@@ -220,6 +220,8 @@ struct eg_dev {
   eg_dev_state state;         /* where the unit is */
   eg_stage stage;             /* = eg_dev_state_stage(state) while running; the last one when done */
   int reopens;                /* port reopened after an early error */
+  uint64_t away_t0;           /* uv_now when the port was found gone from the system (0: here) */
+  bool away_in_reset;         /* ...and it went during our reset (its USB re-enumerating) */
 
   /* --- private --- */
   eg_link link;
