@@ -572,7 +572,7 @@ void eg__dev_flash_id_done(eg_dev *d) {
     d->rec.has_flash_id = true;
     detected = eg_flash_size_from_jedec(d->flash_id);
     d->rec.flash_size = detected;
-    if (eg_jedec_is_absent(d->flash_id) && d->nops > 0) {
+    if (eg_jedec_is_absent(d->flash_id) && (d->nops > 0 || d->cfg->plans)) {
       eg__dev_fail(d, EG_NO_FLASH, EG_OP_READ_REG, "port %s: flash JEDEC ID 0x%06x: no SPI flash answered",
                    d->port_name, d->flash_id);
       return;

@@ -31,6 +31,7 @@ static bool pick_plan(eg_dev *d) {
     return false;
   }
   d->images = p->images;
+  d->image_base = p->image_base;
   d->ops = p->ops;
   d->nops = p->nops;
   if (d->nops > d->nread_bufs) {
@@ -122,7 +123,8 @@ static void image_action(eg_dev *d, eg_image_action a) {
   const eg_dev_op *op = &d->ops[d->op_i];
   if (op->kind != EG_OPK_WRITE && op->kind != EG_OPK_VERIFY) return;
   const eg_image *src = eg_imageset_source(d->images, op->index);
-  eg_unit_image(&d->rec, (unsigned)op->index, src ? src->offset : 0, a, (uint32_t)(uv_now(d->loop) - d->op_t0));
+  eg_unit_image(&d->rec, (unsigned)(d->image_base + op->index), src ? src->offset : 0, a,
+                (uint32_t)(uv_now(d->loop) - d->op_t0));
 }
 
 /* ---------------------------------------------------------------- erase */
@@ -235,7 +237,10 @@ static uint32_t block_timeout(eg_dev *d, uint32_t i) {
 /* Compressed writes need FLASH_DEFL_*: every stub, every ROM but the
  * ESP8266's. Without them the raw bytes go (esptool: compress = IS_STUB
  * unless asked, and the ESP8266 ROM cannot inflate). */
-static bool deflate(const eg_dev *d) { return d->wimg->compressed && (d->stub_running || d->chip->rom_deflate); }
+static bool deflate(const eg_dev *d) {
+  /* Secure Download Mode takes FLASH_BEGIN/DATA only (serial-protocol.rst). */
+  return d->wimg->compressed && (d->stub_running || (d->chip->rom_deflate && !d->sdm));
+}
 static size_t wire_len(const eg_dev *d) { return deflate(d) ? d->wimg->img.zlen : d->wimg->img.len; }
 static const uint8_t *wire(const eg_dev *d) { return deflate(d) ? d->wimg->img.zdata : d->wimg->img.data; }
 

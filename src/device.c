@@ -26,6 +26,12 @@
 #define RDID_POLLS 10            /* esptool polls the SPI CMD register at most 10 times */
 #define MAX_REOPENS 3
 #define REOPEN_DELAY_MS 300
+/* A port that left the bus while we were connecting (a chip's own USB port
+ * re-enumerates when the chip resets: USB-OTG on every reset, esptool docs
+ * advanced-options.rst) is waited for, not counted as a failure: poll
+ * every PORT_BACK_POLL_MS, up to PORT_BACK_MS. */
+#define PORT_BACK_POLL_MS 100
+#define PORT_BACK_MS 10000
 
 /* ------------------------------------------------------------ the map */
 
@@ -145,8 +151,19 @@ void eg__dev_fail_status(eg_dev *d, const eg_resp *r, const char *what) {
   eg__dev_finish(d, EG_DEVICE_STATUS);
 }
 
+static void link_lost(eg_dev *d, eg_err code, const char *msg);
+
 bool eg__dev_send_frame(eg_dev *d, const uint8_t *raw, size_t len, bool lead_end) {
   const eg_err e = eg_link_send(&d->link, raw, len, lead_end);
+  if (e != EG_OK && !d->finished && (e == EG_PORT_GONE || !eg_link_is_up(&d->link))) {
+    /* The port went (the link reports it too, once): handled as a loss. */
+    char msg[384];
+    snprintf(msg, sizeof msg, "%s", d->link.port.errmsg[0] ? d->link.port.errmsg : eg_strerror(e));
+    eg_link_stop(&d->link);
+    uv_timer_stop(&d->timer);
+    link_lost(d, EG_PORT_GONE, msg);
+    return false;
+  }
   if (e != EG_OK && !d->finished)
     eg__dev_fail(d, e, len > 1 ? raw[1] : -1, "port %s: cannot send (%s)", d->port_name,
                  d->link.port.errmsg[0] ? d->link.port.errmsg : eg_strerror(e));
@@ -420,6 +437,15 @@ static void reset_continue(eg_dev *d) {
       return;
     }
     const eg_err e = eg_link_set_lines(&d->link, st->dtr, st->rts);
+    if (e != EG_OK && (e == EG_PORT_GONE || !eg_link_is_up(&d->link))) {
+      /* The port went while we reset the chip (its own USB port left the
+       * bus): the link's loss, handled as such. */
+      char msg[384];
+      snprintf(msg, sizeof msg, "%s", d->link.port.errmsg[0] ? d->link.port.errmsg : eg_strerror(e));
+      eg_link_stop(&d->link);
+      link_lost(d, EG_PORT_GONE, msg);
+      return;
+    }
     if (e != EG_OK) {
       eg__dev_fail(d, e, -1, "port %s: cannot set DTR/RTS: %s", d->port_name,
                    d->link.port.errmsg[0] ? d->link.port.errmsg : eg_strerror(e));
@@ -648,21 +674,69 @@ static void on_noise(eg_link *l, const uint8_t *bytes, size_t len) {
 
 static void on_up(eg_link *l) {
   eg_dev *d = l->data;
-  if (!d->finished) eg__dev_connect_up(d);
+  if (d->finished) return;
+  if (d->away_t0) {
+    const uint32_t waited = (uint32_t)(uv_now(d->loop) - d->away_t0);
+    d->rec.port_wait_ms += waited;
+    d->away_t0 = 0;
+    eg__dev_log(d, "port %s is back after %u ms", d->port_name, waited);
+    /* It left because our reset restarted the chip's USB stack: the chip
+     * is in the loader now; another reset would only send it away again. */
+    if (d->away_in_reset) {
+      d->away_in_reset = false;
+      eg__dev_reset_done(d);
+      return;
+    }
+  }
+  eg__dev_connect_up(d);
 }
 
 /* The port failed. Before the chip has answered, reopen it (within the
  * connect attempts); after, the chip's state is gone: the unit fails. */
-static void on_link_error(eg_link *l, eg_err code, const char *msg) {
-  eg_dev *d = l->data;
+static void link_lost(eg_dev *d, eg_err code, const char *msg) {
   if (d->finished) return;
-  uv_timer_stop(&d->timer);
-  if (eg__dev_may_reopen(d) && d->reopens < MAX_REOPENS) {
-    d->reopens++;
-    eg__dev_log(d, "port error before the chip answered (%s): reopening (%d of %d)", msg, d->reopens, MAX_REOPENS);
-    eg__dev_enter(d, EG_DS_OPENING);
-    eg_link_reopen(&d->link, REOPEN_DELAY_MS);
+  /* The --after reset was given and the chip restarted: its own USB port
+   * leaving the bus now is the reset working, not a failure. */
+  if (d->state == EG_DS_AFTER_RESET || d->state == EG_DS_AFTER_WAIT ||
+      (d->state == EG_DS_AFTER_SCRIPT && d->after_kind == EG_HARD_RESET_WATCHDOG)) {
+    eg__dev_log(d, "port left after the reset (%s): the chip restarted", msg);
+    uv_timer_stop(&d->timer);
+    eg__dev_finish(d, EG_OK);
     return;
+  }
+  uv_timer_stop(&d->timer);
+  if (eg__dev_may_reopen(d)) {
+    /* Gone from the system (no device node now), or dropped while we were
+     * resetting the chip (its own USB port left the bus: a URL's server
+     * refuses us until it is back): it is re-enumerating; wait for the same
+     * name to come back instead of counting failures. */
+    const bool absent = !strstr(d->port_name, "://") && eg_port_check(d->port_name, NULL, NULL, 0) != EG_OK;
+    const uint64_t now = uv_now(d->loop);
+    /* Our reset sent it away when it went during the reset or the SYNCs
+     * right after it (the chip answered nothing yet: may_reopen). */
+    const bool resetting = d->cfg->before == EG_BEFORE_DEFAULT_RESET || d->cfg->before == EG_BEFORE_USB_RESET;
+    const bool by_reset = resetting && (d->stage == EG_STAGE_RESET || d->stage == EG_STAGE_SYNC);
+    if ((absent || by_reset || d->away_t0) && (!d->away_t0 || now - d->away_t0 < PORT_BACK_MS)) {
+      if (!d->away_t0) {
+        d->away_t0 = now;
+        d->away_in_reset = by_reset;
+        eg__dev_log(d, "port %s left (%s): waiting for it to come back", d->port_name, msg);
+      }
+      eg__dev_enter(d, EG_DS_OPENING);
+      eg_link_reopen(&d->link, PORT_BACK_POLL_MS);
+      return;
+    }
+    if (d->away_t0) { /* given up on: the wait is part of the record */
+      d->rec.port_wait_ms += (uint32_t)(now - d->away_t0);
+      d->away_t0 = 0;
+    }
+    if (d->reopens < MAX_REOPENS) {
+      d->reopens++;
+      eg__dev_log(d, "port error before the chip answered (%s): reopening (%d of %d)", msg, d->reopens, MAX_REOPENS);
+      eg__dev_enter(d, EG_DS_OPENING);
+      eg_link_reopen(&d->link, REOPEN_DELAY_MS);
+      return;
+    }
   }
   if (d->stage == EG_STAGE_OPEN) {
     eg__dev_fail(d, code, -1, "%s", msg);
@@ -671,6 +745,8 @@ static void on_link_error(eg_link *l, eg_err code, const char *msg) {
   eg__dev_fail(d, code == EG_PORT_OPEN ? EG_PORT_OPEN : EG_PORT_GONE, d->expect_op ? d->expect_op : -1,
                "%s (during %s)", msg, eg_stage_name(d->stage));
 }
+
+static void on_link_error(eg_link *l, eg_err code, const char *msg) { link_lost(l->data, code, msg); }
 
 static const eg_link_callbacks link_callbacks = {
   .on_up = on_up, .on_frame = on_frame, .on_noise = on_noise, .on_error = on_link_error};

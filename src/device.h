@@ -62,6 +62,7 @@ typedef struct eg_dev_plan {
   eg_imageset *images;        /* NULL when no WRITE/VERIFY ops */
   const eg_dev_op *ops;
   size_t nops;
+  size_t image_base;          /* the run's index of images[0] (the log's run_images.idx) */
 } eg_dev_plan;
 
 typedef struct eg_dev_config {
@@ -219,6 +220,8 @@ struct eg_dev {
   eg_dev_state state;         /* where the unit is */
   eg_stage stage;             /* = eg_dev_state_stage(state) while running; the last one when done */
   int reopens;                /* port reopened after an early error */
+  uint64_t away_t0;           /* uv_now when the port was found gone from the system (0: here) */
+  bool away_in_reset;         /* ...and it went during our reset (its USB re-enumerating) */
 
   /* --- private --- */
   eg_link link;
@@ -270,6 +273,7 @@ struct eg_dev {
 
   /* operations (the chip's plan) */
   eg_imageset *images;
+  size_t image_base;
   size_t op_i;
   uint64_t op_t0;             /* uv_now when the current op began */
   const eg_wimage *wimg;

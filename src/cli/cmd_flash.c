@@ -161,11 +161,9 @@ int eg_cmd_flash(eg_cli *c) {
   eg_stub storage[EG_CHIP__COUNT];
   const eg_stub *stubs[EG_CHIP__COUNT];
   memset(storage, 0, sizeof storage);
-  eg_imageset *set = NULL;
-  const eg_image **imgs = NULL;
+  eg_plans plans;
+  memset(&plans, 0, sizeof plans);
   eg_dev_config dcfg;
-  eg_dev_op *ops = NULL;
-  size_t nops = 0;
   eg_job *jobs = NULL;
   eg_recorder *rec = NULL;
   struct eg_timing_log *timing = NULL;
@@ -222,24 +220,19 @@ int eg_cmd_flash(eg_cli *c) {
   char note[512] = "";
   if (!eg_cli_load_stubs(m.set.stub_mode, m.set.stub_path, m.set.chip, storage, stubs, false, note, sizeof note)) goto out;
   if (note[0]) fprintf(stderr, "espgang: %s\n", note);
-  const eg_stub *stub = stubs[m.set.chip->id];
-  /* Every image is patched and compressed once, before any port starts. */
-  imgs = calloc(m.nimages, sizeof *imgs);
-  ops = calloc(m.nimages + 1, sizeof *ops);
-  if (!imgs || !ops) goto out;
-  for (size_t i = 0; i < m.nimages; i++) imgs[i] = &m.images[i].image;
-  set = eg_imageset_new(m.set.chip, imgs, m.nimages, m.set.flash_mode, m.set.flash_freq, m.set.flash_size,
-                        eg_settings_compress(&m.set, stub != NULL));
-  if (!set || eg_imageset_warm(set, stub == NULL, &f) != EG_OK) {
-    fprintf(stderr, "%s: %s\n", m.path, set ? f.msg : "out of memory");
+  /* Every image is patched (for its chip) and compressed once, before any
+   * port starts. */
+  if (eg_plans_build(&plans, &m, stubs, &f) != EG_OK) {
+    fprintf(stderr, "%s: %s\n", m.path, f.msg);
     goto out;
   }
   char why[256];
-  if (eg_dev_config_build(&dcfg, &m.set, stubs, set, c->trace, why, sizeof why) != EG_OK) {
+  if (eg_dev_config_build(&dcfg, &m.set, stubs, NULL, c->trace, why, sizeof why) != EG_OK) {
     fprintf(stderr, "%s: %s\n", m.path, why);
     goto out;
   }
-  nops = eg_ops_for_images(ops, &m.set, m.nimages, false);
+  eg_plans_config(&plans, &dcfg);
+  dcfg.allow_plaintext_on_encrypted = m.allow_plaintext_on_encrypted;
   dcfg.timing = timing = eg_cli_timing_begin(c);
 
   fc.slots = slots;
@@ -267,7 +260,8 @@ int eg_cmd_flash(eg_cli *c) {
   }
   if (!c->json) {
     printf("espgang %s: station %s, %zu slot(s), %s, %zu image(s), %s at %u baud, log %s\n", EG_VERSION, m.station, nslots,
-           m.set.chip->name, m.nimages, stub ? "stub" : "ROM only", m.set.baud, m.db_path);
+           m.set.chip ? m.set.chip->name : "any chip", m.nimages, eg_stubs_any(stubs) ? "stub" : "ROM only", m.set.baud,
+           m.db_path);
     fflush(stdout);
   }
 
@@ -291,15 +285,23 @@ int eg_cmd_flash(eg_cli *c) {
     rc = EG_EXIT_INTERNAL;
     goto out;
   }
-  for (size_t i = 0; i < eg_imageset_count(set); i++) {
-    eg_fault pf;
-    eg_fault_clear(&pf);
-    const eg_wimage *w = eg_imageset_get(set, i, 0, stub == NULL, &pf);
-    const eg_image *img = w ? &w->img : eg_imageset_source(set, i);
-    if (eg_db_run_image(db, run_id, (int)i, img, NULL, &f) != EG_OK) {
-      eg_cli_error("%s", f.msg);
-      rc = EG_EXIT_INTERNAL;
-      goto out;
+  /* One row per image of the run, with its chip when images are per chip
+   * (its index is what each unit's image rows refer to). */
+  for (int k = 0; k <= EG_CHIP__COUNT; k++) {
+    const eg_dev_plan *pl = k < EG_CHIP__COUNT ? plans.by_chip[k] : plans.per_chip ? NULL : &plans.any;
+    if (!pl) continue;
+    const eg_chip *chip = k < EG_CHIP__COUNT ? eg_chip_get((eg_chip_id)k) : NULL;
+    const bool rom = chip ? !stubs[k] : !eg_stubs_any(stubs);
+    for (size_t i = 0; i < eg_imageset_count(pl->images); i++) {
+      eg_fault pf;
+      eg_fault_clear(&pf);
+      const eg_wimage *w = eg_imageset_get(pl->images, i, 0, rom, &pf);
+      const eg_image *img = w ? &w->img : eg_imageset_source(pl->images, i);
+      if (eg_db_run_image(db, run_id, (int)(pl->image_base + i), img, chip ? chip->arg_name : NULL, &f) != EG_OK) {
+        eg_cli_error("%s", f.msg);
+        rc = EG_EXIT_INTERNAL;
+        goto out;
+      }
     }
   }
   if (!(rec = eg_recorder_new(&loop, db, run_id))) {
@@ -312,8 +314,9 @@ int eg_cmd_flash(eg_cli *c) {
     snprintf(j->port, sizeof j->port, "%s", slots[i].port);
     snprintf(j->usb_location, sizeof j->usb_location, "%s", slots[i].usb_location);
     j->cfg = &dcfg;
-    j->ops = ops;
-    j->nops = nops;
+    j->ops = plans.per_chip ? NULL : plans.any.ops; /* per chip: the detected chip's plan */
+    j->nops = plans.per_chip ? 0 : plans.any.nops;
+    j->usb = slots[i].usb;
     j->max_attempts = 1 + m.set.retries;
   }
   const eg_sched_config cfg = {.jobs = jobs, .njobs = nslots, .recorder = rec, .handle_signals = true};
@@ -365,11 +368,10 @@ out:
   free(fc.final);
   free(fc.recorded);
   free(jobs);
-  free(ops);
+  eg_plans_free(&plans);
   eg_recorder_free(rec);
   if (!eg_cli_timing_end(c, timing) && rc == EG_EXIT_OK) rc = EG_EXIT_USAGE;
-  eg_imageset_free(set);
-  free(imgs);
+
   eg_cli_free_stubs(storage);
   if (db) eg_db_close(db);
   free(slots);
