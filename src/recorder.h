@@ -8,8 +8,10 @@
  * refuses is never lost: it is printed to stderr as one JSON line
  * ("unit_not_recorded") and the callback says so.
  *
- * Calls are served strictly in the order made. Callbacks run on the loop
- * thread. The eg_db must outlive the recorder and be used by nobody else
+ * Calls are served strictly in the order made. Calls waiting together go
+ * to the work thread as one batch in one transaction (group commit: one
+ * fsync for a rack's rows, eg_db_batch_begin); each callback runs after the
+ * batch is committed. Callbacks run on the loop thread. The eg_db must outlive the recorder and be used by nobody else
  * while calls are queued. Free only when eg_recorder_idle() is true.
  */
 #ifndef EG_RECORDER_H
