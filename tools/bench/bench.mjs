@@ -139,8 +139,8 @@ function scalingTable(R) {
   const base = R.scaling.find((s) => s.n === 1);
   const baseWall = base ? median(base.runs.map((r) => r.wall)) : null;
   const rows = [
-    "| boards | wall (median) | spread (min-max) | vs 1 board | unit mean | unit max | espgang CPU (one core) | while flashing | per active port | espgang memory | espsim CPU (processes) |",
-    "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    "| boards | wall (median) | spread (min-max) | vs 1 board | unit mean | unit max | espgang CPU (one core) | while flashing | per active port | espgang memory | espsim CPU (processes) | load (1 min) |",
+    "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
   ];
   for (const { n, runs } of R.scaling) {
     const walls = runs.map((r) => r.wall);
@@ -151,7 +151,7 @@ function scalingTable(R) {
     rows.push(
       `| ${n} | ${f2(m)} s | ${f2(Math.min(...walls))}-${f2(Math.max(...walls))} s | ${baseWall ? f2(m / baseWall) + "x" : "-"} | ` +
         `${f2(mid.unitMean)} s | ${f2(mid.unitMax)} s | ${pct(cpu)} | ${pct(busy)} | ${(busy / n).toFixed(3)} % | ${f1(mid.gangRssMb)} MB | ` +
-        `${pct((100 * mid.simCpu) / mid.wall)} (${mid.shards}) |`,
+        `${pct((100 * mid.simCpu) / mid.wall)} (${mid.shards}) | ${Math.min(...runs.map((r) => r.load))}-${Math.max(...runs.map((r) => r.load))} |`,
     );
   }
   return rows.join("\n");
@@ -207,6 +207,33 @@ function attribSummary(R) {
   return rows.join("\n");
 }
 
+// Where a rack's extra time goes: each size against one board, per part.
+function growth(R) {
+  const one = R.attrib.find((r) => r.n === 1);
+  if (!one) return "";
+  const tot = (r) => {
+    const t = Object.fromEntries(PARTS.map((p) => [p, 0]));
+    for (const v of Object.values(r.attrib.stages)) for (const p of PARTS) t[p] += v[p];
+    return t;
+  };
+  const b = tot(one);
+  const rows = [
+    "| boards | wall | unit mean | wire | chip | adapter | waiting | gaps | start | end |",
+    "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+  ];
+  const sg = (x) => (x >= 0 ? "+" : "") + x.toFixed(0);
+  for (const r of R.attrib) {
+    if (r === one) continue;
+    const t = tot(r);
+    rows.push(
+      `| ${r.n} | ${sg((r.wall - one.wall) * 1000)} | ${sg((r.unitMean - one.unitMean) * 1000)} | ` +
+        PARTS.map((p) => sg(t[p] - b[p])).join(" | ") +
+        ` | ${sg(r.attrib.beforeMs - one.attrib.beforeMs)} | ${sg(r.attrib.afterMs - one.attrib.afterMs)} |`,
+    );
+  }
+  return rows.join("\n");
+}
+
 function peerTable(R) {
   const rows = [
     "| boards | espgang wall | esptool-js wall | ratio | espgang CPU | esptool-js CPU | ratio | espgang memory | esptool-js memory (sum) | ratio |",
@@ -220,6 +247,37 @@ function peerTable(R) {
     );
   }
   return rows.join("\n");
+}
+
+// The issue's targets against this run's figures, met or not.
+function targetLines(R) {
+  const lines = [];
+  const med = (n) => {
+    const s = R.scaling.find((x) => x.n === n);
+    return s ? median(s.runs.map((r) => r.wall)) : null;
+  };
+  const w1 = med(1);
+  for (const n of [100, 256]) {
+    const w = med(n);
+    if (w1 && w) lines.push(`${n} boards within 1.05x of one board's wall time: ${f2(w / w1)}x (${f2(w)} s against ${f2(w1)} s, medians) - ${w / w1 <= 1.05 ? "met" : "**not met**"}.`);
+  }
+  const busy = R.scaling.filter((s) => s.n >= 16).map(({ n, runs }) => {
+    const m = median(runs.map((r) => r.wall));
+    const r = runs.find((x) => x.wall === m);
+    return { n, per: (100 * r.gangBusyShare) / n };
+  });
+  if (busy.length) {
+    const worst = busy.reduce((a, b) => (b.per > a.per ? b : a));
+    lines.push(`espgang below 0.25 % of a core per active port while flashing: at most ${worst.per.toFixed(3)} % (${worst.n} boards) - ${worst.per < 0.25 ? "met" : "**not met**"}.`);
+  }
+  const one = R.attrib.find((r) => r.n === 1);
+  if (one) {
+    const st = stageTable(one);
+    const total = st.fixed.nc + one.attrib.beforeMs + one.attrib.afterMs;
+    lines.push(`Fixed cost on one board that is not the chip's own work, outside the write: ${f1(st.fixed.nc)} ms per unit, ` +
+               `${f1(total)} ms with the process's start and exit - ${total <= 500 ? "met" : "**not met**"} (<= 500 ms).`);
+  }
+  return lines;
 }
 
 function report(o, R, meta) {
@@ -238,6 +296,13 @@ function report(o, R, meta) {
            "published ~13.5 s case) at 921600 baud with esptool-js's esp-flasher-stub, MD5-verified, `before: no_reset`, " +
            "`after: no_reset`; espsim's calibrated hardware timing. Figures, not tests.");
   out.push("");
+  const targets = targetLines(R);
+  if (targets.length) {
+    out.push("## Targets (issue 13)");
+    out.push("");
+    for (const t of targets) out.push(`- ${t}`);
+    out.push("");
+  }
   if (R.scaling.length) {
     out.push("## Scaling");
     out.push("");
@@ -260,8 +325,8 @@ function report(o, R, meta) {
              "the line rate, **chip** the chip's own work from the request's arrival to its reply (inflate, erase, program, " +
              "MD5, the CPU still busy with the previous block), **adapter** the USB adapter latency espsim models (1 ms per " +
              "exchange), **waiting** the rest of each exchange (host loop latency, the simulator's 1 ms pacing tick, " +
-             "scheduling), **gaps** between a reply and the next request (host work, the 50 ms baud settle, collecting the 8 " +
-             "SYNC replies, the stub's OHAI).");
+             "scheduling), **gaps** between a reply and the next request (host work, the baud settle: 5 ms after the ROM's " +
+             "reply, collecting the 8 SYNC replies, the stub's OHAI).");
     out.push("");
     out.push(st.table);
     out.push("");
@@ -277,6 +342,17 @@ function report(o, R, meta) {
     out.push("");
     out.push(attribSummary(R));
     out.push("");
+    const g = growth(R);
+    if (g) {
+      out.push("Growth against one board (ms per unit; wall and unit mean in ms): *waiting* that grows is the loops " +
+               "(espgang's and espsim's, sharing two cores) answering later; *chip* can shrink as it grows, since the " +
+               "chip finishes its work while a late block is still on its way; *start* is when a unit's first request " +
+               "leaves after the process starts (its log row must be durable first), *end* the time from its last reply " +
+               "to the process's exit (the slowest unit and the final rows).");
+      out.push("");
+      out.push(g);
+      out.push("");
+    }
     for (const r of R.attrib) {
       out.push(`<details><summary>${r.n} boards: per stage (wall ${f2(r.wall)} s, load ${r.load})</summary>`);
       out.push("");
