@@ -9,17 +9,22 @@
 //            program, MD5),
 //   adapter  the USB adapter latency espsim models (rx + tx, 0.5 ms each),
 //   waiting  the rest of each exchange: neither wire nor chip (host loop
-//            latency, the simulator's pacing tick and its loop, scheduling),
+//            latency, the simulator's pacing tick and its loop, scheduling);
+//            split into its request leg (host's send to the chip's receipt:
+//            toChip) and its reply leg (reply queued to the host's receipt:
+//            toHost), which needs the log's clock origin,
 //   gaps     between one reply and the next request (host work, timers:
 //            the 50 ms baud settle, the SYNC reply collection, OHAI).
 // Everything is per unit (slot) and summed per stage; the caller averages.
 //
 // Exports: parseTiming(text), parseEventLog(text), attribute(recs, events,
-// opts) -> {stages: {name: {wire, chip, adapter, waiting, gaps, n}}, total}.
+// opts) -> {stages: {name: {wire, chip, adapter, waiting, gaps, toChip,
+// toHost, n}}, total}.
 // All times in microseconds.
 
 export const STAGES = ["open", "reset", "sync", "detect", "baud", "stub", "attach", "erase", "write", "verify", "read", "after"];
 export const PARTS = ["wire", "chip", "adapter", "waiting", "gaps"];
+export const LEGS = ["toChip", "toHost"]; /* waiting = toChip + toHost where the origin is known */
 
 // espsim's default USB adapter latency (timing model rx_latency_us + tx_latency_us).
 const ADAPTER_US = 1000;
@@ -66,7 +71,7 @@ function slipBytes(op, n) {
 }
 
 function empty() {
-  return { wire: 0, chip: 0, adapter: 0, waiting: 0, gaps: 0, n: 0 };
+  return { wire: 0, chip: 0, adapter: 0, waiting: 0, gaps: 0, toChip: 0, toHost: 0, n: 0 };
 }
 
 // recs: one slot's timing records (in order); ev: its parsed event log (or
@@ -95,7 +100,9 @@ export function attribute(recs, ev) {
     if (!r.t_reply_us) continue;
     const dur = r.t_reply_us - r.t_sent_us;
     const baud = r.baud || 115200;
-    const wire = ((slipBytes(r.op, r.bytes_out) + slipBytes("", r.bytes_in)) * 10e6) / baud;
+    const wireOut = (slipBytes(r.op, r.bytes_out) * 10e6) / baud;
+    const wireIn = (slipBytes("", r.bytes_in) * 10e6) / baud;
+    const wire = wireOut + wireIn;
     // The reply's time stamp is the end of the chip's work; the frame had
     // been in the chip `waited` before the command began.
     const chip = c && c.replyT !== null ? c.waited + (c.replyT - c.t) : 0;
@@ -104,9 +111,13 @@ export function attribute(recs, ev) {
     st.chip += chip;
     st.adapter += adapter;
     st.waiting += dur - wire - chip - adapter;
+    if (c && c.replyT !== null && ev.origin !== null) {
+      st.toChip += c.t - c.waited - r.t_sent_us - wireOut - adapter / 2;
+      st.toHost += r.t_reply_us - c.replyT - wireIn - adapter / 2;
+    }
     st.n++;
   }
   const total = empty();
-  for (const s of Object.values(stages)) for (const p of [...PARTS, "n"]) total[p] += s[p];
+  for (const s of Object.values(stages)) for (const p of [...PARTS, ...LEGS, "n"]) total[p] += s[p];
   return { stages, total, first: recs.length ? recs[0].t_sent_us : 0, last: recs.length ? recs[recs.length - 1].t_reply_us || recs[recs.length - 1].t_sent_us : 0 };
 }

@@ -18,7 +18,7 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 
-import { PARTS, STAGES } from "./attrib.mjs";
+import { LEGS, PARTS, STAGES } from "./attrib.mjs";
 import { gangRun } from "./gang.mjs";
 import { gangTcpRun, peerRun } from "./peer.mjs";
 import { loadAvg, makeImages } from "./rack.mjs";
@@ -193,14 +193,15 @@ function stageTable(r) {
 
 function attribSummary(R) {
   const rows = [
-    "| boards | wall | unit mean | wire | chip | adapter | waiting | gaps | start (process to 1st request) | end (last reply to exit) |",
-    "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    "| boards | wall | unit mean | wire | chip | adapter | waiting | (request leg / reply leg) | gaps | start (process to 1st request) | end (last reply to exit) |",
+    "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
   ];
   for (const r of R.attrib) {
-    const t = Object.fromEntries(PARTS.map((p) => [p, 0]));
-    for (const v of Object.values(r.attrib.stages)) for (const p of PARTS) t[p] += v[p];
+    const t = Object.fromEntries([...PARTS, ...LEGS].map((p) => [p, 0]));
+    for (const v of Object.values(r.attrib.stages)) for (const p of [...PARTS, ...LEGS]) t[p] += v[p];
     rows.push(
-      `| ${r.n} | ${f2(r.wall)} s | ${f2(r.unitMean)} s | ${f1(t.wire)} | ${f1(t.chip)} | ${f1(t.adapter)} | ${f1(t.waiting)} | ${f1(t.gaps)} | ` +
+      `| ${r.n} | ${f2(r.wall)} s | ${f2(r.unitMean)} s | ${f1(t.wire)} | ${f1(t.chip)} | ${f1(t.adapter)} | ${f1(t.waiting)} | ` +
+        `${f1(t.toChip)} / ${f1(t.toHost)} | ${f1(t.gaps)} | ` +
         `${f1(r.attrib.beforeMs)} | ${f1(r.attrib.afterMs)} |`,
     );
   }
@@ -211,15 +212,16 @@ function attribSummary(R) {
 function growth(R) {
   const one = R.attrib.find((r) => r.n === 1);
   if (!one) return "";
+  if (R.attrib.length < 2) return "";
   const tot = (r) => {
-    const t = Object.fromEntries(PARTS.map((p) => [p, 0]));
-    for (const v of Object.values(r.attrib.stages)) for (const p of PARTS) t[p] += v[p];
+    const t = Object.fromEntries([...PARTS, ...LEGS].map((p) => [p, 0]));
+    for (const v of Object.values(r.attrib.stages)) for (const p of [...PARTS, ...LEGS]) t[p] += v[p];
     return t;
   };
   const b = tot(one);
   const rows = [
-    "| boards | wall | unit mean | wire | chip | adapter | waiting | gaps | start | end |",
-    "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    "| boards | wall | unit mean | wire | chip | adapter | waiting | (request leg / reply leg) | gaps | start | end |",
+    "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
   ];
   const sg = (x) => (x >= 0 ? "+" : "") + x.toFixed(0);
   for (const r of R.attrib) {
@@ -227,7 +229,8 @@ function growth(R) {
     const t = tot(r);
     rows.push(
       `| ${r.n} | ${sg((r.wall - one.wall) * 1000)} | ${sg((r.unitMean - one.unitMean) * 1000)} | ` +
-        PARTS.map((p) => sg(t[p] - b[p])).join(" | ") +
+        ["wire", "chip", "adapter", "waiting"].map((p) => sg(t[p] - b[p])).join(" | ") +
+        ` | ${sg(t.toChip - b.toChip)} / ${sg(t.toHost - b.toHost)} | ${sg(t.gaps - b.gaps)}` +
         ` | ${sg(r.attrib.beforeMs - one.attrib.beforeMs)} | ${sg(r.attrib.afterMs - one.attrib.afterMs)} |`,
     );
   }
@@ -338,7 +341,11 @@ function report(o, R, meta) {
   if (R.attrib.length) {
     out.push("## Attribution by rack size");
     out.push("");
-    out.push("Per unit (ms, mean over the rack's units), all stages: where the time goes as the rack grows.");
+    out.push("Per unit (ms, mean over the rack's units), all stages: where the time goes as the rack grows. *waiting* " +
+             "splits into its request leg (from espgang handing a request to the port to the chip having it whole, " +
+             "less its wire time and 0.5 ms of adapter: espgang's writes, the simulator reading the line late, " +
+             "scheduling) and its reply leg (from the chip queueing its reply to espgang having it, less wire and 0.5 ms: " +
+             "the simulator's 1 ms pacing tick and loop, the kernel, espgang's loop).");
     out.push("");
     out.push(attribSummary(R));
     out.push("");

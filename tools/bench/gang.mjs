@@ -8,7 +8,7 @@ import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 
-import { PARTS, STAGES, attribute, parseEventLog, parseTiming } from "./attrib.mjs";
+import { LEGS, PARTS, STAGES, attribute, parseEventLog, parseTiming } from "./attrib.mjs";
 import { HZ, cpuTicks, manifestPorts, runTimed, startRack, writeManifest } from "./rack.mjs";
 
 function sql(db, q) {
@@ -80,8 +80,8 @@ function attributeRun(work, rack, g) {
     before += a.first - g.t0;
     afterLast += g.t1 - a.last;
     for (const [s, v] of Object.entries(a.stages)) {
-      sum[s] ||= Object.fromEntries([...PARTS, "n"].map((p) => [p, 0]));
-      for (const p of [...PARTS, "n"]) sum[s][p] += v[p];
+      sum[s] ||= Object.fromEntries([...PARTS, ...LEGS, "n"].map((p) => [p, 0]));
+      for (const p of [...PARTS, ...LEGS, "n"]) sum[s][p] += v[p];
     }
   }
   const stages = {};
