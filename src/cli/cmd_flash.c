@@ -108,7 +108,12 @@ static void ev_done(void *ctx, size_t slot, const eg_unit_record *u, bool will_r
   snprintf(text, sizeof text, "%s  %s %s: %s%s", u->result == EG_RESULT_ABORTED ? "ABORTED" : "FAIL", mac[0] ? mac : "-",
            eg_stage_name(u->fault.stage), eg_err_name(u->fault.code), will_retry ? "  (retrying)" : "");
   eg_display_result(fc->disp, slot, false, text);
-  if (!fc->json) eg_display_message(fc->disp, "%s: %s", fc->slots[slot].slot, u->fault.msg);
+  /* The reason: above the live rows on a terminal; otherwise one line on
+   * stderr (stdout has the rows and the summary). */
+  if (eg_display_mode_of(fc->disp) == EG_DISPLAY_TTY)
+    eg_display_message(fc->disp, "%s: %s", fc->slots[slot].slot, u->fault.msg);
+  else if (!fc->json)
+    eg_cli_error("%s: %s", fc->slots[slot].slot, u->fault.msg);
 }
 
 static void ev_log(void *ctx, size_t slot, const char *line) {
@@ -176,6 +181,15 @@ int eg_cmd_flash(eg_cli *c) {
 
   if (eg_manifest_load(&m, c->args[0], diag, NULL) != EG_OK) goto out;
   if (eg_manifest_slots(&m, &slots, &nslots, diag, NULL) != EG_OK) goto out;
+  /* What each port can do, before any of them is touched: a rack on ptys
+   * asking for resets is refused once, not unit by unit. */
+  for (size_t i = 0; i < nslots; i++) {
+    char why[512];
+    if (eg_jobs_check_port(slots[i].port, &m.set, why, sizeof why) != EG_OK) {
+      fprintf(stderr, "%s: slot %s: %s\n", m.path, slots[i].slot, why);
+      goto out;
+    }
+  }
 
   if (eg_db_open(&db, m.db_path, &f) != EG_OK) {
     eg_cli_error("%s", f.msg);
