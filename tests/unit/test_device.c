@@ -1,11 +1,12 @@
 /* test_device.c - the per-port state machine against espsim's device model,
- * in process: a pty pair, the simulator's link on the master, espgang's
- * device on the slave path (the termios backend), one libuv loop for both.
+ * in process: espgang's device on an in-memory port (mem://, port_mem.h),
+ * the simulator's link on the other end of it, one libuv loop for both; the
+ * port's DTR/RTS drive the simulated board's reset circuit and its baud
+ * rate is the host's UART rate the simulator compares with its own.
  * The simulator runs --fast (no delays) so these tests check behaviour, not
  * speed; every result is compared with the simulated chip's flash. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
-#include <pty.h>
 #include <sys/socket.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -19,6 +20,7 @@
 #include <cmocka.h>
 
 #include "device.h"
+#include "port_mem.h"
 #include "image.h"
 #include "prep.h"
 #include "simdev.h"
@@ -27,8 +29,10 @@
 
 typedef struct harness {
   uv_loop_t loop;
-  int master, slave;
+  char name[32];   /* mem://NAME */
   char path[128];
+  uint32_t host_baud;
+  bool no_lines;   /* the port has no DTR/RTS (like a pty) */
   esim_dev *sim;
   esim_link *link;
   esim_link *link2; /* a second link (a TCP client), when a test makes one */
@@ -79,22 +83,50 @@ static void make_stub(eg_stub *s, uint32_t text_start, uint32_t entry) {
   s->entry = entry;
 }
 
+/* The peer of the in-memory port: espsim's link on its end, the lines to
+ * the board's reset circuit, the host's rate for the UART model. */
+static uint32_t peer_host_baud(void *ctx) { return ((harness *)ctx)->host_baud; }
+static void peer_link_closed(esim_link *l, void *ctx) {
+  (void)l;
+  (void)ctx;
+}
+static bool peer_attach(void *ctx, int fd) {
+  harness *h = ctx;
+  esim_link_opts lo;
+  esim_link_opts_default(&lo);
+  lo.fast = true;
+  lo.host_baud_cb = peer_host_baud;
+  lo.ctx = h;
+  h->link = esim_link_start(&h->loop, h->sim, fd, &lo);
+  return h->link != NULL;
+}
+static void peer_detach(void *ctx) {
+  harness *h = ctx;
+  if (h->link) esim_link_close(h->link, peer_link_closed);
+  h->link = NULL;
+}
+static void peer_lines(void *ctx, bool dtr, bool rts) {
+  harness *h = ctx;
+  esim_dev_set_lines(h->sim, uv_hrtime() / 1000, dtr, rts);
+}
+static void peer_baud(void *ctx, uint32_t baud) { ((harness *)ctx)->host_baud = baud; }
+static const eg_port_mem_peer peer = {.attach = peer_attach, .detach = peer_detach, .set_lines = peer_lines,
+                                      .set_baud = peer_baud};
+static const eg_port_mem_peer peer_no_lines = {.attach = peer_attach, .detach = peer_detach, .set_baud = peer_baud};
+
 static void h_setup(harness *h, const esim_faults *faults) {
+  static int n;
   memset(h, 0, sizeof *h);
   assert_int_equal(uv_loop_init(&h->loop), 0);
-  assert_int_equal(openpty(&h->master, &h->slave, h->path, NULL, NULL), 0);
+  snprintf(h->name, sizeof h->name, "dev%d", ++n);
+  snprintf(h->path, sizeof h->path, "mem://%s", h->name);
   esim_dev_opts o;
   esim_dev_opts_default(&o);
   esim_timing_fast(&o.timing);
   if (faults) o.faults = *faults;
   o.seed = 42;
   assert_int_equal(esim_dev_new(&h->sim, &o), EG_OK);
-  esim_link_opts lo;
-  esim_link_opts_default(&lo);
-  lo.fast = true;
-  lo.pty_slave_fd = h->slave;
-  h->link = esim_link_start(&h->loop, h->sim, h->master, &lo);
-  assert_non_null(h->link);
+  assert_int_equal(eg_port_mem_register(h->name, &peer, h), EG_OK);
   eg_timeouts_default(&h->cfg.timeouts);
   h->cfg.chip = eg_chip_get(EG_CHIP_ESP32);
   h->cfg.before = EG_BEFORE_NO_RESET;
@@ -160,8 +192,8 @@ static void h_teardown(harness *h) {
   if (h->link2) esim_link_close(h->link2, link_closed);
   uv_run(&h->loop, UV_RUN_DEFAULT);
   assert_int_equal(uv_loop_close(&h->loop), 0);
+  eg_port_mem_unregister(h->name);
   esim_dev_free(h->sim);
-  close(h->slave);
   eg_imageset_free(h->set);
   for (size_t i = 0; i < h->nimg; i++) eg_image_free(&h->img[i]);
   free(h->stub.text);
@@ -361,6 +393,9 @@ static void reset_impossible_on_pty(void **state) {
   (void)state;
   harness h;
   h_setup(&h, NULL);
+  /* A port without DTR/RTS, as a pty. */
+  eg_port_mem_unregister(h.name);
+  assert_int_equal(eg_port_mem_register(h.name, &peer_no_lines, &h), EG_OK);
   h.cfg.before = EG_BEFORE_DEFAULT_RESET;
   assert_int_equal(h_run(&h, NULL, 0), EG_RESET_UNSUPPORTED);
   assert_int_equal(h.dev.rec.fault.stage, EG_STAGE_RESET);
