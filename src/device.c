@@ -139,6 +139,7 @@ void eg__dev_fail(eg_dev *d, eg_err code, int opcode, const char *fmt, ...) {
   va_start(ap, fmt);
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
+  if (eg__dev_adapt(d, code, NULL, msg) || eg__dev_adapt_failed(d, code, msg)) return;
   eg_fault_set(&d->rec.fault, code, d->stage, opcode, "%s", msg);
   eg__dev_finish(d, code);
 }
@@ -146,6 +147,9 @@ void eg__dev_fail(eg_dev *d, eg_err code, int opcode, const char *fmt, ...) {
 void eg__dev_fail_status(eg_dev *d, const eg_resp *r, const char *what) {
   char desc[128];
   eg_resp_describe(r, d->stub_running, desc, sizeof desc);
+  char why[256];
+  snprintf(why, sizeof why, "%s: %s %s", what, eg_op_name(r->op), desc);
+  if (eg__dev_adapt(d, EG_DEVICE_STATUS, r, why) || eg__dev_adapt_failed(d, EG_DEVICE_STATUS, why)) return;
   eg_fault_set(&d->rec.fault, EG_DEVICE_STATUS, d->stage, r->op, "%s: %s %s", what, eg_op_name(r->op), desc);
   eg_fault_status(&d->rec.fault, r->status, r->nstatus);
   eg__dev_finish(d, EG_DEVICE_STATUS);
@@ -214,6 +218,7 @@ void eg__dev_request(eg_dev *d, eg_dev_state s, size_t len, size_t expect_data, 
   d->pkt_len = len;
   d->cmd_tries = 0;
   d->have_refusal = false;
+  d->req_timeout_ms = timeout_ms;
   /* The reply can only start once the request is on the wire. */
   d->reply_timeout_ms = timeout_ms + eg__dev_wire_ms(d, eg_slip_max_encoded(len) / 2 + len / 2) + 20;
   eg__dev_log(d, "TX %s (%zu bytes at %u baud)", eg_op_name(d->pkt[1]), len, d->cur_baud);
@@ -305,6 +310,8 @@ static void script_done(eg_dev *d) {
   case EG_DS_STUB_OHAI:
   case EG_DS_STUB_BAUD:
   case EG_DS_STUB_BAUD_SETTLE:
+  case EG_DS_BAUD_DOWN:
+  case EG_DS_BAUD_DOWN_SETTLE:
   case EG_DS_ATTACH:
   case EG_DS_SET_PARAMS:
   case EG_DS_GATE:
@@ -522,6 +529,9 @@ static void dispatch_reply(eg_dev *d, const eg_resp *r, const uint8_t *frame, si
   case EG_DS_STUB_BAUD:
     eg__dev_baud_reply(d, r);
     return;
+  case EG_DS_BAUD_DOWN:
+    eg__dev_baud_down_reply(d, r);
+    return;
   case EG_DS_STUB_MEM:
     eg__dev_mem_reply(d, r);
     return;
@@ -575,6 +585,7 @@ static void dispatch_reply(eg_dev *d, const eg_resp *r, const uint8_t *frame, si
   case EG_DS_READ_DATA:
   case EG_DS_AFTER_RESET:
   case EG_DS_AFTER_WAIT:
+  case EG_DS_BAUD_DOWN_SETTLE:
   case EG_DS_GATE:
   case EG_DS_DONE:
   case EG_DS__COUNT:
@@ -797,6 +808,12 @@ static void on_timer(uv_timer_t *t) {
   case EG_DS_STUB_BAUD_SETTLE:
     eg__dev_baud_settled(d);
     return;
+  case EG_DS_BAUD_DOWN:
+    eg__dev_baud_down_reply(d, NULL); /* it may have switched all the same */
+    return;
+  case EG_DS_BAUD_DOWN_SETTLE:
+    eg__dev_baud_down_settled(d);
+    return;
   case EG_DS_STUB_MEM_END:
     eg__dev_mem_end_reply(d); /* the ROM's reply may never come; the greeting decides */
     return;
@@ -880,6 +897,8 @@ void eg_dev_start(eg_dev *d) {
   const uint32_t open_baud = c->before == EG_BEFORE_NO_RESET_NO_SYNC ? c->baud : c->connect_baud;
   d->cur_baud = open_baud;
   d->rec.baud = open_baud;
+  d->link_baud = c->baud;
+  d->rec.baud_requested = c->baud;
   eg_fault f;
   eg_fault_clear(&f);
   const eg_err e = eg_link_open(&d->link, d->port_name, open_baud, c->timeouts.command_ms, &f);
@@ -929,6 +948,7 @@ void eg_dev_close(eg_dev *d, void (*close_cb)(eg_dev *d)) {
   d->finished = true; /* silent teardown when it never finished: no on_done */
   free(d->tm);
   d->tm = NULL;
+  eg__dev_adapt_free(d);
   if (d->md5ctx) {
     EVP_MD_CTX_free(d->md5ctx);
     d->md5ctx = NULL;

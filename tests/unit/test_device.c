@@ -591,6 +591,12 @@ static void fault_slow_erase_rom(void **state) {
 /* A board whose UART garbles above 460800: the baud change succeeds (the
  * reply comes at the old rate), then nothing is understood. The unit must
  * fail with a timeout in the stub stage, not hang. */
+/* The adaptive link (issue 9.3), 1: a line that garbles every byte above
+ * 460800. The ROM's rate change to 921600 works, the stub upload at that
+ * rate does not: the unit resets the chip, uploads the stub at the connect
+ * rate, lets the stub set 921600, finds that garbles too, asks the stub for
+ * 460800 - which it cannot hear at 921600 - so resets again and has the
+ * stub set 460800, where it writes. Every fallback is in the record. */
 static void fault_baud_ceiling(void **state) {
   (void)state;
   esim_faults f;
@@ -599,12 +605,87 @@ static void fault_baud_ceiling(void **state) {
   harness h;
   h_setup(&h, &f);
   use_stub(&h, true);
+  h.cfg.before = EG_BEFORE_DEFAULT_RESET; /* the ROM keeps a rate until it is reset */
   h.cfg.baud = 921600;
   h.cfg.timeouts.command_ms = 300;
-  const eg_err e = h_run(&h, NULL, 0);
-  if (e != EG_TIMEOUT && e != EG_STUB_NO_OHAI && e != EG_DEVICE_STATUS)
-    fail_msg("baud ceiling ended in %s: %s", eg_err_name(e), h.dev.rec.fault.msg);
-  assert_int_equal(h.dev.rec.fault.stage, EG_STAGE_STUB);
+  add_image(&h, 0x10000, 40000, 22);
+  make_set(&h, true);
+  const eg_dev_op ops[] = {{.kind = EG_OPK_WRITE, .index = 0}};
+  const eg_err e = h_run(&h, ops, 1);
+  if (e != EG_OK) fail_msg("%s: %s", eg_err_name(e), h.dev.rec.fault.msg);
+  assert_flash_holds(&h, &h.img[0]);
+  assert_true(h.dev.rec.stub);
+  assert_int_equal(h.dev.rec.baud_requested, 921600);
+  assert_int_equal(h.dev.rec.baud, 460800);
+  assert_int_equal(h.dev.rec.fallbacks, 3);
+  if (!strstr(h.dev.rec.fallback_log, "ROM CHANGE_BAUDRATE to 921600 failed") ||
+      !strstr(h.dev.rec.fallback_log, "921600 -> 460800 at ") ||
+      !strstr(h.dev.rec.fallback_log, "no answer at 921600: reset and reconnected at 115200 to reach 460800"))
+    fail_msg("fallback log: %s", h.dev.rec.fallback_log);
+  h_teardown(&h);
+}
+
+/* The adaptive link, 3: a marginal line (a bit flipped in one byte of 500
+ * above 460800): short commands pass at 921600, 16 KiB blocks do not. The
+ * stub hears the lower rate, and the write goes on from the block that
+ * failed - without a reset (none is possible here). */
+static void fault_noise_steps_down(void **state) {
+  (void)state;
+  esim_faults f;
+  esim_faults_clear(&f);
+  char err[128];
+  assert_int_equal(esim_fault_apply(&f, "noise_above=460800:0.002", err, sizeof err), EG_OK);
+  harness h;
+  h_setup(&h, &f);
+  use_stub(&h, true);
+  h.cfg.baud = 921600;
+  h.cfg.timeouts.command_ms = 300;
+  add_image(&h, 0x10000, 150000, 24);
+  make_set(&h, true);
+  const eg_dev_op ops[] = {{.kind = EG_OPK_WRITE, .index = 0}};
+  const eg_err e = h_run(&h, ops, 1);
+  if (e != EG_OK) fail_msg("%s: %s (fallbacks: %s)", eg_err_name(e), h.dev.rec.fault.msg, h.dev.rec.fallback_log);
+  assert_flash_holds(&h, &h.img[0]);
+  assert_int_equal(h.dev.rec.baud, 460800);
+  if (!strstr(h.dev.rec.fallback_log, "921600 -> 460800 at ") || strstr(h.dev.rec.fallback_log, "reconnected"))
+    fail_msg("fallback log: %s", h.dev.rec.fallback_log);
+  h_teardown(&h);
+}
+
+/* The adaptive link, 2: a ROM that answers CHANGE_BAUDRATE and then runs
+ * 10 % off (a mis-set divider): back to the connect rate, the stub sets the
+ * rate, the unit finishes at the rate asked for. Without a reset the ROM
+ * keeps its wrong rate: the unit then fails, saying so. */
+static void fault_rom_baud_error(void **state) {
+  (void)state;
+  esim_faults f;
+  esim_faults_clear(&f);
+  char err[128];
+  assert_int_equal(esim_fault_apply(&f, "rom_baud_error=10", err, sizeof err), EG_OK);
+  harness h;
+  h_setup(&h, &f);
+  use_stub(&h, false);
+  h.cfg.before = EG_BEFORE_DEFAULT_RESET;
+  h.cfg.baud = 921600;
+  h.cfg.timeouts.command_ms = 300;
+  add_image(&h, 0x10000, 30000, 23);
+  make_set(&h, true);
+  const eg_dev_op ops[] = {{.kind = EG_OPK_WRITE, .index = 0}};
+  eg_err e = h_run(&h, ops, 1);
+  if (e != EG_OK) fail_msg("%s: %s", eg_err_name(e), h.dev.rec.fault.msg);
+  assert_flash_holds(&h, &h.img[0]);
+  assert_int_equal(h.dev.rec.baud, 921600);
+  assert_int_equal(h.dev.rec.fallbacks, 1);
+  assert_non_null(strstr(h.dev.rec.fallback_log, "ROM CHANGE_BAUDRATE to 921600 failed"));
+  h_teardown(&h);
+
+  h_setup(&h, &f);
+  use_stub(&h, false);
+  h.cfg.baud = 921600; /* no reset: before no-reset */
+  h.cfg.timeouts.command_ms = 300;
+  e = h_run(&h, NULL, 0);
+  assert_int_not_equal(e, EG_OK);
+  assert_int_equal(h.dev.rec.fallbacks, 1);
   h_teardown(&h);
 }
 
@@ -852,6 +933,8 @@ int main(void) {
     cmocka_unit_test(fault_first_sync_ignored),
     cmocka_unit_test(fault_slow_erase_rom),
     cmocka_unit_test(fault_baud_ceiling),
+    cmocka_unit_test(fault_rom_baud_error),
+    cmocka_unit_test(fault_noise_steps_down),
     cmocka_unit_test(fault_corruption_recovered),
     cmocka_unit_test(reopen_after_dropped_connection),
     cmocka_unit_test(no_sync_finds_rom_or_stub),
