@@ -439,6 +439,7 @@ void eg_db_close(eg_db *db) {
 }
 
 int eg_db_schema_version(eg_db *db) { return db ? db->version : 0; }
+sqlite3 *eg_db_sqlite(eg_db *db) { return db->db; }
 
 /* ---------------------------------------------------------------- runs */
 

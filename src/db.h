@@ -76,4 +76,9 @@ eg_err eg_db_report_run(eg_db *db, int64_t run_id, bool json, FILE *out, eg_faul
 eg_err eg_db_report_unit(eg_db *db, const char *mac_or_slot, bool json, FILE *out, eg_fault *f);
 eg_err eg_db_list_runs(eg_db *db, int limit, bool json, FILE *out, eg_fault *f);
 
+/* The SQLite handle, for queries kept in other files (db_rerun.c); the same
+ * threading rule applies. */
+struct sqlite3;
+struct sqlite3 *eg_db_sqlite(eg_db *db);
+
 #endif

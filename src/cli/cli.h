@@ -40,9 +40,17 @@ typedef struct eg_cli {
   const char *flash_mode, *flash_freq, *flash_size;
   bool erase_all;
   bool no_verify;
-  /* flash / report */
+  /* flash / station / report */
   const char *operator_name;
   bool retry_failed;
+  bool by_mac;               /* --retry-failed --by-mac */
+  bool allow_changed_images; /* --retry-failed with images that changed */
+  /* station */
+  bool reflash;              /* flash units that already passed */
+  const char *http;          /* --http [ADDR:]PORT: the dashboard */
+  const char *token;         /* --token: required beyond localhost */
+  uint32_t probe_ms;         /* 0: the default period */
+  uint32_t max_probes;       /* 0: the default */
   long long run_id;
   int limit;
   char *command_line;      /* the whole argv, for the log */
@@ -64,6 +72,7 @@ bool eg_cli_parse_u32(const char *s, uint32_t *out);
 /* Commands. Each returns an exit code. */
 int eg_cmd_esptool(eg_cli *c);  /* flash-id ... erase-region */
 int eg_cmd_flash(eg_cli *c);    /* the gang run from a manifest */
+int eg_cmd_station(eg_cli *c);  /* the station: flash each board as it is seated */
 int eg_cmd_report(eg_cli *c);   /* report / runs / history */
 int eg_cmd_ports(eg_cli *c);
 

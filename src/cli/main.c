@@ -26,6 +26,18 @@ static const char usage[] =
   "      --retry-failed             flash only the slots whose latest attempt in the latest\n"
   "                                 run did not pass\n"
   "      --json                     one JSON event per line instead of the live display\n"
+  "      --by-mac                   with --retry-failed: flash a unit only if its MAC failed\n"
+  "                                 (and has not passed since); the others are recorded skipped\n"
+  "      --allow-changed-images     with --retry-failed: the images may differ from the run's\n"
+  "  station MANIFEST.yaml          run until stopped, flashing each board the moment it is\n"
+  "                                 seated; one row per unit, one session run in the log\n"
+  "      --reflash                  flash boards that already passed with these images\n"
+  "      --retry-failed --by-mac    flash only boards whose MAC failed at this station\n"
+  "      --http [ADDR:]PORT         live dashboard (localhost unless ADDR; then --token)\n"
+  "      --token TOKEN              access token for the dashboard\n"
+  "      --probe-ms N               how often an empty or finished slot is probed (1000)\n"
+  "      --max-probes N             probes at once (16)\n"
+  "      --operator NAME, --json\n"
   "  report DB|MANIFEST [--run N]   the units of a run (default: the latest), text or --json\n"
   "  runs DB|MANIFEST [--limit N]   the latest runs\n"
   "  history DB|MANIFEST MAC|SLOT   every attempt on one unit, newest first\n"
@@ -108,7 +120,8 @@ static void dashify(char *s) {
 
 typedef enum { O_PORT, O_BAUD, O_CHIP, O_BEFORE, O_AFTER, O_NO_STUB, O_STUB, O_ATTEMPTS, O_TRACE, O_JSON, O_COMPRESS,
                O_NO_COMPRESS, O_MODE, O_FREQ, O_SIZE, O_ERASE_ALL, O_NO_VERIFY, O_OPERATOR, O_RETRY_FAILED, O_RUN,
-               O_LIMIT, O_HELP, O_VERSION } opt_id;
+               O_LIMIT, O_HELP, O_VERSION, O_BY_MAC, O_ALLOW_CHANGED, O_REFLASH, O_HTTP, O_TOKEN, O_PROBE_MS,
+               O_MAX_PROBES } opt_id;
 
 typedef struct opt {
   const char *long_name;
@@ -130,10 +143,14 @@ static const opt opts[] = {
   {"--retry-failed", NULL, O_RETRY_FAILED, false}, {"--run", NULL, O_RUN, true},
   {"--limit", NULL, O_LIMIT, true},     {"--help", "-h", O_HELP, false},
   {"--version", NULL, O_VERSION, false},
+  {"--by-mac", NULL, O_BY_MAC, false},  {"--allow-changed-images", NULL, O_ALLOW_CHANGED, false},
+  {"--reflash", NULL, O_REFLASH, false}, {"--http", NULL, O_HTTP, true},
+  {"--token", NULL, O_TOKEN, true},     {"--probe-ms", NULL, O_PROBE_MS, true},
+  {"--max-probes", NULL, O_MAX_PROBES, true},
 };
 
 static const char *const commands[] = {"flash-id", "chip-id", "read-mac", "read-flash", "write-flash", "verify-flash",
-                                       "erase-flash", "erase-region", "flash", "report", "runs", "history", "ports",
+                                       "erase-flash", "erase-region", "flash", "station", "report", "runs", "history", "ports",
                                        "version", "help"};
 
 static int parse(int argc, char **argv, eg_cli *c) {
@@ -255,6 +272,25 @@ static int parse(int argc, char **argv, eg_cli *c) {
         }
         c->limit = (int)u;
         break;
+      case O_BY_MAC: c->by_mac = true; break;
+      case O_ALLOW_CHANGED: c->allow_changed_images = true; break;
+      case O_REFLASH: c->reflash = true; break;
+      case O_HTTP: c->http = val; break;
+      case O_TOKEN: c->token = val; break;
+      case O_PROBE_MS:
+        if (!eg_cli_parse_u32(val, &u) || u < 10 || u > 3600000) {
+          eg_cli_error("invalid --probe-ms '%s' (10..3600000)", val);
+          return EG_EXIT_USAGE;
+        }
+        c->probe_ms = u;
+        break;
+      case O_MAX_PROBES:
+        if (!eg_cli_parse_u32(val, &u) || u < 1 || u > 1000) {
+          eg_cli_error("invalid --max-probes '%s' (1..1000)", val);
+          return EG_EXIT_USAGE;
+        }
+        c->max_probes = u;
+        break;
       case O_HELP: c->command = "help"; break;
       case O_VERSION: c->command = "version"; break;
       }
@@ -288,6 +324,8 @@ int main(int argc, char **argv) {
       printf("espgang %s\n", EG_VERSION);
     } else if (strcmp(c.command, "flash") == 0) {
       rc = eg_cmd_flash(&c);
+    } else if (strcmp(c.command, "station") == 0) {
+      rc = eg_cmd_station(&c);
     } else if (strcmp(c.command, "report") == 0 || strcmp(c.command, "runs") == 0 || strcmp(c.command, "history") == 0) {
       rc = eg_cmd_report(&c);
     } else if (strcmp(c.command, "ports") == 0) {
