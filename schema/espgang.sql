@@ -4,7 +4,7 @@
 -- Not executed by espgang: src/db.c applies schema/migrations/NNNN_*.sql in
 -- order (embedded at build time) and records each in schema_version.
 -- tests/unit/test_db.c checks that this file and the migrations produce the
--- same tables, columns, indexes and views. Schema version: 1.
+-- same tables, columns, indexes and views. Schema version: 2.
 --
 -- Conventions: times are ISO-8601 UTC with milliseconds
 -- ("2024-05-01T12:34:56.789Z"), so text order is time order; hashes are
@@ -41,8 +41,17 @@ CREATE TABLE runs (
   passed          INTEGER NOT NULL DEFAULT 0,
   failed          INTEGER NOT NULL DEFAULT 0,
   aborted         INTEGER NOT NULL DEFAULT 0,
-  attempts        INTEGER NOT NULL DEFAULT 0
+  attempts        INTEGER NOT NULL DEFAULT 0,
+  -- A --retry-failed run names the run it retries (reports show the chain)
+  -- and how it chose its units: by slot or by MAC.
+  parent_run_id   INTEGER REFERENCES runs(id),
+  retry_mode      TEXT CHECK (retry_mode IN ('slot', 'mac')),
+  -- 'station': a station session, one long run of units as they are seated.
+  kind            TEXT NOT NULL DEFAULT 'flash' CHECK (kind IN ('flash', 'station')),
+  skipped         INTEGER NOT NULL DEFAULT 0   -- slots whose latest attempt was skipped
 );
+
+CREATE INDEX runs_station_manifest ON runs (station, manifest_sha256);
 
 -- The images a run flashed.
 CREATE TABLE run_images (
@@ -54,56 +63,71 @@ CREATE TABLE run_images (
   file      TEXT,
   sha256    TEXT NOT NULL,             -- of the file as read
   md5       TEXT NOT NULL,             -- of the bytes as flashed
+  chip      TEXT,                      -- "ESP32-C3": only for that chip; NULL: every chip
   PRIMARY KEY (run_id, idx)
 );
 
 -- One attempt on one port. Written when the attempt starts (in_progress) so a
 -- crash leaves evidence, updated as the unit is learned, finished durably.
 CREATE TABLE units (
-  id            INTEGER PRIMARY KEY,
-  run_id        INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
-  slot          TEXT NOT NULL,
-  port          TEXT NOT NULL,
-  usb_location  TEXT,
-  attempt       INTEGER NOT NULL,
-  chip          TEXT,
-  chip_desc     TEXT,
-  rev_major     INTEGER,
-  rev_minor     INTEGER,
-  mac           TEXT,                  -- "24:0a:c4:00:00:01"
-  flash_id      INTEGER,               -- JEDEC RDID: mfr | type << 8 | capacity << 16
-  flash_mfr     TEXT,                  -- as esptool prints it: "c8"
-  flash_device  TEXT,                  -- "4016"
-  flash_size    INTEGER,               -- bytes
-  crystal_mhz   INTEGER,
-  baud          INTEGER,
-  stub          INTEGER CHECK (stub IN (0, 1)),
-  bytes_tx      INTEGER NOT NULL DEFAULT 0,
-  bytes_rx      INTEGER NOT NULL DEFAULT 0,
+  id               INTEGER PRIMARY KEY,
+  run_id           INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+  slot             TEXT NOT NULL,
+  port             TEXT NOT NULL,
+  usb_location     TEXT,
+  attempt          INTEGER NOT NULL,
+  transport        TEXT CHECK (transport IN ('uart', 'usb-serial-jtag', 'usb-otg')),
+  chip             TEXT,
+  chip_desc        TEXT,
+  rev_major        INTEGER,
+  rev_minor        INTEGER,
+  mac              TEXT,                  -- "24:0a:c4:00:00:01"
+  flash_id         INTEGER,               -- JEDEC RDID: mfr | type << 8 | capacity << 16
+  flash_mfr        TEXT,                  -- as esptool prints it: "c8"
+  flash_device     TEXT,                  -- "4016"
+  flash_size       INTEGER,               -- bytes
+  crystal_mhz      INTEGER,
+  -- Security: GET_SECURITY_INFO as received (flags word, FLASH_CRYPT_CNT,
+  -- key purposes as hex bytes "0c0d000000000000"), and the three states 0/1.
+  sec_flags        INTEGER,
+  flash_crypt_cnt  INTEGER,
+  key_purposes     TEXT,
+  secure_boot      INTEGER CHECK (secure_boot IN (0, 1)),
+  flash_encryption INTEGER CHECK (flash_encryption IN (0, 1)),
+  secure_download  INTEGER CHECK (secure_download IN (0, 1)),
+  baud_requested   INTEGER,               -- the configured transfer rate
+  baud             INTEGER,               -- the rate actually used
+  fallbacks        INTEGER,               -- link fallbacks taken (count)
+  fallback_log     TEXT,                  -- one line per fallback
+  port_wait_ms     INTEGER,               -- waited for a vanished port before this attempt
+  stub             INTEGER CHECK (stub IN (0, 1)),
+  bytes_tx         INTEGER NOT NULL DEFAULT 0,
+  bytes_rx         INTEGER NOT NULL DEFAULT 0,
   -- Wall time per stage (src/errors.h EG_STAGE_MAP, one column each).
-  none_ms       INTEGER NOT NULL DEFAULT 0,
-  open_ms       INTEGER NOT NULL DEFAULT 0,
-  reset_ms      INTEGER NOT NULL DEFAULT 0,
-  sync_ms       INTEGER NOT NULL DEFAULT 0,
-  detect_ms     INTEGER NOT NULL DEFAULT 0,
-  stub_ms       INTEGER NOT NULL DEFAULT 0,
-  baud_ms       INTEGER NOT NULL DEFAULT 0,
-  attach_ms     INTEGER NOT NULL DEFAULT 0,
-  erase_ms      INTEGER NOT NULL DEFAULT 0,
-  write_ms      INTEGER NOT NULL DEFAULT 0,
-  verify_ms     INTEGER NOT NULL DEFAULT 0,
-  read_ms       INTEGER NOT NULL DEFAULT 0,
-  after_ms      INTEGER NOT NULL DEFAULT 0,
-  started_at    TEXT NOT NULL,
-  finished_at   TEXT,
-  duration_ms   INTEGER,
-  result        TEXT NOT NULL DEFAULT 'in_progress'
-                CHECK (result IN ('in_progress', 'pass', 'fail', 'aborted')),
-  fail_stage    TEXT,                  -- eg_stage_name
-  error_code    TEXT,                  -- eg_err_name
-  opcode        INTEGER,               -- command in flight
-  status_bytes  TEXT,                  -- the chip's status bytes: "01 05"
-  message       TEXT
+  none_ms          INTEGER NOT NULL DEFAULT 0,
+  open_ms          INTEGER NOT NULL DEFAULT 0,
+  reset_ms         INTEGER NOT NULL DEFAULT 0,
+  sync_ms          INTEGER NOT NULL DEFAULT 0,
+  detect_ms        INTEGER NOT NULL DEFAULT 0,
+  stub_ms          INTEGER NOT NULL DEFAULT 0,
+  baud_ms          INTEGER NOT NULL DEFAULT 0,
+  attach_ms        INTEGER NOT NULL DEFAULT 0,
+  erase_ms         INTEGER NOT NULL DEFAULT 0,
+  write_ms         INTEGER NOT NULL DEFAULT 0,
+  verify_ms        INTEGER NOT NULL DEFAULT 0,
+  read_ms          INTEGER NOT NULL DEFAULT 0,
+  after_ms         INTEGER NOT NULL DEFAULT 0,
+  started_at       TEXT NOT NULL,
+  finished_at      TEXT,
+  duration_ms      INTEGER,
+  -- skipped: deliberately not flashed (a retry by MAC found it had passed).
+  result           TEXT NOT NULL DEFAULT 'in_progress'
+                   CHECK (result IN ('in_progress', 'pass', 'fail', 'aborted', 'skipped')),
+  fail_stage       TEXT,                  -- eg_stage_name
+  error_code       TEXT,                  -- eg_err_name
+  opcode           INTEGER,               -- command in flight
+  status_bytes     TEXT,                  -- the chip's status bytes: "01 05"
+  message          TEXT
 );
 
 CREATE INDEX units_mac ON units (mac);
@@ -115,3 +139,15 @@ CREATE VIEW latest_units AS
   WHERE u.id = (SELECT v.id FROM units AS v
                 WHERE v.run_id = u.run_id AND v.slot = u.slot
                 ORDER BY v.attempt DESC, v.id DESC LIMIT 1);
+
+-- What happened to each image (idx = run_images.idx) in one attempt:
+-- written (not checked), verified (written, MD5 matched), skipped (flash MD5
+-- already matched: fast reflash), failed (writing or verifying it failed).
+CREATE TABLE unit_images (
+  unit_id     INTEGER NOT NULL REFERENCES units(id) ON DELETE CASCADE,
+  idx         INTEGER NOT NULL,
+  offset      INTEGER NOT NULL,
+  action      TEXT NOT NULL CHECK (action IN ('written', 'skipped', 'verified', 'failed')),
+  duration_ms INTEGER,
+  PRIMARY KEY (unit_id, idx)
+);

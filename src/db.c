@@ -42,8 +42,10 @@ static const eg_migration *const eg_migrations = NULL;
  * *_ms column per stage, generated from EG_STAGE_MAP so they cannot drift
  * apart (a stage without its column fails at prepare time, in the tests). */
 static const char *const unit_cols[] = {
-  "slot", "port", "usb_location", "attempt", "chip", "chip_desc", "rev_major", "rev_minor", "mac",
-  "flash_id", "flash_mfr", "flash_device", "flash_size", "crystal_mhz", "baud", "stub", "bytes_tx", "bytes_rx",
+  "slot", "port", "usb_location", "attempt", "transport", "chip", "chip_desc", "rev_major", "rev_minor", "mac",
+  "flash_id", "flash_mfr", "flash_device", "flash_size", "crystal_mhz", "sec_flags", "flash_crypt_cnt",
+  "key_purposes", "secure_boot", "flash_encryption", "secure_download", "baud_requested", "baud", "fallbacks",
+  "fallback_log", "port_wait_ms", "stub", "bytes_tx", "bytes_rx",
 #define EG_DB_STAGE_COL(name, str, label) str "_ms",
   EG_STAGE_MAP(EG_DB_STAGE_COL)
 #undef EG_DB_STAGE_COL
@@ -66,6 +68,7 @@ typedef enum stmt_id {
   S_UNIT_INSERT,
   S_UNIT_UPDATE,
   S_UNIT_RESULT,
+  S_UNIT_IMAGE,
   S_FAILED_SLOTS,
   S_RECOVER_RUNS,
   S_RECOVER_UNITS,
@@ -85,11 +88,12 @@ typedef enum stmt_id {
 } stmt_id;
 
 /* Each slot's latest attempt decides; a slot still in progress counts in
- * `units` but in none of passed/failed/aborted. */
+ * `units` but in none of passed/failed/aborted/skipped. */
 #define COUNTS_SQL                                                                              \
-  "UPDATE runs SET (units, passed, failed, aborted, attempts) = ("                              \
+  "UPDATE runs SET (units, passed, failed, aborted, skipped, attempts) = ("                     \
   "SELECT COUNT(*), COALESCE(SUM(result = 'pass'), 0), COALESCE(SUM(result = 'fail'), 0), "     \
-  "COALESCE(SUM(result = 'aborted'), 0), (SELECT COUNT(*) FROM units WHERE run_id = ?1) "       \
+  "COALESCE(SUM(result = 'aborted'), 0), COALESCE(SUM(result = 'skipped'), 0), "                \
+  "(SELECT COUNT(*) FROM units WHERE run_id = ?1) "                                             \
   "FROM latest_units WHERE run_id = ?1) WHERE id = ?1"
 
 #define UNIT_TEXT_COLS                                                                          \
@@ -104,15 +108,17 @@ static const char *const fixed_sql[S__COUNT] = {
   [S_COMMIT] = "COMMIT",
   [S_ROLLBACK] = "ROLLBACK",
   [S_RUN_INSERT] = "INSERT INTO runs (started_at, station, operator, host, pid, pid_host, tool_version, "
-                   "command_line, manifest_path, manifest_sha256, manifest_text, status) "
-                   "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'running')",
-  [S_RUN_IMAGE] = "INSERT INTO run_images (run_id, idx, offset, size, file_size, file, sha256, md5) "
-                  "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                   "command_line, manifest_path, manifest_sha256, manifest_text, status, kind, parent_run_id, "
+                   "retry_mode) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'running', ?, ?, ?)",
+  [S_RUN_IMAGE] = "INSERT INTO run_images (run_id, idx, offset, size, file_size, file, sha256, md5, chip) "
+                  "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
   [S_RUN_END] = "UPDATE runs SET ended_at = ?2, status = ?3 WHERE id = ?1",
   [S_RUN_COUNTS] = COUNTS_SQL,
   [S_RUN_EXISTS] = "SELECT id FROM runs WHERE id = ?",
   [S_RUN_LATEST] = "SELECT MAX(id) FROM runs",
   [S_UNIT_RESULT] = "SELECT run_id, result FROM units WHERE id = ?",
+  [S_UNIT_IMAGE] = "INSERT INTO unit_images (unit_id, idx, offset, action, duration_ms) VALUES (?1, ?2, ?3, ?4, ?5) "
+                   "ON CONFLICT (unit_id, idx) DO UPDATE SET offset = ?3, action = ?4, duration_ms = ?5",
   [S_FAILED_SLOTS] = "SELECT slot FROM latest_units AS l WHERE run_id = ?1 AND result <> 'pass' "
                      "ORDER BY (SELECT MIN(id) FROM units AS x WHERE x.run_id = l.run_id AND x.slot = l.slot)",
   [S_RECOVER_RUNS] = "SELECT id, pid_host, pid FROM runs WHERE status = 'running' "
@@ -219,6 +225,15 @@ static int bind_text_or_null(sqlite3_stmt *s, int i, const char *v) {
   return v && *v ? sqlite3_bind_text(s, i, v, -1, SQLITE_TRANSIENT) : sqlite3_bind_null(s, i);
 }
 
+static int bind_tri(sqlite3_stmt *s, int i, eg_tri v) {
+  switch (v) {
+  case EG_TRI_UNKNOWN: return sqlite3_bind_null(s, i);
+  case EG_TRI_NO: return sqlite3_bind_int(s, i, 0);
+  case EG_TRI_YES: return sqlite3_bind_int(s, i, 1);
+  }
+  return sqlite3_bind_null(s, i);
+}
+
 static char *build_unit_sql(bool insert) {
   size_t cap = 64;
   for (size_t i = 0; i < NUNIT_COLS; i++) cap += strlen(unit_cols[i]) + 8;
@@ -249,6 +264,7 @@ static bool bind_unit(sqlite3_stmt *s, int first, const eg_unit_record *u) {
   B(sqlite3_bind_text(s, i, u->port, -1, SQLITE_TRANSIENT));
   B(bind_text_or_null(s, i, u->usb_location));
   B(sqlite3_bind_int(s, i, u->attempt));
+  B(bind_text_or_null(s, i, eg_transport_name(u->transport)));
   B(bind_text_or_null(s, i, u->chip));
   B(bind_text_or_null(s, i, u->chip_desc));
   B(u->chip[0] ? sqlite3_bind_int(s, i, u->rev_major) : sqlite3_bind_null(s, i));
@@ -261,7 +277,19 @@ static bool bind_unit(sqlite3_stmt *s, int first, const eg_unit_record *u) {
   B(u->has_flash_id ? sqlite3_bind_text(s, i, buf, -1, SQLITE_TRANSIENT) : sqlite3_bind_null(s, i));
   B(u->flash_size ? sqlite3_bind_int64(s, i, u->flash_size) : sqlite3_bind_null(s, i));
   B(u->crystal_mhz ? sqlite3_bind_int(s, i, u->crystal_mhz) : sqlite3_bind_null(s, i));
+  B(u->has_sec_info ? sqlite3_bind_int64(s, i, u->sec_flags) : sqlite3_bind_null(s, i));
+  B(u->has_sec_info ? sqlite3_bind_int(s, i, u->flash_crypt_cnt) : sqlite3_bind_null(s, i));
+  const size_t nkp = u->nkey_purposes < EG_KEY_PURPOSES_MAX ? u->nkey_purposes : EG_KEY_PURPOSES_MAX;
+  B(u->has_sec_info && nkp ? sqlite3_bind_text(s, i, eg_hex(buf, u->key_purposes, nkp), -1, SQLITE_TRANSIENT)
+                           : sqlite3_bind_null(s, i));
+  B(bind_tri(s, i, u->secure_boot));
+  B(bind_tri(s, i, u->flash_encryption));
+  B(bind_tri(s, i, u->secure_download));
+  B(u->baud_requested ? sqlite3_bind_int64(s, i, u->baud_requested) : sqlite3_bind_null(s, i));
   B(u->baud ? sqlite3_bind_int64(s, i, u->baud) : sqlite3_bind_null(s, i));
+  B(sqlite3_bind_int64(s, i, u->fallbacks));
+  B(bind_text_or_null(s, i, u->fallback_log));
+  B(sqlite3_bind_int64(s, i, u->port_wait_ms));
   B(sqlite3_bind_int(s, i, u->stub ? 1 : 0));
   B(sqlite3_bind_int64(s, i, (sqlite3_int64)u->bytes_tx));
   B(sqlite3_bind_int64(s, i, (sqlite3_int64)u->bytes_rx));
@@ -443,6 +471,24 @@ sqlite3 *eg_db_sqlite(eg_db *db) { return db->db; }
 
 /* ---------------------------------------------------------------- runs */
 
+const char *eg_run_kind_name(eg_run_kind k) {
+  static const char *const names[] = {
+#define EG_RUN_KIND_STR(name, str) str,
+    EG_RUN_KIND_MAP(EG_RUN_KIND_STR)
+#undef EG_RUN_KIND_STR
+  };
+  return (unsigned)k < EG_RUN_KIND__COUNT ? names[k] : NULL;
+}
+
+const char *eg_retry_mode_name(eg_retry_mode m) {
+  static const char *const names[] = {
+#define EG_RETRY_MODE_STR(name, str) str,
+    EG_RETRY_MODE_MAP(EG_RETRY_MODE_STR)
+#undef EG_RETRY_MODE_STR
+  };
+  return (unsigned)m < EG_RETRY_MODE__COUNT ? names[m] : NULL;
+}
+
 static bool is_live(const eg_db *db, int64_t run_id) {
   for (size_t i = 0; i < db->nlive; i++)
     if (db->live[i] == run_id) return true;
@@ -452,6 +498,8 @@ static bool is_live(const eg_db *db, int64_t run_id) {
 eg_err eg_db_run_begin(eg_db *db, const eg_run_info *info, int64_t *run_id, eg_fault *f) {
   if (!info || !info->station || !*info->station)
     return eg_fault_set(f, EG_INVAL, EG_STAGE_NONE, -1, "a run needs a station name");
+  if (!eg_run_kind_name(info->kind) || (unsigned)info->retry_mode >= EG_RETRY_MODE__COUNT)
+    return eg_fault_set(f, EG_INVAL, EG_STAGE_NONE, -1, "a run's kind or retry mode is out of range");
   if (db->nlive == db->caplive) {
     const size_t cap = db->caplive ? 2 * db->caplive : 4;
     int64_t *l = realloc(db->live, cap * sizeof *l);
@@ -473,6 +521,9 @@ eg_err eg_db_run_begin(eg_db *db, const eg_run_info *info, int64_t *run_id, eg_f
   if (info->manifest_sha256) sqlite3_bind_text(s, 10, eg_hex(hex, info->manifest_sha256, 32), -1, SQLITE_TRANSIENT);
   if (info->manifest_text)
     sqlite3_bind_text64(s, 11, info->manifest_text, info->manifest_len, SQLITE_TRANSIENT, SQLITE_UTF8);
+  sqlite3_bind_text(s, 12, eg_run_kind_name(info->kind), -1, SQLITE_STATIC);
+  if (info->parent_run_id > 0) sqlite3_bind_int64(s, 13, info->parent_run_id);
+  bind_text_or_null(s, 14, info->parent_run_id > 0 ? eg_retry_mode_name(info->retry_mode) : NULL);
   const eg_err r = run(db, s, f, "recording the run");
   if (r != EG_OK) return r;
   *run_id = sqlite3_last_insert_rowid(db->db);
@@ -480,7 +531,7 @@ eg_err eg_db_run_begin(eg_db *db, const eg_run_info *info, int64_t *run_id, eg_f
   return EG_OK;
 }
 
-eg_err eg_db_run_image(eg_db *db, int64_t run_id, int index, const eg_image *img, eg_fault *f) {
+eg_err eg_db_run_image(eg_db *db, int64_t run_id, int index, const eg_image *img, const char *chip, eg_fault *f) {
   sqlite3_stmt *s = stmt(db, S_RUN_IMAGE, f);
   if (!s) return EG_DB;
   char sha[65], md5[33];
@@ -492,6 +543,7 @@ eg_err eg_db_run_image(eg_db *db, int64_t run_id, int index, const eg_image *img
   bind_text_or_null(s, 6, img->path);
   sqlite3_bind_text(s, 7, eg_hex(sha, img->file_sha256, 32), -1, SQLITE_TRANSIENT);
   sqlite3_bind_text(s, 8, eg_hex(md5, img->md5, 16), -1, SQLITE_TRANSIENT);
+  bind_text_or_null(s, 9, chip);
   return run(db, s, f, "recording a run image");
 }
 
@@ -533,15 +585,45 @@ fail:
 
 /* ---------------------------------------------------------------- units */
 
-eg_err eg_db_unit_begin(eg_db *db, int64_t run_id, const eg_unit_record *u, int64_t *unit_id, eg_fault *f) {
-  sqlite3_stmt *s = stmt(db, S_UNIT_INSERT, f);
-  if (!s) return EG_DB;
-  sqlite3_bind_int64(s, 1, run_id);
-  if (!bind_unit(s, 2, u)) return db_fail(db, f, "binding the unit's values");
-  const eg_err r = run(db, s, f, "recording the unit");
-  if (r != EG_OK) return r;
-  *unit_id = sqlite3_last_insert_rowid(db->db);
+/* One unit_images row per image the record says something about. */
+static eg_err unit_images(eg_db *db, int64_t unit_id, const eg_unit_record *u, eg_fault *f) {
+  for (unsigned k = 0; k < u->nimages && k < EG_UNIT_MAX_IMAGES; k++) {
+    const char *action = eg_image_action_name(u->images[k].action);
+    if (!action) continue;
+    sqlite3_stmt *s = stmt(db, S_UNIT_IMAGE, f);
+    if (!s) return EG_DB;
+    sqlite3_bind_int64(s, 1, unit_id);
+    sqlite3_bind_int(s, 2, (int)k);
+    sqlite3_bind_int64(s, 3, u->images[k].offset);
+    sqlite3_bind_text(s, 4, action, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 5, u->images[k].duration_ms);
+    const eg_err r = run(db, s, f, "recording a unit's image");
+    if (r != EG_OK) return r;
+  }
   return EG_OK;
+}
+
+eg_err eg_db_unit_begin(eg_db *db, int64_t run_id, const eg_unit_record *u, int64_t *unit_id, eg_fault *f) {
+  eg_err r = tx(db, S_BEGIN, f);
+  if (r != EG_OK) return r;
+  sqlite3_stmt *s = stmt(db, S_UNIT_INSERT, f);
+  if (!s) {
+    r = EG_DB;
+    goto fail;
+  }
+  sqlite3_bind_int64(s, 1, run_id);
+  if (!bind_unit(s, 2, u)) {
+    r = db_fail(db, f, "binding the unit's values");
+    goto fail;
+  }
+  if ((r = run(db, s, f, "recording the unit")) != EG_OK) goto fail;
+  const int64_t id = sqlite3_last_insert_rowid(db->db);
+  if ((r = unit_images(db, id, u, f)) != EG_OK || (r = tx(db, S_COMMIT, f)) != EG_OK) goto fail;
+  *unit_id = id;
+  return EG_OK;
+fail:
+  rollback(db);
+  return r;
 }
 
 static eg_err unit_write(eg_db *db, int64_t unit_id, const eg_unit_record *u, eg_fault *f) {
@@ -553,11 +635,17 @@ static eg_err unit_write(eg_db *db, int64_t unit_id, const eg_unit_record *u, eg
   if (r != EG_OK) return r;
   if (sqlite3_changes(db->db) != 1)
     return eg_fault_set(f, EG_INVAL, EG_STAGE_NONE, -1, "no unit %lld in the database", (long long)unit_id);
-  return EG_OK;
+  return unit_images(db, unit_id, u, f);
 }
 
 eg_err eg_db_unit_update(eg_db *db, int64_t unit_id, const eg_unit_record *u, eg_fault *f) {
-  return unit_write(db, unit_id, u, f);
+  eg_err r = tx(db, S_BEGIN, f);
+  if (r != EG_OK) return r;
+  if ((r = unit_write(db, unit_id, u, f)) != EG_OK || (r = tx(db, S_COMMIT, f)) != EG_OK) {
+    rollback(db);
+    return r;
+  }
+  return EG_OK;
 }
 
 eg_err eg_db_unit_finish(eg_db *db, int64_t unit_id, const eg_unit_record *u, eg_fault *f) {

@@ -39,6 +39,34 @@ int eg_db_schema_version(eg_db *db);
  * alive on this host, are left alone. */
 eg_err eg_db_recover(eg_db *db, int *count, eg_fault *f);
 
+/* What a run is. Columns: name, stored name. */
+#define EG_RUN_KIND_MAP(XX) \
+  XX(FLASH,   "flash")      \
+  XX(STATION, "station")    /* a station session: one long run */
+
+typedef enum eg_run_kind {
+#define EG_RUN_KIND_ENUM(name, str) EG_RUN_##name,
+  EG_RUN_KIND_MAP(EG_RUN_KIND_ENUM)
+#undef EG_RUN_KIND_ENUM
+  EG_RUN_KIND__COUNT
+} eg_run_kind;
+
+/* How a --retry-failed run chose its units. NONE: not a retry (NULL). */
+#define EG_RETRY_MODE_MAP(XX) \
+  XX(NONE, NULL)              \
+  XX(SLOT, "slot")            \
+  XX(MAC,  "mac")
+
+typedef enum eg_retry_mode {
+#define EG_RETRY_MODE_ENUM(name, str) EG_RETRY_##name,
+  EG_RETRY_MODE_MAP(EG_RETRY_MODE_ENUM)
+#undef EG_RETRY_MODE_ENUM
+  EG_RETRY_MODE__COUNT
+} eg_retry_mode;
+
+const char *eg_run_kind_name(eg_run_kind k);     /* "flash"; NULL out of range */
+const char *eg_retry_mode_name(eg_retry_mode m); /* "slot"; NULL for NONE */
+
 typedef struct eg_run_info {
   const char *station;
   const char *operator_name;   /* NULL if not given */
@@ -49,17 +77,23 @@ typedef struct eg_run_info {
   const char *manifest_text;
   size_t manifest_len;
   const uint8_t *manifest_sha256; /* 32 bytes or NULL */
+  eg_run_kind kind;              /* 0 = FLASH */
+  int64_t parent_run_id;         /* the run a retry retries; 0 none */
+  eg_retry_mode retry_mode;      /* NONE unless parent_run_id is set */
 } eg_run_info;
 
 eg_err eg_db_run_begin(eg_db *db, const eg_run_info *info, int64_t *run_id, eg_fault *f);
-/* One row per image of the run: offset, size, file, sha256 (file), md5 (as flashed). */
-eg_err eg_db_run_image(eg_db *db, int64_t run_id, int index, const eg_image *img, eg_fault *f);
+/* One row per image of the run: offset, size, file, sha256 (file), md5 (as
+ * flashed), and the chip it is for ("ESP32-C3" as eg_chip.name; NULL: every
+ * chip of the run). */
+eg_err eg_db_run_image(eg_db *db, int64_t run_id, int index, const eg_image *img, const char *chip, eg_fault *f);
 /* status: "finished" or "interrupted". */
 eg_err eg_db_run_end(eg_db *db, int64_t run_id, const char *status, eg_fault *f);
 
 /* Insert the unit's row (result in_progress) and return its id. */
 eg_err eg_db_unit_begin(eg_db *db, int64_t run_id, const eg_unit_record *u, int64_t *unit_id, eg_fault *f);
-/* Update every column from u (identity learned, stage times so far). */
+/* Update every column from u (identity learned, stage times so far) and
+ * its unit_images rows (one per u->images entry whose action is not NONE). */
 eg_err eg_db_unit_update(eg_db *db, int64_t unit_id, const eg_unit_record *u, eg_fault *f);
 /* Final update; durable when it returns EG_OK. */
 eg_err eg_db_unit_finish(eg_db *db, int64_t unit_id, const eg_unit_record *u, eg_fault *f);

@@ -16,12 +16,11 @@
 #define SYNC_REPLIES 8 /* the ROM and the stubs answer SYNC 8 times */
 #define BAUD_SETTLE_MS 50 /* esptool: "get rid of garbage sent during baud rate change" */
 
-/* Slots of the register scripts. */
-enum { SLOT_W1, SLOT_W2, SLOT_W3, SLOT_W5, SLOT_APB, SLOT_CLKDIV, SLOT_W4, SLOT_CALI, SLOT_USR, SLOT_USR2, SLOT_ID };
+/* Slots of the RDID script (the identity script uses 0..EG_CHIP_IDENT_MAX). */
+enum { SLOT_USR = 0, SLOT_USR2, SLOT_ID };
 
 static void detect(eg_dev *d);
 static void identify(eg_dev *d);
-static void bringup_next(eg_dev *d);
 static void attach(eg_dev *d);
 
 /* ------------------------------------------------------------- connect */
@@ -107,7 +106,10 @@ void eg__dev_connect_attempt(eg_dev *d) {
   eg__dev_drain(d);
   if (c->before == EG_BEFORE_DEFAULT_RESET || c->before == EG_BEFORE_USB_RESET) {
     const char *name = "";
-    d->reset_seq = eg_reset_plan(c->before, attempt, &name);
+    /* A USB-Serial/JTAG port has its own reset sequence (esptool picks it
+     * by the port's PID, reset.py USBJTAGSerialReset). */
+    const eg_before plan = d->usb == EG_USB_SERIAL_JTAG ? EG_BEFORE_USB_RESET : c->before;
+    d->reset_seq = eg_reset_plan(plan, attempt, &name);
     eg__dev_log(d, "reset: %s", name);
     eg__dev_reset_run(d, EG_DS_RESETTING);
     return;
@@ -171,12 +173,16 @@ void eg__dev_sync_frame(eg_dev *d, const uint8_t *frame, size_t len) {
 
 void eg__dev_synced(eg_dev *d) {
   uv_timer_stop(&d->timer);
-  d->stub_running = d->sync_stub_seen;
+  d->stub_running = d->stub_found = d->sync_stub_seen;
   eg__dev_log(d, "synced (%d replies, %s)", d->sync_replies, d->stub_running ? "stub running" : "ROM");
   detect(d);
 }
 
 /* --------------------------------------------------------------- detect */
+
+/* The security state as the log records it: from GET_SECURITY_INFO where
+ * the ROM has it, else (ESP32) from the eFuses read for the identity. */
+static eg_tri tri(bool v) { return v ? EG_TRI_YES : EG_TRI_NO; }
 
 static void chip_found(eg_dev *d, const eg_chip *c, const char *how, uint32_t what) {
   if (!c) {
@@ -193,10 +199,33 @@ static void chip_found(eg_dev *d, const eg_chip *c, const char *how, uint32_t wh
   if (d->cfg->before == EG_BEFORE_NO_RESET_NO_SYNC && c->rom_status_len == EG_STATUS_STUB)
     d->stub_running = false; /* ESP8266: 2 status bytes from its ROM too; assume the ROM */
   if (!d->stub_running) d->status_len = c->rom_status_len;
+  if (!c->usb_serial_jtag && !c->usb_otg_block) d->usb = EG_USB_NONE; /* no USB on this chip: a UART */
+  if (d->sdm) {
+    /* Secure Download Mode: the ROM refuses register reads, so no
+     * identity (esptool prints none either); the security state is known. */
+    snprintf(d->rec.chip_desc, sizeof d->rec.chip_desc, "%s (Secure Download Mode)", c->name);
+    if (d->cb.on_identity) d->cb.on_identity(d);
+    eg__dev_bringup_next(d);
+    return;
+  }
   identify(d);
 }
 
-void eg__dev_magic_reply(eg_dev *d, const eg_resp *r) { chip_found(d, eg_chip_by_magic(r->value), "magic value", r->value); }
+void eg__dev_magic_reply(eg_dev *d, const eg_resp *r) {
+  if (!r->ok && d->rec.has_sec_info) {
+    /* esptool: a 12-byte security info and a refused READ_REG can only be
+     * an ESP32-S2 in Secure Download Mode (cmds.py detect_chip). */
+    d->sdm = true;
+    d->rec.secure_download = EG_TRI_YES;
+    chip_found(d, eg_chip_get(EG_CHIP_ESP32S2), "refused READ_REG after 12-byte security info", r->value);
+    return;
+  }
+  if (!r->ok) {
+    eg__dev_fail_status(d, r, "reading the chip's magic value");
+    return;
+  }
+  chip_found(d, eg_chip_by_magic(r->value), "magic value", r->value);
+}
 
 void eg__dev_read_magic(eg_dev *d) {
   eg__dev_request(d, EG_DS_MAGIC, eg_req_read_reg(d->pkt, EG_CHIP_MAGIC_REG), 0, d->cfg->timeouts.command_ms);
@@ -213,83 +242,114 @@ static void detect(eg_dev *d) {
   eg__dev_request(d, EG_DS_SECINFO, eg_req_simple(d->pkt, EG_OP_GET_SECURITY_INFO), 0, d->cfg->timeouts.command_ms);
 }
 
+/* GET_SECURITY_INFO (§4.2): flags u32, flash_crypt_cnt u8, 7 key purposes,
+ * then chip_id u32 and api_version u32 (absent on the S2: 12 bytes). */
 void eg__dev_secinfo_reply(eg_dev *d, const uint8_t *frame, size_t len) {
   eg_resp r;
-  /* 20 data bytes (S3 and later), 12 on the S2 (no chip id). */
-  if (eg_resp_parse(frame, len, eg__dev_status_len(d), 20, &r) == EG_OK && r.ok) {
-    const int chip_id = (int)eg_get_u32(r.data + 12);
-    chip_found(d, eg_chip_by_chip_id(chip_id), "chip id", (uint32_t)chip_id);
-    return;
+  const size_t sl = eg__dev_status_len(d);
+  const size_t data = len >= EG_RESP_HDR + sl ? len - EG_RESP_HDR - sl : 0;
+  const size_t want = data >= 20 ? 20 : 12;
+  if (data >= 12 && eg_resp_parse(frame, len, sl, want, &r) == EG_OK && r.ok) {
+    eg_unit_record *u = &d->rec;
+    u->has_sec_info = true;
+    u->sec_flags = eg_get_u32(r.data);
+    u->flash_crypt_cnt = r.data[4];
+    memcpy(u->key_purposes, r.data + 5, 7);
+    u->nkey_purposes = 7;
+    u->secure_boot = tri(u->sec_flags & (1u << 0));           /* SECURE_BOOT_EN */
+    u->secure_download = tri(u->sec_flags & (1u << 2));       /* SECURE_DOWNLOAD_ENABLE */
+    u->flash_encryption = tri(__builtin_popcount(u->flash_crypt_cnt) & 1); /* odd count: on (cmds.py) */
+    d->sdm = u->secure_download == EG_TRI_YES;
+    if (want == 20) {
+      const int chip_id = (int)eg_get_u32(r.data + 12);
+      chip_found(d, eg_chip_by_chip_id(chip_id), "chip id", (uint32_t)chip_id);
+      return;
+    }
   }
   eg__dev_read_magic(d); /* S2 (12 bytes), a stub without it (0xFF), or anything else */
 }
 
 /* ------------------------------------------------------------- identify */
 
+/* What esptool reads after detection: MAC, revision, package, crystal and
+ * whatever CHANGE_BAUDRATE and SPI_ATTACH need (the chip table says which
+ * registers, chips.c decodes them), plus the ROM's UARTDEV_BUF_NO when the
+ * port's kind is not known from the host side. */
 static void identify(eg_dev *d) {
   const eg_chip *c = d->chip;
+  uint32_t addrs[EG_CHIP_IDENT_MAX];
+  const size_t n = eg_chip_ident_regs(c, addrs, EG_CHIP_IDENT_MAX);
   memset(d->reg_slot, 0, sizeof d->reg_slot);
-  eg_regop *o = d->script;
-  size_t n = 0;
-  if (c->id == EG_CHIP_ESP32) {
-    /* What esptool reads for chip_id / read_mac and the CHANGE_BAUDRATE
-     * calibration. */
-    o[n++] = (eg_regop){'R', SLOT_W1, EG_ESP32_EFUSE_WORD(1), 0};
-    o[n++] = (eg_regop){'R', SLOT_W2, EG_ESP32_EFUSE_WORD(2), 0};
-    o[n++] = (eg_regop){'R', SLOT_W3, EG_ESP32_EFUSE_WORD(3), 0};
-    o[n++] = (eg_regop){'R', SLOT_W5, EG_ESP32_EFUSE_WORD(5), 0};
-    o[n++] = (eg_regop){'R', SLOT_APB, EG_ESP32_APB_CTL_DATE, 0};
-    o[n++] = (eg_regop){'R', SLOT_CLKDIV, 0x3FF40014, 0};
-    o[n++] = (eg_regop){'R', SLOT_W4, EG_ESP32_EFUSE_WORD(4), 0};
-    o[n++] = (eg_regop){'R', SLOT_CALI, EG_ESP32_RTC_CALI_REG, 0};
-  } else {
-    /* Other chips: the UART divider and the MAC words. */
-    o[n++] = (eg_regop){'R', SLOT_CLKDIV, c->uart_clkdiv_reg, 0};
-    if (c->mac_reg) {
-      o[n++] = (eg_regop){'R', SLOT_W1, c->mac_reg, 0};
-      o[n++] = (eg_regop){'R', SLOT_W2, c->mac_reg + 4, 0};
-    }
+  size_t k = 0;
+  for (size_t i = 0; i < n && k < EG_DEV_REGS; i++) d->script[k++] = (eg_regop){'R', (uint8_t)i, addrs[i], 0, 0, false};
+  /* UARTDEV_BUF_NO depends on the revision on the P4: read both places
+   * when there are two (the decode picks one). */
+  if (d->usb == EG_USB_NONE && c->uartdev_buf_no && k + 2 <= EG_DEV_REGS) {
+    d->script[k++] = (eg_regop){'R', EG_DEV_SLOT_UARTDEV, c->uartdev_buf_no, 0, 0, true};
+    if (c->uartdev_buf_no_rev3)
+      d->script[k++] = (eg_regop){'R', EG_DEV_SLOT_UARTDEV3, c->uartdev_buf_no_rev3, 0, 0, true};
   }
-  eg__dev_script_run(d, EG_DS_IDENTIFY, n);
+  eg__dev_script_run(d, EG_DS_IDENTIFY, k);
 }
 
 void eg__dev_identified(eg_dev *d) {
   const eg_chip *c = d->chip;
-  uint32_t *s = d->reg_slot;
-  if (c->id == EG_CHIP_ESP32) {
-    eg_esp32_mac(s[SLOT_W1], s[SLOT_W2], d->rec.mac);
-    d->rec.has_mac = true;
-    d->rec.rev_major = eg_esp32_major_rev(s[SLOT_W3], s[SLOT_W5], s[SLOT_APB]);
-    d->rec.rev_minor = eg_esp32_minor_rev(s[SLOT_W5]);
-    snprintf(d->rec.chip_desc, sizeof d->rec.chip_desc, "%s (revision v%d.%d)",
-             eg_esp32_package_name(eg_esp32_package(s[SLOT_W3]), d->rec.rev_major), d->rec.rev_major, d->rec.rev_minor);
-  } else if (c->mac_reg) {
-    eg_esp32_mac(s[SLOT_W1], s[SLOT_W2] & 0xFFFF, d->rec.mac);
-    d->rec.has_mac = true;
-    snprintf(d->rec.chip_desc, sizeof d->rec.chip_desc, "%s", c->name);
-  } else {
-    snprintf(d->rec.chip_desc, sizeof d->rec.chip_desc, "%s", c->name);
-  }
+  eg_unit_record *u = &d->rec;
   /* The crystal is estimated from the UART divider the ROM auto-bauded to
    * and the rate we talk at; over a raw TCP socket the real line rate is
    * unknown (the device may still run at an earlier session's), so say
-   * nothing rather than guess. */
-  d->rec.crystal_mhz = d->link.port.kind == EG_PORT_TCP ? 0 : eg_crystal_mhz(c, d->cur_baud, s[SLOT_CLKDIV]);
+   * nothing rather than guess (decode with baud 0). */
+  const uint32_t line = d->link.port.kind == EG_PORT_TCP ? 0 : d->cur_baud;
+  eg_chip_decode(c, d->reg_slot, line, &d->ident);
+  const eg_chip_ident *id = &d->ident;
+  u->has_mac = id->has_mac;
+  memcpy(u->mac, id->mac, sizeof u->mac);
+  u->rev_major = id->rev_major;
+  u->rev_minor = id->rev_minor;
+  snprintf(u->chip_desc, sizeof u->chip_desc, "%s", id->desc);
+  u->crystal_mhz = id->crystal_mhz;
+  if (!u->has_sec_info) { /* the eFuses say it (ESP32, ESP8266) */
+    u->secure_boot = tri(id->secure_boot);
+    u->flash_encryption = tri(id->flash_encryption);
+    u->flash_crypt_cnt = (uint8_t)id->flash_crypt_cnt;
+    u->secure_download = EG_TRI_NO; /* no such mode on these chips */
+  }
+  if (d->usb == EG_USB_NONE && c->uartdev_buf_no) {
+    const uint32_t v = c->uartdev_buf_no_rev3 && eg_chip_uartdev_buf_no(c, id) == c->uartdev_buf_no_rev3
+                         ? d->reg_slot[EG_DEV_SLOT_UARTDEV3]
+                         : d->reg_slot[EG_DEV_SLOT_UARTDEV];
+    d->usb = eg_chip_usb_mode_from_uartdev(c, v);
+    eg__dev_log(d, "UARTDEV_BUF_NO 0x%08x: %s", v,
+                d->usb == EG_USB_SERIAL_JTAG ? "USB-Serial/JTAG" : d->usb == EG_USB_OTG ? "USB-OTG" : "UART");
+    if (d->usb == EG_USB_NONE) u->transport = EG_TRANSPORT_UART;
+  }
+  if (!c->usb_serial_jtag && !c->usb_otg_block) u->transport = EG_TRANSPORT_UART;
+  if (d->usb == EG_USB_SERIAL_JTAG) u->transport = EG_TRANSPORT_USB_SERIAL_JTAG;
+  if (d->usb == EG_USB_OTG) u->transport = EG_TRANSPORT_USB_OTG;
   if (d->cb.on_identity) d->cb.on_identity(d);
-  bringup_next(d);
+  eg__dev_bringup_next(d);
 }
 
 /* ------------------------------------------------------ stub and baud */
 
+/* The stub this unit gets: none in Secure Download Mode or where the chip's
+ * rules forbid one (C3 with secure boot, C2 v0.0); the older build for the
+ * revisions that need it (ESP32-P4 below v3.0). */
+static const eg_stub *stub_for(eg_dev *d) {
+  const eg_chip *c = d->chip;
+  const char *why = NULL;
+  if (!eg_chip_stub_allowed(c, &d->ident, d->sdm, &why)) return NULL;
+  const bool old = c->stub_old && strcmp(eg_chip_stub_name(c, &d->ident), c->stub_old) == 0;
+  const eg_stub *const *set = old ? d->cfg->stubs_old : d->cfg->stubs;
+  return set ? set[c->id] : NULL;
+}
+
 static void change_baud(eg_dev *d) {
   uint32_t value = d->cfg->baud, old = 0;
-  if (d->stub_running) {
+  if (d->stub_running)
     old = d->cur_baud; /* the legacy stub needs the current rate to compute its divider */
-  } else if (d->chip->id == EG_CHIP_ESP32) {
-    /* ESP32 ROM quirk (§8.3): it derives the divider from its drifting 8 MHz
-     * clock, so send baud * f_rom / f_valid. */
-    value = eg_esp32_rom_baud_value(d->cfg->baud, d->reg_slot[SLOT_CALI], d->reg_slot[SLOT_W4]);
-  }
+  else
+    value = eg_chip_rom_baud_value(d->chip, &d->ident, d->cfg->baud); /* the ROM's crystal quirks (§8.3) */
   eg__dev_log(d, "CHANGE_BAUDRATE %u (sent %u, old %u)", d->cfg->baud, value, old);
   eg__dev_request(d, d->stub_running ? EG_DS_STUB_BAUD : EG_DS_ROM_BAUD, eg_req_change_baud(d->pkt, value, old), 0,
                   d->cfg->timeouts.command_ms);
@@ -309,12 +369,12 @@ void eg__dev_baud_reply(eg_dev *d, const eg_resp *r) {
 
 void eg__dev_baud_settled(eg_dev *d) {
   eg__dev_drain(d);
-  if (!d->finished) bringup_next(d);
+  if (!d->finished) eg__dev_bringup_next(d);
 }
 
 /* Upload the stub: MEM_BEGIN + MEM_DATA for text, then data, then MEM_END. */
 static void upload_next(eg_dev *d) {
-  const eg_stub *st = d->cfg->stubs[d->chip->id];
+  const eg_stub *st = stub_for(d);
   for (;;) {
     const uint8_t *seg = d->mem_seg == 0 ? st->text : st->data;
     const size_t seg_len = d->mem_seg == 0 ? st->text_len : st->data_len;
@@ -327,7 +387,7 @@ static void upload_next(eg_dev *d) {
       d->mem_seg++;
       continue;
     }
-    const uint32_t block = d->chip->ram_block;
+    const uint32_t block = eg_chip_ram_block(d->chip, d->usb);
     if (d->mem_blocks == 0) { /* MEM_BEGIN */
       d->mem_blocks = eg_blocks(seg_len, block);
       d->mem_seq = 0;
@@ -368,16 +428,40 @@ void eg__dev_stub_started(eg_dev *d) {
   d->stub_running = true;
   d->status_len = EG_STATUS_STUB;
   eg__dev_log(d, "stub running");
-  bringup_next(d);
+  eg__dev_bringup_next(d);
 }
 
-/* What still has to happen before the flash is attached: raise the baud rate
- * in the ROM (before the stub upload, to upload it faster), upload the stub,
- * or raise it through the stub. Re-entered after each step. */
-static void bringup_next(eg_dev *d) {
-  const eg_stub *stub = d->cfg->stubs ? d->cfg->stubs[d->chip->id] : NULL;
+enum { BU_FLASH_POWER = 1u << 0, BU_USB_PREP = 1u << 1 };
+
+/* What still has to happen before the flash is attached, in esptool's
+ * order: power the flash (P4), keep the RTC watchdog from resetting a chip
+ * on its own USB port (esptool _post_connect), raise the baud rate (in the
+ * ROM before the stub upload, to upload it faster), upload the stub, or
+ * raise it through the stub. Re-entered after each step. */
+void eg__dev_bringup_next(eg_dev *d) {
+  const eg_chip *c = d->chip;
+  if (!(d->bringup_done & BU_FLASH_POWER)) {
+    d->bringup_done |= BU_FLASH_POWER;
+    const eg_regscript ps = d->sdm ? (eg_regscript){0} : eg_chip_flash_power_script(c, &d->ident);
+    if (ps.n) {
+      eg__dev_script_run(d, EG_DS_FLASH_POWER, eg__dev_script_add(d, 0, ps));
+      return;
+    }
+  }
+  if (!(d->bringup_done & BU_USB_PREP)) {
+    d->bringup_done |= BU_USB_PREP;
+    if (d->usb == EG_USB_SERIAL_JTAG && !d->sdm && !d->stub_found && c->wdt_disable.n) {
+      eg__dev_log(d, "USB-Serial/JTAG: disabling the RTC watchdog");
+      eg__dev_script_run(d, EG_DS_USB_PREP, eg__dev_script_add(d, 0, c->wdt_disable));
+      return;
+    }
+  }
+  const eg_stub *stub = stub_for(d);
   const bool want_stub = stub && !d->stub_running;
-  const bool rom_can_baud = d->chip->id != EG_CHIP_ESP8266;
+  /* The ROM's CHANGE_BAUDRATE: not on the ESP8266 (0), not in Secure
+   * Download Mode on chips that refuse it there (C2, C5). */
+  const bool rom_can_baud =
+    eg_chip_rom_baud_value(c, &d->ident, d->cfg->baud) != 0 && (!d->sdm || c->rom_baud_in_sdm);
   if (d->cfg->baud != d->cur_baud && (d->stub_running || rom_can_baud)) {
     change_baud(d);
     return;
@@ -421,15 +505,32 @@ static void read_flash_id(eg_dev *d) {
 }
 
 static void attach(eg_dev *d) {
+  const eg_chip *c = d->chip;
   if (d->stub_running) { /* the stubs attach the flash themselves at boot */
     eg__dev_enter(d, EG_DS_ATTACH);
-    read_flash_id(d);
+    if (d->sdm) /* not reachable: no stub in SDM */
+      eg__dev_flash_id_done(d);
+    else
+      read_flash_id(d);
     return;
   }
-  /* The ESP32 ROM does not attach in-package flash by itself: send the SPI
-   * pads from eFuse (0 = default pins), as esptool does. */
-  const uint32_t arg = d->chip->id == EG_CHIP_ESP32 ? eg_esp32_spi_pads(d->reg_slot[SLOT_W3], d->reg_slot[SLOT_W5]) : 0;
-  eg__dev_request(d, EG_DS_ATTACH, eg_req_spi_attach(d->pkt, arg, true), 0, d->cfg->timeouts.command_ms);
+  switch (c->rom_attach) {
+  case EG_ATTACH_FLASH_BEGIN: {
+    /* The ESP8266 ROM has no SPI_ATTACH: FLASH_BEGIN(0, 0) attaches
+     * (esptool targets/esp8266.py flash_spi_attach). */
+    const uint32_t block = eg_chip_write_block(c, false, d->usb);
+    eg__dev_request(d, EG_DS_ATTACH, eg_req_begin(d->pkt, EG_OP_FLASH_BEGIN, 0, 0, block, 0, false, 0), 0,
+                    d->cfg->timeouts.command_ms);
+    return;
+  }
+  case EG_ATTACH_ESP32_PADS:
+  case EG_ATTACH_ZERO:
+    /* The ESP32 ROM does not attach in-package flash by itself: send the SPI
+     * pads from eFuse (0 = default pins; always 0 in Secure Download Mode). */
+    eg__dev_request(d, EG_DS_ATTACH, eg_req_spi_attach(d->pkt, d->sdm ? 0 : d->ident.spi_attach_arg, true), 0,
+                    d->cfg->timeouts.command_ms);
+    return;
+  }
 }
 
 void eg__dev_attach_reply(eg_dev *d, const eg_resp *r) {
@@ -437,26 +538,38 @@ void eg__dev_attach_reply(eg_dev *d, const eg_resp *r) {
     eg__dev_fail_status(d, r, "SPI_ATTACH");
     return;
   }
+  if (d->sdm) { /* register reads are refused: no JEDEC ID (esptool skips it too) */
+    eg__dev_flash_id_done(d);
+    return;
+  }
   read_flash_id(d);
 }
 
 void eg__dev_flash_id_done(eg_dev *d) {
-  d->flash_id = d->reg_slot[SLOT_ID] & 0xFFFFFF;
-  d->rec.flash_id = d->flash_id;
-  d->rec.has_flash_id = true;
-  const uint32_t detected = eg_flash_size_from_jedec(d->flash_id);
-  d->rec.flash_size = detected;
-  if (eg_jedec_is_absent(d->flash_id) && d->nops > 0) {
-    eg__dev_fail(d, EG_NO_FLASH, EG_OP_READ_REG, "port %s: flash JEDEC ID 0x%06x: no SPI flash answered", d->port_name,
-                 d->flash_id);
-    return;
-  }
   const char *sz = d->cfg->flash_size ? d->cfg->flash_size : "detect";
   const uint32_t fixed = eg_flash_size_bytes(sz);
+  uint32_t detected = 0;
+  if (!d->sdm) {
+    d->flash_id = d->reg_slot[SLOT_ID] & 0xFFFFFF;
+    d->rec.flash_id = d->flash_id;
+    d->rec.has_flash_id = true;
+    detected = eg_flash_size_from_jedec(d->flash_id);
+    d->rec.flash_size = detected;
+    if (eg_jedec_is_absent(d->flash_id) && d->nops > 0) {
+      eg__dev_fail(d, EG_NO_FLASH, EG_OP_READ_REG, "port %s: flash JEDEC ID 0x%06x: no SPI flash answered",
+                   d->port_name, d->flash_id);
+      return;
+    }
+  }
   /* A fixed size wins; "detect" and "keep" use the JEDEC size, 4 MB when the
-   * ID is unknown (esptool's fallback). */
-  d->flash_size = fixed ? fixed : (detected ? detected : 4u << 20);
-  if (!detected) eg__dev_log(d, "unknown flash ID 0x%06x, assuming %u bytes", d->flash_id, d->flash_size);
+   * ID is unknown (esptool's fallback); in Secure Download Mode nothing can
+   * be detected and esptool assumes 16 MB for erase-region. */
+  d->flash_size = fixed ? fixed : detected ? detected : d->sdm ? 16u << 20 : 4u << 20;
+  if (!detected && !d->sdm) eg__dev_log(d, "unknown flash ID 0x%06x, assuming %u bytes", d->flash_id, d->flash_size);
+  if (!d->stub_running && !d->chip->rom_spi_set_params) { /* ESP8266 ROM: not implemented, skipped */
+    eg__dev_set_params_reply(d, &(eg_resp){.ok = true});
+    return;
+  }
   eg__dev_request(d, EG_DS_SET_PARAMS, eg_req_spi_set_params(d->pkt, d->flash_size), 0, d->cfg->timeouts.command_ms);
 }
 
@@ -466,10 +579,5 @@ void eg__dev_set_params_reply(eg_dev *d, const eg_resp *r) {
     return;
   }
   if (d->cb.on_identity) d->cb.on_identity(d);
-  if (d->cb.on_gate) {
-    eg__dev_enter(d, EG_DS_GATE);
-    d->cb.on_gate(d);
-    return;
-  }
-  eg__dev_ops_start(d);
+  eg__dev_ops_check(d);
 }

@@ -16,6 +16,89 @@
 static void next_op(eg_dev *d);
 static void after(eg_dev *d);
 
+/* The chip's plan: a mixed rack gives each chip its own images. */
+static bool pick_plan(eg_dev *d) {
+  if (!d->cfg->plans) {
+    d->images = d->cfg->images;
+    return true;
+  }
+  const eg_dev_plan *p = d->cfg->plans[d->chip->id];
+  if (!p) {
+    eg__dev_fail(d, EG_WRONG_CHIP, -1, "port %s: found %s, and this job has no images for it", d->port_name,
+                 d->chip->name);
+    return false;
+  }
+  d->images = p->images;
+  d->ops = p->ops;
+  d->nops = p->nops;
+  if (d->nops > d->nread_bufs) {
+    uint8_t **nb = realloc(d->read_bufs, d->nops * sizeof *nb);
+    if (!nb) {
+      eg__dev_fail(d, EG_NOMEM, -1, "out of memory");
+      return false;
+    }
+    for (size_t i = d->nread_bufs; i < d->nops; i++) nb[i] = NULL;
+    d->read_bufs = nb;
+    d->nread_bufs = d->nops;
+  }
+  return true;
+}
+
+/* What must not be written to this unit, known before the first byte is:
+ * an image built for another chip or revision (esptool's write-flash
+ * check), plaintext on a chip whose flash encryption is on, the bootloader
+ * region of an ESP32 with Secure Boot V1, and operations the ROM refuses in
+ * Secure Download Mode. */
+static bool refuse(eg_dev *d) {
+  const eg_chip *c = d->chip;
+  const eg_unit_record *u = &d->rec;
+  bool writes = false;
+  for (size_t i = 0; i < d->nops; i++) {
+    const eg_dev_op *op = &d->ops[i];
+    if (d->sdm && (op->kind == EG_OPK_READ || op->kind == EG_OPK_VERIFY)) {
+      eg__dev_fail(d, EG_SECURITY, -1, "port %s: the %s is in Secure Download Mode: its ROM refuses to %s flash",
+                   d->port_name, c->name, op->kind == EG_OPK_READ ? "read" : "hash (verify)");
+      return true;
+    }
+    if (op->kind != EG_OPK_WRITE) continue;
+    writes = true;
+    const eg_image *src = eg_imageset_source(d->images, op->index);
+    char why[200];
+    /* Only files that look like an app or bootloader image are checked (esptool
+     * skips what does not load as one): magic 0xE9 and 1..16 segments. */
+    const bool looks_like_image = src->len >= 24 && src->data[0] == 0xE9 && src->data[1] >= 1 && src->data[1] <= 16;
+    if (!d->cfg->force && !d->sdm && looks_like_image &&
+        eg_chip_check_image(c, src->data, src->len, u->rev_major, u->rev_minor, why, sizeof why) >= EG_IMAGE_WRONG_CHIP) {
+      eg__dev_fail(d, EG_IMAGE_CHIP, -1, "%s at 0x%x: %s", src->path ? src->path : "image", src->offset, why);
+      return true;
+    }
+    /* Secure Boot V1 keeps the key in the chip: a new bootloader below
+     * 0x8000 bricks it (esptool cmds.py write_flash). */
+    if (!d->cfg->force && c->id == EG_CHIP_ESP32 && u->secure_boot == EG_TRI_YES && src->offset < 0x8000) {
+      eg__dev_fail(d, EG_SECURITY, -1, "port %s: Secure Boot V1 is on: writing %s at 0x%x (below 0x8000) would "
+                   "brick the chip", d->port_name, src->path ? src->path : "an image", src->offset);
+      return true;
+    }
+  }
+  if (writes && u->flash_encryption == EG_TRI_YES && !d->cfg->allow_plaintext_on_encrypted) {
+    eg__dev_fail(d, EG_SECURITY, -1, "port %s: flash encryption is on (FLASH_CRYPT_CNT 0x%x): refusing to write "
+                 "plaintext images the chip would not boot (set security: {plaintext_on_encrypted: allow} to override)",
+                 d->port_name, u->flash_crypt_cnt);
+    return true;
+  }
+  return false;
+}
+
+void eg__dev_ops_check(eg_dev *d) {
+  if (!pick_plan(d) || refuse(d)) return;
+  if (d->cb.on_gate) {
+    eg__dev_enter(d, EG_DS_GATE);
+    d->cb.on_gate(d);
+    return;
+  }
+  eg__dev_ops_start(d);
+}
+
 void eg__dev_ops_start(eg_dev *d) {
   d->op_i = 0;
   next_op(d);
@@ -52,10 +135,10 @@ static void start_erase(eg_dev *d, const eg_dev_op *op) {
     timeout = eg_timeout_per_mb(t, t->erase_per_mb_ms, size, t->command_ms);
   } else {
     /* The ROM has no erase command, but FLASH_BEGIN erases the region it is
-     * given before replying. */
-    const uint32_t block = d->chip->rom_write_block;
-    len = eg_req_begin(d->pkt, EG_OP_FLASH_BEGIN, size, eg_blocks(size, block), block, addr,
-                       d->chip->rom_begin_encrypt_word, 0);
+     * given before replying (the ESP8266 ROM needs its erase-size fix). */
+    const uint32_t block = eg_chip_write_block(d->chip, false, d->usb);
+    len = eg_req_begin(d->pkt, EG_OP_FLASH_BEGIN, eg_chip_rom_erase_size(d->chip, addr, size), eg_blocks(size, block),
+                       block, addr, d->chip->rom_begin_encrypt_word, 0);
     timeout = eg_timeout_per_mb(t, t->erase_per_mb_ms, size, t->command_ms);
   }
   eg__dev_request(d, EG_DS_ERASE, len, 0, timeout);
@@ -121,12 +204,18 @@ static uint32_t block_timeout(eg_dev *d, uint32_t i) {
   return eg_timeout_per_mb(t, t->write_per_mb_ms, eg_wimage_block_out(d->wimg, d->blk_size, i), t->command_ms);
 }
 
+/* Compressed writes need FLASH_DEFL_*: every stub, every ROM but the
+ * ESP8266's. Without them the raw bytes go (esptool: compress = IS_STUB
+ * unless asked, and the ESP8266 ROM cannot inflate). */
+static bool deflate(const eg_dev *d) { return d->wimg->compressed && (d->stub_running || d->chip->rom_deflate); }
+static size_t wire_len(const eg_dev *d) { return deflate(d) ? d->wimg->img.zlen : d->wimg->img.len; }
+static const uint8_t *wire(const eg_dev *d) { return deflate(d) ? d->wimg->img.zdata : d->wimg->img.data; }
+
 static void send_block(eg_dev *d) {
-  const eg_wimage *w = d->wimg;
-  const uint8_t op = w->compressed ? EG_OP_FLASH_DEFL_DATA : EG_OP_FLASH_DATA;
-  const size_t n = eg_block_len(eg_wimage_wire_len(w), d->blk_size, d->blk);
-  const size_t len = eg_req_data(d->pkt, op, d->blk, eg_wimage_wire(w) + (size_t)d->blk * d->blk_size, n,
-                                 w->compressed ? 0 : d->blk_size);
+  const bool defl = deflate(d);
+  const uint8_t op = defl ? EG_OP_FLASH_DEFL_DATA : EG_OP_FLASH_DATA;
+  const size_t n = eg_block_len(wire_len(d), d->blk_size, d->blk);
+  const size_t len = eg_req_data(d->pkt, op, d->blk, wire(d) + (size_t)d->blk * d->blk_size, n, defl ? 0 : d->blk_size);
   /* The ROM writes a block before answering, so its timeout scales with that
    * block; a stub answers first and writes while the next block arrives, so
    * the previous block's write time lands on this reply. */
@@ -138,19 +227,25 @@ static void send_block(eg_dev *d) {
   eg__dev_request(d, EG_DS_WRITE_DATA, len, 0, timeout);
 }
 
+/* Can this unit hash its flash? Not in Secure Download Mode, not from the
+ * ESP8266 ROM (esptool then skips the check: NotImplementedInROMError). */
+static bool can_md5(const eg_dev *d) { return !d->sdm && (d->stub_running || d->chip->rom_md5); }
+
 static void written(eg_dev *d) {
-  if (d->cfg->verify)
+  if (d->cfg->verify && can_md5(d)) {
     verify_image(d, d->wimg);
-  else
-    op_done(d);
+    return;
+  }
+  if (d->cfg->verify) eg__dev_log(d, "0x%x written; cannot verify it here (%s)", d->wimg->img.offset,
+                                  d->sdm ? "Secure Download Mode" : "no MD5 in this ROM");
+  op_done(d);
 }
 
 static void blocks_sent(eg_dev *d) {
-  const eg_wimage *w = d->wimg;
   if (d->stub_running) {
     /* The stub acknowledged the last block before writing it: FLASH_DEFL_END
      * (stay) answers only once everything is on the flash. */
-    const uint8_t op = w->compressed ? EG_OP_FLASH_DEFL_END : EG_OP_FLASH_END;
+    const uint8_t op = deflate(d) ? EG_OP_FLASH_DEFL_END : EG_OP_FLASH_END;
     eg__dev_request(d, EG_DS_WRITE_END, eg_req_end(d->pkt, op, 1), 0, block_timeout(d, d->nblk ? d->nblk - 1 : 0));
     return;
   }
@@ -171,8 +266,8 @@ void eg__dev_write_data_reply(eg_dev *d, const eg_resp *r) {
     return;
   }
   d->blk++;
-  const uint64_t wire = eg_wimage_wire_len(d->wimg), sent = (uint64_t)d->blk * d->blk_size;
-  eg__dev_progress(d, sent > wire ? wire : sent, wire);
+  const uint64_t total = wire_len(d), sent = (uint64_t)d->blk * d->blk_size;
+  eg__dev_progress(d, sent > total ? total : sent, total);
   if (d->blk < d->nblk)
     send_block(d);
   else
@@ -194,7 +289,7 @@ void eg__dev_write_begin_reply(eg_dev *d, const eg_resp *r) {
     return;
   }
   d->blk = 0;
-  eg__dev_progress(d, 0, eg_wimage_wire_len(d->wimg));
+  eg__dev_progress(d, 0, wire_len(d));
   if (d->nblk == 0)
     blocks_sent(d);
   else
@@ -206,7 +301,7 @@ void eg__dev_write_begin_reply(eg_dev *d, const eg_resp *r) {
 static const eg_wimage *image_for(eg_dev *d, size_t index) {
   eg_fault f;
   eg_fault_clear(&f);
-  const eg_wimage *w = eg_imageset_get(d->cfg->images, index, d->rec.flash_size, !d->stub_running, &f);
+  const eg_wimage *w = eg_imageset_get(d->images, index, d->rec.flash_size, !d->stub_running, &f);
   if (!w) eg__dev_fail(d, f.code, -1, "%s", f.msg);
   return w;
 }
@@ -221,21 +316,22 @@ static void start_write(eg_dev *d, const eg_dev_op *op) {
     return;
   }
   d->wimg = w;
-  d->blk_size = d->stub_running ? d->chip->stub_write_block : d->chip->rom_write_block;
-  d->nblk = eg_blocks(eg_wimage_wire_len(w), d->blk_size);
+  const bool stub = d->stub_running, defl = deflate(d);
+  d->blk_size = eg_chip_write_block(d->chip, stub, d->usb);
+  d->nblk = eg_blocks(wire_len(d), d->blk_size);
   const eg_timeouts *t = &d->cfg->timeouts;
-  const bool stub = d->stub_running;
   /* Stubs take the exact size and erase just in time; the ROM erases the
    * whole (1 KiB rounded, for compressed writes) region before replying. */
   const uint32_t size = (uint32_t)w->img.len;
-  const uint32_t rom_size =
-    w->compressed ? (uint32_t)((size + EG_ROM_WRITE_BLOCK - 1) / EG_ROM_WRITE_BLOCK * EG_ROM_WRITE_BLOCK) : size;
+  uint32_t rom_size =
+    defl ? (uint32_t)((size + EG_ROM_WRITE_BLOCK - 1) / EG_ROM_WRITE_BLOCK * EG_ROM_WRITE_BLOCK) : size;
+  if (!stub) rom_size = eg_chip_rom_erase_size(d->chip, w->img.offset, rom_size); /* ESP8266 ROM erase bug */
   const uint32_t timeout = stub ? t->command_ms : eg_timeout_per_mb(t, t->erase_per_mb_ms, rom_size, t->command_ms);
   const bool word5 = stub || d->chip->rom_begin_encrypt_word;
-  const size_t len = eg_req_begin(d->pkt, w->compressed ? EG_OP_FLASH_DEFL_BEGIN : EG_OP_FLASH_BEGIN,
-                                  stub ? size : rom_size, d->nblk, d->blk_size, w->img.offset, word5, 0);
-  eg__dev_log(d, "write %s 0x%x: %zu bytes, %zu on the wire, %u blocks", w->compressed ? "compressed" : "raw",
-              w->img.offset, w->img.len, eg_wimage_wire_len(w), d->nblk);
+  const size_t len = eg_req_begin(d->pkt, defl ? EG_OP_FLASH_DEFL_BEGIN : EG_OP_FLASH_BEGIN, stub ? size : rom_size,
+                                  d->nblk, d->blk_size, w->img.offset, word5, 0);
+  eg__dev_log(d, "write %s 0x%x: %zu bytes, %zu on the wire, %u blocks", defl ? "compressed" : "raw", w->img.offset,
+              w->img.len, wire_len(d), d->nblk);
   eg__dev_request(d, EG_DS_WRITE_BEGIN, len, 0, timeout);
 }
 
@@ -400,17 +496,82 @@ void eg__dev_after_begin_reply(eg_dev *d, const eg_resp *r) {
   eg__dev_request(d, EG_DS_AFTER_END, eg_req_end(d->pkt, EG_OP_FLASH_END, flag), 0, d->cfg->timeouts.command_ms);
 }
 
-static void after(eg_dev *d) {
-  switch (d->cfg->after) {
-  case EG_AFTER_HARD_RESET:
-    /* Pulse EN through RTS (esptool HardReset); the chip boots its app. */
+/* Slots of the --after scripts. */
+enum { SLOT_STRAP = 0, SLOT_OPTION1 };
+
+/* The hard reset this chip needs on this port (esptool hard_reset): an RTS
+ * pulse (longer over the chip's own USB), or the RTC watchdog, or for
+ * USB-OTG the straps decide. */
+static void hard_reset(eg_dev *d, eg_hard_reset how) {
+  const eg_chip *c = d->chip;
+  d->after_kind = (int)how;
+  switch (how) {
+  case EG_HARD_RESET_WATCHDOG:
+    if (c->wdt_reset.n && !d->sdm) {
+      eg__dev_script_run(d, EG_DS_AFTER_SCRIPT, eg__dev_script_add(d, 0, c->wdt_reset));
+      return;
+    }
+    d->after_kind = EG_HARD_RESET_CLASSIC; /* no watchdog script, or refused in SDM: RTS */
     d->reset_seq = eg_hard_reset_plan();
     eg__dev_reset_run(d, EG_DS_AFTER_RESET);
     return;
+  case EG_HARD_RESET_OTG_STRAPS: {
+    /* Read the boot straps first; eg_chip_otg_reset() then decides. */
+    size_t n = 0;
+    d->script[n++] = (eg_regop){'R', SLOT_STRAP, c->otg_strap_reg, 0, 0, true};
+    d->script[n++] = (eg_regop){'R', SLOT_OPTION1, c->otg_option1_reg, 0, 0, true};
+    eg__dev_script_run(d, EG_DS_AFTER_SCRIPT, n);
+    return;
+  }
+  case EG_HARD_RESET_USB:
+    d->reset_seq = eg_usb_hard_reset_plan();
+    eg__dev_reset_run(d, EG_DS_AFTER_RESET);
+    return;
+  case EG_HARD_RESET_CLASSIC:
+    d->reset_seq = eg_hard_reset_plan();
+    eg__dev_reset_run(d, EG_DS_AFTER_RESET);
+    return;
+  }
+}
+
+void eg__dev_after_script_done(eg_dev *d) {
+  switch ((eg_hard_reset)d->after_kind) {
+  case EG_HARD_RESET_OTG_STRAPS:
+    hard_reset(d, eg_chip_otg_reset(d->chip, d->reg_slot[SLOT_STRAP], d->reg_slot[SLOT_OPTION1]));
+    return;
+  case EG_HARD_RESET_WATCHDOG:
+    /* The watchdog fires within its 2000-tick timeout: give it 0.5 s as
+     * esptool does (targets' watchdog_reset). */
+    eg__dev_enter(d, EG_DS_AFTER_WAIT);
+    eg__dev_arm(d, 500);
+    return;
+  case EG_HARD_RESET_USB:
+  case EG_HARD_RESET_CLASSIC:
+    /* The prefix script ran (S3: clear the force-download bit, errors
+     * ignored); now the pulse itself. */
+    hard_reset(d, (eg_hard_reset)d->after_kind);
+    return;
+  }
+}
+
+static void after(eg_dev *d) {
+  const eg_chip *c = d->chip;
+  switch (d->cfg->after) {
+  case EG_AFTER_HARD_RESET: {
+    const eg_hard_reset how = eg_chip_hard_reset(c, d->usb);
+    if (c->hard_reset_prefix.n && !d->sdm && (how == EG_HARD_RESET_CLASSIC || how == EG_HARD_RESET_USB)) {
+      d->after_kind = (int)how;
+      eg__dev_script_run(d, EG_DS_AFTER_SCRIPT, eg__dev_script_add(d, 0, c->hard_reset_prefix));
+      return;
+    }
+    hard_reset(d, how);
+    return;
+  }
   case EG_AFTER_SOFT_RESET:
     if (d->stub_running) {
       eg__dev_enter(d, EG_DS_AFTER_BEGIN);
-      eg__dev_fail(d, EG_INVAL, -1, "--after soft-reset is not possible while the ESP32 stub runs (use --no-stub)");
+      eg__dev_fail(d, EG_INVAL, -1, "--after soft-reset is not possible while the %s stub runs (use --no-stub)",
+                   c->name);
       return;
     }
     break;
@@ -427,9 +588,8 @@ static void after(eg_dev *d) {
     return;
   }
   /* FLASH_BEGIN(0, 0, block, 0) then FLASH_END (esptool's run / soft reset). */
-  const uint32_t block = d->stub_running ? d->chip->stub_write_block : d->chip->rom_write_block;
+  const uint32_t block = eg_chip_write_block(c, d->stub_running, d->usb);
   eg__dev_request(d, EG_DS_AFTER_BEGIN,
-                  eg_req_begin(d->pkt, EG_OP_FLASH_BEGIN, 0, 0, block, 0,
-                               d->stub_running || d->chip->rom_begin_encrypt_word, 0),
+                  eg_req_begin(d->pkt, EG_OP_FLASH_BEGIN, 0, 0, block, 0, d->stub_running || c->rom_begin_encrypt_word, 0),
                   0, d->cfg->timeouts.command_ms);
 }

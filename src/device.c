@@ -212,13 +212,64 @@ static bool retryable(uint8_t op) {
 
 /* ------------------------------------------------------ register scripts */
 
+/* Where a finished script continues: by the state that ran it. */
+static void script_done(eg_dev *d) {
+  d->nscript = d->script_i = 0;
+  switch (d->state) {
+  case EG_DS_IDENTIFY:
+    eg__dev_identified(d);
+    return;
+  case EG_DS_USB_PREP:
+  case EG_DS_FLASH_POWER:
+    eg__dev_bringup_next(d);
+    return;
+  case EG_DS_FLASH_ID:
+    eg__dev_flash_id_done(d);
+    return;
+  case EG_DS_AFTER_SCRIPT:
+    eg__dev_after_script_done(d);
+    return;
+  case EG_DS_IDLE:
+  case EG_DS_OPENING:
+  case EG_DS_RESETTING:
+  case EG_DS_SYNC_WAIT:
+  case EG_DS_SYNC_MORE:
+  case EG_DS_SYNC_PAUSE:
+  case EG_DS_SECINFO:
+  case EG_DS_SECINFO_DRAIN:
+  case EG_DS_MAGIC:
+  case EG_DS_ROM_BAUD:
+  case EG_DS_ROM_BAUD_SETTLE:
+  case EG_DS_STUB_MEM:
+  case EG_DS_STUB_MEM_END:
+  case EG_DS_STUB_OHAI:
+  case EG_DS_STUB_BAUD:
+  case EG_DS_STUB_BAUD_SETTLE:
+  case EG_DS_ATTACH:
+  case EG_DS_SET_PARAMS:
+  case EG_DS_GATE:
+  case EG_DS_ERASE:
+  case EG_DS_WRITE_BEGIN:
+  case EG_DS_WRITE_DATA:
+  case EG_DS_WRITE_END:
+  case EG_DS_VERIFY:
+  case EG_DS_READ_BEGIN:
+  case EG_DS_READ_DATA:
+  case EG_DS_READ_SLOW:
+  case EG_DS_AFTER_WAIT:
+  case EG_DS_AFTER_RESET:
+  case EG_DS_AFTER_BEGIN:
+  case EG_DS_AFTER_END:
+  case EG_DS_DONE:
+  case EG_DS__COUNT:
+    eg__dev_fail(d, EG_INVAL, -1, "internal: a register script ended in state %s", eg_dev_state_name(d->state));
+    return;
+  }
+}
+
 static void script_step(eg_dev *d) {
   if (d->script_i >= d->nscript) {
-    /* Only two states run scripts. */
-    if (d->state == EG_DS_IDENTIFY)
-      eg__dev_identified(d);
-    else
-      eg__dev_flash_id_done(d);
+    script_done(d);
     return;
   }
   const eg_regop *op = &d->script[d->script_i];
@@ -231,8 +282,19 @@ static void script_step(eg_dev *d) {
   case 'S':
     len = eg_req_write_reg(d->pkt, op->addr, d->reg_slot[op->slot], 0xFFFFFFFF, 0);
     break;
+  case 'O':
+    len = eg_req_write_reg(d->pkt, op->addr, d->reg_slot[op->slot] | op->value, 0xFFFFFFFF, 0);
+    break;
+  case 'A':
+    len = eg_req_write_reg(d->pkt, op->addr, d->reg_slot[op->slot] & ~op->value, 0xFFFFFFFF, 0);
+    break;
+  case 'D':
+    d->script_delay = true;
+    d->script_i++;
+    eg__dev_arm(d, (op->value + 999) / 1000);
+    return;
   default:
-    len = eg_req_write_reg(d->pkt, op->addr, op->value, 0xFFFFFFFF, 0);
+    len = eg_req_write_reg(d->pkt, op->addr, op->value, op->mask ? op->mask : 0xFFFFFFFF, 0);
     break;
   }
   eg__dev_request(d, d->state, len, 0, d->cfg->timeouts.command_ms);
@@ -246,9 +308,41 @@ void eg__dev_script_run(eg_dev *d, eg_dev_state s, size_t n) {
   script_step(d);
 }
 
+size_t eg__dev_script_add(eg_dev *d, size_t n, eg_regscript rs) {
+  /* A read-modify-write reads into the slot after the script's own. */
+  for (size_t i = 0; i < rs.n && n + 2 <= EG_DEV_REGS; i++) {
+    const eg_regwrite *w = &rs.ops[i];
+    const uint8_t slot = EG_DEV_REGS - 1;
+    switch (w->kind) {
+    case EG_REGW_WRITE:
+      d->script[n++] = (eg_regop){'W', 0, w->addr, w->value, w->mask, w->ignore_error};
+      break;
+    case EG_REGW_SET_BITS:
+    case EG_REGW_CLEAR_BITS:
+      d->script[n++] = (eg_regop){'R', slot, w->addr, 0, 0, w->ignore_error};
+      d->script[n++] = (eg_regop){w->kind == EG_REGW_SET_BITS ? 'O' : 'A', slot, w->addr, w->value, 0, w->ignore_error};
+      break;
+    case EG_REGW_DELAY_US:
+      d->script[n++] = (eg_regop){'D', 0, 0, w->value, 0, false};
+      break;
+    }
+  }
+  return n;
+}
+
+/* A script step that may fail (esptool's try/except) moves on. */
+static bool script_skip_error(eg_dev *d) {
+  if (d->script_i >= d->nscript || !d->script[d->script_i].ignore_error) return false;
+  eg__dev_log(d, "register 0x%08x: no answer or refused; ignored as esptool does", d->script[d->script_i].addr);
+  d->script_i++;
+  script_step(d);
+  return true;
+}
+
 void eg__dev_script_reply(eg_dev *d, const eg_resp *r) {
   const eg_regop *op = &d->script[d->script_i];
   if (!r->ok) {
+    if (script_skip_error(d)) return;
     eg__dev_fail_status(d, r, op->kind == 'R' || op->kind == 'P' ? "register read" : "register write");
     return;
   }
@@ -348,7 +442,10 @@ static void dispatch_reply(eg_dev *d, const eg_resp *r, const uint8_t *frame, si
     eg__dev_magic_reply(d, r);
     return;
   case EG_DS_IDENTIFY:
+  case EG_DS_USB_PREP:
+  case EG_DS_FLASH_POWER:
   case EG_DS_FLASH_ID:
+  case EG_DS_AFTER_SCRIPT:
     eg__dev_script_reply(d, r);
     return;
   case EG_DS_ROM_BAUD:
@@ -406,6 +503,7 @@ static void dispatch_reply(eg_dev *d, const eg_resp *r, const uint8_t *frame, si
   case EG_DS_STUB_BAUD_SETTLE:
   case EG_DS_READ_DATA:
   case EG_DS_AFTER_RESET:
+  case EG_DS_AFTER_WAIT:
   case EG_DS_GATE:
   case EG_DS_DONE:
   case EG_DS__COUNT:
@@ -539,6 +637,7 @@ static void command_timeout(eg_dev *d) {
     eg__dev_resend(d, "no reply");
     return;
   }
+  if (eg_dev_state_awaits(d->state) == EG_AWAIT_REPLY && d->nscript && script_skip_error(d)) return;
   eg__dev_fail(d, EG_TIMEOUT, d->expect_op, "port %s: no reply to %s within %u ms%s", d->port_name,
                eg_op_name(d->expect_op), d->reply_timeout_ms, retryable(d->expect_op) ? " (3 attempts)" : "");
 }
@@ -546,6 +645,11 @@ static void command_timeout(eg_dev *d) {
 static void on_timer(uv_timer_t *t) {
   eg_dev *d = t->data;
   if (d->finished) return;
+  if (d->script_delay) {
+    d->script_delay = false;
+    script_step(d);
+    return;
+  }
   switch (d->state) {
   case EG_DS_RESETTING:
   case EG_DS_AFTER_RESET:
@@ -585,8 +689,14 @@ static void on_timer(uv_timer_t *t) {
     eg__dev_fail(d, EG_TIMEOUT, EG_OP_READ_FLASH, "port %s: READ_FLASH stalled at %u of %u bytes", d->port_name,
                  d->read_got, d->read_size);
     return;
+  case EG_DS_AFTER_WAIT:
+    eg__dev_finish(d, EG_OK);
+    return;
   case EG_DS_MAGIC:
   case EG_DS_IDENTIFY:
+  case EG_DS_USB_PREP:
+  case EG_DS_FLASH_POWER:
+  case EG_DS_AFTER_SCRIPT:
   case EG_DS_ROM_BAUD:
   case EG_DS_STUB_MEM:
   case EG_DS_STUB_BAUD:

@@ -56,16 +56,37 @@ typedef struct eg_dev_op {
   uint32_t addr, size; /* ERASE_REGION / READ */
 } eg_dev_op;
 
+/* What to do to one chip: the images (patched and compressed once, shared)
+ * and the operations on them. A mixed rack has one per chip. */
+typedef struct eg_dev_plan {
+  eg_imageset *images;        /* NULL when no WRITE/VERIFY ops */
+  const eg_dev_op *ops;
+  size_t nops;
+} eg_dev_plan;
+
 typedef struct eg_dev_config {
   const eg_chip *chip;        /* expected chip; NULL: accept whatever is detected */
+  /* Per-chip plans (a mixed rack): when non-NULL, the detected chip's entry
+   * replaces the images and operations given to eg_dev_init, and a chip
+   * without an entry is refused before anything is written. */
+  const eg_dev_plan *const *plans;
   eg_before before;
   eg_after after;
   uint32_t connect_baud;      /* SYNC rate (esptool: min(115200, baud)) */
   uint32_t baud;              /* transfer rate after CHANGE_BAUDRATE */
   const eg_stub *const *stubs; /* indexed by eg_chip_id; NULL (or a NULL entry): ROM only */
+  /* The older stub some revisions need (eg_chip.stub_old: ESP32-P4 below
+   * v3.0); indexed by eg_chip_id; NULL: ROM only for those revisions. */
+  const eg_stub *const *stubs_old;
   eg_imageset *images;        /* NULL when no WRITE/VERIFY ops */
   const char *flash_size;     /* "keep", "detect" or "4MB" (SPI_SET_PARAMS and checks) */
   bool verify;                /* MD5 after each WRITE */
+  /* Write plaintext images to a chip whose flash encryption is on (its
+   * bootloader will not run them): refused unless this is set. */
+  bool allow_plaintext_on_encrypted;
+  /* Skip esptool's safety checks (image chip/revision, Secure Boot v1
+   * bootloader region), as esptool --force. */
+  bool force;
   eg_timeouts timeouts;
   int connect_attempts;       /* esptool: 7 */
   bool trace;                 /* call on_log for every packet */
@@ -102,6 +123,7 @@ typedef struct eg_dev_callbacks {
   XX(SECINFO_DRAIN,    DETECT, TIMER, "200 ms: the ROM repeats its unsupported-command answer")    \
   XX(MAGIC,            DETECT, REPLY, "the magic value (READ_REG 0x40001000)")                     \
   XX(IDENTIFY,         DETECT, REPLY, "eFuse and register reads (a register script)")              \
+  XX(USB_PREP,         DETECT, REPLY, "RTC watchdog off over USB-Serial/JTAG (a register script)") \
   XX(ROM_BAUD,         BAUD,   REPLY, "the ROM's reply to CHANGE_BAUDRATE")                        \
   XX(ROM_BAUD_SETTLE,  BAUD,   TIMER, "50 ms at the new rate (esptool's settle time)")             \
   XX(STUB_MEM,         STUB,   REPLY, "the reply to a MEM_BEGIN / MEM_DATA of the stub upload")    \
@@ -109,10 +131,11 @@ typedef struct eg_dev_callbacks {
   XX(STUB_OHAI,        STUB,   OHAI,  "the stub's OHAI greeting")                                  \
   XX(STUB_BAUD,        BAUD,   REPLY, "the stub's reply to CHANGE_BAUDRATE")                       \
   XX(STUB_BAUD_SETTLE, BAUD,   TIMER, "50 ms at the new rate")                                     \
+  XX(FLASH_POWER,      ATTACH, REPLY, "the flash powered on (ESP32-P4 ECO6, a register script)")   \
   XX(ATTACH,           ATTACH, REPLY, "the reply to SPI_ATTACH")                                   \
   XX(FLASH_ID,         ATTACH, REPLY, "the RDID user command (a register script)")                 \
   XX(SET_PARAMS,       ATTACH, REPLY, "the reply to SPI_SET_PARAMS")                               \
-  XX(GATE,             ATTACH, NONE,  "the caller's go-ahead (on_gate / eg_dev_gate)")                \
+  XX(GATE,             ATTACH, NONE,  "the caller's go-ahead (on_gate / eg_dev_gate)")             \
   XX(ERASE,            ERASE,  REPLY, "the end of an erase (ERASE_FLASH/REGION, ROM FLASH_BEGIN)") \
   XX(WRITE_BEGIN,      WRITE,  REPLY, "the reply to FLASH_(DEFL_)BEGIN")                           \
   XX(WRITE_DATA,       WRITE,  REPLY, "the reply to a FLASH_(DEFL_)DATA block")                    \
@@ -121,6 +144,8 @@ typedef struct eg_dev_callbacks {
   XX(READ_BEGIN,       READ,   REPLY, "the reply to READ_FLASH")                                   \
   XX(READ_DATA,        READ,   DATA,  "READ_FLASH data packets, then the MD5 frame")               \
   XX(READ_SLOW,        READ,   REPLY, "the reply to READ_FLASH_SLOW (ROM)")                        \
+  XX(AFTER_SCRIPT,     AFTER,  REPLY, "register writes before or for a reset (a register script)") \
+  XX(AFTER_WAIT,       AFTER,  TIMER, "0.5 s for the watchdog to reset the chip")                  \
   XX(AFTER_RESET,      AFTER,  TIMER, "the next step of the --after DTR/RTS plan")                 \
   XX(AFTER_BEGIN,      AFTER,  REPLY, "the reply to FLASH_BEGIN(0) before leaving the loader")     \
   XX(AFTER_END,        AFTER,  REPLY, "the reply to FLASH_END")                                    \
@@ -150,14 +175,19 @@ eg_dev_awaits eg_dev_state_awaits(eg_dev_state s);
 eg_stage eg_dev_state_stage(eg_dev_state s);
 
 #define EG_DEV_BOOTLOG 1024
-#define EG_DEV_REGS 16
+#define EG_DEV_REGS 32
+#define EG_DEV_SLOT_UARTDEV 28  /* identity script: the ROM's UARTDEV_BUF_NO */
+#define EG_DEV_SLOT_UARTDEV3 29 /* ... at its second place (P4 from v3.0) */
 
-/* A register script: reads, writes and polls run in order (chip identity,
- * the RDID user command). */
+/* A register script: reads, writes, polls and waits run in order (chip
+ * identity, the RDID user command, watchdog and power scripts). */
 typedef struct eg_regop {
-  uint8_t kind;       /* 'R' read into slot, 'W' write value, 'S' write saved slot, 'P' poll until mask clear */
+  uint8_t kind;       /* 'R' read into slot, 'W' write value under mask, 'S' write saved slot,
+                         'P' poll until value's bits clear, 'O' write slot | value,
+                         'A' write slot & ~value, 'D' wait value microseconds */
   uint8_t slot;
-  uint32_t addr, value;
+  uint32_t addr, value, mask; /* mask 0: all bits */
+  bool ignore_error;  /* a refused or lost reply does not fail the unit (esptool's try/except) */
 } eg_regop;
 
 struct eg_dev {
@@ -176,6 +206,12 @@ struct eg_dev {
   uint32_t flash_id;
   uint32_t flash_size;        /* bytes used for SPI_SET_PARAMS / checks */
   uint8_t read_md5[16];       /* READ: MD5 the stub reported */
+  eg_chip_ident ident;        /* what the eFuses say (chip description, MAC, revision...) */
+  bool sdm;                   /* the chip is in Secure Download Mode */
+  /* How the port reaches the chip: set by the caller after eg_dev_init
+   * when known (USB VID:PID of the port), else learned from the chip's
+   * UARTDEV_BUF_NO where the table has it. */
+  eg_usb_mode usb;
   eg_dev_state state;         /* where the unit is */
   eg_stage stage;             /* = eg_dev_state_stage(state) while running; the last one when done */
   int reopens;                /* port reopened after an early error */
@@ -198,6 +234,9 @@ struct eg_dev {
   int tries;                  /* SYNC tries within an attempt */
   int sync_replies;
   bool sync_stub_seen;
+  bool stub_found;            /* a stub was already running when we synced */
+  unsigned bringup_done;      /* bring-up steps done (dev_connect.c) */
+  bool script_delay;          /* a script's 'D' step is waiting on the timer */
   int skipped_frames;
 
   /* the request in flight */
@@ -225,12 +264,15 @@ struct eg_dev {
   int mem_seg;                /* 0 text, 1 data */
   uint32_t mem_seq, mem_blocks;
 
-  /* operations */
+  /* operations (the chip's plan) */
+  eg_imageset *images;
   size_t op_i;
   const eg_wimage *wimg;
   uint32_t blk, nblk, blk_size;
   uint32_t read_size, read_got;
   uint8_t **read_bufs;        /* one per op (READ ops only), device-owned */
+  size_t nread_bufs;
+  int after_kind;             /* eg_hard_reset being carried out */
   struct evp_md_ctx_st *md5ctx;
 };
 

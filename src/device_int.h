@@ -44,6 +44,9 @@ bool eg__dev_switch_baud(eg_dev *d, uint32_t baud);
  * device.c continues when it is done. */
 void eg__dev_script_run(eg_dev *d, eg_dev_state s, size_t n);
 void eg__dev_script_reply(eg_dev *d, const eg_resp *r);
+/* Append a chip table script (eg_regscript) to d->script from index n;
+ * returns the new count. */
+size_t eg__dev_script_add(eg_dev *d, size_t n, eg_regscript rs);
 /* Run the DTR/RTS plan in d->reset_seq from step 0 in state s. */
 void eg__dev_reset_run(eg_dev *d, eg_dev_state s);
 
@@ -59,6 +62,7 @@ void eg__dev_secinfo_reply(eg_dev *d, const uint8_t *frame, size_t len);
 void eg__dev_read_magic(eg_dev *d);
 void eg__dev_magic_reply(eg_dev *d, const eg_resp *r);
 void eg__dev_identified(eg_dev *d);               /* IDENTIFY script done */
+void eg__dev_bringup_next(eg_dev *d);             /* the next bring-up step (power, watchdog, baud, stub, attach) */
 void eg__dev_baud_reply(eg_dev *d, const eg_resp *r);
 void eg__dev_baud_settled(eg_dev *d);
 void eg__dev_mem_reply(eg_dev *d, const eg_resp *r);
@@ -71,7 +75,11 @@ void eg__dev_set_params_reply(eg_dev *d, const eg_resp *r);
 bool eg__dev_may_reopen(const eg_dev *d);
 
 /* --- dev_flash.c: operations and --after --- */
-void eg__dev_ops_start(eg_dev *d);                /* attached: run d->ops */
+/* Attached: pick the chip's plan, refuse what must not be written (image
+ * for another chip or revision, plaintext on an encrypted chip), ask the
+ * gate, then run the operations. */
+void eg__dev_ops_check(eg_dev *d);
+void eg__dev_ops_start(eg_dev *d);                /* the gate said go: run d->ops */
 void eg__dev_erase_reply(eg_dev *d, const eg_resp *r);
 void eg__dev_write_begin_reply(eg_dev *d, const eg_resp *r);
 void eg__dev_write_data_reply(eg_dev *d, const eg_resp *r);
@@ -82,6 +90,7 @@ void eg__dev_read_begin_reply(eg_dev *d, const eg_resp *r);
 void eg__dev_read_frame(eg_dev *d, const uint8_t *p, size_t len);
 void eg__dev_read_slow_reply(eg_dev *d, const eg_resp *r);
 void eg__dev_after_reset_done(eg_dev *d);
+void eg__dev_after_script_done(eg_dev *d);
 void eg__dev_after_begin_reply(eg_dev *d, const eg_resp *r);
 void eg__dev_after_end_reply(eg_dev *d, const eg_resp *r);
 

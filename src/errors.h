@@ -44,6 +44,8 @@
   XX(MD5_MISMATCH,      UNIT,     "flash MD5 differs from the image's MD5")            \
   XX(FLASH_TOO_SMALL,   FINAL,    "the image does not fit in the chip's flash")        \
   XX(STUB_NO_OHAI,      UNIT,     "the flasher stub did not announce itself")          \
+  XX(IMAGE_CHIP,        FINAL,    "the image is for another chip or revision")         \
+  XX(SECURITY,          FINAL,    "refused: the chip's security state forbids it")     \
   /* ports */                                                                          \
   XX(PORT_OPEN,         UNIT,     "cannot open the port")                              \
   XX(PORT_CONFIG,       UNIT,     "cannot configure the port")                         \

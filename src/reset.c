@@ -16,6 +16,9 @@ static const eg_reset_step classic_550[] = {{0, -1, 0}, {-1, 1, 100}, {1, -1, 0}
 static const eg_reset_step usb_jtag[] = {{0, 0, 100}, {1, 0, 100}, {0, 1, 0}, {-1, 1, 100}, {0, 0, 0}, END};
 /* HardReset: RTS=1 (EN low), 100 ms, RTS=0 (DTR stays released). */
 static const eg_reset_step hard[] = {{0, 1, 100}, {0, 0, 0}, END};
+/* HardReset over the chip's own USB (uses_usb): RTS=1, 200 ms, RTS=0, then
+ * 200 ms for the port to settle (esptool reset.py HardReset). */
+static const eg_reset_step hard_usb[] = {{0, 1, 200}, {0, 0, 200}, END};
 
 const eg_reset_step *eg_reset_plan(eg_before before, int attempt, const char **name) {
   static const struct {
@@ -43,3 +46,4 @@ const eg_reset_step *eg_reset_plan(eg_before before, int attempt, const char **n
 }
 
 const eg_reset_step *eg_hard_reset_plan(void) { return hard; }
+const eg_reset_step *eg_usb_hard_reset_plan(void) { return hard_usb; }

@@ -10,6 +10,7 @@
 #ifndef EG_RESET_H
 #define EG_RESET_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "options.h"
@@ -26,7 +27,9 @@ typedef struct eg_reset_step {
  * Classic(50 ms), Classic(550 ms). usb-reset is the USB-JTAG-Serial
  * sequence. NULL for no-reset / no-reset-no-sync. `name` gets a label. */
 const eg_reset_step *eg_reset_plan(eg_before before, int attempt, const char **name);
-/* --after hard-reset: RTS pulse, 100 ms (esptool HardReset). */
+/* --after hard-reset: RTS pulse, 100 ms (esptool HardReset); over the
+ * chip's own USB port 200 ms and 200 ms more to settle. */
 const eg_reset_step *eg_hard_reset_plan(void);
+const eg_reset_step *eg_usb_hard_reset_plan(void);
 
 #endif

@@ -276,6 +276,7 @@ static void start_attempt(slotrun *sr) {
   snprintf(rec.usb_location, sizeof rec.usb_location, "%s", job->usb_location);
   rec.attempt = sr->attempt;
   rec.started_ms = eg_clock_epoch_ms();
+  rec.port_wait_ms = sr->port_waited_ms;
   sr->last = rec;
   if (s->ev->on_unit_start) s->ev->on_unit_start(s->ctx, sr->index, &rec);
   if (s->cfg->recorder) {

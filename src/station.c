@@ -26,6 +26,7 @@ typedef struct st_slot {
   bool has_mac;      /* the last unit's MAC */
   uint8_t mac[6];
   char last[200];    /* the last unit's result in words (PASS/FAIL/REMOVAL notes) */
+  uint32_t rate;     /* the rate its board last answered at (0: unknown) */
   size_t watch;      /* its folder's watch, or SIZE_MAX */
   const char *base;  /* the path's last component (inotify names it) */
 } st_slot;
@@ -163,6 +164,7 @@ static void probe_done(eg_probe *pr, const eg_probe_result *r) {
   sl->known = true;
   sl->present = r->outcome != EG_PROBE_ABSENT;
   sl->due = uv_now(st->loop) + probe_ms(st);
+  if (r->outcome == EG_PROBE_FOUND) sl->rate = r->baud;
   if (st->stopping) return;
   switch (sl->state) {
   case EG_STATION_WAITING:
@@ -234,6 +236,12 @@ static void start_probe(eg_station *st, st_probe *sp, st_slot *sl) {
    * before a unit it is the device's job. */
   const bool after_unit = sl->state == EG_STATION_PASS || sl->state == EG_STATION_FAIL || sl->state == EG_STATION_REMOVAL;
   if (!after_unit) sp->cfg.chip = NULL;
+  /* Ask first at the rate the board last answered at (a stub left running
+   * listens at the transfer rate): one rate's timeouts saved per probe. */
+  if (after_unit && sl->rate && sp->cfg.rates[1] == sl->rate) {
+    sp->cfg.rates[1] = sp->cfg.rates[0];
+    sp->cfg.rates[0] = sl->rate;
+  }
   sp->cfg.hard_reset_after = after_unit && st->cfg->hard_reset_probe;
   sp->slot = sl;
   sl->probing = true;
@@ -370,6 +378,7 @@ static void ev_unit_done(void *ctx, size_t job, const eg_unit_record *u, bool wi
     sl->has_mac = true;
     memcpy(sl->mac, u->mac, sizeof sl->mac);
   }
+  sl->rate = u->baud;
   char mac[18];
   eg_unit_mac_str(u, mac, sizeof mac);
   if (!mac[0]) snprintf(mac, sizeof mac, "-");

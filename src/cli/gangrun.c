@@ -176,7 +176,6 @@ int eg_gangrun_prepare(eg_gangrun *g, eg_cli *c, bool station, bool *nothing_to_
 int eg_gangrun_begin(eg_gangrun *g, eg_cli *c, uv_loop_t *loop, bool station) {
   eg_fault f;
   eg_fault_clear(&f);
-  (void)station;
   char host[256] = "";
   gethostname(host, sizeof host - 1);
   const eg_run_info info = {
@@ -189,6 +188,9 @@ int eg_gangrun_begin(eg_gangrun *g, eg_cli *c, uv_loop_t *loop, bool station) {
     .manifest_text = g->m.text,
     .manifest_len = g->m.text_len,
     .manifest_sha256 = g->m.sha256,
+    .kind = station ? EG_RUN_STATION : EG_RUN_FLASH,
+    .parent_run_id = g->parent_run_id,
+    .retry_mode = !g->parent_run_id ? EG_RETRY_NONE : g->by_mac ? EG_RETRY_MAC : EG_RETRY_SLOT,
   };
   /* The run and its images are recorded before any port starts. */
   if (eg_db_run_begin(g->db, &info, &g->run_id, &f) != EG_OK) {
@@ -196,7 +198,7 @@ int eg_gangrun_begin(eg_gangrun *g, eg_cli *c, uv_loop_t *loop, bool station) {
     return EG_EXIT_INTERNAL;
   }
   for (size_t i = 0; i < g->m.nimages; i++)
-    if (eg_db_run_image(g->db, g->run_id, (int)i, g->recorded[i], &f) != EG_OK) {
+    if (eg_db_run_image(g->db, g->run_id, (int)i, g->recorded[i], NULL, &f) != EG_OK) {
       eg_cli_error("%s", f.msg);
       return EG_EXIT_INTERNAL;
     }

@@ -72,6 +72,13 @@ static sqlite3 *raw(const fx *x) {
   return s;
 }
 
+/* A new file, as an older espgang would have created it. */
+static sqlite3 *raw_create(const fx *x) {
+  sqlite3 *s = NULL;
+  assert_int_equal(sqlite3_open_v2(x->path, &s, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL), SQLITE_OK);
+  return s;
+}
+
 /* First column of the first row as text ("(null)" for NULL, "(no row)"). */
 static char *q(sqlite3 *s, const char *fmt, ...) {
   va_list ap;
@@ -165,6 +172,7 @@ static void test_open_migrate_reopen(void **state) {
   snprintf(want, sizeof want, "%d", n);
   Q_EQ(s, want, "SELECT COUNT(*) FROM schema_version");
   Q_EQ(s, "0001_initial.sql", "SELECT name FROM schema_version WHERE version = 1");
+  Q_EQ(s, "0002_link_security_retry.sql", "SELECT name FROM schema_version WHERE version = 2");
   Q_EQ(s, "wal", "PRAGMA journal_mode");
   /* One *_ms column per stage of EG_STAGE_MAP. */
   for (int st = 0; st < EG_STAGE__COUNT; st++) {
@@ -271,7 +279,7 @@ static void test_unit_lifecycle(void **state) {
   eg_image img;
   const uint8_t bytes[5] = {0xE9, 1, 2, 3, 4};
   assert_int_equal(eg_image_from_mem(&img, bytes, sizeof bytes, 0x1000, &f), EG_OK);
-  assert_int_equal(eg_db_run_image(db, run, 0, &img, &f), EG_OK);
+  assert_int_equal(eg_db_run_image(db, run, 0, &img, NULL, &f), EG_OK);
   char md5[33], sha[65];
   eg_hex(md5, img.md5, 16);
   eg_hex(sha, img.file_sha256, 32);
@@ -556,7 +564,7 @@ static int64_t fill_report_db(eg_db *db) {
   eg_image img;
   const uint8_t bytes[4] = {1, 2, 3, 4};
   assert_int_equal(eg_image_from_mem(&img, bytes, 4, 0x10000, &f), EG_OK);
-  assert_int_equal(eg_db_run_image(db, run, 0, &img, &f), EG_OK);
+  assert_int_equal(eg_db_run_image(db, run, 0, &img, NULL, &f), EG_OK);
   eg_image_free(&img);
   eg_unit_record u;
   unit_init(&u, "A1", 1);
@@ -715,6 +723,169 @@ static void test_failed_slots(void **state) {
   eg_db_close(db);
 }
 
+/* ------------------------------------------------------------ migration 0002 */
+
+static char *read_text(const char *path) {
+  FILE *fp = fopen(path, "rb");
+  if (!fp) fail_msg("cannot open %s", path);
+  char *buf = calloc(1, 1 << 16);
+  assert_true(fread(buf, 1, (1 << 16) - 1, fp) > 0);
+  fclose(fp);
+  return buf;
+}
+
+/* A database as espgang with schema 1 left it: 0001 applied, two runs,
+ * three units (one in a slot retried), then opened by this espgang. */
+static void test_migrates_version_1_keeping_rows(void **state) {
+  fx *x = *state;
+  sqlite3 *s = raw_create(x);
+  char *sql = read_text(EG_SOURCE_DIR "/schema/migrations/0001_initial.sql");
+  char *err = NULL;
+  if (sqlite3_exec(s, sql, NULL, NULL, &err) != SQLITE_OK) fail_msg("0001: %s", err);
+  free(sql);
+  if (sqlite3_exec(s,
+                   "CREATE TABLE schema_version (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL);"
+                   "INSERT INTO schema_version VALUES (1, '0001_initial.sql', '2024-01-01T00:00:00.000Z');"
+                   "INSERT INTO runs (id, started_at, station, status, units, passed, failed, attempts) "
+                   "  VALUES (7, '2024-01-01T00:00:00.000Z', 'old', 'finished', 2, 1, 1, 3);"
+                   "INSERT INTO run_images VALUES (7, 0, 4096, 8, 5, 'bl.bin', 'aa', 'bb');"
+                   "INSERT INTO units (id, run_id, slot, port, attempt, mac, baud, started_at, result, error_code, "
+                   "  status_bytes, write_ms) VALUES "
+                   "  (40, 7, 'A1', '/dev/ttyA1', 1, '24:0a:c4:00:00:01', 921600, '2024-01-01T00:00:01.000Z', 'fail', "
+                   "   'DEVICE_STATUS', '01 05', 700),"
+                   "  (41, 7, 'A1', '/dev/ttyA1', 2, '24:0a:c4:00:00:01', 921600, '2024-01-01T00:00:02.000Z', 'pass', "
+                   "   NULL, NULL, 800),"
+                   "  (45, 7, 'A2', '/dev/ttyA2', 1, NULL, NULL, '2024-01-01T00:00:01.000Z', 'fail', 'NO_SYNC', NULL, 0);",
+                   NULL, NULL, &err) != SQLITE_OK)
+    fail_msg("filling a schema 1 database: %s", err);
+  sqlite3_close(s);
+
+  eg_db *db = open_ok(x);
+  assert_int_equal(eg_db_schema_version(db), count_migrations());
+  s = raw(x);
+  Q_EQ(s, "40,41,45", "SELECT group_concat(id) FROM (SELECT id FROM units ORDER BY id)");
+  Q_EQ(s, "41|pass|800|921600|(null)|(null)|(null)",
+       "SELECT id || '|' || result || '|' || write_ms || '|' || baud || '|' || ifnull(transport, '(null)') || '|' || "
+       "ifnull(fallbacks, '(null)') || '|' || ifnull(secure_boot, '(null)') FROM latest_units WHERE slot = 'A1'");
+  Q_EQ(s, "01 05", "SELECT status_bytes FROM units WHERE id = 40");
+  Q_EQ(s, "flash|(null)|(null)|(null)",
+       "SELECT kind || '|' || ifnull(parent_run_id, '(null)') || '|' || ifnull(retry_mode, '(null)') || '|' || "
+       "ifnull((SELECT chip FROM run_images WHERE run_id = 7), '(null)') FROM runs WHERE id = 7");
+  Q_EQ(s, "units_mac,units_run_slot",
+       "SELECT group_concat(name) FROM (SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'units' "
+       "AND sql IS NOT NULL ORDER BY name)");
+  Q_EQ(s, "(no row)", "PRAGMA foreign_key_check");
+  Q_EQ(s, "ok", "PRAGMA integrity_check");
+  /* 'skipped' is now a result; anything else still is not. */
+  assert_int_equal(sqlite3_exec(s, "UPDATE units SET result = 'skipped' WHERE id = 45", NULL, NULL, NULL), SQLITE_OK);
+  assert_int_not_equal(sqlite3_exec(s, "UPDATE units SET result = 'maybe' WHERE id = 45", NULL, NULL, NULL), SQLITE_OK);
+  /* New units continue after the copied ids. */
+  eg_unit_record u;
+  unit_init(&u, "A3", 1);
+  assert_true(unit_begin(db, 7, &u) > 45);
+  sqlite3_close(s);
+  eg_db_close(db);
+}
+
+/* Every column migration 0002 added, written from the record and the run info. */
+static void test_link_security_images_and_chain(void **state) {
+  fx *x = *state;
+  eg_db *db = open_ok(x);
+  const int64_t parent = begin_run(db, "st");
+  eg_run_info info = {.station = "st", .kind = EG_RUN_STATION, .parent_run_id = parent, .retry_mode = EG_RETRY_MAC};
+  int64_t run = 0;
+  eg_fault f;
+  if (eg_db_run_begin(db, &info, &run, &f) != EG_OK) fail_msg("run_begin: %s", f.msg);
+  eg_image img;
+  const uint8_t bytes[4] = {1, 2, 3, 4};
+  assert_int_equal(eg_image_from_mem(&img, bytes, 4, 0x0, &f), EG_OK);
+  assert_int_equal(eg_db_run_image(db, run, 0, &img, "ESP32-C3", &f), EG_OK);
+  assert_int_equal(eg_db_run_image(db, run, 1, &img, NULL, &f), EG_OK);
+  eg_image_free(&img);
+
+  eg_unit_record u;
+  unit_init(&u, "B7", 2);
+  u.transport = EG_TRANSPORT_USB_SERIAL_JTAG;
+  u.has_sec_info = true;
+  u.sec_flags = 0x5;
+  u.flash_crypt_cnt = 0x7;
+  memcpy(u.key_purposes, (const uint8_t[]){0x0c, 0x0d, 0, 0, 0, 0, 0x01}, 7);
+  u.nkey_purposes = 7;
+  u.secure_boot = EG_TRI_YES;
+  u.flash_encryption = EG_TRI_NO;
+  u.baud_requested = 921600;
+  u.baud = 460800;
+  u.port_wait_ms = 2500;
+  eg_unit_fallback(&u, "ROM CHANGE_BAUDRATE failed: reconnected at 115200, stub set 921600");
+  eg_unit_fallback(&u, "921600 -> 460800 at image 1 block 37");
+  const int64_t id = unit_begin(db, run, &u);
+  eg_unit_image(&u, 0, 0x0, EG_IMAGE_SKIPPED, 12);
+  eg_unit_image(&u, 1, 0x10000, EG_IMAGE_WRITTEN, 900);
+  assert_int_equal(eg_db_unit_update(db, id, &u, &f), EG_OK);
+  sqlite3 *s = raw(x);
+  Q_EQ(s, "0|0|skipped|12;1|65536|written|900",
+       "SELECT group_concat(idx || '|' || offset || '|' || action || '|' || duration_ms, ';') FROM "
+       "(SELECT * FROM unit_images WHERE unit_id = %lld ORDER BY idx)", (long long)id);
+  eg_unit_image(&u, 1, 0x10000, EG_IMAGE_VERIFIED, 1000);
+  unit_finish(db, id, &u, EG_RESULT_SKIPPED);
+  Q_EQ(s, "0|0|skipped|12;1|65536|verified|1000",
+       "SELECT group_concat(idx || '|' || offset || '|' || action || '|' || duration_ms, ';') FROM "
+       "(SELECT * FROM unit_images WHERE unit_id = %lld ORDER BY idx)", (long long)id);
+  Q_EQ(s,
+       "usb-serial-jtag|5|7|0c0d0000000001|1|0|(null)|921600|460800|2|"
+       "ROM CHANGE_BAUDRATE failed: reconnected at 115200, stub set 921600\n921600 -> 460800 at image 1 block 37|2500|skipped",
+       "SELECT transport || '|' || sec_flags || '|' || flash_crypt_cnt || '|' || key_purposes || '|' || secure_boot || "
+       "'|' || flash_encryption || '|' || ifnull(secure_download, '(null)') || '|' || baud_requested || '|' || baud || "
+       "'|' || fallbacks || '|' || fallback_log || '|' || port_wait_ms || '|' || result FROM units WHERE id = %lld",
+       (long long)id);
+  char want[64];
+  snprintf(want, sizeof want, "station|%lld|mac|1|0|1", (long long)parent);
+  Q_EQ(s, want, "SELECT kind || '|' || parent_run_id || '|' || retry_mode || '|' || units || '|' || passed || '|' || "
+                "skipped FROM runs WHERE id = %lld", (long long)run);
+  Q_EQ(s, "flash|(null)|(null)", "SELECT kind || '|' || ifnull(parent_run_id, '(null)') || '|' || "
+                                 "ifnull(retry_mode, '(null)') FROM runs WHERE id = %lld", (long long)parent);
+  Q_EQ(s, "ESP32-C3|(null)", "SELECT group_concat(ifnull(chip, '(null)'), '|') FROM "
+                             "(SELECT chip FROM run_images WHERE run_id = %lld ORDER BY idx)", (long long)run);
+  /* A record with nothing known stores NULLs, not zeros. */
+  eg_unit_record v;
+  unit_init(&v, "B8", 1);
+  const int64_t id2 = unit_begin(db, run, &v);
+  Q_EQ(s, "(null)|(null)|(null)|(null)|(null)|0|(null)|0",
+       "SELECT ifnull(transport, '(null)') || '|' || ifnull(sec_flags, '(null)') || '|' || "
+       "ifnull(key_purposes, '(null)') || '|' || ifnull(secure_boot, '(null)') || '|' || "
+       "ifnull(baud_requested, '(null)') || '|' || fallbacks || '|' || ifnull(fallback_log, '(null)') || '|' || "
+       "(SELECT COUNT(*) FROM unit_images WHERE unit_id = %lld) FROM units WHERE id = %lld",
+       (long long)id2, (long long)id2);
+  sqlite3_close(s);
+  /* A retry mode without a parent is not stored; a kind out of range is refused. */
+  info = (eg_run_info){.station = "st", .kind = (eg_run_kind)7};
+  assert_int_equal(eg_db_run_begin(db, &info, &run, &f), EG_INVAL);
+  eg_db_close(db);
+}
+
+static void test_fallback_log_bounded(void **state) {
+  (void)state;
+  eg_unit_record u;
+  eg_unit_record_init(&u);
+  for (int i = 0; i < 100; i++) eg_unit_fallback(&u, "fallback number %d with some words after it", i);
+  assert_int_equal(u.fallbacks, 100);
+  assert_true(strlen(u.fallback_log) < sizeof u.fallback_log);
+  assert_memory_equal(u.fallback_log, "fallback number 0 with", 22);
+  const size_t n = strlen(u.fallback_log);
+  assert_string_equal(u.fallback_log + n - 4, "\n...");
+  assert_null(strstr(u.fallback_log, "\n...\n"));
+  eg_unit_image(&u, EG_UNIT_MAX_IMAGES, 0, EG_IMAGE_WRITTEN, 1); /* ignored */
+  assert_int_equal(u.nimages, 0);
+  eg_unit_image(&u, 2, 0x8000, EG_IMAGE_FAILED, 1);
+  assert_int_equal(u.nimages, 3);
+  assert_int_equal(u.images[0].action, EG_IMAGE_NONE);
+  assert_string_equal(eg_image_action_name(EG_IMAGE_FAILED), "failed");
+  assert_null(eg_image_action_name(EG_IMAGE_NONE));
+  assert_string_equal(eg_transport_name(EG_TRANSPORT_USB_OTG), "usb-otg");
+  assert_null(eg_transport_name(EG_TRANSPORT_UNKNOWN));
+  assert_null(eg_transport_name((eg_transport)99));
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(test_open_migrate_reopen, setup, teardown),
@@ -727,6 +898,9 @@ int main(void) {
     cmocka_unit_test_setup_teardown(test_finish_is_durable_under_sigkill, setup, teardown),
     cmocka_unit_test_setup_teardown(test_reports, setup, teardown),
     cmocka_unit_test_setup_teardown(test_failed_slots, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_migrates_version_1_keeping_rows, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_link_security_images_and_chain, setup, teardown),
+    cmocka_unit_test(test_fallback_log_bounded),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
