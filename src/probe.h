@@ -26,7 +26,7 @@
  * connection refused, or the port vanished during the probe), ERROR (there
  * but unusable: busy, no permission; msg says).
  *
- * Cost, at 115200 baud: a FOUND probe moves 48 bytes out and about 14 in
+ * Cost, at 115200 baud: a FOUND probe moves 46 bytes out and 14 in
  * (SYNC and its first reply: ~6 ms on the wire, plus the ROM's ~1-7 ms and
  * the adapter's latency); reading an ESP32's MAC adds 8 READ_REGs (~2.5 ms
  * each). A port where nothing answers is held tries x sync_ms (default 2 x
