@@ -10,13 +10,14 @@
  * (or the power going) right after eg_db_unit_finish() returns.
  */
 #include "db.h"
-#include "jsonw.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -70,20 +71,13 @@ typedef enum stmt_id {
   S_UNIT_RESULT,
   S_UNIT_IMAGE,
   S_FAILED_SLOTS,
+  S_LATEST_RUN_OF,
+  S_MAC_LAST_FAIL,
+  S_MAC_PASS_AFTER,
+  S_RUN_IMAGES,
   S_RECOVER_RUNS,
   S_RECOVER_UNITS,
   S_RECOVER_RUN,
-  S_RUN_TEXT,
-  S_RUN_JSON,
-  S_IMAGES_TEXT,
-  S_IMAGES_JSON,
-  S_UNITS_TEXT,
-  S_UNITS_JSON,
-  S_UNIT_HIST_COUNT,
-  S_UNIT_HIST_TEXT,
-  S_UNIT_HIST_JSON,
-  S_RUNS_TEXT,
-  S_RUNS_JSON,
   S__COUNT
 } stmt_id;
 
@@ -95,13 +89,6 @@ typedef enum stmt_id {
   "COALESCE(SUM(result = 'aborted'), 0), COALESCE(SUM(result = 'skipped'), 0), "                \
   "(SELECT COUNT(*) FROM units WHERE run_id = ?1) "                                             \
   "FROM latest_units WHERE run_id = ?1) WHERE id = ?1"
-
-#define UNIT_TEXT_COLS                                                                          \
-  "id, slot, port, attempt, result, chip, mac, "                                                \
-  "CASE WHEN flash_id IS NULL THEN NULL ELSE flash_mfr || '/' || flash_device END AS flash, "   \
-  "flash_size, stub, baud, duration_ms, fail_stage, error_code, "                               \
-  "CASE WHEN opcode IS NULL THEN NULL ELSE printf('0x%02x', opcode) END AS opcode, "            \
-  "status_bytes, message"
 
 static const char *const fixed_sql[S__COUNT] = {
   [S_BEGIN] = "BEGIN IMMEDIATE",
@@ -119,8 +106,19 @@ static const char *const fixed_sql[S__COUNT] = {
   [S_UNIT_RESULT] = "SELECT run_id, result FROM units WHERE id = ?",
   [S_UNIT_IMAGE] = "INSERT INTO unit_images (unit_id, idx, offset, action, duration_ms) VALUES (?1, ?2, ?3, ?4, ?5) "
                    "ON CONFLICT (unit_id, idx) DO UPDATE SET offset = ?3, action = ?4, duration_ms = ?5",
-  [S_FAILED_SLOTS] = "SELECT slot FROM latest_units AS l WHERE run_id = ?1 AND result <> 'pass' "
+  [S_FAILED_SLOTS] = "SELECT slot FROM latest_units AS l WHERE run_id = ?1 AND result NOT IN ('pass', 'skipped') "
                      "ORDER BY (SELECT MIN(id) FROM units AS x WHERE x.run_id = l.run_id AND x.slot = l.slot)",
+  [S_LATEST_RUN_OF] = "SELECT MAX(id) FROM runs WHERE station = ?1 AND manifest_sha256 = ?2",
+  /* An attempt is the MAC's when it read it, or when another attempt in its
+   * run and slot did (it failed before the MAC was read). */
+  [S_MAC_LAST_FAIL] = "SELECT MAX(u.id) FROM units AS u JOIN runs AS r ON r.id = u.run_id "
+                      "WHERE r.station = ?1 AND r.manifest_sha256 = ?2 AND u.result IN ('fail', 'aborted') "
+                      "AND (u.mac = ?3 OR (u.mac IS NULL AND EXISTS (SELECT 1 FROM units AS k WHERE "
+                      "k.run_id = u.run_id AND k.slot = u.slot AND k.mac = ?3)))",
+  [S_MAC_PASS_AFTER] = "SELECT COUNT(*) FROM units AS u JOIN runs AS r ON r.id = u.run_id "
+                       "WHERE r.station = ?1 AND r.manifest_sha256 = ?2 AND u.result = 'pass' AND u.mac = ?3 "
+                       "AND u.id > ?4",
+  [S_RUN_IMAGES] = "SELECT idx, offset, sha256, chip FROM run_images WHERE run_id = ? ORDER BY idx",
   [S_RECOVER_RUNS] = "SELECT id, pid_host, pid FROM runs WHERE status = 'running' "
                      "OR id IN (SELECT run_id FROM units WHERE result = 'in_progress') ORDER BY id",
   [S_RECOVER_UNITS] = "UPDATE units SET result = 'aborted', error_code = 'ABORTED', message = '" ABORTED_MSG "' "
@@ -130,28 +128,12 @@ static const char *const fixed_sql[S__COUNT] = {
   [S_RECOVER_RUN] = "UPDATE runs SET status = CASE status WHEN 'running' THEN 'crashed' ELSE status END, "
                     "ended_at = COALESCE(ended_at, (SELECT MAX(MAX(started_at, COALESCE(finished_at, ''))) "
                     "FROM units WHERE run_id = runs.id), started_at) WHERE id = ?",
-  [S_RUN_TEXT] = "SELECT id AS run, station, status, started_at, ended_at, operator, host, tool_version AS espgang, "
-                 "command_line, manifest_path AS manifest, manifest_sha256, units, passed, failed, aborted, attempts "
-                 "FROM runs WHERE id = ?",
-  [S_RUN_JSON] = "SELECT 'run' AS record, * FROM runs WHERE id = ?",
-  [S_IMAGES_TEXT] = "SELECT idx, printf('0x%x', offset) AS offset, size, file, sha256, md5 FROM run_images "
-                    "WHERE run_id = ? ORDER BY idx",
-  [S_IMAGES_JSON] = "SELECT 'image' AS record, * FROM run_images WHERE run_id = ? ORDER BY idx",
-  [S_UNITS_TEXT] = "SELECT " UNIT_TEXT_COLS " FROM units WHERE run_id = ? ORDER BY id",
-  [S_UNITS_JSON] = "SELECT 'unit' AS record, * FROM units WHERE run_id = ? ORDER BY id",
-  [S_UNIT_HIST_COUNT] = "SELECT COUNT(*) FROM units WHERE mac = ?1 OR slot = ?2",
-  [S_UNIT_HIST_TEXT] = "SELECT run_id AS run, started_at, " UNIT_TEXT_COLS " FROM units "
-                       "WHERE mac = ?1 OR slot = ?2 ORDER BY id DESC",
-  [S_UNIT_HIST_JSON] = "SELECT 'unit' AS record, * FROM units WHERE mac = ?1 OR slot = ?2 ORDER BY id DESC",
-  [S_RUNS_TEXT] = "SELECT id AS run, started_at, ended_at, station, operator, status, units, passed, failed, "
-                  "aborted, attempts FROM runs ORDER BY id DESC LIMIT ?",
-  [S_RUNS_JSON] = "SELECT 'run' AS record, id, started_at, ended_at, station, operator, host, tool_version, "
-                  "manifest_path, manifest_sha256, status, units, passed, failed, aborted, attempts "
-                  "FROM runs ORDER BY id DESC LIMIT ?",
 };
 
 struct eg_db {
   sqlite3 *db;
+  size_t nfiles;      /* read-only handles: files attached as f0, f1, ... */
+  int *file_version;  /* schema version of each file as found on disk */
   sqlite3_stmt *st[S__COUNT];
   char *unit_insert_sql, *unit_update_sql;
   int version;
@@ -463,11 +445,16 @@ void eg_db_close(eg_db *db) {
   free(db->unit_insert_sql);
   free(db->unit_update_sql);
   free(db->live);
+  free(db->file_version);
   free(db);
 }
 
 int eg_db_schema_version(eg_db *db) { return db ? db->version : 0; }
 sqlite3 *eg_db_sqlite(eg_db *db) { return db->db; }
+size_t eg_db_files(const eg_db *db) { return db->nfiles ? db->nfiles : 1; }
+int eg_db_file_version(const eg_db *db, size_t file) {
+  return db->nfiles ? (file < db->nfiles ? db->file_version[file] : 0) : db->version;
+}
 
 /* ---------------------------------------------------------------- runs */
 
@@ -794,219 +781,461 @@ eg_err eg_db_failed_slots(eg_db *db, int64_t run_id, char ***slots, size_t *coun
   return EG_OK;
 }
 
-/* ---------------------------------------------------------------- reports */
 
-/* Every row as one JSON object per line, keys from the column names. */
-static eg_err rows_json(eg_db *db, sqlite3_stmt *s, FILE *out, size_t *nrows, eg_fault *f) {
+/* ---------------------------------------------------------------- rerun */
+
+eg_err eg_db_latest_run(eg_db *db, const char *station, const uint8_t *manifest_sha256, int64_t *run_id, eg_fault *f) {
+  *run_id = 0;
+  if (!station || !manifest_sha256)
+    return eg_fault_set(f, EG_INVAL, EG_STAGE_NONE, -1, "a station and a manifest sha256 are needed");
+  sqlite3_stmt *s = stmt(db, S_LATEST_RUN_OF, f);
+  if (!s) return EG_DB;
+  char hex[65];
+  sqlite3_bind_text(s, 1, station, -1, SQLITE_TRANSIENT);
+  sqlite3_bind_text(s, 2, eg_hex(hex, manifest_sha256, 32), -1, SQLITE_TRANSIENT);
+  const int rc = sqlite3_step(s);
+  if (rc == SQLITE_ROW && sqlite3_column_type(s, 0) != SQLITE_NULL) *run_id = sqlite3_column_int64(s, 0);
+  sqlite3_reset(s);
+  if (rc != SQLITE_ROW) return db_fail(db, f, "finding the latest run");
+  if (!*run_id)
+    return eg_fault_set(f, EG_INVAL, EG_STAGE_NONE, -1, "no run of station %s with manifest %.12s... in the database",
+                        station, hex);
+  return EG_OK;
+}
+
+eg_err eg_db_mac_needs_retry(eg_db *db, const char *station, const uint8_t *manifest_sha256, const char *mac,
+                             bool *retry, eg_fault *f) {
+  *retry = false;
+  if (!station || !manifest_sha256 || !mac)
+    return eg_fault_set(f, EG_INVAL, EG_STAGE_NONE, -1, "a station, a manifest sha256 and a MAC are needed");
+  char hex[65];
+  eg_hex(hex, manifest_sha256, 32);
+  int64_t last_fail = 0, passes = 0;
+  for (int pass = 0; pass < 2; pass++) {
+    sqlite3_stmt *s = stmt(db, pass ? S_MAC_PASS_AFTER : S_MAC_LAST_FAIL, f);
+    if (!s) return EG_DB;
+    sqlite3_bind_text(s, 1, station, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(s, 2, hex, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(s, 3, mac, -1, SQLITE_TRANSIENT);
+    if (pass) sqlite3_bind_int64(s, 4, last_fail);
+    const int rc = sqlite3_step(s);
+    const int64_t v = rc == SQLITE_ROW && sqlite3_column_type(s, 0) != SQLITE_NULL ? sqlite3_column_int64(s, 0) : 0;
+    sqlite3_reset(s);
+    if (rc != SQLITE_ROW) return db_fail(db, f, "looking up the MAC's attempts");
+    if (pass) passes = v;
+    else if (!(last_fail = v)) return EG_OK; /* never failed here */
+  }
+  *retry = passes == 0;
+  return EG_OK;
+}
+
+eg_err eg_db_run_images(eg_db *db, int64_t run_id, eg_db_image_ref **refs, size_t *count, eg_fault *f) {
+  *refs = NULL, *count = 0;
+  eg_err r = resolve_run(db, &run_id, f);
+  if (r != EG_OK) return r;
+  sqlite3_stmt *s = stmt(db, S_RUN_IMAGES, f);
+  if (!s) return EG_DB;
+  sqlite3_bind_int64(s, 1, run_id);
+  eg_db_image_ref *list = NULL;
+  size_t n = 0;
   int rc;
-  *nrows = 0;
   while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-    fputc('{', out);
-    for (int c = 0; c < sqlite3_column_count(s); c++) {
-      if (c) fputc(',', out);
-      const char *name = sqlite3_column_name(s, c);
-      eg_json_quote_n(out, (const char *)name, strlen(name));
-      fputc(':', out);
-      switch (sqlite3_column_type(s, c)) {
-      case SQLITE_INTEGER: fprintf(out, "%lld", (long long)sqlite3_column_int64(s, c)); break;
-      case SQLITE_FLOAT: fprintf(out, "%.17g", sqlite3_column_double(s, c)); break;
-      case SQLITE_NULL: fputs("null", out); break;
-      default: {
-        const unsigned char *t = sqlite3_column_text(s, c);
-        eg_json_quote_n(out, (const char *)t, (size_t)sqlite3_column_bytes(s, c));
-      }
-      }
+    eg_db_image_ref *l = realloc(list, (n + 1) * sizeof *l);
+    if (!l) {
+      sqlite3_reset(s);
+      free(list);
+      return eg_fault_set(f, EG_NOMEM, EG_STAGE_NONE, -1, "out of memory");
     }
-    fputs("}\n", out);
-    (*nrows)++;
+    list = l;
+    eg_db_image_ref *e = &list[n++];
+    memset(e, 0, sizeof *e);
+    e->idx = sqlite3_column_int(s, 0);
+    e->offset = (uint32_t)sqlite3_column_int64(s, 1);
+    snprintf(e->sha256, sizeof e->sha256, "%s", (const char *)sqlite3_column_text(s, 2));
+    if (sqlite3_column_type(s, 3) != SQLITE_NULL) snprintf(e->chip, sizeof e->chip, "%s", sqlite3_column_text(s, 3));
   }
   sqlite3_reset(s);
-  return rc == SQLITE_DONE ? EG_OK : db_fail(db, f, "reading the report");
-}
-
-/* Text cells: NULL shows as "-", control characters as spaces. */
-static char *cell_text(sqlite3_stmt *s, int c) {
-  if (sqlite3_column_type(s, c) == SQLITE_NULL) return strdup("-");
-  const unsigned char *t = sqlite3_column_text(s, c);
-  const size_t n = (size_t)sqlite3_column_bytes(s, c);
-  char *d = malloc(n + 1);
-  if (!d) return NULL;
-  for (size_t i = 0; i < n; i++) d[i] = t[i] < 0x20 || t[i] == 0x7F ? ' ' : (char)t[i];
-  d[n] = '\0';
-  return d;
-}
-
-/* Display width: UTF-8 code points, not bytes. */
-static size_t width(const char *s) {
-  size_t w = 0;
-  for (; *s; s++)
-    if (((unsigned char)*s & 0xC0) != 0x80) w++;
-  return w;
-}
-
-static void pad(FILE *out, size_t n) {
-  while (n--) fputc(' ', out);
-}
-
-/* Rows as an aligned table with a header; numeric columns right-aligned. */
-static eg_err rows_table(eg_db *db, sqlite3_stmt *s, FILE *out, size_t *nrows, eg_fault *f) {
-  const int ncol = sqlite3_column_count(s);
-  size_t nrow = 0, cap = 0;
-  char **cells = NULL;
-  size_t *w = calloc((size_t)ncol, sizeof *w);
-  bool *numeric = calloc((size_t)ncol, sizeof *numeric);
-  bool *any = calloc((size_t)ncol, sizeof *any); /* a non-NULL value seen */
-  eg_err r = EG_OK;
-  int rc;
-  if (!w || !numeric || !any) {
-    r = eg_fault_set(f, EG_NOMEM, EG_STAGE_NONE, -1, "out of memory");
-    goto done;
-  }
-  for (int c = 0; c < ncol; c++) w[c] = width(sqlite3_column_name(s, c)), numeric[c] = true;
-  while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-    if (nrow == cap) {
-      cap = cap ? 2 * cap : 16;
-      char **nc = realloc(cells, cap * (size_t)ncol * sizeof *nc);
-      if (!nc) {
-        r = eg_fault_set(f, EG_NOMEM, EG_STAGE_NONE, -1, "out of memory");
-        goto done;
-      }
-      cells = nc;
-    }
-    for (int c = 0; c < ncol; c++) {
-      const int t = sqlite3_column_type(s, c);
-      if (t != SQLITE_INTEGER && t != SQLITE_FLOAT && t != SQLITE_NULL) numeric[c] = false;
-      if (t != SQLITE_NULL) any[c] = true;
-      char *v = cell_text(s, c);
-      cells[nrow * (size_t)ncol + (size_t)c] = v;
-      if (!v) {
-        for (int k = c + 1; k < ncol; k++) cells[nrow * (size_t)ncol + (size_t)k] = NULL;
-        nrow++;
-        r = eg_fault_set(f, EG_NOMEM, EG_STAGE_NONE, -1, "out of memory");
-        goto done;
-      }
-      if (width(v) > w[c]) w[c] = width(v);
-    }
-    nrow++;
-  }
   if (rc != SQLITE_DONE) {
-    r = db_fail(db, f, "reading the report");
-    goto done;
+    free(list);
+    return db_fail(db, f, "reading the run's images");
   }
-  /* Right-align columns of numbers; a column of NULLs only is text. */
-  for (int c = 0; c < ncol; c++) numeric[c] = numeric[c] && any[c];
-  for (size_t row = 0; row <= nrow; row++) {
-    for (int c = 0; c < ncol; c++) {
-      const char *v = row == 0 ? sqlite3_column_name(s, c) : cells[(row - 1) * (size_t)ncol + (size_t)c];
-      const size_t gap = w[c] - width(v);
-      const bool last = c == ncol - 1;
-      if (c) fputs("  ", out);
-      if (numeric[c] && row) pad(out, gap);
-      fputs(v, out);
-      if (!(numeric[c] && row) && !last) pad(out, gap);
-    }
-    fputc('\n', out);
+  *refs = list, *count = n;
+  return EG_OK;
+}
+
+/* ---------------------------------------------------------------- read-only */
+
+/* What the path is, before SQLite sees it: a FIFO would block an open, a
+ * directory or an empty file would be "created" by a careless one. */
+static eg_err check_log_file(const char *path, eg_fault *f) {
+  struct stat st;
+  if (stat(path, &st) != 0)
+    return eg_fault_set(f, EG_INVAL, EG_STAGE_NONE, -1, "%s: no log database there (%s)", path, strerror(errno));
+  if (S_ISDIR(st.st_mode)) return eg_fault_set(f, EG_INVAL, EG_STAGE_NONE, -1, "%s: is a directory, not a log database", path);
+  if (!S_ISREG(st.st_mode))
+    return eg_fault_set(f, EG_INVAL, EG_STAGE_NONE, -1, "%s: not a regular file, not a log database", path);
+  char head[16] = {0};
+  const int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) return eg_fault_set(f, EG_INVAL, EG_STAGE_NONE, -1, "%s: cannot open: %s", path, strerror(errno));
+  const ssize_t n = read(fd, head, sizeof head);
+  close(fd);
+  if (n != (ssize_t)sizeof head || memcmp(head, "SQLite format 3", 16) != 0)
+    return eg_fault_set(f, EG_INVAL, EG_STAGE_NONE, -1, "%s: not an SQLite database (not an espgang log)", path);
+  return EG_OK;
+}
+
+/* "file:" URI of a path, read-only (and immutable: no locks, no side
+ * files), with the characters URIs reserve escaped. */
+static char *file_uri(const char *path, bool immutable) {
+  char *u = malloc(strlen(path) * 3 + 32);
+  if (!u) return NULL;
+  char *p = u + sprintf(u, "file:");
+  for (const unsigned char *c = (const unsigned char *)path; *c; c++)
+    p += (*c == '%' || *c == '?' || *c == '#' || *c < 0x20) ? sprintf(p, "%%%02X", *c) : sprintf(p, "%c", *c);
+  sprintf(p, immutable ? "?mode=ro&immutable=1" : "?mode=ro");
+  return u;
+}
+
+/* Schema version of an open connection's main database; -1 when it has
+ * tables but no schema_version (not ours). */
+static eg_err file_version(eg_db *tmp, const char *path, int *version, eg_fault *f) {
+  int64_t has, any, v = 0;
+  eg_err r = query_int(tmp, "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'", 0,
+                       &has, f);
+  if (r == EG_OK && !has) r = query_int(tmp, "SELECT COUNT(*) FROM sqlite_master", 0, &any, f);
+  if (r != EG_OK) {
+    eg_fault_set(f, EG_DB, EG_STAGE_NONE, -1, "%s: %s", path, sqlite3_errmsg(tmp->db));
+    return EG_DB;
   }
-done:
-  sqlite3_reset(s);
-  for (size_t i = 0; i < nrow * (size_t)ncol; i++) free(cells[i]);
-  free(cells);
-  free(w);
-  free(numeric);
-  free(any);
-  if (nrows) *nrows = nrow;
+  if (!has) return eg_fault_set(f, EG_INVAL, EG_STAGE_NONE, -1, "%s: not an espgang log (no schema_version table)", path);
+  if ((r = query_int(tmp, "SELECT MAX(version) FROM schema_version", 0, &v, f)) != EG_OK) return r;
+  *version = (int)v;
+  return EG_OK;
+}
+
+/* Attach file `i` as schema f<i>.
+ *
+ * A read-only SQLite connection to a WAL database creates the -wal and -shm
+ * files when they are missing, and cannot remove them: reading would leave
+ * files behind. So: when the file has no -wal beside it, nobody has it open
+ * (a WAL writer keeps its -wal until the last connection closes); it is
+ * opened immutable (no locks, no side files) and copied into memory at once,
+ * so a writer that starts meanwhile is not read half-way. When a -wal exists
+ * a writer may be active: the file is attached read-only and read live
+ * through that writer's -wal and -shm. A file at an older schema is always
+ * copied, and the copy migrated. */
+static eg_err attach_file(eg_db *db, size_t i, const char *path, eg_fault *f) {
+  eg_err r = check_log_file(path, f);
+  if (r != EG_OK) return r;
+  char *wal = sqlite3_mprintf("%s-wal", path);
+  if (!wal) return eg_fault_set(f, EG_NOMEM, EG_STAGE_NONE, -1, "out of memory");
+  struct stat st;
+  const bool live = stat(wal, &st) == 0;
+  sqlite3_free(wal);
+  char *uri = file_uri(path, !live);
+  if (!uri) return eg_fault_set(f, EG_NOMEM, EG_STAGE_NONE, -1, "out of memory");
+  eg_db probe = {0}, copy = {0};
+  sqlite3_int64 size = 0;
+  unsigned char *bytes = NULL;
+  char sql[160];
+  int version = 0;
+  if (sqlite3_open_v2(uri, &probe.db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, NULL) != SQLITE_OK) {
+    r = eg_fault_set(f, EG_DB, EG_STAGE_NONE, -1, "%s: %s", path, probe.db ? sqlite3_errmsg(probe.db) : "out of memory");
+    goto out;
+  }
+  sqlite3_busy_timeout(probe.db, BUSY_TIMEOUT_MS);
+  /* One read transaction: the version and the copy see the same snapshot. */
+  if ((r = exec(&probe, "BEGIN", f, path)) != EG_OK || (r = file_version(&probe, path, &version, f)) != EG_OK) goto out;
+  const int latest = EG_NMIGRATIONS ? eg_migrations[EG_NMIGRATIONS - 1].version : 0;
+  if (version > latest) {
+    r = eg_fault_set(f, EG_DB, EG_STAGE_NONE, -1,
+                     "%s: database schema version %d is newer than this espgang %s understands (%d); "
+                     "use a newer espgang with this database", path, version, EG_VERSION, latest);
+    goto out;
+  }
+  db->file_version[i] = version;
+  if (live && version == latest) {
+    char *q = sqlite3_mprintf("ATTACH %Q AS f%d", uri, (int)i);
+    r = q ? exec(db, q, f, path) : eg_fault_set(f, EG_NOMEM, EG_STAGE_NONE, -1, "out of memory");
+    sqlite3_free(q);
+    goto out;
+  }
+  /* Bytes 18-19 of the header say "WAL"; an in-memory copy must say
+   * "rollback journal" (1) or SQLite will not read it. */
+  if (!(bytes = sqlite3_serialize(probe.db, "main", &size, 0)) || size < 100) {
+    r = eg_fault_set(f, EG_DB, EG_STAGE_NONE, -1, "%s: cannot copy the database: %s", path, sqlite3_errmsg(probe.db));
+    goto out;
+  }
+  bytes[18] = bytes[19] = 1;
+  if (sqlite3_open_v2(":memory:", &copy.db, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK ||
+      sqlite3_deserialize(copy.db, "main", bytes, size, size, SQLITE_DESERIALIZE_FREEONCLOSE | SQLITE_DESERIALIZE_RESIZEABLE) !=
+        SQLITE_OK) {
+    bytes = NULL; /* freed with the connection */
+    r = eg_fault_set(f, EG_DB, EG_STAGE_NONE, -1, "%s: cannot load a copy of the database", path);
+    goto out;
+  }
+  bytes = NULL;
+  if (version < latest && (r = migrate(&copy, f)) != EG_OK) goto out;
+  if (!(bytes = sqlite3_serialize(copy.db, "main", &size, 0))) {
+    r = eg_fault_set(f, EG_NOMEM, EG_STAGE_NONE, -1, "%s: out of memory copying the database", path);
+    goto out;
+  }
+  snprintf(sql, sizeof sql, "ATTACH ':memory:' AS f%d", (int)i);
+  if ((r = exec(db, sql, f, path)) != EG_OK) goto out;
+  snprintf(sql, sizeof sql, "f%d", (int)i);
+  const int rc = sqlite3_deserialize(db->db, sql, bytes, size, size,
+                                     SQLITE_DESERIALIZE_FREEONCLOSE | SQLITE_DESERIALIZE_RESIZEABLE);
+  bytes = NULL;
+  if (rc != SQLITE_OK) r = eg_fault_set(f, EG_DB, EG_STAGE_NONE, -1, "%s: cannot attach the copy", path);
+out:
+  sqlite3_free(bytes);
+  if (probe.db) sqlite3_close(probe.db); /* ends the read transaction */
+  if (copy.db) sqlite3_close(copy.db);
+  free(uri);
   return r;
 }
 
-/* One row as "name  value" lines. */
-static eg_err row_fields(eg_db *db, sqlite3_stmt *s, FILE *out, eg_fault *f) {
-  const int rc = sqlite3_step(s);
-  if (rc == SQLITE_ROW) {
-    size_t w = 0;
-    for (int c = 0; c < sqlite3_column_count(s); c++)
-      if (width(sqlite3_column_name(s, c)) > w) w = width(sqlite3_column_name(s, c));
-    for (int c = 0; c < sqlite3_column_count(s); c++) {
-      char *v = cell_text(s, c);
-      fputs(sqlite3_column_name(s, c), out);
-      pad(out, w - width(sqlite3_column_name(s, c)) + 2);
-      fprintf(out, "%s\n", v ? v : "?");
-      free(v);
-    }
+eg_err eg_db_open_readonly(eg_db **out, const char *const *paths, size_t npaths, eg_fault *f) {
+  *out = NULL;
+  if (!npaths) return eg_fault_set(f, EG_INVAL, EG_STAGE_NONE, -1, "no log database given");
+  eg_db *db = calloc(1, sizeof *db);
+  if (!db || !(db->file_version = calloc(npaths, sizeof *db->file_version))) {
+    eg_db_close(db);
+    return eg_fault_set(f, EG_NOMEM, EG_STAGE_NONE, -1, "out of memory");
   }
-  sqlite3_reset(s);
-  return rc == SQLITE_ROW || rc == SQLITE_DONE ? EG_OK : db_fail(db, f, "reading the report");
+  db->nfiles = npaths;
+  eg_err r = EG_OK;
+  /* The connection's own database is in memory: nothing is created on disk. */
+  if (sqlite3_open_v2(":memory:", &db->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_URI, NULL) != SQLITE_OK) {
+    r = eg_fault_set(f, EG_DB, EG_STAGE_NONE, -1, "cannot open SQLite: %s", db->db ? sqlite3_errmsg(db->db) : "out of memory");
+    goto fail;
+  }
+  sqlite3_extended_result_codes(db->db, 1);
+  sqlite3_busy_timeout(db->db, BUSY_TIMEOUT_MS);
+  sqlite3_limit(db->db, SQLITE_LIMIT_ATTACHED, 125);
+  if (npaths > (size_t)sqlite3_limit(db->db, SQLITE_LIMIT_ATTACHED, -1)) {
+    r = eg_fault_set(f, EG_INVAL, EG_STAGE_NONE, -1, "too many databases (at most %d)",
+                     sqlite3_limit(db->db, SQLITE_LIMIT_ATTACHED, -1));
+    goto fail;
+  }
+  for (size_t i = 0; i < npaths; i++)
+    if ((r = attach_file(db, i, paths[i], f)) != EG_OK) goto fail;
+  db->version = EG_NMIGRATIONS ? eg_migrations[EG_NMIGRATIONS - 1].version : 0;
+  *out = db;
+  return EG_OK;
+fail:
+  eg_db_close(db);
+  return r;
 }
 
-eg_err eg_db_report_run(eg_db *db, int64_t run_id, bool json, FILE *out, eg_fault *f) {
-  eg_err r = resolve_run(db, &run_id, f);
-  if (r != EG_OK) return r;
-  const stmt_id ids[3] = {json ? S_RUN_JSON : S_RUN_TEXT, json ? S_IMAGES_JSON : S_IMAGES_TEXT,
-                          json ? S_UNITS_JSON : S_UNITS_TEXT};
-  for (int i = 0; i < 3; i++) {
-    sqlite3_stmt *s = stmt(db, ids[i], f);
-    if (!s) return EG_DB;
-    sqlite3_bind_int64(s, 1, run_id);
-    size_t n;
-    if (json) r = rows_json(db, s, out, &n, f);
-    else if (i == 0) r = row_fields(db, s, out, f);
-    else {
-      fprintf(out, "\n%s:\n", i == 1 ? "images" : "units");
-      r = rows_table(db, s, out, &n, f);
-    }
+/* ---------------------------------------------------------------- loading */
+
+/* Strings of an eg_log live in chunks freed together. */
+typedef struct eg_log_chunk {
+  struct eg_log_chunk *next;
+  size_t used, cap;
+  char data[];
+} eg_log_chunk;
+
+static const char *keep(eg_log *log, sqlite3_stmt *s, int c, bool *oom) {
+  if (sqlite3_column_type(s, c) == SQLITE_NULL) return NULL;
+  const char *t = (const char *)sqlite3_column_text(s, c);
+  const size_t n = (size_t)sqlite3_column_bytes(s, c) + 1;
+  if (!t) return *oom = true, NULL;
+  eg_log_chunk *k = log->arena;
+  if (!k || k->cap - k->used < n) {
+    const size_t cap = n > 65536 ? n : 65536;
+    if (!(k = malloc(sizeof *k + cap))) return *oom = true, NULL;
+    k->next = log->arena, k->used = 0, k->cap = cap;
+    log->arena = k;
+  }
+  char *d = k->data + k->used;
+  memcpy(d, t, n);
+  k->used += n;
+  return d;
+}
+
+static int64_t int_or(sqlite3_stmt *s, int c, int64_t unknown) {
+  return sqlite3_column_type(s, c) == SQLITE_NULL ? unknown : sqlite3_column_int64(s, c);
+}
+
+/* Grow an array by one element; NULL when out of memory. */
+static void *grow(void *arr, size_t n, size_t size, void **out) {
+  if ((n & (n - 1)) == 0) { /* n is 0 or a power of two: double */
+    void *a = realloc(arr, (n ? 2 * n : 16) * size);
+    if (!a) return NULL;
+    arr = a;
+  }
+  *out = (char *)arr + n * size;
+  return arr;
+}
+
+/* Every row of `sql` (with ?1 = ids when given) through row(). */
+static eg_err each_file_rows(eg_db *db, const char *sql, const char *ids, eg_err (*row)(eg_log *, int, sqlite3_stmt *),
+                             eg_log *log, eg_fault *f, size_t file) {
+  sqlite3_stmt *s = NULL;
+  if (sqlite3_prepare_v2(db->db, sql, -1, &s, NULL) != SQLITE_OK) return db_fail(db, f, "reading the log");
+  if (ids) sqlite3_bind_text(s, 1, ids, -1, SQLITE_STATIC);
+  eg_err r = EG_OK;
+  int rc;
+  while (r == EG_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) r = row(log, (int)file, s);
+  if (r == EG_OK && rc != SQLITE_DONE) r = db_fail(db, f, "reading the log");
+  sqlite3_finalize(s);
+  return r == EG_NOMEM ? eg_fault_set(f, EG_NOMEM, EG_STAGE_NONE, -1, "out of memory reading the log") : r;
+}
+
+static eg_err run_row(eg_log *log, int file, sqlite3_stmt *s) {
+  eg_log_run *r;
+  void *a = grow(log->runs, log->nruns, sizeof *r, (void **)&r);
+  if (!a) return EG_NOMEM;
+  log->runs = a;
+  bool oom = false;
+  *r = (eg_log_run){
+    .db = file, .id = sqlite3_column_int64(s, 0), .parent_run_id = int_or(s, 1, 0),
+    .started_at = keep(log, s, 2, &oom), .ended_at = keep(log, s, 3, &oom), .station = keep(log, s, 4, &oom),
+    .operator_name = keep(log, s, 5, &oom), .host = keep(log, s, 6, &oom), .status = keep(log, s, 7, &oom),
+    .kind = keep(log, s, 8, &oom), .retry_mode = keep(log, s, 9, &oom), .manifest_path = keep(log, s, 10, &oom),
+    .manifest_sha256 = keep(log, s, 11, &oom), .tool_version = keep(log, s, 12, &oom),
+    .command_line = keep(log, s, 13, &oom), .units = int_or(s, 14, 0), .passed = int_or(s, 15, 0),
+    .failed = int_or(s, 16, 0), .aborted = int_or(s, 17, 0), .skipped = int_or(s, 18, 0), .attempts = int_or(s, 19, 0),
+  };
+  log->nruns++;
+  return oom ? EG_NOMEM : EG_OK;
+}
+
+/* Schema prefix of file i ("f0." or ""), kept in a small buffer per call. */
+static const char *schema_of(const eg_db *db, size_t i, char buf[16]) {
+  if (db->nfiles) snprintf(buf, 16, "f%d.", (int)i);
+  else buf[0] = '\0';
+  return buf;
+}
+
+eg_err eg_db_load_runs(eg_db *db, eg_log *log, eg_fault *f) {
+  for (size_t i = 0; i < eg_db_files(db); i++) {
+    char sch[16], *fmt = sqlite3_mprintf(
+      "SELECT id, parent_run_id, started_at, ended_at, station, operator, host, status, kind, retry_mode, "
+      "manifest_path, manifest_sha256, tool_version, command_line, units, passed, failed, aborted, skipped, attempts "
+      "FROM %sruns ORDER BY id", schema_of(db, i, sch));
+    if (!fmt) return eg_fault_set(f, EG_NOMEM, EG_STAGE_NONE, -1, "out of memory");
+    const eg_err r = each_file_rows(db, fmt, NULL, run_row, log, f, i);
+    sqlite3_free(fmt);
     if (r != EG_OK) return r;
   }
   return EG_OK;
 }
 
-/* "24:0A:C4-00.00.01", "240ac4000001" -> "24:0a:c4:00:00:01"; false if not a MAC. */
-static bool normalize_mac(const char *in, char out[18]) {
-  int nd = 0;
-  char digits[12];
-  for (const char *p = in; *p; p++) {
-    const char c = (char)(*p | 0x20);
-    if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')) {
-      if (nd == 12) return false;
-      digits[nd++] = c;
-    } else if (*p != ':' && *p != '-' && *p != '.') {
-      return false;
-    }
-  }
-  if (nd != 12) return false;
-  for (int i = 0, k = 0; i < 6; i++) {
-    out[k++] = digits[2 * i], out[k++] = digits[2 * i + 1];
-    out[k++] = i < 5 ? ':' : '\0';
-  }
-  return true;
+static eg_err attempt_row(eg_log *log, int file, sqlite3_stmt *s) {
+  eg_log_attempt *a;
+  void *arr = grow(log->attempts, log->nattempts, sizeof *a, (void **)&a);
+  if (!arr) return EG_NOMEM;
+  log->attempts = arr;
+  bool oom = false;
+  int c = 0;
+  memset(a, 0, sizeof *a);
+  a->db = file;
+  a->id = sqlite3_column_int64(s, c++);
+  a->run_id = sqlite3_column_int64(s, c++);
+  a->slot = keep(log, s, c++, &oom);
+  a->port = keep(log, s, c++, &oom);
+  a->usb_location = keep(log, s, c++, &oom);
+  a->attempt = (int)int_or(s, c++, 0);
+  a->transport = keep(log, s, c++, &oom);
+  a->chip = keep(log, s, c++, &oom);
+  a->chip_desc = keep(log, s, c++, &oom);
+  a->rev_major = (int)int_or(s, c++, -1);
+  a->rev_minor = (int)int_or(s, c++, -1);
+  a->mac = keep(log, s, c++, &oom);
+  a->flash_id = int_or(s, c++, -1);
+  a->flash_mfr = keep(log, s, c++, &oom);
+  a->flash_device = keep(log, s, c++, &oom);
+  a->flash_size = int_or(s, c++, -1);
+  a->crystal_mhz = int_or(s, c++, -1);
+  a->sec_flags = int_or(s, c++, -1);
+  a->flash_crypt_cnt = int_or(s, c++, -1);
+  a->key_purposes = keep(log, s, c++, &oom);
+  a->secure_boot = (int)int_or(s, c++, -1);
+  a->flash_encryption = (int)int_or(s, c++, -1);
+  a->secure_download = (int)int_or(s, c++, -1);
+  a->baud_requested = int_or(s, c++, -1);
+  a->baud = int_or(s, c++, -1);
+  a->fallbacks = int_or(s, c++, -1);
+  a->fallback_log = keep(log, s, c++, &oom);
+  a->port_wait_ms = int_or(s, c++, -1);
+  a->stub = (int)int_or(s, c++, -1);
+  a->bytes_tx = int_or(s, c++, 0);
+  a->bytes_rx = int_or(s, c++, 0);
+  for (int st = 0; st < EG_STAGE__COUNT; st++) a->stage_ms[st] = int_or(s, c++, 0);
+  /* unit_cols and this reader must agree: a column added there and not
+   * here shifts everything after it (test_report checks the values). */
+  a->started_at = keep(log, s, c++, &oom);
+  a->finished_at = keep(log, s, c++, &oom);
+  a->duration_ms = int_or(s, c++, -1);
+  a->result = keep(log, s, c++, &oom);
+  a->fail_stage = keep(log, s, c++, &oom);
+  a->error_code = keep(log, s, c++, &oom);
+  a->opcode = int_or(s, c++, -1);
+  a->status_bytes = keep(log, s, c++, &oom);
+  a->message = keep(log, s, c++, &oom);
+  log->nattempts++;
+  return oom ? EG_NOMEM : EG_OK;
 }
 
-eg_err eg_db_report_unit(eg_db *db, const char *mac_or_slot, bool json, FILE *out, eg_fault *f) {
-  if (!mac_or_slot || !*mac_or_slot) return eg_fault_set(f, EG_INVAL, EG_STAGE_NONE, -1, "no MAC or slot given");
-  char mac[18];
-  const bool is_mac = normalize_mac(mac_or_slot, mac);
-  int64_t n = 0;
-  for (int pass = 0; pass < 2; pass++) {
-    sqlite3_stmt *s = stmt(db, pass == 0 ? S_UNIT_HIST_COUNT : json ? S_UNIT_HIST_JSON : S_UNIT_HIST_TEXT, f);
-    if (!s) return EG_DB;
-    if (is_mac) sqlite3_bind_text(s, 1, mac, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(s, 2, mac_or_slot, -1, SQLITE_TRANSIENT);
-    if (pass == 0) {
-      const int rc = sqlite3_step(s);
-      n = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
-      sqlite3_reset(s);
-      if (rc != SQLITE_ROW) return db_fail(db, f, "finding the unit");
-      if (!n) return eg_fault_set(f, EG_INVAL, EG_STAGE_NONE, -1, "no unit with MAC or slot %s", mac_or_slot);
-      continue;
-    }
-    size_t rows;
-    return json ? rows_json(db, s, out, &rows, f) : rows_table(db, s, out, &rows, f);
-  }
-  return EG_OK;
+static eg_err image_row(eg_log *log, int file, sqlite3_stmt *s) {
+  eg_log_image *m;
+  void *arr = grow(log->images, log->nimages, sizeof *m, (void **)&m);
+  if (!arr) return EG_NOMEM;
+  log->images = arr;
+  bool oom = false;
+  *m = (eg_log_image){.db = file, .run_id = sqlite3_column_int64(s, 0), .idx = sqlite3_column_int(s, 1),
+                      .offset = sqlite3_column_int64(s, 2), .size = sqlite3_column_int64(s, 3),
+                      .file = keep(log, s, 4, &oom), .sha256 = keep(log, s, 5, &oom), .md5 = keep(log, s, 6, &oom),
+                      .chip = keep(log, s, 7, &oom)};
+  log->nimages++;
+  return oom ? EG_NOMEM : EG_OK;
 }
 
-eg_err eg_db_list_runs(eg_db *db, int limit, bool json, FILE *out, eg_fault *f) {
-  sqlite3_stmt *s = stmt(db, json ? S_RUNS_JSON : S_RUNS_TEXT, f);
-  if (!s) return EG_DB;
-  sqlite3_bind_int(s, 1, limit > 0 ? limit : -1);
-  size_t n;
-  return json ? rows_json(db, s, out, &n, f) : rows_table(db, s, out, &n, f);
+eg_err eg_db_load_attempts(eg_db *db, eg_log *log, const bool *want, eg_fault *f) {
+  /* The unit columns in unit_cols order, after id and run_id. */
+  size_t cap = 64;
+  for (size_t i = 0; i < NUNIT_COLS; i++) cap += strlen(unit_cols[i]) + 2;
+  char *cols = malloc(cap);
+  if (!cols) return eg_fault_set(f, EG_NOMEM, EG_STAGE_NONE, -1, "out of memory");
+  size_t n = (size_t)sprintf(cols, "id, run_id");
+  for (size_t i = 0; i < NUNIT_COLS; i++) n += (size_t)sprintf(cols + n, ", %s", unit_cols[i]);
+  eg_err r = EG_OK;
+  for (size_t i = 0; i < eg_db_files(db) && r == EG_OK; i++) {
+    /* The wanted runs of this file as a JSON array for json_each(). */
+    char *ids = NULL;
+    size_t len = 0;
+    FILE *m = open_memstream(&ids, &len);
+    if (!m) return free(cols), eg_fault_set(f, EG_NOMEM, EG_STAGE_NONE, -1, "out of memory");
+    fputc('[', m);
+    bool any = false;
+    for (size_t k = 0; k < log->nruns; k++)
+      if (log->runs[k].db == (int)i && (!want || want[k]))
+        fprintf(m, "%s%lld", any ? "," : "", (long long)log->runs[k].id), any = true;
+    fputc(']', m);
+    fclose(m);
+    if (!ids) return free(cols), eg_fault_set(f, EG_NOMEM, EG_STAGE_NONE, -1, "out of memory");
+    char sch[16];
+    schema_of(db, i, sch);
+    char *q1 = sqlite3_mprintf("SELECT %s FROM %sunits WHERE run_id IN (SELECT value FROM json_each(?1)) ORDER BY id",
+                               cols, sch);
+    char *q2 = sqlite3_mprintf("SELECT run_id, idx, offset, size, file, sha256, md5, chip FROM %srun_images "
+                               "WHERE run_id IN (SELECT value FROM json_each(?1)) ORDER BY run_id, idx", sch);
+    if (!q1 || !q2) r = eg_fault_set(f, EG_NOMEM, EG_STAGE_NONE, -1, "out of memory");
+    if (r == EG_OK && any) r = each_file_rows(db, q1, ids, attempt_row, log, f, i);
+    if (r == EG_OK && any) r = each_file_rows(db, q2, ids, image_row, log, f, i);
+    sqlite3_free(q1), sqlite3_free(q2);
+    free(ids);
+  }
+  free(cols);
+  return r;
+}
+
+void eg_log_free(eg_log *log) {
+  if (!log) return;
+  free(log->runs), free(log->attempts), free(log->images);
+  for (eg_log_chunk *k = log->arena, *next; k; k = next) next = k->next, free(k);
+  memset(log, 0, sizeof *log);
 }

@@ -98,17 +98,95 @@ eg_err eg_db_unit_update(eg_db *db, int64_t unit_id, const eg_unit_record *u, eg
 /* Final update; durable when it returns EG_OK. */
 eg_err eg_db_unit_finish(eg_db *db, int64_t unit_id, const eg_unit_record *u, eg_fault *f);
 
-/* Slots whose latest attempt in run `run_id` (0 = the latest run) did not
- * pass; for "re-flash only the failed units". Caller frees each string and
- * the array. */
+/* ------------------------------------------------ rerun from the log
+ * For `flash --retry-failed`: the scheduler works on the runs of its own
+ * station and manifest only. */
+
+/* The latest run (highest id) of `station` whose manifest_sha256 is
+ * `manifest_sha256` (32 bytes). EG_INVAL (f says so) when there is none. */
+eg_err eg_db_latest_run(eg_db *db, const char *station, const uint8_t *manifest_sha256, int64_t *run_id, eg_fault *f);
+
+/* Slots whose latest attempt in run `run_id` (0 = the latest run of any
+ * station; prefer eg_db_latest_run()) neither passed nor was skipped. In the
+ * order the slots first started. Caller frees each string and the array. */
 eg_err eg_db_failed_slots(eg_db *db, int64_t run_id, char ***slots, size_t *count, eg_fault *f);
 
-/* Reports, written to `out` as aligned text or JSON lines:
- *   run:  one run's units (0 = latest run)
- *   unit: every attempt on a MAC ("24:0a:c4:00:00:01") or slot, newest first */
-eg_err eg_db_report_run(eg_db *db, int64_t run_id, bool json, FILE *out, eg_fault *f);
-eg_err eg_db_report_unit(eg_db *db, const char *mac_or_slot, bool json, FILE *out, eg_fault *f);
-eg_err eg_db_list_runs(eg_db *db, int limit, bool json, FILE *out, eg_fault *f);
+/* For --retry-failed --by-mac: *retry = the MAC ("24:0a:c4:00:00:01") has a
+ * failed or aborted attempt in a run of (station, manifest) and no pass
+ * after its last such attempt. An attempt without a MAC counts as the MAC's
+ * when another attempt in its run and slot read that MAC. */
+eg_err eg_db_mac_needs_retry(eg_db *db, const char *station, const uint8_t *manifest_sha256, const char *mac,
+                             bool *retry, eg_fault *f);
+
+/* The images a run recorded, for refusing changed images on a retry. */
+typedef struct eg_db_image_ref {
+  int idx;
+  uint32_t offset;
+  char sha256[65];  /* of the file, lower-case hex */
+  char chip[32];    /* "" = every chip */
+} eg_db_image_ref;
+/* *refs (caller frees) holds *count images in idx order; EG_INVAL for no such run. */
+eg_err eg_db_run_images(eg_db *db, int64_t run_id, eg_db_image_ref **refs, size_t *count, eg_fault *f);
+
+/* ------------------------------------------------ reading for reports
+ * Reports never write: eg_db_open_readonly() takes one or more files
+ * (`--db a.db --db b.db`), each an existing regular file holding an espgang
+ * log, and never creates, writes or migrates one. A file at an older schema
+ * is copied into memory and the copy migrated. Missing files, directories,
+ * FIFOs, non-SQLite files and logs from a newer espgang are refused (EG_INVAL
+ * for what the path is, EG_DB for what SQLite says), f->msg naming the path. */
+eg_err eg_db_open_readonly(eg_db **out, const char *const *paths, size_t npaths, eg_fault *f);
+size_t eg_db_files(const eg_db *db);                 /* 1 for eg_db_open() */
+/* Schema version a file had on disk (before any in-memory migration). */
+int eg_db_file_version(const eg_db *db, size_t file);
+
+/* Rows as stored. Strings are NUL-terminated copies owned by the eg_log;
+ * NULL in the database is NULL here, unknown integers are -1. `db` is the
+ * file's index in eg_db_open_readonly()'s list (0 for eg_db_open()). */
+typedef struct eg_log_run {
+  int db;
+  int64_t id, parent_run_id;            /* parent 0: not a retry */
+  const char *started_at, *ended_at, *station, *operator_name, *host, *status, *kind, *retry_mode;
+  const char *manifest_path, *manifest_sha256, *tool_version, *command_line;
+  int64_t units, passed, failed, aborted, skipped, attempts; /* stored counts */
+} eg_log_run;
+
+typedef struct eg_log_attempt {
+  int db;
+  int64_t id, run_id;
+  const char *slot, *port, *usb_location, *transport, *chip, *chip_desc, *mac, *flash_mfr, *flash_device;
+  const char *key_purposes, *fallback_log, *started_at, *finished_at, *result, *fail_stage, *error_code;
+  const char *status_bytes, *message;
+  int attempt, rev_major, rev_minor, stub, secure_boot, flash_encryption, secure_download; /* -1 unknown */
+  int64_t flash_id, flash_size, crystal_mhz, sec_flags, flash_crypt_cnt, baud, baud_requested, fallbacks;
+  int64_t port_wait_ms, duration_ms, opcode, bytes_tx, bytes_rx;
+  int64_t stage_ms[EG_STAGE__COUNT];
+} eg_log_attempt;
+
+typedef struct eg_log_image {
+  int db;
+  int64_t run_id;
+  int idx;
+  int64_t offset, size;
+  const char *file, *sha256, *md5, *chip;
+} eg_log_image;
+
+typedef struct eg_log {
+  eg_log_run *runs;          /* by (db, id) */
+  size_t nruns;
+  eg_log_attempt *attempts;  /* by (db, id) */
+  size_t nattempts;
+  eg_log_image *images;      /* by (db, run_id, idx) */
+  size_t nimages;
+  struct eg_log_chunk *arena; /* the strings */
+} eg_log;
+
+/* Every run of every file. */
+eg_err eg_db_load_runs(eg_db *db, eg_log *log, eg_fault *f);
+/* The attempts and images of the runs with want[i] set (i indexes
+ * log->runs; NULL = every run). */
+eg_err eg_db_load_attempts(eg_db *db, eg_log *log, const bool *want, eg_fault *f);
+void eg_log_free(eg_log *log);
 
 /* The SQLite handle, for queries kept in other files (db_rerun.c); the same
  * threading rule applies. */

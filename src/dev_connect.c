@@ -38,7 +38,7 @@ void eg__dev_connect_up(eg_dev *d) {
   if (!p->can_reset && (needs_lines || c->after == EG_AFTER_HARD_RESET)) {
     eg__dev_enter(d, needs_lines ? EG_DS_RESETTING : EG_DS_AFTER_RESET);
     eg__dev_fail(d, EG_RESET_UNSUPPORTED, -1, "port %s cannot drive DTR/RTS (%s), so --%s %s is impossible; use --%s %s",
-                 d->port_name, p->kind == EG_PORT_TCP ? "a TCP socket" : "a pseudo-terminal",
+                 d->port_name, eg_port_kind_name(p),
                  needs_lines ? "before" : "after", needs_lines ? eg_before_name(c->before) : eg_after_name(c->after),
                  needs_lines ? "before" : "after", "no-reset");
     return;
@@ -299,7 +299,7 @@ void eg__dev_identified(eg_dev *d) {
    * and the rate we talk at; over a raw TCP socket the real line rate is
    * unknown (the device may still run at an earlier session's), so say
    * nothing rather than guess (decode with baud 0). */
-  const uint32_t line = d->link.port.kind == EG_PORT_TCP ? 0 : d->cur_baud;
+  const uint32_t line = d->link.port.caps.has_baud ? d->cur_baud : 0;
   eg_chip_decode(c, d->reg_slot, line, &d->ident);
   const eg_chip_ident *id = &d->ident;
   u->has_mac = id->has_mac;

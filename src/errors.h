@@ -51,6 +51,7 @@
   XX(PORT_CONFIG,       UNIT,     "cannot configure the port")                         \
   XX(PORT_GONE,         UNIT,     "the port disappeared")                              \
   XX(RESET_UNSUPPORTED, INPUT,    "this port cannot drive DTR/RTS for a reset")        \
+  XX(PORT_BUSY,         INPUT,    "the port is in use by another process")             \
   /* inputs */                                                                         \
   XX(FILE_OPEN,         INPUT,    "cannot open file")                                  \
   XX(FILE_READ,         INPUT,    "cannot read file")                                  \

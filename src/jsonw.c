@@ -39,18 +39,88 @@ void eg_json_quote(FILE *f, const char *s) {
   eg_json_quote_n(f, s, strlen(s));
 }
 
-void eg_jw_open(eg_jw *w) {
-  w->buf = NULL;
-  w->len = 0;
-  w->n = 0;
-  w->f = open_memstream(&w->buf, &w->len);
-  if (w->f) fputc('{', w->f);
+static void begin(eg_jw *w, FILE *f, bool own) {
+  memset(w, 0, sizeof *w);
+  w->f = f;
+  w->own = own;
+  if (w->f) {
+    fputc('{', w->f);
+    w->depth = 1;
+  }
 }
 
+void eg_jw_open(eg_jw *w) {
+  begin(w, NULL, true);
+  /* The stream keeps pointers to buf and len: they live in *w. */
+  w->f = open_memstream(&w->buf, &w->len);
+  if (w->f) {
+    fputc('{', w->f);
+    w->depth = 1;
+  }
+}
+
+void eg_jw_start(eg_jw *w, FILE *out) { begin(w, out, false); }
+
+/* Separator, optional line break, and the key when inside an object. */
 static void key(eg_jw *w, const char *k) {
-  if (w->n++) fputc(',', w->f);
-  eg_json_quote(w->f, k);
-  fputc(':', w->f);
+  const int d = w->depth <= EG_JW_DEPTH ? w->depth - 1 : EG_JW_DEPTH - 1;
+  if (d >= 0 && w->n[d]++) fputc(',', w->f);
+  if (w->nl) fputc('\n', w->f), w->nl = false;
+  if (d >= 0 && !w->arr[d]) {
+    eg_json_quote(w->f, k ? k : "");
+    fputc(':', w->f);
+  }
+}
+
+static void open_container(eg_jw *w, const char *k, bool array) {
+  if (!w->f) return;
+  key(w, k);
+  fputc(array ? '[' : '{', w->f);
+  if (w->depth < EG_JW_DEPTH) {
+    w->n[w->depth] = 0;
+    w->arr[w->depth] = array;
+  }
+  w->depth++;
+}
+
+void eg_jw_object(eg_jw *w, const char *k) { open_container(w, k, false); }
+void eg_jw_array(eg_jw *w, const char *k) { open_container(w, k, true); }
+
+void eg_jw_end(eg_jw *w) {
+  if (!w->f || w->depth <= 0) return;
+  w->depth--;
+  if (w->nl) fputc('\n', w->f), w->nl = false;
+  fputc(w->depth < EG_JW_DEPTH && w->arr[w->depth] ? ']' : '}', w->f);
+}
+
+void eg_jw_newline(eg_jw *w) { w->nl = true; }
+
+bool eg_jw_finish(eg_jw *w) {
+  if (!w->f) return false;
+  while (w->depth > 0) eg_jw_end(w);
+  fputc('\n', w->f);
+  const bool ok = !ferror(w->f);
+  w->f = NULL;
+  return ok;
+}
+
+void eg_jw_null(eg_jw *w, const char *k) {
+  if (!w->f) return;
+  key(w, k);
+  fputs("null", w->f);
+}
+
+void eg_jw_raw(eg_jw *w, const char *k, const char *json) {
+  if (!w->f) return;
+  key(w, k);
+  fputs(json, w->f);
+}
+
+void eg_jw_fixed(eg_jw *w, const char *k, double val, int decimals) {
+  if (!w->f) return;
+  key(w, k);
+  if (val != val || val > 1e300 || val < -1e300) fputs("null", w->f);
+  else fprintf(w->f, "%.*f", decimals < 0 ? 0 : decimals > 9 ? 9 : decimals, val);
 }
 
 void eg_jw_str(eg_jw *w, const char *k, const char *val) {
@@ -84,8 +154,8 @@ void eg_jw_bool(eg_jw *w, const char *k, bool val) {
 }
 
 char *eg_jw_close(eg_jw *w) {
-  if (!w->f) return NULL;
-  fputc('}', w->f);
+  if (!w->f || !w->own) return NULL;
+  while (w->depth > 0) eg_jw_end(w);
   if (fclose(w->f) != 0) {
     free(w->buf);
     return NULL;

@@ -225,9 +225,10 @@ static void on_poll(uv_poll_t *h, int status, int events) {
   eg_link *l = h->data;
   if (!l->poll_live) return;
   if (status < 0) {
-    char msg[384];
-    snprintf(msg, sizeof msg, "port %s: %s", l->port.name, uv_strerror(status));
-    fail(l, EG_PORT_GONE, msg);
+    /* libuv says UV_EBADF for any POLLERR: ask the port what it was (a
+     * refused connect, an unplugged adapter). */
+    const eg_err e = eg_port_diagnose(&l->port, NULL);
+    fail(l, e, port_words(l, e));
     return;
   }
   if (l->state == EG_LINK_CONNECTING) {

@@ -69,7 +69,7 @@ struct eg_link {
   void *data;                  /* the caller's pointer */
 
   /* --- read-only for the caller --- */
-  eg_port port;                /* name, kind, can_reset, errmsg... */
+  eg_port port;                /* name, caps, can_reset, errmsg... */
   eg_link_state state;
   uint64_t bytes_tx, bytes_rx; /* on the wire, after SLIP escaping */
   int opens;                   /* successful opens (1 + reopens) */

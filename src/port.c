@@ -1,124 +1,212 @@
-/* port.c - the backend-independent half of port.h: choosing the backend,
- * non-blocking read/write/flush on the one fd every backend ends up with,
- * errno classification, and printing the port list for `espgang ports`.
+/* port.c - the port API (port.h) over the backend tables (port_backend.h):
+ * which backend a name means, what a name may be before anything is opened,
+ * the lock around an open port, and the argument checks every call shares.
+ * The backends never call back here.
  */
 #include "port.h"
-#include "jsonw.h"
 
 #include <errno.h>
 #include <limits.h>
-#include <poll.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
-#include <sys/socket.h>
-#include <termios.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
-#include "port_impl.h"
+#include "port_backend.h"
+#include "port_util.h"
 
-eg_err eg__port_fail(eg_port *p, eg_fault *f, eg_err code, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(p->errmsg, sizeof p->errmsg, fmt, ap);
-  va_end(ap);
-  for (char *c = p->errmsg; *c; c++)
-    if (*c == '\n' || *c == '\r') *c = ' ';
-  if (f) eg_fault_set(f, code, EG_STAGE_OPEN, -1, "%s", p->errmsg);
-  return code;
+/* The choice, first match wins: a URL goes to the backend of its scheme; a
+ * path, once resolved, to the first device backend that claims it (ptys),
+ * else libserialport. */
+static const eg_port_backend *const backends[] = {
+  &eg__port_tcp, &eg__port_rfc2217, &eg__port_mem, &eg__port_tty, &eg__port_serial,
+};
+#define NBACKENDS (sizeof backends / sizeof backends[0])
+
+const eg_port_backend *const *eg__port_backends(size_t *count) {
+  *count = NBACKENDS;
+  return backends;
 }
 
-eg_err eg__port_errno(int err, eg_err unsupported, eg_err other) {
-  switch (err) {
-    /* The device or the connection is gone: unplugged USB adapter (EIO,
-     * ENXIO, ENODEV), a pty whose master closed (EIO), a dead peer. */
-    case EIO: case ENXIO: case ENODEV: case EBADF: case EPIPE: case ECONNRESET:
-    case ECONNABORTED: case ENOTCONN: case ESHUTDOWN: case ETIMEDOUT:
-    case EHOSTUNREACH: case ENETUNREACH: case ENETDOWN: case EHOSTDOWN:
-      return EG_PORT_GONE;
-    case ENOTTY: case EINVAL: case EOPNOTSUPP:
-#if ENOTSUP != EOPNOTSUPP
-    case ENOTSUP:
-#endif
-      return unsupported;
-    default:
-      return other;
+/* What a name comes to, before anything is opened. */
+typedef struct choice {
+  const eg_port_backend *backend;
+  eg_port_caps caps;
+  char path[PATH_MAX]; /* resolved, devices only */
+  char key[300];       /* lock key, network URLs only */
+} choice;
+
+static eg_err refuse(char *why, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static eg_err refuse(char *why, size_t cap, const char *fmt, ...) {
+  if (why && cap) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, cap, fmt, ap);
+    va_end(ap);
+    for (char *c = why; *c; c++)
+      if (*c == '\n' || *c == '\r') *c = ' ';
   }
+  return EG_PORT_OPEN;
 }
 
-static bool is_gone(int err) { return eg__port_errno(err, EG_IO, EG_IO) == EG_PORT_GONE; }
+static eg_err check_name(const char *name, char *why, size_t cap) {
+  if (!name || !*name) return refuse(why, cap, "no port name given");
+  const size_t len = strlen(name);
+  if (len >= sizeof ((eg_port *)0)->name)
+    return refuse(why, cap, "port name too long (%zu bytes, at most %zu): %.60s...", len,
+                  sizeof ((eg_port *)0)->name - 1, name);
+  return EG_OK;
+}
+
+static eg_err choose_url(const char *name, choice *c, char *why, size_t cap) {
+  for (size_t i = 0; i < NBACKENDS; i++) {
+    const eg_port_backend *b = backends[i];
+    if (!b->scheme || !eg__url_has_scheme(name, b->scheme)) continue;
+    c->backend = b;
+    c->caps = b->caps;
+    char reason[300] = "";
+    const eg_err e = b->check(name, &c->caps, c->key, sizeof c->key, reason, sizeof reason);
+    if (e != EG_OK) return refuse(why, cap, "%s", reason);
+    return EG_OK;
+  }
+  /* Name the schemes people may use (mem:// is for tests). */
+  char list[128] = "";
+  for (size_t i = 0; i < NBACKENDS; i++)
+    if (backends[i]->scheme && backends[i]->caps.is_network)
+      snprintf(list + strlen(list), sizeof list - strlen(list), "%s%shost:port", list[0] ? " and " : "",
+               backends[i]->scheme);
+  return refuse(why, cap, "%s: unsupported URL (only %s are)", name, list);
+}
+
+/* The kernel files every tty under the "tty" class; a character device of
+ * another class (/dev/null is "mem") is no serial port. Ptys and devices
+ * without a sysfs entry pass: the backend's open decides. */
+static bool other_class(const struct stat *st, char *cls, size_t cap) {
+  char link[64], real[PATH_MAX];
+  snprintf(link, sizeof link, "/sys/dev/char/%u:%u/subsystem", major(st->st_rdev), minor(st->st_rdev));
+  if (!realpath(link, real)) return false;
+  const char *base = strrchr(real, '/');
+  base = base ? base + 1 : real;
+  const size_t n = strlen(base);
+  if (n >= cap) return false;
+  memcpy(cls, base, n + 1);
+  return strcmp(base, "tty") != 0;
+}
+
+static eg_err choose_path(const char *name, choice *c, char *why, size_t cap) {
+  /* Follow symlinks (/dev/serial/by-id/..., espsim's links to ptys): the
+   * backend is chosen by what the name really is, and libserialport needs
+   * the real /dev name. */
+  if (!realpath(name, c->path)) {
+    const int err = errno;
+    char target[PATH_MAX];
+    const ssize_t n = readlink(name, target, sizeof target - 1);
+    if (err == ENOENT && n > 0) {
+      target[n] = '\0';
+      return refuse(why, cap, "cannot open %s: it links to %s, which does not exist (%s)", name, target, eg__errno_words(err));
+    }
+    return refuse(why, cap, "cannot open %s: %s", name, eg__errno_words(err));
+  }
+  if (strlen(c->path) >= sizeof ((eg_port *)0)->path)
+    return refuse(why, cap, "cannot open %s: resolved path too long (%zu bytes)", name, strlen(c->path));
+  struct stat st;
+  if (stat(c->path, &st) != 0) return refuse(why, cap, "cannot open %s: %s", name, eg__errno_words(errno));
+  if (S_ISREG(st.st_mode)) return refuse(why, cap, "%s is a regular file, not a serial port", name);
+  if (S_ISDIR(st.st_mode)) return refuse(why, cap, "%s is a directory, not a serial port", name);
+  if (!S_ISCHR(st.st_mode)) return refuse(why, cap, "%s is not a serial port (not a character device)", name);
+  for (size_t i = 0; i < NBACKENDS; i++) {
+    const eg_port_backend *b = backends[i];
+    if (b->scheme || (b->claims && !b->claims(c->path))) continue;
+    char cls[64];
+    if (!b->claims && other_class(&st, cls, sizeof cls))
+      return refuse(why, cap, "%s is not a serial port (the kernel lists it as a %s device)", name, cls);
+    c->backend = b;
+    c->caps = b->caps;
+    return EG_OK;
+  }
+  return refuse(why, cap, "%s: no backend for it", name); /* the table ends with a catch-all */
+}
+
+static eg_err choose(const char *name, choice *c, char *why, size_t cap) {
+  memset(c, 0, sizeof *c);
+  const eg_err e = check_name(name, why, cap);
+  if (e != EG_OK) return e;
+  return strstr(name, "://") ? choose_url(name, c, why, cap) : choose_path(name, c, why, cap);
+}
+
+eg_err eg_port_check(const char *name, eg_port_caps *caps, char *why, size_t cap) {
+  choice c;
+  const eg_err e = choose(name, &c, why, cap);
+  if (e == EG_OK && caps) *caps = c.caps;
+  if (e == EG_OK && why && cap) why[0] = '\0';
+  return e;
+}
+
+const char *eg_port_kind_name(const eg_port *p) { return p->backend ? p->backend->caps.kind : "port"; }
 
 eg_err eg_port_open(eg_port *p, const char *name, uint32_t baud, eg_fault *f) {
   memset(p, 0, sizeof *p);
   p->fd = -1;
   p->dtr = p->rts = -1;
-  if (!name || !*name) return eg__port_fail(p, f, EG_PORT_OPEN, "no port name given");
-  const size_t len = strlen(name);
-  if (len >= sizeof p->name)
-    return eg__port_fail(p, f, EG_PORT_OPEN, "port name too long (%zu bytes, at most %zu): %.60s...", len,
-                         sizeof p->name - 1, name);
-  memcpy(p->name, name, len + 1);
+  char why[sizeof p->errmsg];
+  eg_err e = check_name(name, why, sizeof why);
+  if (e != EG_OK) return eg__port_fail(p, f, e, "%s", why);
+  memcpy(p->name, name, strlen(name) + 1);
   if (baud == 0) return eg__port_fail(p, f, EG_PORT_CONFIG, "%s: invalid baud rate 0", name);
   p->baud = baud;
-
-  if (eg__tcp_is_url(name)) {
-    p->kind = EG_PORT_TCP;
-    return eg__tcp_open(p, f);
+  choice *c = malloc(sizeof *c); /* PATH_MAX and more: not on a loop's stack */
+  if (!c) return eg__port_fail(p, f, EG_NOMEM, "cannot open %s: out of memory", name);
+  e = choose(name, c, why, sizeof why);
+  if (e != EG_OK) {
+    free(c);
+    return eg__port_fail(p, f, e, "%s", why);
   }
-  if (eg__rfc2217_is_url(name)) {
-    p->kind = EG_PORT_RFC2217;
-    return eg__rfc2217_open(p, f);
+  p->backend = c->backend;
+  p->caps = c->caps;
+  p->can_reset = c->caps.can_reset;
+  memcpy(p->path, c->path, strlen(c->path) + 1); /* choose() checked the length */
+  switch (c->backend->lock) {
+    case EG__LOCK_DEVICE:
+      e = eg__lock_device(p, f);
+      break;
+    case EG__LOCK_URL:
+      e = eg__lock_url(p, f, c->key);
+      break;
+    case EG__LOCK_NONE:
+      break;
   }
-  if (strstr(name, "://"))
-    return eg__port_fail(p, f, EG_PORT_OPEN,
-                         "%s: unsupported URL (only socket://host:port and rfc2217://host:port are)", name);
-
-  /* Follow symlinks (/dev/serial/by-id/..., espsim's links to ptys): the
-   * backend is chosen by what the name really is, and libserialport needs the
-   * real /dev name (it looks up /sys/class/tty/<what follows /dev/>). */
-  char real[PATH_MAX];
-  if (!realpath(name, real)) return eg__port_fail(p, f, EG_PORT_OPEN, "cannot open %s: %s", name, strerror(errno));
-  const size_t rlen = strlen(real);
-  if (rlen >= sizeof p->path)
-    return eg__port_fail(p, f, EG_PORT_OPEN, "cannot open %s: resolved path too long (%zu bytes)", name, rlen);
-  memcpy(p->path, real, rlen + 1);
-
-  if (eg__tty_is_pty(p->path)) {
-    p->kind = EG_PORT_TTY;
-    return eg__tty_open(p, f);
+  free(c);
+  if (e != EG_OK) return e;
+  e = p->backend->open(p, f);
+  if (e != EG_OK) {
+    eg__lock_release(p);
+    p->fd = -1;
+    return e;
   }
-  p->kind = EG_PORT_SERIAL;
-  return eg__serial_open(p, f);
+  eg__lock_exclusive(p, true);
+  return EG_OK;
 }
 
 eg_err eg_port_finish_connect(eg_port *p, eg_fault *f) {
   if (p->fd < 0) return eg__port_fail(p, f, EG_INVAL, "%s: port is not open", p->name);
-  switch (p->kind) {
-    case EG_PORT_TCP:
-      return eg__tcp_finish_connect(p, f);
-    case EG_PORT_RFC2217:
-      return eg__rfc2217_finish_connect(p, f);
-    case EG_PORT_SERIAL:
-    case EG_PORT_TTY:
-      return EG_OK;
-  }
-  return EG_OK;
+  return p->backend->finish_connect(p, f);
+}
+
+eg_err eg_port_diagnose(eg_port *p, eg_fault *f) {
+  if (p->fd < 0) return eg__port_fail(p, f, EG_INVAL, "%s: port is not open", p->name);
+  return eg__fd_diagnose(p, f);
 }
 
 void eg_port_close(eg_port *p) {
-  switch (p->kind) {
-    case EG_PORT_SERIAL:
-      eg__serial_close(p); /* the fd belongs to libserialport */
-      break;
-    case EG_PORT_RFC2217:
-      eg__rfc2217_close(p);
-      break;
-    case EG_PORT_TTY:
-    case EG_PORT_TCP:
-      break;
+  if (p->backend && p->fd >= 0) {
+    eg__lock_exclusive(p, false);
+    p->backend->close(p);
   }
-  if (p->fd >= 0) close(p->fd);
+  eg__lock_release(p);
+  if (p->fd >= 0) close(p->fd); /* a struct some caller filled in by hand */
   p->fd = -1;
   p->connecting = false;
 }
@@ -126,20 +214,7 @@ void eg_port_close(eg_port *p) {
 eg_err eg_port_set_baud(eg_port *p, uint32_t baud) {
   if (p->fd < 0) return eg__port_fail(p, NULL, EG_INVAL, "%s: port is not open", p->name);
   if (baud == 0) return eg__port_fail(p, NULL, EG_PORT_CONFIG, "%s: invalid baud rate 0", p->name);
-  eg_err e = EG_OK;
-  switch (p->kind) {
-    case EG_PORT_SERIAL:
-      e = eg__serial_set_baud(p, baud);
-      break;
-    case EG_PORT_TTY:
-      e = eg__tty_set_baud(p, baud);
-      break;
-    case EG_PORT_TCP:
-      break; /* raw bytes: the rate only matters to whoever is on the far side */
-    case EG_PORT_RFC2217:
-      e = eg__rfc2217_set_baud(p, baud);
-      break;
-  }
+  const eg_err e = p->backend->set_baud(p, baud);
   if (e == EG_OK) p->baud = baud;
   return e;
 }
@@ -148,263 +223,49 @@ eg_err eg_port_set_lines(eg_port *p, int dtr, int rts) {
   if (p->fd < 0) return eg__port_fail(p, NULL, EG_INVAL, "%s: port is not open", p->name);
   if (dtr < -1 || dtr > 1 || rts < -1 || rts > 1)
     return eg__port_fail(p, NULL, EG_INVAL, "%s: invalid DTR/RTS values %d/%d (1, 0 or -1)", p->name, dtr, rts);
-  switch (p->kind) {
-    case EG_PORT_SERIAL:
-    case EG_PORT_RFC2217:
-      break;
-    case EG_PORT_TTY:
-      return eg__port_fail(p, NULL, EG_RESET_UNSUPPORTED,
-                           "%s is a pseudo-terminal: it has no DTR/RTS lines to reset a chip", p->name);
-    case EG_PORT_TCP:
-      return eg__port_fail(p, NULL, EG_RESET_UNSUPPORTED,
-                           "%s is a TCP socket: it has no DTR/RTS lines to reset a chip", p->name);
-  }
-  if (!p->can_reset)
-    return eg__port_fail(p, NULL, EG_RESET_UNSUPPORTED, "%s cannot drive DTR/RTS", p->name);
+  if (!p->can_reset) return eg__port_no_lines(p, dtr, rts);
   if (dtr < 0 && rts < 0) return EG_OK;
-  if (p->kind == EG_PORT_RFC2217) {
-    const eg_err e = eg__rfc2217_set_lines(p, dtr, rts); /* sets errmsg */
-    if (e != EG_OK) return e;
-  } else {
-    char why[160];
-    const eg_err e = eg__modem_set(p->fd, dtr, rts, why, sizeof why);
-    if (e != EG_OK) return eg__port_fail(p, NULL, e, "%s: %s", p->name, why);
-  }
+  const eg_err e = p->backend->set_lines(p, dtr, rts);
+  if (e != EG_OK) return e;
   if (dtr >= 0) p->dtr = dtr;
   if (rts >= 0) p->rts = rts;
   return EG_OK;
-}
-
-/* With VMIN = VTIME = 0 a tty read() returns 0 both when nothing has arrived
- * and when the line is hung up (an unplugged USB adapter; a pty whose master
- * closed, on kernels that do not answer EIO). poll() tells them apart without
- * waiting: a hung-up tty reports POLLHUP/POLLERR. */
-static bool tty_hung_up(int fd) {
-  struct pollfd pfd = {.fd = fd, .events = POLLIN};
-  int rc;
-  do rc = poll(&pfd, 1, 0);
-  while (rc < 0 && errno == EINTR);
-  return rc > 0 && (pfd.revents & (POLLHUP | POLLERR | POLLNVAL));
 }
 
 eg_err eg_port_read(eg_port *p, uint8_t *buf, size_t cap, size_t *done) {
   *done = 0;
   if (p->fd < 0) return eg__port_fail(p, NULL, EG_INVAL, "%s: port is not open", p->name);
   if (cap == 0 || p->connecting) return EG_OK;
-  if (p->kind == EG_PORT_RFC2217) return eg__rfc2217_read(p, buf, cap, done);
-  const bool sock = p->kind == EG_PORT_TCP;
-  for (;;) {
-    const ssize_t n = sock ? recv(p->fd, buf, cap, 0) : read(p->fd, buf, cap);
-    if (n > 0) {
-      *done = (size_t)n;
-      return EG_OK;
-    }
-    if (n == 0) {
-      if (sock) return eg__port_fail(p, NULL, EG_PORT_GONE, "%s: connection closed by the peer", p->name);
-      if (tty_hung_up(p->fd)) return eg__port_fail(p, NULL, EG_PORT_GONE, "%s: hung up", p->name);
-      return EG_OK;
-    }
-    const int err = errno;
-    if (err == EINTR) continue;
-    if (err == EAGAIN || err == EWOULDBLOCK) return EG_OK;
-    return eg__port_fail(p, NULL, is_gone(err) ? EG_PORT_GONE : EG_IO, "%s: read failed: %s", p->name, strerror(err));
-  }
+  return p->backend->read(p, buf, cap, done);
 }
 
 eg_err eg_port_write(eg_port *p, const uint8_t *buf, size_t n, size_t *done) {
   *done = 0;
   if (p->fd < 0) return eg__port_fail(p, NULL, EG_INVAL, "%s: port is not open", p->name);
   if (p->connecting) return EG_OK;
-  if (p->kind == EG_PORT_RFC2217) return eg__rfc2217_write(p, buf, n, done);
-  const bool sock = p->kind == EG_PORT_TCP;
-  size_t off = 0;
-  while (off < n) {
-    /* MSG_NOSIGNAL: a peer that went away must give EPIPE, not kill us. */
-    const ssize_t w = sock ? send(p->fd, buf + off, n - off, MSG_NOSIGNAL) : write(p->fd, buf + off, n - off);
-    if (w > 0) {
-      off += (size_t)w;
-      continue;
-    }
-    if (w == 0) break;
-    const int err = errno;
-    if (err == EINTR) continue;
-    if (err == EAGAIN || err == EWOULDBLOCK) break;
-    *done = off;
-    return eg__port_fail(p, NULL, is_gone(err) ? EG_PORT_GONE : EG_IO, "%s: write failed: %s", p->name,
-                         strerror(err));
-  }
-  *done = off;
-  return EG_OK;
+  return p->backend->write(p, buf, n, done);
 }
 
-eg_err eg__drain_socket(eg_port *p, eg_err (*chunk)(eg_port *p, uint8_t *buf, size_t n)) {
-  int avail = 0;
-  if (ioctl(p->fd, FIONREAD, &avail) < 0) {
-    const int err = errno;
-    return eg__port_fail(p, NULL, is_gone(err) ? EG_PORT_GONE : EG_IO, "%s: FIONREAD failed: %s", p->name,
-                         strerror(err));
-  }
-  /* Only what is queued now: a peer that keeps sending cannot keep us here. */
-  uint8_t junk[4096];
-  size_t left = avail > 0 ? (size_t)avail : 0;
-  while (left > 0) {
-    const ssize_t n = recv(p->fd, junk, left < sizeof junk ? left : sizeof junk, MSG_DONTWAIT);
-    if (n > 0) {
-      left -= (size_t)n;
-      if (chunk) {
-        const eg_err e = chunk(p, junk, (size_t)n);
-        if (e != EG_OK) return e;
-      }
-      continue;
-    }
-    if (n == 0) return eg__port_fail(p, NULL, EG_PORT_GONE, "%s: connection closed by the peer", p->name);
-    const int err = errno;
-    if (err == EINTR) continue;
-    if (err == EAGAIN || err == EWOULDBLOCK) break;
-    return eg__port_fail(p, NULL, is_gone(err) ? EG_PORT_GONE : EG_IO, "%s: read failed: %s", p->name,
-                         strerror(err));
-  }
-  return EG_OK;
+bool eg_port_wants_write(const eg_port *p) { return p->fd >= 0 && p->backend->wants_write(p); }
+
+eg_err eg_port_flush_pending(eg_port *p) {
+  if (p->fd < 0) return eg__port_fail(p, NULL, EG_INVAL, "%s: port is not open", p->name);
+  return p->backend->flush_pending(p);
 }
 
 eg_err eg_port_flush_input(eg_port *p) {
   if (p->fd < 0) return eg__port_fail(p, NULL, EG_INVAL, "%s: port is not open", p->name);
-  switch (p->kind) {
-    case EG_PORT_SERIAL:
-    case EG_PORT_TTY:
-      if (tcflush(p->fd, TCIFLUSH) < 0) {
-        const int err = errno;
-        return eg__port_fail(p, NULL, is_gone(err) ? EG_PORT_GONE : EG_IO, "%s: tcflush failed: %s", p->name,
-                             strerror(err));
-      }
-      return EG_OK;
-    case EG_PORT_TCP:
-      if (p->connecting) return EG_OK;
-      return eg__drain_socket(p, NULL);
-    case EG_PORT_RFC2217:
-      return eg__rfc2217_flush_input(p);
-  }
-  return EG_OK;
+  return p->backend->flush_input(p);
 }
 
-bool eg_port_wants_write(const eg_port *p) {
-  if (p->fd < 0) return false;
-  switch (p->kind) {
-    case EG_PORT_SERIAL:
-    case EG_PORT_TTY:
-    case EG_PORT_TCP:
-      return false; /* writes go straight to the OS */
-    case EG_PORT_RFC2217:
-      return eg__rfc2217_wants_write(p);
+bool eg_port_url(const char *name, bool *ok, char *label, size_t labelcap, char *msg, size_t msgcap) {
+  for (size_t i = 0; i < NBACKENDS; i++) {
+    const eg_port_backend *b = backends[i];
+    if (!name || !b->scheme || !b->caps.is_network || !eg__url_has_scheme(name, b->scheme)) continue;
+    char host[256], port[16];
+    *ok = eg__url_parse(name, b->scheme, host, sizeof host, port, sizeof port, msg, msgcap);
+    if (labelcap) snprintf(label, labelcap, "%s:%s", *ok ? host : "", *ok ? port : "");
+    return true;
   }
   return false;
-}
-
-eg_err eg_port_flush_pending(eg_port *p) {
-  if (p->fd < 0) return eg__port_fail(p, NULL, EG_INVAL, "%s: port is not open", p->name);
-  switch (p->kind) {
-    case EG_PORT_SERIAL:
-    case EG_PORT_TTY:
-    case EG_PORT_TCP:
-      return EG_OK;
-    case EG_PORT_RFC2217:
-      return eg__rfc2217_flush_pending(p);
-  }
-  return EG_OK;
-}
-
-/* ------------------------------------------------------------ printing */
-
-static void json_field_str(FILE *out, const char *key, const char *v, bool first) {
-  fprintf(out, "%s\"%s\":", first ? "" : ",", key);
-  if (v[0]) eg_json_quote(out, v);
-  else fputs("null", out);
-}
-
-static void json_field_int(FILE *out, const char *key, int v) {
-  fprintf(out, ",\"%s\":", key);
-  if (v >= 0) fprintf(out, "%d", v);
-  else fputs("null", out);
-}
-
-enum { COL_PORT, COL_TYPE, COL_VIDPID, COL_LOCATION, COL_SERIAL, COL_DESC, COL_BYID, COL__COUNT };
-
-/* The cells of one table row; "-" for unknown. */
-static void row_cells(const eg_port_info *in, char cells[COL__COUNT][300]) {
-  snprintf(cells[COL_PORT], 300, "%s", in->name[0] ? in->name : "-");
-  snprintf(cells[COL_TYPE], 300, "%s", in->transport[0] ? in->transport : "-");
-  if (in->vid >= 0 && in->pid >= 0) snprintf(cells[COL_VIDPID], 300, "%04x:%04x", (unsigned)in->vid, (unsigned)in->pid);
-  else snprintf(cells[COL_VIDPID], 300, "-");
-  snprintf(cells[COL_LOCATION], 300, "%s", in->location[0] ? in->location : "-");
-  snprintf(cells[COL_SERIAL], 300, "%s", in->serial[0] ? in->serial : "-");
-  if (in->manufacturer[0] && in->product[0])
-    snprintf(cells[COL_DESC], 300, "%.127s %.127s", in->manufacturer, in->product);
-  else if (in->product[0])
-    snprintf(cells[COL_DESC], 300, "%s", in->product);
-  else
-    snprintf(cells[COL_DESC], 300, "%s", in->description[0] ? in->description : "-");
-  snprintf(cells[COL_BYID], 300, "%s", in->by_id[0] ? in->by_id : "-");
-  /* One row is one line, whatever a device calls itself. */
-  for (int c = 0; c < COL__COUNT; c++)
-    for (char *ch = cells[c]; *ch; ch++)
-      if ((unsigned char)*ch < 0x20) *ch = ' ';
-}
-
-void eg_port_print_infos(FILE *out, const eg_port_info *list, size_t count, bool json) {
-  if (json) {
-    for (size_t i = 0; i < count; i++) {
-      const eg_port_info *in = &list[i];
-      fputc('{', out);
-      json_field_str(out, "name", in->name, true);
-      json_field_str(out, "transport", in->transport, false);
-      json_field_str(out, "description", in->description, false);
-      json_field_int(out, "vid", in->vid);
-      json_field_int(out, "pid", in->pid);
-      json_field_int(out, "bus", in->bus);
-      json_field_int(out, "address", in->address);
-      json_field_str(out, "location", in->location, false);
-      json_field_str(out, "serial", in->serial, false);
-      json_field_str(out, "manufacturer", in->manufacturer, false);
-      json_field_str(out, "product", in->product, false);
-      json_field_str(out, "by_path", in->by_path, false);
-      json_field_str(out, "by_id", in->by_id, false);
-      fputs("}\n", out);
-    }
-    return;
-  }
-  if (count == 0) {
-    fputs("no serial ports found\n", out);
-    return;
-  }
-  static const char *const head[COL__COUNT] = {"PORT", "TYPE", "VID:PID", "LOCATION", "SERIAL", "DESCRIPTION",
-                                               "BY-ID"};
-  size_t width[COL__COUNT];
-  for (int c = 0; c < COL__COUNT; c++) width[c] = strlen(head[c]);
-  char cells[COL__COUNT][300];
-  for (size_t i = 0; i < count; i++) {
-    row_cells(&list[i], cells);
-    for (int c = 0; c < COL__COUNT; c++)
-      if (strlen(cells[c]) > width[c]) width[c] = strlen(cells[c]);
-  }
-  for (int c = 0; c < COL__COUNT; c++) {
-    if (c == COL__COUNT - 1) fprintf(out, "%s\n", head[c]);
-    else fprintf(out, "%-*s  ", (int)width[c], head[c]);
-  }
-  for (size_t i = 0; i < count; i++) {
-    row_cells(&list[i], cells);
-    for (int c = 0; c < COL__COUNT; c++) {
-      if (c == COL__COUNT - 1) fprintf(out, "%s\n", cells[c]);
-      else fprintf(out, "%-*s  ", (int)width[c], cells[c]);
-    }
-  }
-}
-
-eg_err eg_port_print_list(FILE *out, bool json) {
-  eg_port_info *list = NULL;
-  size_t count = 0;
-  const eg_err e = eg_port_list(&list, &count);
-  if (e != EG_OK) return e;
-  eg_port_print_infos(out, list, count, json);
-  eg_port_list_free(list, count);
-  return EG_OK;
 }

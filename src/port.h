@@ -1,30 +1,41 @@
-/* port.h - one serial link to one board, behind one interface, four backends:
+/* port.h - one serial link to one board, behind one interface. The backend
+ * is chosen from the port's name (port.c's table, first match wins):
  *
- *   EG_PORT_SERIAL  libserialport: real serial ports (USB adapters, UARTs);
- *                   8N1, no flow control, baud changes, DTR/RTS.
- *   EG_PORT_TTY     a plain termios file descriptor: pseudo-terminals and
- *                   symlinks to them (libserialport cannot open a pty: it
- *                   looks the port up in sysfs and needs modem ioctls). Ptys
- *                   carry no DTR/RTS, so can_reset is false.
- *   EG_PORT_TCP     "socket://host:port" (esptool/pyserial spelling): raw
- *                   bytes over TCP; no baud, no DTR/RTS.
- *   EG_PORT_RFC2217 "rfc2217://host:port[?options]": a serial port behind a
- *                   Telnet Com Port Control server (ser2net, esp-link,
- *                   pyserial's rfc2217_server, espsim). Baud and DTR/RTS are
- *                   commands sent in line with the data; data bytes 0xFF are
- *                   doubled on the wire, so a write can leave bytes queued in
- *                   the port (see eg_port_wants_write).
+ *   "socket://host:port"   TCP socket: raw bytes over TCP (esptool/pyserial
+ *                          spelling); no baud, no DTR/RTS.
+ *   "rfc2217://host:port[?options]"  RFC 2217 server: a serial port behind a
+ *                          Telnet Com Port Control server (ser2net, esp-link,
+ *                          pyserial's rfc2217_server, espsim). Baud and
+ *                          DTR/RTS are commands sent in line with the data;
+ *                          data bytes 0xFF are doubled on the wire, so a write
+ *                          can leave bytes queued in the port (see
+ *                          eg_port_wants_write).
+ *   "mem://NAME"           in-memory port: one end of a socketpair whose other
+ *                          end a test's peer owns (port_mem.h); for tests.
+ *   a path resolving to a pseudo-terminal: termios (libserialport cannot open
+ *                          a pty); no DTR/RTS.
+ *   any other path         serial port through libserialport: 8N1, no flow
+ *                          control, baud changes, DTR/RTS.
  *
  * Every backend ends up as one non-blocking file descriptor (p->fd) that the
  * caller watches with a uv_poll_t; reads and writes never block. The caller
  * owns the eg_port struct (embed it); eg_port_close() releases what open
  * acquired and leaves fd = -1. Not thread-safe; one loop thread uses it.
  *
- * Errors: eg_err codes; the failing operation and the OS's words go into the
- * eg_fault given to eg_port_open (may be NULL), and for every call (open
- * included) into p->errmsg, one line naming the port. A vanished device (EOF,
- * hang-up, EIO, ENXIO, ECONNRESET, EPIPE) is EG_PORT_GONE. Calls other than
- * open/close on a closed port return EG_INVAL.
+ * Exclusive use: while a port is open it is locked (pyserial's exclusive
+ * mode): a device with flock(LOCK_EX) and TIOCEXCL, a network URL through a
+ * lock file (port_lock.c says where and why). A port that another process
+ * (or another eg_port of this process) holds fails to open with
+ * EG_PORT_BUSY, "port X is in use by PID N", before a byte is sent or a line
+ * moves.
+ *
+ * Errors: eg_err codes; the failing operation and what the OS said go into
+ * the eg_fault given to eg_port_open (may be NULL), and for every call (open
+ * included) into p->errmsg, one line naming the port. Each errno is worded
+ * once (port_fd.c): a vanished device reads "the device disappeared
+ * (unplugged?)", a refused connection "connection refused". A vanished device
+ * or connection is EG_PORT_GONE. Calls other than open/close on a closed
+ * port return EG_INVAL.
  *
  * eg_port_close() is safe on a struct whose open failed, twice, and on a
  * zeroed struct with fd = -1 (never on uninitialised memory).
@@ -35,50 +46,83 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <stdio.h>
 
 #include "errors.h"
 
-struct sp_port;
+/* What a port can do, known from its name alone (eg_port_check) or from the
+ * open port (p->caps). */
+typedef struct eg_port_caps {
+  const char *kind; /* "serial port", "pseudo-terminal", "TCP socket", "RFC 2217 server", "in-memory port" */
+  bool can_reset;   /* DTR/RTS can be driven: --before default_reset/usb_reset, --after hard_reset */
+  bool has_baud;    /* the host's rate reaches a UART (false for raw TCP: the rate means nothing there) */
+  bool is_network;  /* a URL reached over the network (no device node) */
+} eg_port_caps;
 
-typedef enum eg_port_kind { EG_PORT_SERIAL, EG_PORT_TTY, EG_PORT_TCP, EG_PORT_RFC2217 } eg_port_kind;
-
-struct eg__rfc2217; /* private: port_impl.h */
+typedef struct eg_port_backend eg_port_backend; /* private: port_backend.h */
+struct eg__port_lock;                           /* private: port_lock.c */
 
 typedef struct eg_port {
-  eg_port_kind kind;
+  const eg_port_backend *backend; /* chosen from the name; NULL when never opened */
+  eg_port_caps caps;    /* what this port can do (valid from a successful open on) */
   char name[256];       /* as the user gave it */
   char path[256];       /* resolved device path (symlinks followed); "" for URLs */
   int fd;               /* non-blocking; -1 when closed */
   uint32_t baud;        /* current host-side rate (TCP: remembered, no effect) */
-  bool can_reset;       /* DTR/RTS can be driven */
+  bool can_reset;       /* = caps.can_reset (kept for callers) */
   bool connecting;      /* TCP, RFC 2217: connect() in progress, wait for writable */
   int dtr, rts;         /* last values set (1 = asserted), -1 unknown */
-  struct sp_port *sp;   /* EG_PORT_SERIAL only */
-  struct eg__rfc2217 *rfc; /* EG_PORT_RFC2217 only: Telnet state, output queue */
+  void *impl;           /* the backend's own state (libserialport handle, Telnet state, ...) */
+  struct eg__port_lock *lock; /* held while open */
   char errmsg[256];     /* last failure in one line ("" if none since open) */
 } eg_port;
 
-/* Open `name` at `baud`, 8N1, no flow control, non-blocking. The backend is
- * chosen from the name: "socket://host:port" -> TCP; "rfc2217://host:port"
- * -> RFC2217; a path that resolves to a pseudo-terminal -> TTY; anything else
- * -> libserialport. URLs may carry pyserial's "?option&option=value" tail,
- * which is ignored (a malformed one is EG_PORT_OPEN). DTR and RTS are left as
- * they are (some adapters reset the chip on open). RFC 2217: the Telnet
- * negotiation and the settings (baud, 8N1, no flow control) are queued at
- * once and go out as soon as the connection is up; the server's answers are
- * not awaited. EG_NOMEM if its state cannot be allocated. */
+/* Can `name` be opened, and what will the port be able to do? Decided from
+ * the name and the file system alone: nothing is opened, no board is
+ * touched, no name is resolved through DNS. Refused (EG_PORT_OPEN, the reason
+ * in `why`, one line naming the port): an empty or too long name, an
+ * unsupported URL scheme (http://), a malformed URL, a path that does not
+ * exist, a regular file, a directory, anything else that is not a character
+ * device, a character device the kernel says is no tty, an unregistered
+ * mem:// name. On success *caps (may be NULL) says what an open port will
+ * offer; a caller refuses an impossible --before and --after together from
+ * it. Every refusal here is bad input (exit 2). `why` may be NULL. */
+eg_err eg_port_check(const char *name, eg_port_caps *caps, char *why, size_t cap);
+
+/* "serial port", "pseudo-terminal", "TCP socket", "RFC 2217 server",
+ * "in-memory port"; "port" before a successful open. For messages. */
+const char *eg_port_kind_name(const eg_port *p);
+
+/* Open `name` at `baud`, 8N1, no flow control, non-blocking, locked for
+ * exclusive use (EG_PORT_BUSY when another holds it). The name is checked
+ * as eg_port_check does first. URLs may carry pyserial's
+ * "?option&option=value" tail, which is ignored (a malformed one is
+ * EG_PORT_OPEN). DTR and RTS are left as they are (some adapters reset the
+ * chip on open). RFC 2217: the Telnet negotiation and the settings (baud,
+ * 8N1, no flow control) are queued at once and go out as soon as the
+ * connection is up; the server's answers are not awaited. EG_NOMEM if its
+ * state cannot be allocated. */
 eg_err eg_port_open(eg_port *p, const char *name, uint32_t baud, eg_fault *f);
 /* TCP, RFC 2217: call when the fd first becomes writable while p->connecting; returns
- * EG_OK once connected, EG_PORT_OPEN (with errno text in f) if refused.
+ * EG_OK once connected, EG_PORT_OPEN ("connection refused", ... in f) if refused.
  * If the connection is still in progress it returns EG_OK and leaves
  * p->connecting true (wait for writable again). A host name resolving to
  * several addresses: open uses the first whose connect() does not fail at
  * once; there is no fallback after that, because the caller already watches
  * this fd (use a numeric address to choose). Name resolution in open is a
  * blocking getaddrinfo(); numeric addresses never touch DNS. RFC 2217: once
- * connected it also sends what it can of the queued negotiation. */
+ * connected it also sends what it can of the queued negotiation. Other
+ * backends: EG_OK. */
 eg_err eg_port_finish_connect(eg_port *p, eg_fault *f);
+/* The event loop reported an error condition on p->fd (libuv calls a poll
+ * callback with status UV_EBADF for POLLERR, whatever its cause: a refused
+ * connect, a reset connection, a hung-up tty after an unplug). Finds out
+ * what happened from the fd (a socket's pending error, the tty's state, the
+ * device node) and returns it like the failing call would have: while
+ * connecting "connection refused" and the like (EG_PORT_OPEN); afterwards a
+ * vanished device or connection (EG_PORT_GONE) or EG_IO. Never EG_OK on an
+ * open port; EG_INVAL on a closed one. Sets p->errmsg and f (may be NULL;
+ * stage OPEN, which the caller overrides). */
+eg_err eg_port_diagnose(eg_port *p, eg_fault *f);
 void eg_port_close(eg_port *p);
 
 /* Change the host-side baud rate (ptys: the termios speed, which espsim
@@ -86,7 +130,8 @@ void eg_port_close(eg_port *p);
  * back: a driver that did not take it is EG_PORT_CONFIG, p->baud unchanged.
  * TCSANOW: bytes still queued may go out at the new rate. RFC 2217: queues
  * SET-BAUDRATE behind the data written before it and returns at once;
- * EG_PORT_CONFIG if the server has refused the Com Port option. */
+ * EG_PORT_CONFIG if the server has refused the Com Port option. TCP: the
+ * rate is only remembered. mem://: the peer's set_baud is called. */
 eg_err eg_port_set_baud(eg_port *p, uint32_t baud);
 /* Drive DTR/RTS: 1 = asserted (pin low), 0 = released, -1 = leave as is.
  * Both are applied in one TIOCMSET where the backend can (esptool's
@@ -98,7 +143,7 @@ eg_err eg_port_set_baud(eg_port *p, uint32_t baud);
  * data written before them; returns at once (acknowledgements are read and
  * dropped by eg_port_read); EG_RESET_UNSUPPORTED once the server has refused
  * the Com Port option; EG_IO if the output queue is full (the server has not
- * read for a long time). */
+ * read for a long time). mem://: the peer's set_lines gets both levels. */
 eg_err eg_port_set_lines(eg_port *p, int dtr, int rts);
 
 /* Non-blocking I/O. *done = bytes moved; 0 means "would block". A write
@@ -149,16 +194,9 @@ typedef struct eg_port_info {
 
 /* List serial ports (libserialport), sorted by name (ttyUSB2 before
  * ttyUSB10). *out is NULL when *count is 0. The caller frees with
- * eg_port_list_free. EG_IO if libserialport cannot enumerate. */
+ * eg_port_list_free. EG_IO if libserialport cannot enumerate. Printing the
+ * list is the CLI's business (src/cli/cmd_ports.c). */
 eg_err eg_port_list(eg_port_info **out, size_t *count);
 void eg_port_list_free(eg_port_info *list, size_t count);
-
-/* `espgang ports`: list the ports and print them to `out`, either as a table
- * with aligned columns (PORT TYPE VID:PID LOCATION SERIAL DESCRIPTION BY-ID;
- * "no serial ports found" when empty) or, with json, one JSON object per
- * port per line (unknown values are null). Returns eg_port_list's error. */
-eg_err eg_port_print_list(FILE *out, bool json);
-/* The printing half, for a list the caller already has. */
-void eg_port_print_infos(FILE *out, const eg_port_info *list, size_t count, bool json);
 
 #endif

@@ -53,7 +53,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "port_impl.h"
+#include "port_backend.h"
+#include "port_rfc2217.h"
+#include "port_util.h"
 
 #define SCHEME "rfc2217://"
 
@@ -87,8 +89,6 @@ enum { PURGE_RECEIVE = 1 };
 
 typedef struct eg__rfc2217 rfc_state;
 
-bool eg__rfc2217_is_url(const char *name) { return eg__url_has_scheme(name, SCHEME); }
-
 /* ------------------------------------------------------------- output */
 
 static size_t queued(const rfc_state *st) { return st->out_len - st->out_off; }
@@ -103,7 +103,7 @@ static void compact(rfc_state *st) {
 
 /* Send what the socket takes now. -1 with *err on failure. */
 static int send_some(eg_port *p, int *err) {
-  rfc_state *st = p->rfc;
+  rfc_state *st = eg__rfc2217_state(p);
   while (st->out_off < st->out_len) {
     /* MSG_NOSIGNAL: a peer that went away must give EPIPE, not kill us. */
     const ssize_t w = send(p->fd, st->out + st->out_off, st->out_len - st->out_off, MSG_NOSIGNAL);
@@ -125,12 +125,12 @@ static eg_err send_queued(eg_port *p) {
   if (p->connecting) return EG_OK;
   int err = 0;
   if (send_some(p, &err) == 0) return EG_OK;
-  return eg__port_fail(p, NULL, eg__port_errno(err, EG_IO, EG_IO), "%s: write failed: %s", p->name, strerror(err));
+  return eg__port_os_fail(p, NULL, EG__OP_IO, err, "%s: write failed", p->name);
 }
 
 /* Queue wire bytes (a command, already escaped) behind everything queued. */
 static eg_err queue_raw(eg_port *p, const uint8_t *b, size_t n) {
-  rfc_state *st = p->rfc;
+  rfc_state *st = eg__rfc2217_state(p);
   if (n > EG__RFC_OUT_CAP - queued(st))
     return eg__port_fail(p, NULL, EG_IO, "%s: RFC 2217 output queue full (%zu bytes waiting; the server is not reading)",
                          p->name, queued(st));
@@ -207,7 +207,7 @@ static int opt_index(uint8_t opt) {
 
 /* The server sent IAC verb opt. */
 static eg_err negotiate(eg_port *p, uint8_t verb, uint8_t opt) {
-  rfc_state *st = p->rfc;
+  rfc_state *st = eg__rfc2217_state(p);
   const int i = opt_index(opt);
   /* WILL/WONT speak of the server's side (them), DO/DONT of ours (us). */
   const bool about_them = verb == TN_WILL || verb == TN_WONT;
@@ -242,7 +242,7 @@ static void sb_byte(rfc_state *st, uint8_t c) {
 /* Run n received bytes through the Telnet parser; data bytes go to out
  * (which may be `in` itself: out never gets ahead of in). */
 static eg_err parse(eg_port *p, const uint8_t *in, size_t n, uint8_t *out, size_t *nout) {
-  rfc_state *st = p->rfc;
+  rfc_state *st = eg__rfc2217_state(p);
   size_t k = 0;
   for (size_t i = 0; i < n; i++) {
     const uint8_t c = in[i];
@@ -288,16 +288,26 @@ static eg_err parse(eg_port *p, const uint8_t *in, size_t n, uint8_t *out, size_
 
 /* ------------------------------------------------------------ backend */
 
-eg_err eg__rfc2217_open(eg_port *p, eg_fault *f) {
+static eg_err rfc_check(const char *name, eg_port_caps *caps, char *key, size_t keycap, char *why, size_t whycap) {
+  (void)caps;
+  return eg__url_check(name, SCHEME, key, keycap, why, whycap);
+}
+
+static void rfc_close(eg_port *p) {
+  free(p->impl);
+  p->impl = NULL;
+  eg__fd_close(p);
+}
+
+static eg_err rfc_open(eg_port *p, eg_fault *f) {
   rfc_state *st = calloc(1, sizeof *st);
   if (!st) return eg__port_fail(p, f, EG_NOMEM, "cannot open %s: out of memory", p->name);
-  const eg_err e = eg__tcp_connect(p, f, SCHEME);
+  const eg_err e = eg__net_connect(p, f, SCHEME);
   if (e != EG_OK) {
     free(st);
     return e;
   }
-  p->rfc = st;
-  p->can_reset = true;
+  p->impl = st;
   st->rx = EG__TN_DATA;
   st->linestate = st->modemstate = -1;
   for (int i = 0; i < EG__TN_NOPTS; i++) st->us[i] = st->them[i] = EG__TN_WANTYES;
@@ -316,40 +326,32 @@ eg_err eg__rfc2217_open(eg_port *p, eg_fault *f) {
   if (p->connecting) return EG_OK;
   int err = 0;
   if (send_some(p, &err) == 0) return EG_OK;
-  eg__rfc2217_close(p);
-  close(p->fd);
-  p->fd = -1;
-  return eg__port_fail(p, f, EG_PORT_OPEN, "cannot open %s: sending the Telnet negotiation failed: %s", p->name,
-                       strerror(err));
+  rfc_close(p);
+  return eg__port_os_fail(p, f, EG__OP_OPEN, err, "cannot open %s: sending the Telnet negotiation failed", p->name);
 }
 
-eg_err eg__rfc2217_finish_connect(eg_port *p, eg_fault *f) {
-  const eg_err e = eg__tcp_finish_connect(p, f);
+static eg_err rfc_finish_connect(eg_port *p, eg_fault *f) {
+  const eg_err e = eg__net_finish_connect(p, f);
   if (e != EG_OK || p->connecting) return e;
   const eg_err s = send_queued(p);
   if (s != EG_OK && f) eg_fault_set(f, s, EG_STAGE_OPEN, -1, "%s", p->errmsg);
   return s;
 }
 
-void eg__rfc2217_close(eg_port *p) {
-  free(p->rfc);
-  p->rfc = NULL;
-}
+static bool rfc_wants_write(const eg_port *p) { return queued(eg__rfc2217_state(p)) > 0; }
 
-bool eg__rfc2217_wants_write(const eg_port *p) { return p->rfc && queued(p->rfc) > 0; }
+static eg_err rfc_flush_pending(eg_port *p) { return send_queued(p); }
 
-eg_err eg__rfc2217_flush_pending(eg_port *p) { return send_queued(p); }
-
-eg_err eg__rfc2217_set_baud(eg_port *p, uint32_t baud) {
-  if (p->rfc->comport_refused)
+static eg_err rfc_set_baud(eg_port *p, uint32_t baud) {
+  if (eg__rfc2217_state(p)->comport_refused)
     return eg__port_fail(p, NULL, EG_PORT_CONFIG, "%s: the RFC 2217 server refused the Com Port option: cannot set %u baud",
                          p->name, baud);
   const eg_err e = queue_baud(p, baud);
   return e != EG_OK ? e : send_queued(p);
 }
 
-eg_err eg__rfc2217_set_lines(eg_port *p, int dtr, int rts) {
-  if (p->rfc->comport_refused)
+static eg_err rfc_set_lines(eg_port *p, int dtr, int rts) {
+  if (eg__rfc2217_state(p)->comport_refused)
     return eg__port_fail(p, NULL, EG_RESET_UNSUPPORTED,
                          "%s: the RFC 2217 server refused the Com Port option: it cannot drive DTR/RTS", p->name);
   /* Two commands where a tty takes one TIOCMSET: DTR first, as pyserial's
@@ -366,7 +368,7 @@ eg_err eg__rfc2217_set_lines(eg_port *p, int dtr, int rts) {
   return send_queued(p);
 }
 
-eg_err eg__rfc2217_read(eg_port *p, uint8_t *buf, size_t cap, size_t *done) {
+static eg_err rfc_read(eg_port *p, uint8_t *buf, size_t cap, size_t *done) {
   *done = 0;
   /* A burst of commands yields no data: read on a few times rather than
    * report "would block" while more is queued. */
@@ -376,7 +378,7 @@ eg_err eg__rfc2217_read(eg_port *p, uint8_t *buf, size_t cap, size_t *done) {
       size_t got = 0;
       eg_err e = parse(p, buf, (size_t)n, buf, &got);
       /* Replies to the server's negotiation leave at once if they can. */
-      if (e == EG_OK && queued(p->rfc) > 0) e = send_queued(p);
+      if (e == EG_OK && queued(eg__rfc2217_state(p)) > 0) e = send_queued(p);
       if (e != EG_OK) return e;
       if (got > 0) {
         *done = got;
@@ -388,14 +390,14 @@ eg_err eg__rfc2217_read(eg_port *p, uint8_t *buf, size_t cap, size_t *done) {
     const int err = errno;
     if (err == EINTR) continue;
     if (err == EAGAIN || err == EWOULDBLOCK) return EG_OK;
-    return eg__port_fail(p, NULL, eg__port_errno(err, EG_IO, EG_IO), "%s: read failed: %s", p->name, strerror(err));
+    return eg__port_os_fail(p, NULL, EG__OP_IO, err, "%s: read failed", p->name);
   }
   return EG_OK;
 }
 
-eg_err eg__rfc2217_write(eg_port *p, const uint8_t *buf, size_t n, size_t *done) {
+static eg_err rfc_write(eg_port *p, const uint8_t *buf, size_t n, size_t *done) {
   *done = 0;
-  rfc_state *st = p->rfc;
+  rfc_state *st = eg__rfc2217_state(p);
   /* What is queued goes first: it was issued first. */
   eg_err e = send_queued(p);
   if (e != EG_OK) return e;
@@ -417,12 +419,31 @@ static eg_err parse_and_drop(eg_port *p, uint8_t *buf, size_t n) {
   return parse(p, buf, n, buf, &got);
 }
 
-eg_err eg__rfc2217_flush_input(eg_port *p) {
+static eg_err rfc_flush_input(eg_port *p) {
   if (!p->connecting) {
-    const eg_err e = eg__drain_socket(p, parse_and_drop);
+    const eg_err e = eg__fd_drain(p, parse_and_drop);
     if (e != EG_OK) return e;
   }
   /* And the server's buffer of what the chip sent and we have not had. */
   const eg_err e = queue_sb1(p, CPC_PURGE_DATA, PURGE_RECEIVE);
   return e != EG_OK ? e : send_queued(p);
 }
+
+const eg_port_backend eg__port_rfc2217 = {
+  .scheme = SCHEME,
+  .caps = {.kind = "RFC 2217 server", .can_reset = true, .has_baud = true, .is_network = true},
+  .socket = true,
+  .lock = EG__LOCK_URL,
+  .check = rfc_check,
+  .claims = NULL,
+  .open = rfc_open,
+  .finish_connect = rfc_finish_connect,
+  .close = rfc_close,
+  .read = rfc_read,
+  .write = rfc_write,
+  .set_baud = rfc_set_baud,
+  .set_lines = rfc_set_lines,
+  .flush_input = rfc_flush_input,
+  .wants_write = rfc_wants_write,
+  .flush_pending = rfc_flush_pending,
+};

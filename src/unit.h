@@ -15,8 +15,8 @@ typedef enum eg_result {
   EG_RESULT_PASS,        /* "pass" */
   EG_RESULT_FAIL,        /* "fail" */
   EG_RESULT_ABORTED,     /* "aborted" */
-  EG_RESULT_SKIPPED      /* "skipped": deliberately not flashed (a retry by MAC
-                          * found this MAC already passed) */
+  EG_RESULT_SKIPPED      /* "skipped": deliberately not flashed (it already holds
+                          * the images, or a retry by MAC found it already passed) */
 } eg_result;
 
 const char *eg_result_name(eg_result r);

@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "chips.h"
 #include "options.h"
@@ -73,8 +74,15 @@ bool eg_cli_parse_u32(const char *s, uint32_t *out);
 int eg_cmd_esptool(eg_cli *c);  /* flash-id ... erase-region */
 int eg_cmd_flash(eg_cli *c);    /* the gang run from a manifest */
 int eg_cmd_station(eg_cli *c);  /* the station: flash each board as it is seated */
-int eg_cmd_report(eg_cli *c);   /* report / runs / history */
-int eg_cmd_ports(eg_cli *c);
+/* report / runs / history / yield: parses its own options from argv;
+ * returns -1 when argv holds another command. */
+int eg_cmd_report_main(int argc, char **argv);
+int eg_cmd_ports(eg_cli *c);    /* cmd_ports.c */
+
+/* `espgang ports` output for a list (cmd_ports.c): the table, or with json
+ * one object per line. */
+struct eg_port_info;
+void eg_ports_print(FILE *out, const struct eg_port_info *list, size_t count, bool json);
 
 /* Stubs for the chips a job may meet: stubs[chip id], NULL where none was
  * found (ROM only). mode NONE: all NULL; PATH: the file/folder must give a

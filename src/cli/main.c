@@ -38,9 +38,12 @@ static const char usage[] =
   "      --probe-ms N               how often an empty or finished slot is probed (1000)\n"
   "      --max-probes N             probes at once (16)\n"
   "      --operator NAME, --json\n"
-  "  report DB|MANIFEST [--run N]   the units of a run (default: the latest), text or --json\n"
-  "  runs DB|MANIFEST [--limit N]   the latest runs\n"
+  "Reading the log (read-only; `espgang report --help` lists filters and formats):\n"
+  "  report DB|MANIFEST             units of the latest run (--run N, --last N, --since 8h ...)\n"
+  "  runs DB|MANIFEST               the latest runs with their yields\n"
   "  history DB|MANIFEST MAC|SLOT   every attempt on one unit, newest first\n"
+  "  yield DB|MANIFEST              yields per run/station/day, failure Pareto, stage times\n"
+  "      --csv | --json | --wide | --html FILE (report) | --db A --db B (several logs)\n"
   "  ports [--json]                 serial ports with VID:PID, serial number, USB location\n"
   "\n"
   "esptool-compatible commands (each runs on every -p PORT at once):\n"
@@ -314,6 +317,9 @@ static int parse(int argc, char **argv, eg_cli *c) {
 }
 
 int main(int argc, char **argv) {
+  /* The log's reports take their own options (cmd_report.c). */
+  const int report_rc = eg_cmd_report_main(argc, argv);
+  if (report_rc >= 0) return report_rc;
   eg_cli c;
   int rc = parse(argc, argv, &c);
   if (rc == EG_EXIT_OK) {
@@ -326,8 +332,6 @@ int main(int argc, char **argv) {
       rc = eg_cmd_flash(&c);
     } else if (strcmp(c.command, "station") == 0) {
       rc = eg_cmd_station(&c);
-    } else if (strcmp(c.command, "report") == 0 || strcmp(c.command, "runs") == 0 || strcmp(c.command, "history") == 0) {
-      rc = eg_cmd_report(&c);
     } else if (strcmp(c.command, "ports") == 0) {
       rc = eg_cmd_ports(&c);
     } else {

@@ -76,7 +76,7 @@ run_flash 0 a2.yaml                    # run 3: line-A, other manifest, all pass
 
 # Nothing of this station and manifest yet: refused before any board.
 run_flash 2 c.yaml --retry-failed
-grep -q "no earlier run of station line-C" "$work/out" || fail "c.yaml: $(cat "$work/out")"
+grep -q "no run of station line-C" "$work/out" || fail "c.yaml: $(cat "$work/out")"
 [ "$(wc -l <"$work/out")" = 1 ] || fail "c.yaml: more than one line: $(cat "$work/out")"
 
 # By slot: run 1 is retried (not run 2, another station; not run 3, another manifest).

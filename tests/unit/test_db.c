@@ -494,191 +494,8 @@ static void test_finish_is_durable_under_sigkill(void **state) {
   eg_db_close(db);
 }
 
-/* ------------------------------------------------------------ reports */
-
-static char *capture(eg_err (*fn)(eg_db *, FILE *, void *), eg_db *db, void *arg, eg_err *r) {
-  char *buf = NULL;
-  size_t len = 0;
-  FILE *m = open_memstream(&buf, &len);
-  *r = fn(db, m, arg);
-  fclose(m);
-  return buf;
-}
-
-typedef struct rep_arg {
-  int64_t run;
-  const char *key;
-  bool json;
-  int limit;
-  eg_fault f;
-} rep_arg;
-
-static eg_err do_report_run(eg_db *db, FILE *out, void *a) {
-  rep_arg *r = a;
-  return eg_db_report_run(db, r->run, r->json, out, &r->f);
-}
-static eg_err do_report_unit(eg_db *db, FILE *out, void *a) {
-  rep_arg *r = a;
-  return eg_db_report_unit(db, r->key, r->json, out, &r->f);
-}
-static eg_err do_list_runs(eg_db *db, FILE *out, void *a) {
-  rep_arg *r = a;
-  return eg_db_list_runs(db, r->limit, r->json, out, &r->f);
-}
-
 static void must_contain(const char *text, const char *needle) {
   if (!strstr(text, needle)) fail_msg("missing \"%s\" in:\n%s", needle, text);
-}
-
-/* Display column (UTF-8 code points) of p within its line starting at line. */
-static long col_of(const char *line, const char *p) {
-  long c = 0;
-  for (; line < p; line++)
-    if (((unsigned char)*line & 0xC0) != 0x80) c++;
-  return c;
-}
-
-/* Column `name` of the first header line that has it starts where `value`
- * starts in the line that contains `row_key` (left-aligned text columns). */
-static void aligned(const char *text, const char *name, const char *row_key, const char *value) {
-  const char *line = strstr(text, row_key);
-  assert_non_null(line);
-  while (line > text && line[-1] != '\n') line--;
-  const char *v = strstr(line, value);
-  assert_non_null(v);
-  /* The header is the nearest line above the row that starts with "id". */
-  const char *hl = line;
-  do {
-    hl--;
-    while (hl > text && hl[-1] != '\n') hl--;
-  } while (hl > text && strncmp(hl, "id  ", 4) != 0 && strncmp(hl, "run  ", 5) != 0);
-  const char *h = strstr(hl, name);
-  assert_non_null(h);
-  if (col_of(hl, h) != col_of(line, v))
-    fail_msg("\"%s\" at column %ld, \"%s\" at column %ld:\n%s", name, col_of(hl, h), value, col_of(line, v), text);
-}
-
-static int64_t fill_report_db(eg_db *db) {
-  const int64_t run = begin_run(db, "bench");
-  eg_fault f;
-  eg_image img;
-  const uint8_t bytes[4] = {1, 2, 3, 4};
-  assert_int_equal(eg_image_from_mem(&img, bytes, 4, 0x10000, &f), EG_OK);
-  assert_int_equal(eg_db_run_image(db, run, 0, &img, NULL, &f), EG_OK);
-  eg_image_free(&img);
-  eg_unit_record u;
-  unit_init(&u, "A1", 1);
-  u.has_mac = true;
-  memcpy(u.mac, (const uint8_t[]){0x24, 0x0a, 0xc4, 0x00, 0x00, 0x01}, 6);
-  snprintf(u.chip, sizeof u.chip, "ESP32");
-  int64_t id = unit_begin(db, run, &u);
-  set_fault(&u);
-  unit_finish(db, id, &u, EG_RESULT_FAIL);
-  unit_init(&u, "A1", 2);
-  u.started_ms = T0 + 5000;
-  u.has_mac = true;
-  memcpy(u.mac, (const uint8_t[]){0x24, 0x0a, 0xc4, 0x00, 0x00, 0x01}, 6);
-  u.has_flash_id = true;
-  u.flash_id = 0x1640c8;
-  id = unit_begin(db, run, &u);
-  unit_finish(db, id, &u, EG_RESULT_PASS);
-  /* A message full of things JSON must escape, in a slot with a multi-byte name. */
-  unit_init(&u, "Zürich-7", 1);
-  eg_fault_set(&u.fault, EG_TIMEOUT, EG_STAGE_SYNC, -1, "x");
-  snprintf(u.fault.msg, sizeof u.fault.msg, "say \"hi\" \\ tab\there \x01 bad\xff é end");
-  id = unit_begin(db, run, &u);
-  unit_finish(db, id, &u, EG_RESULT_FAIL);
-  return run;
-}
-
-static void test_reports(void **state) {
-  fx *x = *state;
-  eg_db *db = open_ok(x);
-  const int64_t run = fill_report_db(db);
-  eg_err r;
-
-  rep_arg a = {.run = 0};
-  char *t = capture(do_report_run, db, &a, &r);
-  assert_int_equal(r, EG_OK);
-  must_contain(t, "station          bench\n");
-  must_contain(t, "status           running\n");
-  must_contain(t, "manifest         config/m.yaml\n");
-  must_contain(t, "0x10000");
-  must_contain(t, "24:0a:c4:00:00:01");
-  must_contain(t, "c8/4016");
-  must_contain(t, "DEVICE_STATUS");
-  must_contain(t, "01 05");
-  must_contain(t, "0x03");
-  must_contain(t, "TIMEOUT");
-  /* Control characters never reach a text table. */
-  must_contain(t, "tab here");
-  aligned(t, "result", "Zürich-7", "fail");
-  aligned(t, "error_code", "Zürich-7", "TIMEOUT");
-  aligned(t, "slot", "TIMEOUT", "Zürich-7");
-  free(t);
-
-  a.json = true;
-  a.run = run;
-  t = capture(do_report_run, db, &a, &r);
-  assert_int_equal(r, EG_OK);
-  int lines = 0;
-  for (const char *p = t; *p; p++) lines += *p == '\n';
-  assert_int_equal(lines, 1 + 1 + 3); /* run, image, three units */
-  assert_memory_equal(t, "{\"record\":\"run\",\"id\":1,", 23);
-  must_contain(t, "\"manifest_text\":\"station: x\\n\"");
-  must_contain(t, "{\"record\":\"image\",\"run_id\":1,\"idx\":0,\"offset\":65536,\"size\":4,");
-  must_contain(t, "\"mac\":\"24:0a:c4:00:00:01\"");
-  must_contain(t, "\"opcode\":3,\"status_bytes\":\"01 05\"");
-  must_contain(t, "\"flash_id\":1458376,\"flash_mfr\":\"c8\",\"flash_device\":\"4016\"");
-  must_contain(t, "\"slot\":\"Zürich-7\"");
-  must_contain(t, "\"message\":\"say \\\"hi\\\" \\\\ tab\\there \\u0001 bad\\ufffd é end\"}");
-  must_contain(t, "\"chip\":null");
-  free(t);
-
-  /* Every attempt on a MAC, newest first, whatever way the MAC is written. */
-  a = (rep_arg){.key = "24-0A-C4-00-00-01"};
-  t = capture(do_report_unit, db, &a, &r);
-  assert_int_equal(r, EG_OK);
-  const char *second = strstr(t, "pass"), *first = strstr(t, "DEVICE_STATUS");
-  assert_non_null(second);
-  assert_non_null(first);
-  assert_true(second < first);
-  free(t);
-  a = (rep_arg){.key = "A1", .json = true};
-  t = capture(do_report_unit, db, &a, &r);
-  assert_int_equal(r, EG_OK);
-  assert_memory_equal(t, "{\"record\":\"unit\",\"id\":2,", 24);
-  must_contain(t, "\n{\"record\":\"unit\",\"id\":1,");
-  free(t);
-  a = (rep_arg){.key = "nobody"};
-  t = capture(do_report_unit, db, &a, &r);
-  assert_int_equal(r, EG_INVAL);
-  assert_string_equal(t, "");
-  must_contain(a.f.msg, "no unit with MAC or slot nobody");
-  free(t);
-
-  eg_fault f;
-  assert_int_equal(eg_db_run_end(db, run, "interrupted", &f), EG_OK);
-  begin_run(db, "second");
-  a = (rep_arg){.limit = 1};
-  t = capture(do_list_runs, db, &a, &r);
-  assert_int_equal(r, EG_OK);
-  must_contain(t, "second");
-  assert_null(strstr(t, "bench"));
-  free(t);
-  a = (rep_arg){.limit = 0, .json = true};
-  t = capture(do_list_runs, db, &a, &r);
-  assert_int_equal(r, EG_OK);
-  must_contain(t, "{\"record\":\"run\",\"id\":2,");
-  must_contain(t, "\"station\":\"bench\",\"operator\":\"alice\"");
-  must_contain(t, "\"status\":\"interrupted\",\"units\":2,\"passed\":1,\"failed\":1,\"aborted\":0,\"attempts\":3}");
-  free(t);
-  a = (rep_arg){.run = 42};
-  t = capture(do_report_run, db, &a, &r);
-  assert_int_equal(r, EG_INVAL);
-  must_contain(a.f.msg, "no run 42");
-  free(t);
-  eg_db_close(db);
 }
 
 static void test_failed_slots(void **state) {
@@ -886,6 +703,116 @@ static void test_fallback_log_bounded(void **state) {
   assert_null(eg_transport_name((eg_transport)99));
 }
 
+/* ------------------------------------------------------------ rerun from the log */
+
+static int64_t run_of(eg_db *db, const char *station, uint8_t sha0, int64_t parent, eg_retry_mode mode) {
+  uint8_t sha[32] = {sha0};
+  eg_run_info info = {.station = station, .manifest_sha256 = sha, .parent_run_id = parent, .retry_mode = mode};
+  int64_t id = 0;
+  eg_fault f;
+  if (eg_db_run_begin(db, &info, &id, &f) != EG_OK) fail_msg("run_begin: %s", f.msg);
+  return id;
+}
+
+static void attempt(eg_db *db, int64_t run, const char *slot, int n, const char *mac, eg_result res) {
+  eg_unit_record u;
+  unit_init(&u, slot, n);
+  if (mac) {
+    u.has_mac = true;
+    sscanf(mac, "%hhx:%hhx:%hhx:%hhx:%hhx:%hhx", &u.mac[0], &u.mac[1], &u.mac[2], &u.mac[3], &u.mac[4], &u.mac[5]);
+  }
+  unit_finish(db, unit_begin(db, run, &u), &u, res);
+}
+
+static void test_rerun_queries(void **state) {
+  fx *x = *state;
+  eg_db *db = open_ok(x);
+  eg_fault f;
+  int64_t latest;
+  const uint8_t sha_a[32] = {0xaa};
+  assert_int_equal(eg_db_latest_run(db, "A", sha_a, &latest, &f), EG_INVAL);
+  must_contain(f.msg, "no run of station A");
+  /* Station A manifest a: slot S2 fails; then station B runs (the latest run
+   * of the file); then A with another manifest. */
+  const int64_t a1 = run_of(db, "A", 0xaa, 0, EG_RETRY_NONE);
+  attempt(db, a1, "S1", 1, "24:0a:c4:00:00:01", EG_RESULT_PASS);
+  attempt(db, a1, "S2", 1, NULL, EG_RESULT_FAIL);                 /* failed before the MAC */
+  attempt(db, a1, "S2", 2, "24:0a:c4:00:00:02", EG_RESULT_FAIL);
+  attempt(db, a1, "S3", 1, "24:0a:c4:00:00:03", EG_RESULT_FAIL);
+  eg_image img;
+  const uint8_t bytes[4] = {1, 2, 3, 4};
+  assert_int_equal(eg_image_from_mem(&img, bytes, 4, 0x10000, &f), EG_OK);
+  assert_int_equal(eg_db_run_image(db, a1, 0, &img, NULL, &f), EG_OK);
+  assert_int_equal(eg_db_run_image(db, a1, 1, &img, "ESP32-C3", &f), EG_OK);
+  char sha[65];
+  eg_hex(sha, img.file_sha256, 32);
+  eg_image_free(&img);
+  const int64_t b1 = run_of(db, "B", 0xbb, 0, EG_RETRY_NONE);
+  attempt(db, b1, "S9", 1, NULL, EG_RESULT_PASS);
+  run_of(db, "A", 0xbb, 0, EG_RETRY_NONE);
+
+  assert_int_equal(eg_db_latest_run(db, "A", sha_a, &latest, &f), EG_OK);
+  assert_int_equal(latest, a1); /* not B's run, not A's other manifest */
+  char **slots;
+  size_t n;
+  assert_int_equal(eg_db_failed_slots(db, latest, &slots, &n, &f), EG_OK);
+  assert_int_equal(n, 2);
+  assert_string_equal(slots[0], "S2");
+  assert_string_equal(slots[1], "S3");
+  for (size_t i = 0; i < n; i++) free(slots[i]);
+  free(slots);
+
+  /* A retry by MAC: S2's board fails again, S3's passes, S1's was already
+   * good and is skipped; a skipped slot is not "failed" for the next retry. */
+  const int64_t a2 = run_of(db, "A", 0xaa, a1, EG_RETRY_MAC);
+  attempt(db, a2, "S2", 1, "24:0a:c4:00:00:02", EG_RESULT_FAIL);
+  attempt(db, a2, "S3", 1, "24:0a:c4:00:00:03", EG_RESULT_PASS);
+  attempt(db, a2, "S1", 1, "24:0a:c4:00:00:01", EG_RESULT_SKIPPED);
+  assert_int_equal(eg_db_latest_run(db, "A", sha_a, &latest, &f), EG_OK);
+  assert_int_equal(latest, a2);
+  assert_int_equal(eg_db_failed_slots(db, latest, &slots, &n, &f), EG_OK);
+  assert_int_equal(n, 1);
+  assert_string_equal(slots[0], "S2");
+  free(slots[0]);
+  free(slots);
+
+  static const struct { const char *station; uint8_t sha; const char *mac; bool want; } macs[] = {
+    {"A", 0xaa, "24:0a:c4:00:00:02", true},  /* failed, never passed */
+    {"A", 0xaa, "24:0a:c4:00:00:03", false}, /* failed, then passed */
+    {"A", 0xaa, "24:0a:c4:00:00:01", false}, /* never failed */
+    {"B", 0xbb, "24:0a:c4:00:00:02", false}, /* another station's log */
+    {"A", 0xbb, "24:0a:c4:00:00:02", false}, /* another manifest */
+    {"A", 0xaa, "24:0a:c4:00:00:99", false}, /* never seen */
+  };
+  for (size_t i = 0; i < sizeof macs / sizeof macs[0]; i++) {
+    const uint8_t s32[32] = {macs[i].sha};
+    bool retry = !macs[i].want;
+    assert_int_equal(eg_db_mac_needs_retry(db, macs[i].station, s32, macs[i].mac, &retry, &f), EG_OK);
+    if (retry != macs[i].want) fail_msg("%s %02x %s: retry %d, want %d", macs[i].station, macs[i].sha, macs[i].mac, retry, macs[i].want);
+  }
+  /* A MAC-less failure counts for the MAC its slot read later in that run:
+   * S4 fails before the MAC, then passes with it; later fails without it. */
+  const int64_t a3 = run_of(db, "A", 0xaa, 0, EG_RETRY_NONE);
+  attempt(db, a3, "S4", 1, "24:0a:c4:00:00:04", EG_RESULT_PASS);
+  const int64_t a4 = run_of(db, "A", 0xaa, 0, EG_RETRY_NONE);
+  attempt(db, a4, "S4", 1, NULL, EG_RESULT_FAIL);
+  attempt(db, a4, "S4", 2, "24:0a:c4:00:00:04", EG_RESULT_ABORTED);
+  bool retry = false;
+  assert_int_equal(eg_db_mac_needs_retry(db, "A", sha_a, "24:0a:c4:00:00:04", &retry, &f), EG_OK);
+  assert_true(retry);
+
+  eg_db_image_ref *refs;
+  assert_int_equal(eg_db_run_images(db, a1, &refs, &n, &f), EG_OK);
+  assert_int_equal(n, 2);
+  assert_int_equal(refs[0].offset, 0x10000);
+  assert_string_equal(refs[0].sha256, sha);
+  assert_string_equal(refs[0].chip, "");
+  assert_string_equal(refs[1].chip, "ESP32-C3");
+  free(refs);
+  assert_int_equal(eg_db_run_images(db, 999, &refs, &n, &f), EG_INVAL);
+  eg_db_close(db);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(test_open_migrate_reopen, setup, teardown),
@@ -896,11 +823,11 @@ int main(void) {
     cmocka_unit_test_setup_teardown(test_recover_after_crash, setup, teardown),
     cmocka_unit_test_setup_teardown(test_recover_spares_live_process, setup, teardown),
     cmocka_unit_test_setup_teardown(test_finish_is_durable_under_sigkill, setup, teardown),
-    cmocka_unit_test_setup_teardown(test_reports, setup, teardown),
     cmocka_unit_test_setup_teardown(test_failed_slots, setup, teardown),
     cmocka_unit_test_setup_teardown(test_migrates_version_1_keeping_rows, setup, teardown),
     cmocka_unit_test_setup_teardown(test_link_security_images_and_chain, setup, teardown),
     cmocka_unit_test(test_fallback_log_bounded),
+    cmocka_unit_test_setup_teardown(test_rerun_queries, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

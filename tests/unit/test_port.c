@@ -37,7 +37,8 @@
 #include <uv.h>
 
 #include "port.h"
-#include "port_impl.h"
+#include "port_backend.h"
+#include "port_util.h"
 
 #define SAFETY_MS 5000
 
@@ -156,7 +157,7 @@ static void tcp_connect(eg_port *p, const char *url) {
   eg_fault_clear(&f);
   eg_err e = eg_port_open(p, url, 115200, &f);
   if (e != EG_OK) fail_msg("eg_port_open(%s): %s: %s", url, eg_err_name(e), f.msg);
-  assert_int_equal(p->kind, EG_PORT_TCP);
+  assert_ptr_equal(p->backend, &eg__port_tcp);
   for (int i = 0; p->connecting && i < 100; i++) {
     wait_fd(p->fd, POLLOUT);
     e = eg_port_finish_connect(p, &f);
@@ -175,7 +176,7 @@ static void test_pty_open_by_path(void **state) {
   open_pty_port(&p, &pp, 115200);
   char real[PATH_MAX];
   assert_non_null(realpath(pp.name, real));
-  assert_int_equal(p.kind, EG_PORT_TTY);
+  assert_ptr_equal(p.backend, &eg__port_tty);
   assert_string_equal(p.name, pp.name);
   assert_string_equal(p.path, real);
   assert_true(p.fd >= 0);
@@ -186,7 +187,7 @@ static void test_pty_open_by_path(void **state) {
   assert_int_equal(p.baud, 115200);
   assert_int_equal(p.dtr, -1);
   assert_int_equal(p.rts, -1);
-  assert_null(p.sp);
+  assert_null(p.impl);
 
   /* 8N1, raw, no flow control, reads never wait. */
   struct termios t;
@@ -236,7 +237,7 @@ static void test_pty_open_by_symlink(void **state) {
     eg_fault f;
     eg_fault_clear(&f);
     assert_int_equal(eg_port_open(&p, names[i], 921600, &f), EG_OK);
-    assert_int_equal(p.kind, EG_PORT_TTY);
+    assert_ptr_equal(p.backend, &eg__port_tty);
     assert_string_equal(p.name, names[i]);
     assert_string_equal(p.path, real);
     assert_false(p.can_reset);
@@ -373,8 +374,15 @@ static void test_pty_large_write_partial(void **state) {
   assert_true(done > 0);
   assert_true(done < n);
   size_t sent = done;
-  assert_int_equal(eg_port_write(&p, src + sent, n - sent, &done), EG_OK);
-  assert_int_equal(done, 0); /* still full */
+  /* The kernel's pty flush work may free a little room behind our back;
+   * writing on soon moves nothing, and never blocks. */
+  for (int i = 0; i < 100; i++) {
+    assert_int_equal(eg_port_write(&p, src + sent, n - sent, &done), EG_OK);
+    sent += done;
+    if (done == 0) break;
+  }
+  assert_int_equal(done, 0); /* full */
+  assert_true(sent < n);
 
   /* Drain and refill until all of it went through, in order. */
   size_t got = 0;
@@ -525,7 +533,7 @@ static void expect_open_fails(const char *name, uint32_t baud, eg_err want, cons
   assert_int_equal(f.stage, EG_STAGE_OPEN);
   assert_int_equal(f.opcode, -1);
   assert_int_equal(p.fd, -1);
-  assert_null(p.sp);
+  assert_null(p.impl);
   assert_string_equal(p.errmsg, f.msg);
   assert_null(strchr(f.msg, '\n'));
   if (needle1 && !strstr(f.msg, needle1)) fail_msg("open(%s): \"%s\" lacks \"%s\"", name, f.msg, needle1);
@@ -617,7 +625,7 @@ static void test_tcp_url_parse(void **state) {
     {"socket://h:007", "h", "7"},
   };
   for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
-    if (!eg__tcp_parse(good[i].url, host, sizeof host, port, sizeof port, msg, sizeof msg))
+    if (!eg__url_parse(good[i].url, "socket://", host, sizeof host, port, sizeof port, msg, sizeof msg))
       fail_msg("%s: rejected: %s", good[i].url, msg);
     assert_string_equal(host, good[i].host);
     assert_string_equal(port, good[i].port);
@@ -644,7 +652,7 @@ static void test_tcp_url_parse(void **state) {
     {"serial:///dev/ttyUSB0", "socket://"},
   };
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-    if (eg__tcp_parse(bad[i].url, host, sizeof host, port, sizeof port, msg, sizeof msg))
+    if (eg__url_parse(bad[i].url, "socket://", host, sizeof host, port, sizeof port, msg, sizeof msg))
       fail_msg("%s: accepted as host \"%s\" port \"%s\"", bad[i].url, host, port);
     if (!strstr(msg, bad[i].why)) fail_msg("%s: reason \"%s\" lacks \"%s\"", bad[i].url, msg, bad[i].why);
   }
@@ -779,7 +787,7 @@ static void test_tcp_refused(void **state) {
   if (e != EG_PORT_OPEN) fail_msg("connect to a closed port: %s (%s)", eg_err_name(e), f.msg);
   assert_int_equal(f.code, EG_PORT_OPEN);
   assert_non_null(strstr(f.msg, url));
-  assert_non_null(strstr(f.msg, strerror(ECONNREFUSED)));
+  assert_non_null(strstr(f.msg, "connection refused"));
   eg_port_close(&p);
   assert_int_equal(p.fd, -1);
 }
@@ -852,7 +860,9 @@ static void test_modem_ioctl_failure_reported(void **state) {
   assert_non_null(strstr(msg, "DTR"));
   assert_int_equal(eg__modem_set(fd, -1, 0, msg, sizeof msg), EG_RESET_UNSUPPORTED);
   assert_non_null(strstr(msg, "RTS"));
-  assert_int_equal(eg__modem_set(-1, 0, 0, msg, sizeof msg), EG_PORT_GONE); /* EBADF */
+  /* EBADF: a descriptor that is not open is a bug of ours, not an unplug
+   * (an unplugged adapter answers EIO; port_fd.c's errno table). */
+  assert_int_equal(eg__modem_set(-1, 0, 0, msg, sizeof msg), EG_IO);
   close(fd);
   pty_free(&pp);
 }
@@ -911,6 +921,59 @@ static void test_tty_speed_table(void **state) {
   assert_false(eg__tty_speed(4000001, &s));
 }
 
+/* The rate a driver reports back: a Bxxx code, or BOTHER (0010000) and the
+ * number, as libserialport 0.1.1 sets every rate above 460800. */
+static void test_termios_rate_readback(void **state) {
+  (void)state;
+  assert_int_equal(eg__termios_rate(B115200, 0), 115200);
+  assert_int_equal(eg__termios_rate(B921600, 12345), 921600); /* the code wins */
+  assert_int_equal(eg__termios_rate(0010000, 921600), 921600);
+  assert_int_equal(eg__termios_rate(0010000, 74880), 74880);
+  assert_int_equal(eg__termios_rate(B0, 0), 0);
+  /* Within the kernel's 2%: a CP2102 at 921600 really runs 923077. */
+  assert_true(eg__termios_rate_close(921600, 921600));
+  assert_true(eg__termios_rate_close(923077, 921600));
+  assert_true(eg__termios_rate_close(921600 + 18432, 921600));
+  assert_false(eg__termios_rate_close(921600 + 18433, 921600));
+  assert_false(eg__termios_rate_close(1000000, 2000000)); /* clamped: garbage later */
+  assert_false(eg__termios_rate_close(0, 115200));
+}
+
+/* libserialport 0.1.1 cannot open a pty, for two reasons (its linux.c and
+ * serialport.c): sp_get_port_by_name looks the port up as
+ * /sys/class/tty/<name after "/dev/"> ("pts/N": no such entry, ptys are not
+ * in sysfs), and sp_open's first ioctl is TIOCMGET, which a pty refuses.
+ * Hence the termios backend for ptys, and tests/preload/fakeusb.c to run
+ * libserialport's code anyway (test_port_serial.c). */
+static void test_serial_backend_refuses_pty(void **state) {
+  (void)state;
+  pty_pair pp;
+  pty_make(&pp);
+  eg_port p;
+  memset(&p, 0, sizeof p);
+  p.fd = -1;
+  p.backend = &eg__port_serial;
+  p.caps = eg__port_serial.caps;
+  p.baud = 115200;
+  snprintf(p.name, sizeof p.name, "%s", pp.name);
+  snprintf(p.path, sizeof p.path, "%s", pp.name);
+  eg_fault f;
+  eg_fault_clear(&f);
+  assert_int_equal(eg__port_serial.open(&p, &f), EG_PORT_OPEN);
+  char want[128];
+  snprintf(want, sizeof want, "not a serial port (no /sys/class/tty/%s)", pp.name + 5);
+  if (!strstr(f.msg, want)) fail_msg("\"%s\" lacks \"%s\"", f.msg, want);
+  assert_int_equal(p.fd, -1);
+  assert_null(p.impl);
+  const int fd = open(pp.name, O_RDWR | O_NOCTTY | O_NONBLOCK);
+  assert_true(fd >= 0);
+  int bits = 0;
+  assert_int_equal(ioctl(fd, TIOCMGET, &bits), -1);
+  if (errno != EINVAL && errno != ENOTTY) fail_msg("TIOCMGET on a pty: %s", strerror(errno));
+  close(fd);
+  pty_free(&pp);
+}
+
 static void test_usb_location(void **state) {
   (void)state;
   char loc[64];
@@ -962,133 +1025,6 @@ static void test_find_link(void **state) {
   pty_free(&pp);
 }
 
-static void test_port_list(void **state) {
-  (void)state;
-  eg_port_info *list = (eg_port_info *)1;
-  size_t n = 12345;
-  assert_int_equal(eg_port_list(&list, &n), EG_OK);
-  assert_true((n == 0) == (list == NULL));
-  for (size_t i = 0; i < n; i++) {
-    const eg_port_info *in = &list[i];
-    assert_true(strncmp(in->name, "/dev/", 5) == 0);
-    if (i) assert_true(strverscmp(list[i - 1].name, in->name) <= 0);
-    assert_true(!strcmp(in->transport, "native") || !strcmp(in->transport, "usb") ||
-                !strcmp(in->transport, "bluetooth"));
-    assert_int_equal(in->usb, strcmp(in->transport, "usb") == 0);
-    if (!in->usb) {
-      assert_int_equal(in->vid, -1);
-      assert_int_equal(in->pid, -1);
-      assert_string_equal(in->serial, "");
-    } else {
-      assert_true(in->vid >= -1 && in->vid <= 0xffff);
-      assert_true(in->pid >= -1 && in->pid <= 0xffff);
-    }
-    char real[PATH_MAX], lreal[PATH_MAX];
-    if (in->by_id[0]) {
-      assert_true(strncmp(in->by_id, "/dev/serial/by-id/", 18) == 0);
-      assert_non_null(realpath(in->name, real));
-      assert_non_null(realpath(in->by_id, lreal));
-      assert_string_equal(real, lreal);
-    }
-    if (in->by_path[0]) {
-      assert_true(strncmp(in->by_path, "/dev/serial/by-path/", 20) == 0);
-      assert_non_null(realpath(in->name, real));
-      assert_non_null(realpath(in->by_path, lreal));
-      assert_string_equal(real, lreal);
-    }
-  }
-
-  /* Both printed forms agree with the list. */
-  char *buf = NULL;
-  size_t len = 0;
-  FILE *out = open_memstream(&buf, &len);
-  assert_non_null(out);
-  eg_port_print_infos(out, list, n, true);
-  fclose(out);
-  size_t lines = 0;
-  for (size_t i = 0; i < len; i++) lines += buf[i] == '\n';
-  assert_int_equal(lines, n);
-  for (size_t i = 0; i < n; i++) assert_non_null(strstr(buf, list[i].name));
-  free(buf);
-
-  out = open_memstream(&buf, &len);
-  assert_non_null(out);
-  assert_int_equal(eg_port_print_list(out, false), EG_OK);
-  fclose(out);
-  if (n == 0) assert_string_equal(buf, "no serial ports found\n");
-  else assert_true(strncmp(buf, "PORT ", 5) == 0);
-  free(buf);
-  eg_port_list_free(list, n);
-  eg_port_list_free(NULL, 0);
-}
-
-static void test_print_infos(void **state) {
-  (void)state;
-  eg_port_info in[2];
-  memset(in, 0, sizeof in);
-  snprintf(in[0].name, sizeof in[0].name, "/dev/ttyUSB0");
-  snprintf(in[0].transport, sizeof in[0].transport, "usb");
-  snprintf(in[0].description, sizeof in[0].description, "CP2102 \"x\"\\");
-  in[0].usb = true;
-  in[0].vid = 0x10c4, in[0].pid = 0xea60, in[0].bus = 1, in[0].address = 7;
-  snprintf(in[0].location, sizeof in[0].location, "1-1.4");
-  snprintf(in[0].serial, sizeof in[0].serial, "0001\n");
-  snprintf(in[0].manufacturer, sizeof in[0].manufacturer, "Silicon Labs \xff");
-  snprintf(in[0].product, sizeof in[0].product, "caf\xc3\xa9 \xed\xa0\x80 \x01");
-  snprintf(in[0].by_id, sizeof in[0].by_id, "/dev/serial/by-id/usb-x");
-  snprintf(in[1].name, sizeof in[1].name, "/dev/ttyS0");
-  snprintf(in[1].transport, sizeof in[1].transport, "native");
-  snprintf(in[1].description, sizeof in[1].description, "ttyS0");
-  in[1].vid = in[1].pid = in[1].bus = in[1].address = -1;
-
-  char *buf = NULL;
-  size_t len = 0;
-  FILE *out = open_memstream(&buf, &len);
-  assert_non_null(out);
-  eg_port_print_infos(out, in, 2, true);
-  fclose(out);
-  assert_string_equal(buf,
-                      "{\"name\":\"/dev/ttyUSB0\",\"transport\":\"usb\",\"description\":\"CP2102 \\\"x\\\"\\\\\","
-                      "\"vid\":4292,\"pid\":60000,\"bus\":1,\"address\":7,\"location\":\"1-1.4\","
-                      "\"serial\":\"0001\\n\",\"manufacturer\":\"Silicon Labs \\ufffd\","
-                      "\"product\":\"caf\xc3\xa9 \\ufffd\\ufffd\\ufffd \\u0001\",\"by_path\":null,"
-                      "\"by_id\":\"/dev/serial/by-id/usb-x\"}\n"
-                      "{\"name\":\"/dev/ttyS0\",\"transport\":\"native\",\"description\":\"ttyS0\","
-                      "\"vid\":null,\"pid\":null,\"bus\":null,\"address\":null,\"location\":null,"
-                      "\"serial\":null,\"manufacturer\":null,\"product\":null,\"by_path\":null,\"by_id\":null}\n");
-  free(buf);
-
-  out = open_memstream(&buf, &len);
-  assert_non_null(out);
-  eg_port_print_infos(out, in, 2, false);
-  fclose(out);
-  /* Three lines; every column starts at the same offset on each. */
-  char *l0 = buf, *l1 = strchr(l0, '\n') + 1, *l2 = strchr(l1, '\n') + 1;
-  assert_non_null(strchr(l2, '\n'));
-  assert_int_equal(strchr(l2, '\n')[1], '\0');
-  assert_true(strncmp(l0, "PORT ", 5) == 0);
-  const ptrdiff_t vidcol = strstr(l0, "VID:PID") - l0;
-  assert_int_equal(strstr(l1, "10c4:ea60") - l1, vidcol);
-  assert_int_equal(l2[vidcol], '-');
-  const ptrdiff_t loccol = strstr(l0, "LOCATION") - l0;
-  assert_int_equal(strstr(l1, "1-1.4") - l1, loccol);
-  const ptrdiff_t idcol = strstr(l0, "BY-ID") - l0;
-  assert_int_equal(strstr(l1, "/dev/serial/by-id/usb-x") - l1, idcol);
-  assert_int_equal(l2[idcol], '-');
-  assert_non_null(strstr(l2, "ttyS0"));
-  /* The serial's newline did not break the row. */
-  assert_non_null(strstr(l1, "0001 "));
-  free(buf);
-
-  out = open_memstream(&buf, &len);
-  assert_non_null(out);
-  eg_port_print_infos(out, NULL, 0, false);
-  eg_port_print_infos(out, NULL, 0, true);
-  fclose(out);
-  assert_string_equal(buf, "no serial ports found\n");
-  free(buf);
-}
-
 int main(void) {
   /* libuv creates a process-wide pipe (its signal lock) on the first loop
    * init and never closes it; make that happen before the fd counting. */
@@ -1117,10 +1053,10 @@ int main(void) {
     cmocka_unit_test(test_tty_drivers_parse),
     cmocka_unit_test_setup_teardown(test_is_pty, setup_fds, teardown_fds),
     cmocka_unit_test(test_tty_speed_table),
+    cmocka_unit_test(test_termios_rate_readback),
+    cmocka_unit_test_setup_teardown(test_serial_backend_refuses_pty, setup_fds, teardown_fds),
     cmocka_unit_test(test_usb_location),
     cmocka_unit_test_setup_teardown(test_find_link, setup_fds, teardown_fds),
-    cmocka_unit_test_setup_teardown(test_port_list, setup_fds, teardown_fds),
-    cmocka_unit_test(test_print_infos),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -34,7 +34,9 @@
 #include <uv.h>
 
 #include "port.h"
-#include "port_impl.h"
+#include "port_backend.h"
+#include "port_rfc2217.h"
+#include "port_util.h"
 
 #define SAFETY_MS 10000
 
@@ -142,7 +144,7 @@ static void rfc_open(eg_port *p, int port, uint32_t baud, const char *query) {
   eg_fault_clear(&f);
   eg_err e = eg_port_open(p, url, baud, &f);
   if (e != EG_OK) fail_msg("eg_port_open(%s): %s: %s", url, eg_err_name(e), f.msg);
-  assert_int_equal(p->kind, EG_PORT_RFC2217);
+  assert_ptr_equal(p->backend, &eg__port_rfc2217);
   for (int i = 0; p->connecting && i < 100; i++) {
     wait_fd(p->fd, POLLOUT);
     e = eg_port_finish_connect(p, &f);
@@ -288,7 +290,7 @@ static void expect_open_fails(const char *name, eg_err want, const char *needle1
   assert_int_equal(f.code, want);
   assert_int_equal(f.stage, EG_STAGE_OPEN);
   assert_int_equal(p.fd, -1);
-  assert_null(p.rfc);
+  assert_null(p.impl);
   assert_string_equal(p.errmsg, f.msg);
   assert_null(strchr(f.msg, '\n'));
   if (needle1 && !strstr(f.msg, needle1)) fail_msg("open(%s): \"%s\" lacks \"%s\"", name, f.msg, needle1);
@@ -348,8 +350,8 @@ static void test_url_parse(void **state) {
       fail_msg("%s: accepted as host \"%s\" port \"%s\"", bad[i].url, host, port);
     if (!strstr(msg, bad[i].why)) fail_msg("%s: reason \"%s\" lacks \"%s\"", bad[i].url, msg, bad[i].why);
   }
-  assert_true(eg__rfc2217_is_url("Rfc2217://x:1"));
-  assert_false(eg__rfc2217_is_url("rfc2217:/x:1"));
+  assert_true(eg__url_has_scheme("Rfc2217://x:1", "rfc2217://"));
+  assert_false(eg__url_has_scheme("rfc2217:/x:1", "rfc2217://"));
 
   /* Through eg_port_open: one line naming the URL and the reason. */
   expect_open_fails("rfc2217://host", EG_PORT_OPEN, "cannot open rfc2217://host: malformed URL", "no port");
@@ -387,7 +389,7 @@ static void test_negotiation_and_baud(void **state) {
   eg_fault f;
   eg_fault_clear(&f);
   assert_int_equal(eg_port_open(&p, url, 115200, &f), EG_OK);
-  assert_int_equal(p.kind, EG_PORT_RFC2217);
+  assert_ptr_equal(p.backend, &eg__port_rfc2217);
   assert_true(p.can_reset);
   assert_string_equal(p.path, "");
   assert_int_equal(p.baud, 115200);
@@ -423,7 +425,7 @@ static void test_negotiation_and_baud(void **state) {
   close(peer);
   eg_port_close(&p);
   assert_int_equal(p.fd, -1);
-  assert_null(p.rfc);
+  assert_null(p.impl);
 }
 
 static void test_open_at_other_baud(void **state) {
@@ -562,7 +564,7 @@ static void test_data_in_split_everywhere(void **state) {
   put(&s, 1, 'Z');
   want.b[want.n++] = 'Z';
 
-  const uint32_t answers0 = p.rfc->answers;
+  const uint32_t answers0 = eg__rfc2217_state(&p)->answers;
   uint8_t got[1024];
   for (size_t k = 0; k <= s.n; k++) {
     size_t n = 0;
@@ -584,12 +586,12 @@ static void test_data_in_split_everywhere(void **state) {
     snprintf(what, sizeof what, "stream split at %zu", k);
     assert_bytes(got, want.b, want.n, what);
     assert_int_equal(port_read_all(&p, got, sizeof got), 0);
-    assert_int_equal(p.rfc->rx, EG__TN_DATA);
-    assert_false(p.rfc->in_sb);
+    assert_int_equal(eg__rfc2217_state(&p)->rx, EG__TN_DATA);
+    assert_false(eg__rfc2217_state(&p)->in_sb);
   }
-  assert_int_equal(p.rfc->modemstate, 0xFF);
-  assert_int_equal(p.rfc->linestate, 0x60);
-  assert_int_equal(p.rfc->answers - answers0, 2 * (s.n + 1));
+  assert_int_equal(eg__rfc2217_state(&p)->modemstate, 0xFF);
+  assert_int_equal(eg__rfc2217_state(&p)->linestate, 0x60);
+  assert_int_equal(eg__rfc2217_state(&p)->answers - answers0, 2 * (s.n + 1));
   /* Agreements to our own requests are not answered. */
   assert_false(eg_port_wants_write(&p));
   expect_nothing_more(&p, peer);
@@ -617,7 +619,7 @@ static void test_malformed_subnegotiation(void **state) {
   }
   assert_int_equal(n, 4);
   assert_memory_equal(got, "ABCD", 4);
-  assert_int_equal(p.rfc->modemstate, 0x20); /* only the complete one counted */
+  assert_int_equal(eg__rfc2217_state(&p)->modemstate, 0x20); /* only the complete one counted */
   expect_nothing_more(&p, peer);
   close(peer);
   eg_port_close(&p);
@@ -698,7 +700,7 @@ static void test_flush_input_purges(void **state) {
   int left = -1;
   assert_int_equal(ioctl(p.fd, FIONREAD, &left), 0);
   assert_int_equal(left, 0);
-  assert_int_equal(p.rfc->modemstate, 0x30);
+  assert_int_equal(eg__rfc2217_state(&p)->modemstate, 0x30);
   static const uint8_t want[] = {IAC, DONT, ECHO_OPT, IAC, SB, COMPORT, 12, 1, IAC, SE};
   expect_wire(peer, want, sizeof want, "refusal, then PURGE-DATA receive");
   write_all(peer, "new", 3);
@@ -723,7 +725,7 @@ static void test_flush_input_purges(void **state) {
   n = port_read_all(&p, got, sizeof got);
   assert_int_equal(n, 1);
   assert_int_equal(got[0], 'y');
-  assert_int_equal(p.rfc->modemstate, 0x40);
+  assert_int_equal(eg__rfc2217_state(&p)->modemstate, 0x40);
   expect_nothing_more(&p, peer);
   close(peer);
   eg_port_close(&p);
@@ -883,10 +885,10 @@ static void test_connection_refused(void **state) {
   if (e != EG_PORT_OPEN) fail_msg("connect to a closed port: %s (%s)", eg_err_name(e), f.msg);
   assert_int_equal(f.code, EG_PORT_OPEN);
   assert_non_null(strstr(f.msg, url));
-  assert_non_null(strstr(f.msg, strerror(ECONNREFUSED)));
+  assert_non_null(strstr(f.msg, "connection refused"));
   eg_port_close(&p);
   assert_int_equal(p.fd, -1);
-  assert_null(p.rfc);
+  assert_null(p.impl);
   eg_port_close(&p);
 }
 
@@ -899,7 +901,7 @@ static void test_other_backends_and_closed(void **state) {
   snprintf(url, sizeof url, "socket://127.0.0.1:%d", port);
   eg_port p;
   assert_int_equal(eg_port_open(&p, url, 115200, NULL), EG_OK);
-  assert_int_equal(p.kind, EG_PORT_TCP);
+  assert_ptr_equal(p.backend, &eg__port_tcp);
   for (int i = 0; p.connecting && i < 100; i++) {
     wait_fd(p.fd, POLLOUT);
     assert_int_equal(eg_port_finish_connect(&p, NULL), EG_OK);
@@ -933,7 +935,7 @@ static void test_other_backends_and_closed(void **state) {
   session(&r, &rpeer);
   close(rpeer);
   eg_port_close(&r);
-  assert_null(r.rfc);
+  assert_null(r.impl);
   assert_false(eg_port_wants_write(&r));
   assert_int_equal(eg_port_flush_pending(&r), EG_INVAL);
   assert_int_equal(eg_port_set_lines(&r, 1, 1), EG_INVAL);
@@ -1204,8 +1206,8 @@ static void test_uv_loop_echo(void **state) {
   assert_true(dont_echo);
   assert_true(do_comport);
   assert_int_equal(sb_after_hello, 3);
-  assert_int_equal(p.rfc->modemstate, 0x30);
-  assert_int_equal(p.rfc->answers, 5 + 3); /* hello's five settings, then three */
+  assert_int_equal(eg__rfc2217_state(&p)->modemstate, 0x30);
+  assert_int_equal(eg__rfc2217_state(&p)->answers, 5 + 3); /* hello's five settings, then three */
   assert_int_equal(p.dtr, 1);
   assert_int_equal(p.rts, 0);
   assert_int_equal(p.baud, 460800);
