@@ -88,6 +88,14 @@ static void finish_msg(eg_probe *p, eg_probe_outcome o, const char *msg) {
 /* ------------------------------------------------------------ resets */
 
 static void on_timer(uv_timer_t *t);
+
+/* Wait for the next step. A link callback may have ended the probe inside
+ * the call that led here (the port vanished during a drain or a send): its
+ * report must not be replaced by a wait. */
+static void arm(eg_probe *p, uint32_t ms) {
+  if (p->phase == EG_PROBE_DONE || p->phase == EG_PROBE_IDLE || p->phase == EG_PROBE_CLOSING) return;
+  uv_timer_start(&p->timer, on_timer, ms, 0);
+}
 static void send_sync(eg_probe *p);
 
 static void start_sync(eg_probe *p) {
@@ -114,7 +122,7 @@ static void run_steps(eg_probe *p) {
     if (st->dtr == EG_RESET_END) {
       if (p->phase == EG_PROBE_RESET) {
         eg_link_drain(&p->link); /* the boot banner still counts as noise */
-        start_sync(p);
+        if (p->phase == EG_PROBE_RESET) start_sync(p);
         return;
       }
       after_or_finish(p); /* the hard reset after is done */
@@ -131,7 +139,7 @@ static void run_steps(eg_probe *p) {
       return;
     }
     if (st->wait_ms) {
-      uv_timer_start(&p->timer, on_timer, st->wait_ms, 0);
+      arm(p, st->wait_ms);
       return;
     }
   }
@@ -152,20 +160,20 @@ static void send_sync(eg_probe *p) {
   /* Every other try leads with one more 0xC0 (see dev_connect.c: a stub that
    * took line noise for a frame start is put back in step). */
   if (eg_link_send(&p->link, pkt, len, p->try_i % 2 == 1) != EG_OK) {
-    finish_msg(p, EG_PROBE_ERROR, "cannot queue SYNC");
+    if (p->phase == EG_PROBE_SYNC) finish_msg(p, EG_PROBE_ERROR, "cannot queue SYNC");
     return;
   }
-  uv_timer_start(&p->timer, on_timer, or_default(p->cfg->sync_ms, SYNC_MS), 0);
+  arm(p, or_default(p->cfg->sync_ms, SYNC_MS));
 }
 
 static void send_reg(eg_probe *p) {
   uint8_t pkt[EG_MAX_PACKET];
   const size_t len = eg_req_read_reg(pkt, p->regs[p->reg_i]);
   if (eg_link_send(&p->link, pkt, len, false) != EG_OK) {
-    after_or_finish(p);
+    if (p->phase == EG_PROBE_REGS) after_or_finish(p);
     return;
   }
-  uv_timer_start(&p->timer, on_timer, or_default(p->cfg->reg_ms, REG_MS), 0);
+  arm(p, or_default(p->cfg->reg_ms, REG_MS));
 }
 
 /* Found: read the MAC, reset back, or end. */
@@ -213,7 +221,7 @@ static void on_timer(uv_timer_t *t) {
       }
       p->res.baud = next;
       eg_link_drain(&p->link);
-      send_sync(p);
+      if (p->phase == EG_PROBE_SYNC) send_sync(p);
       return;
     }
     finish(p, p->res.noise_bytes ? EG_PROBE_NOISE : EG_PROBE_SILENT);

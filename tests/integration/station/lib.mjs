@@ -4,7 +4,7 @@
 // Every helper process is started here and always stopped (stopAll runs on
 // exit, on a failure and on a signal).
 import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import net from 'node:net';
 import readline from 'node:readline';
 import path from 'node:path';
@@ -171,7 +171,9 @@ export function startStation(env, args, opts = {}) {
   const st = { child, events: [], stderr: '', waiters: [], exit: null };
   child.stderr.on('data', d => { st.stderr += d; });
   const rl = readline.createInterface({ input: child.stdout });
+  const log = `${env.work}/station-events.jsonl`; /* kept with the scratch folder on a failure */
   rl.on('line', line => {
+    appendFileSync(log, line + '\n');
     let e;
     try { e = JSON.parse(line); } catch { fail(`station printed a line that is not JSON: ${line}`); }
     st.events.push(e);
