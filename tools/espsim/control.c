@@ -98,7 +98,7 @@ static void reply_error(client *cl, const char *fmt, ...) {
 
 /* ------------------------------------------------------------ commands */
 
-static bool parse_mac(const char *s, uint8_t mac[6]) {
+bool esim_parse_mac(const char *s, uint8_t mac[6]) {
   unsigned v[6];
   char tail;
   if (sscanf(s, "%x:%x:%x:%x:%x:%x%c", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &tail) != 6) return false;
@@ -121,7 +121,7 @@ static bool parse_seat(char *args, esim_seat *s, char *err, size_t errlen) {
   char *save = NULL;
   for (char *tok = strtok_r(args, " \t", &save); tok; tok = strtok_r(NULL, " \t", &save)) {
     if (!strncmp(tok, "mac=", 4)) {
-      if (!parse_mac(tok + 4, s->mac)) return snprintf(err, errlen, "bad MAC '%s'", tok + 4), false;
+      if (!esim_parse_mac(tok + 4, s->mac)) return snprintf(err, errlen, "bad MAC '%s'", tok + 4), false;
       s->has_mac = true;
     } else if (!strncmp(tok, "fault=", 6)) {
       char *fsave = NULL;

@@ -129,17 +129,6 @@ static void usage(FILE *f) {
         f);
 }
 
-static bool parse_mac(const char *s, uint8_t mac[6]) {
-  unsigned v[6];
-  char tail;
-  if (sscanf(s, "%x:%x:%x:%x:%x:%x%c", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &tail) != 6) return false;
-  for (int i = 0; i < 6; i++) {
-    if (v[i] > 255) return false;
-    mac[i] = (uint8_t)v[i];
-  }
-  return true;
-}
-
 static void mac_add(uint8_t mac[6], uint64_t k) {
   uint64_t v = 0;
   for (int i = 0; i < 6; i++) v = v << 8 | mac[i];
@@ -673,7 +662,7 @@ int main(int argc, char **argv) {
       }
       flash_id = (uint32_t)v;
       break;
-    case O_MAC: if (!parse_mac(optarg, mac)) die("--mac: bad MAC '%s'", optarg); break;
+    case O_MAC: if (!esim_parse_mac(optarg, mac)) die("--mac: bad MAC '%s'", optarg); break;
     case O_CRYSTAL:
       if (!parse_ulong(optarg, 100, &v) || (v != 40 && v != 26)) die("--crystal: 40 or 26, not '%s'", optarg);
       crystal = (int)v;
