@@ -12,6 +12,8 @@
 # Adding, removing or editing a .sql file re-runs the configure step.
 # Migrations must be numbered 0001, 0002, ... without gaps.
 
+include(${CMAKE_CURRENT_LIST_DIR}/embed_bytes.cmake)
+
 set(EG_MIGRATIONS_DIR ${PROJECT_SOURCE_DIR}/schema/migrations)
 set(EG_GENERATED_DIR ${PROJECT_BINARY_DIR}/generated)
 
@@ -33,14 +35,8 @@ foreach(f IN LISTS eg_migration_files)
   endif()
   math(EXPR eg_expected "${eg_expected} + 1")
   set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${f})
-  # Bytes, not a string literal: no escaping (quotes, backslashes, trigraphs)
-  # can go wrong, and no compiler limit on literal length applies.
-  file(READ ${f} eg_hex HEX)
-  string(REGEX REPLACE "([0-9a-f][0-9a-f])" "0x\\1," eg_hex "${eg_hex}")
-  # CMake regexes have no {n}: spell out 16 bytes per line.
-  string(REPEAT "0x[0-9a-f][0-9a-f]," 16 eg_line)
-  string(REGEX REPLACE "(${eg_line})" "\\1\n  " eg_hex "${eg_hex}")
-  string(APPEND eg_arrays "static const char eg_migration_${eg_version}[] = {\n  ${eg_hex}0x00};\n")
+  eg_embed_bytes(${f} eg_bytes)
+  string(APPEND eg_arrays "static const char eg_migration_${eg_version}[] = {\n  ${eg_bytes}};\n")
   string(APPEND eg_table "  {${eg_version}, \"${eg_name}\", eg_migration_${eg_version}},\n")
 endforeach()
 if(eg_expected EQUAL 1)

@@ -6,18 +6,15 @@
  */
 #include "image.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <openssl/evp.h>
 #include <zlib.h>
 
+#include "fileio.h"
 #include "proto.h"
 
 #define IMAGE_MAGIC 0xE9u
@@ -84,78 +81,6 @@ bool eg_unhex(uint8_t *out, size_t n, const char *hex) {
   return true;
 }
 
-/* ------------------------------------------------------------ file input */
-
-eg_err eg_read_file(const char *path, const char *what, size_t max, size_t slack, uint8_t **out,
-                    size_t *len, eg_fault *f) {
-  *out = NULL;
-  *len = 0;
-  const int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return eg_fault_set(f, EG_FILE_OPEN, EG_STAGE_NONE, -1, "%s %s: %s", what, path, strerror(errno));
-  struct stat st;
-  if (fstat(fd, &st) != 0) {
-    const int e = errno;
-    close(fd);
-    return eg_fault_set(f, EG_FILE_OPEN, EG_STAGE_NONE, -1, "%s %s: %s", what, path, strerror(e));
-  }
-  /* open() succeeds on a directory; read() would then fail with EISDIR. Say
-   * what the operator did wrong instead of how the read failed. */
-  if (S_ISDIR(st.st_mode)) {
-    close(fd);
-    return eg_fault_set(f, EG_FILE_OPEN, EG_STAGE_NONE, -1, "%s %s: is a directory, not a file", what, path);
-  }
-  if (S_ISREG(st.st_mode) && (uint64_t)st.st_size > max) {
-    close(fd);
-    return eg_fault_set(f, EG_IMAGE_TOO_LARGE, EG_STAGE_NONE, -1, "%s %s: %llu bytes, more than the %zu-byte limit",
-                        what, path, (unsigned long long)st.st_size, max);
-  }
-  /* Regular files: size from fstat, but keep reading to EOF in case the file
-   * grows; pipes and character devices: grow as needed. */
-  size_t cap = S_ISREG(st.st_mode) ? (size_t)st.st_size + 1 : 65536;
-  size_t n = 0;
-  uint8_t *buf = malloc(cap + slack);
-  if (!buf) {
-    close(fd);
-    return eg_fault_set(f, EG_NOMEM, EG_STAGE_NONE, -1, "%s %s: out of memory", what, path);
-  }
-  for (;;) {
-    if (n == cap) {
-      if (cap > max) {
-        free(buf);
-        close(fd);
-        return eg_fault_set(f, EG_IMAGE_TOO_LARGE, EG_STAGE_NONE, -1, "%s %s: more than the %zu-byte limit", what, path, max);
-      }
-      const size_t ncap = cap * 2 > max + 1 ? max + 1 : cap * 2;
-      uint8_t *nb = realloc(buf, ncap + slack);
-      if (!nb) {
-        free(buf);
-        close(fd);
-        return eg_fault_set(f, EG_NOMEM, EG_STAGE_NONE, -1, "%s %s: out of memory", what, path);
-      }
-      buf = nb;
-      cap = ncap;
-    }
-    const ssize_t r = read(fd, buf + n, cap - n);
-    if (r < 0 && errno == EINTR) continue;
-    if (r < 0) {
-      const int e = errno;
-      free(buf);
-      close(fd);
-      return eg_fault_set(f, EG_FILE_READ, EG_STAGE_NONE, -1, "%s %s: read failed: %s", what, path, strerror(e));
-    }
-    if (r == 0) break;
-    n += (size_t)r;
-  }
-  close(fd);
-  if (n > max) {
-    free(buf);
-    return eg_fault_set(f, EG_IMAGE_TOO_LARGE, EG_STAGE_NONE, -1, "%s %s: more than the %zu-byte limit", what, path, max);
-  }
-  *out = buf;
-  *len = n;
-  return EG_OK;
-}
-
 /* ---------------------------------------------------------------- images */
 
 static size_t pad4(size_t n) { return (n + 3) & ~(size_t)3; }
@@ -177,7 +102,7 @@ eg_err eg_image_load(eg_image *img, const char *path, uint32_t offset, eg_fault 
   memset(img, 0, sizeof *img);
   uint8_t *buf;
   size_t len;
-  eg_err e = eg_read_file(path, "image", EG_IMAGE_MAX_SIZE, 3, &buf, &len, f);
+  eg_err e = eg_file_read(path, "image", EG_IMAGE_MAX_SIZE, EG_IMAGE_TOO_LARGE, 3, &buf, &len, f);
   if (e != EG_OK) return e;
   if (len == 0) {
     free(buf);
@@ -440,6 +365,18 @@ eg_err eg_image_rom_aligned(const eg_image *src, eg_image *dst, eg_fault *f) {
   memcpy(dst->note, src->note, sizeof dst->note);
   eg_md5(dst->data, dst->len, dst->md5);
   return EG_OK;
+}
+
+bool eg_image_erase_warning(const char *name, uint32_t offset, char *out, size_t cap) {
+  const uint32_t over = offset % EG_SECTOR_SIZE;
+  if (cap) out[0] = '\0';
+  if (!over) return false;
+  const uint32_t start = offset - over;
+  snprintf(out, cap,
+           "image %s at 0x%08x is not aligned to a 0x%x-byte flash sector: the %u byte%s 0x%08x..0x%08x before it "
+           "will be erased",
+           name, offset, EG_SECTOR_SIZE, over, over == 1 ? "" : "s", start, offset - 1);
+  return true;
 }
 
 /* zlib.compress(data, 9) in Python is compress2(level 9): zlib container,

@@ -44,14 +44,6 @@ eg_err eg_image_from_mem(eg_image *img, const uint8_t *buf, size_t len, uint32_t
 /* Releases the buffers and zeroes *img; NULL and zeroed images are fine. */
 void eg_image_free(eg_image *img);
 
-/* Read a whole file (at most `max` bytes) into a malloc'd buffer with at least
- * `slack` spare bytes after the data (*out is never NULL on success; free it).
- * `what` ("image", "stub file") starts every message: missing or unreadable
- * files and directories -> EG_FILE_OPEN, read errors -> EG_FILE_READ, more
- * than `max` bytes -> EG_IMAGE_TOO_LARGE. Empty files are not an error here. */
-eg_err eg_read_file(const char *path, const char *what, size_t max, size_t slack, uint8_t **out,
-                    size_t *len, eg_fault *f);
-
 /* Patch the header at the chip's bootloader offset, as esptool's
  * _update_image_flash_params: each of mode/freq/size is "keep" (or NULL), a
  * value ("dio", "80m", "4MB") or, for size, "detect" (use detected_size
@@ -71,6 +63,17 @@ eg_err eg_image_patch_header(eg_image *img, const eg_chip *chip, const char *mod
  * offset aligned down, 0xFF bytes prepended (esptool does this for the ROM).
  * For aligned images the copy is identical. */
 eg_err eg_image_rom_aligned(const eg_image *src, eg_image *dst, eg_fault *f);
+
+/* The warning esptool prints for an image that does not start on a 4 KiB
+ * flash sector (cmds.py write_flash: "Flash address ... is not aligned to a
+ * 0x1000 byte flash sector. N bytes before this address will be erased"):
+ * the chip erases whole sectors, so the bytes of that sector before the
+ * image are lost (with the ROM loader too, which is sent 0xFF for them).
+ * Writes one line without a newline into out, naming the image (`name`, as
+ * the user gave it) and the byte range, and returns true; returns false
+ * (out "") for an aligned offset. Shared by the manifest loader and the
+ * command line's write-flash. */
+bool eg_image_erase_warning(const char *name, uint32_t offset, char *out, size_t cap);
 
 /* zlib.compress(data, 9). Idempotent. */
 eg_err eg_image_compress(eg_image *img, eg_fault *f);

@@ -110,12 +110,6 @@ void eg_jw_null(eg_jw *w, const char *k) {
   fputs("null", w->f);
 }
 
-void eg_jw_raw(eg_jw *w, const char *k, const char *json) {
-  if (!w->f) return;
-  key(w, k);
-  fputs(json, w->f);
-}
-
 void eg_jw_fixed(eg_jw *w, const char *k, double val, int decimals) {
   if (!w->f) return;
   key(w, k);
@@ -151,6 +145,12 @@ void eg_jw_bool(eg_jw *w, const char *k, bool val) {
   if (!w->f) return;
   key(w, k);
   fputs(val ? "true" : "false", w->f);
+}
+
+void eg_jw_raw(eg_jw *w, const char *k, const char *json) {
+  if (!w->f) return;
+  key(w, k);
+  fputs(json ? json : "null", w->f);
 }
 
 char *eg_jw_close(eg_jw *w) {

@@ -45,7 +45,8 @@ bool eg_jw_finish(eg_jw *w);
 void eg_jw_null(eg_jw *w, const char *key);
 /* A number with `decimals` digits after the point (0..9); NaN/inf -> null. */
 void eg_jw_fixed(eg_jw *w, const char *key, double val, int decimals);
-/* A value already in JSON form (a number as printed); the caller vouches for it. */
+/* A member whose value is already JSON (a number as printed, a nested object
+ * or array from another writer); NULL -> null. The caller vouches for it. */
 void eg_jw_raw(eg_jw *w, const char *key, const char *json);
 void eg_jw_str(eg_jw *w, const char *key, const char *val);
 void eg_jw_int(eg_jw *w, const char *key, long long val);

@@ -28,9 +28,25 @@
 #include <sys/stat.h>
 #include <yaml.h>
 
+#include "fileio.h"
 #include "port.h"
+#include "text.h"
 
 #define MANIFEST_MAX_BYTES (1u << 20)
+/* The deepest value of a manifest is 4 levels down (manifest > ports > entry
+ * > usb), and anchors (&name) save typing a repeated usb: match or two;
+ * anything nested far deeper or with far more anchors is not a manifest
+ * (see check_shape). */
+#define MANIFEST_MAX_DEPTH 32
+#define MANIFEST_MAX_ANCHORS 256
+/* Counts that keep every check below cheap (the overlap and duplicate checks
+ * compare pairs) and far above any rack: a flash holds a handful of images;
+ * a port entry is a glob or a USB match for many boards. */
+#define MANIFEST_MAX_IMAGES 64
+#define MANIFEST_MAX_PORTS 1024
+/* A mapping may hold this many keys beyond the ones it takes, each then
+ * reported by name as unknown or duplicate; past that, one error for all. */
+#define MAP_EXTRA_KEYS 16
 /* Flash is erased in 4 KiB sectors (esptool FLASH_SECTOR_SIZE). */
 #define SECTOR 0x1000u
 /* Timeouts: at least 1 ms, at most one day. */
@@ -58,8 +74,19 @@ typedef struct mctx {
 } mctx;
 
 static void vreport(mctx *c, bool error, int line, int col, const char *fmt, va_list ap) {
-  char *msg = NULL;
-  if (vasprintf(&msg, fmt, ap) < 0) {
+  char *raw = NULL;
+  if (vasprintf(&raw, fmt, ap) < 0) {
+    c->oom = true;
+    return;
+  }
+  /* Messages quote what the manifest says (keys, values, file names): its
+   * control characters are shown escaped, so a diagnostic stays one line
+   * and cannot drive the operator's terminal. */
+  const size_t mcap = 4 * strlen(raw) + 8;
+  char *msg = malloc(mcap);
+  if (msg) eg_text_escape(msg, mcap, raw);
+  free(raw);
+  if (!msg) {
     c->oom = true;
     return;
   }
@@ -233,6 +260,20 @@ static bool get_str(mctx *c, const yaml_node_t *n, const char *key, const char *
   return true;
 }
 
+/* A name shown on the operator's screen and stored in the log (station,
+ * slot): a non-empty string without control characters (text.h), which
+ * would otherwise drive the terminal or split a log line. */
+static bool get_label(mctx *c, const yaml_node_t *n, const char *key, const char **out) {
+  if (!get_str(c, n, key, out)) return false;
+  size_t at = 0;
+  if (eg_text_has_control(*out, strlen(*out), &at)) {
+    err(c, n, "%s: '%s' contains a control character at byte %zu (not allowed in a name shown on screens and in the log)",
+        key, *out, at + 1);
+    return false;
+  }
+  return true;
+}
+
 /* An integer in [min, max]. */
 static bool get_int(mctx *c, const yaml_node_t *n, const char *key, int64_t min, int64_t max, int64_t *out) {
   if (node_kind(n) != SV_INT) return type_error(c, n, key, "an integer"), false;
@@ -302,6 +343,14 @@ static bool map_fields(mctx *c, const yaml_node_t *map, const char *where, const
     return false;
   }
   const yaml_node_pair_t *start = map->data.mapping.pairs.start, *top = map->data.mapping.pairs.top;
+  char allowed[512] = "";
+  size_t len = 0;
+  for (size_t j = 0; j < nkeys && len < sizeof allowed; j++)
+    len += (size_t)snprintf(allowed + len, sizeof allowed - len, "%s%s", j ? ", " : "", keys[j]);
+  if ((size_t)(top - start) > nkeys + MAP_EXTRA_KEYS) { /* the duplicate check below compares pairs */
+    err(c, map, "%s: %zu keys, but it takes at most %zu (allowed: %s)", where, (size_t)(top - start), nkeys, allowed);
+    return false;
+  }
   for (const yaml_node_pair_t *p = start; p < top; p++) {
     yaml_node_t *k = node(c, p->key), *v = node(c, p->value);
     if (!k || !v) continue;
@@ -326,10 +375,6 @@ static bool map_fields(mctx *c, const yaml_node_t *map, const char *where, const
       vals[i] = v;
       continue;
     }
-    char allowed[512] = "";
-    size_t len = 0;
-    for (size_t j = 0; j < nkeys && len < sizeof allowed; j++)
-      len += (size_t)snprintf(allowed + len, sizeof allowed - len, "%s%s", j ? ", " : "", keys[j]);
     err(c, k, "%s: unknown key '%s' (allowed: %s)", where, name, allowed);
   }
   return true;
@@ -437,6 +482,7 @@ static void parse_images(mctx *c, const yaml_node_t *in) {
   if (in->type != YAML_SEQUENCE_NODE) return type_error(c, in, "images", "a list");
   const size_t n = (size_t)(in->data.sequence.items.top - in->data.sequence.items.start);
   if (n == 0) return err(c, in, "images: at least one image is required");
+  if (n > MANIFEST_MAX_IMAGES) return err(c, in, "images: %zu images, more than %d", n, MANIFEST_MAX_IMAGES);
   m->images = calloc(n, sizeof *m->images);
   if (!m->images) {
     c->oom = true;
@@ -502,10 +548,21 @@ static void check_images(mctx *c) {
   eg_manifest *m = c->m;
   const uint32_t fixed = strcmp(m->set.flash_size, "keep") && strcmp(m->set.flash_size, "detect")
                            ? eg_flash_size_bytes(m->set.flash_size) : 0;
+  uint64_t prev_end = 0; /* the furthest end of the images before, exclusive */
   for (size_t i = 0; i < m->nimages; i++) {
     const eg_mimage *a = &m->images[i];
     if (!a->image.len) continue; /* not loaded: already reported */
+    /* The chip erases whole 4 KiB sectors: an image that starts inside one
+     * takes the sector's bytes before it along (esptool warns the same).
+     * Not said when an image before it shares the sector (an error below),
+     * when the offset itself is refused, or when the whole chip is erased. */
+    char note[256];
+    const bool shared = prev_end > (a->offset & ~(uint64_t)(SECTOR - 1));
+    if (!shared && a->offset % 4 == 0 && m->set.erase != EG_ERASE_ALL &&
+        eg_image_erase_warning(a->file, a->offset, note, sizeof note))
+      warn_at(c, a->line, a->col, "%s", note);
     const uint64_t end = (uint64_t)a->offset + a->image.len; /* exclusive */
+    if (end > prev_end) prev_end = end;
     if (fixed && end > fixed)
       err_at(c, a->line, a->col, "image %s (0x%x..0x%llx) does not fit in the %s flash (flash.size)", a->file,
              a->offset, (unsigned long long)end - 1, m->set.flash_size);
@@ -560,6 +617,8 @@ static void parse_ports(mctx *c, const yaml_node_t *pn) {
   if (pn->type != YAML_SEQUENCE_NODE) return type_error(c, pn, "ports", "a list");
   const size_t n = (size_t)(pn->data.sequence.items.top - pn->data.sequence.items.start);
   if (n == 0) return err(c, pn, "ports: at least one port is required");
+  if (n > MANIFEST_MAX_PORTS)
+    return err(c, pn, "ports: %zu entries, more than %d (a glob or a usb match takes many ports)", n, MANIFEST_MAX_PORTS);
   m->ports = calloc(n, sizeof *m->ports);
   if (!m->ports) {
     c->oom = true;
@@ -588,7 +647,7 @@ static void parse_ports(mctx *c, const yaml_node_t *pn) {
       else err(c, e, "%s: needs exactly one of path, glob, usb, url (found %s)", where, found);
     }
     const char *s;
-    if (v[P_SLOT] && get_str(c, v[P_SLOT], "slot", &s)) {
+    if (v[P_SLOT] && get_label(c, v[P_SLOT], "slot", &s)) {
       if (strlen(s) >= sizeof(((eg_slot *)0)->slot)) err(c, v[P_SLOT], "slot: label longer than 63 bytes");
       for (size_t j = 0; j < m->nports; j++)
         if (m->ports[j].slot && strcmp(m->ports[j].slot, s) == 0)
@@ -657,6 +716,17 @@ static void syntax_error(mctx *c, const yaml_parser_t *p) {
     err_at(c, line, col, "YAML syntax error: %s", p->problem ? p->problem : "error");
 }
 
+/* An existing log must be a regular file: SQLite would report a FIFO or a
+ * folder as a database error (exit 3) once the run has started; here it is
+ * the manifest's mistake. (A log that does not exist yet is created.) */
+static void check_database(mctx *c, const yaml_node_t *n) {
+  const char *db = c->m->db_path;
+  struct stat st;
+  eg_fault f;
+  eg_fault_clear(&f);
+  if (stat(db, &st) == 0 && eg_file_check_regular(db, NULL, &f) != EG_OK) err(c, n, "database: %s %s", db, f.msg);
+}
+
 static void parse_root(mctx *c, const yaml_node_t *root) {
   eg_manifest *m = c->m;
   yaml_node_t *v[R__COUNT];
@@ -667,8 +737,8 @@ static void parse_root(mctx *c, const yaml_node_t *root) {
 
   const char *s;
   int64_t x;
-  if (v[R_STATION] && get_str(c, v[R_STATION], "station", &s)) m->station = xstrdup(c, s);
-  if (v[R_DATABASE] && get_str(c, v[R_DATABASE], "database", &s)) m->db_path = resolve(c, s);
+  if (v[R_STATION] && get_label(c, v[R_STATION], "station", &s)) m->station = xstrdup(c, s);
+  if (v[R_DATABASE] && get_str(c, v[R_DATABASE], "database", &s) && (m->db_path = resolve(c, s))) check_database(c, v[R_DATABASE]);
   if (v[R_CHIP] && get_str(c, v[R_CHIP], "chip", &s) && !(m->set.chip = eg_chip_by_name(s))) {
     char names[256] = "";
     for (int i = 0; i < EG_CHIP__COUNT; i++)
@@ -694,6 +764,9 @@ static void parse_root(mctx *c, const yaml_node_t *root) {
       m->set.stub_path = m->stub_path = resolve(c, s);
       if (m->set.stub_path && stat(m->set.stub_path, &st) != 0)
         err(c, v[R_STUB], "stub: %s: %s (give auto, none, a stub .json file or a folder)", m->set.stub_path, strerror(errno));
+      else if (m->set.stub_path && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode))
+        err(c, v[R_STUB], "stub: %s is neither a regular file nor a folder (give auto, none, a stub .json file or a folder)",
+            m->set.stub_path);
     }
   }
   if (v[R_ERASE] && get_str(c, v[R_ERASE], "erase", &s) && !eg_erase_parse(s, &m->set.erase))
@@ -710,33 +783,47 @@ static void parse_root(mctx *c, const yaml_node_t *root) {
   if (v[R_PORTS]) parse_ports(c, v[R_PORTS]);
 }
 
-static eg_err read_file(const char *path, char **text, size_t *len, char *why, size_t whylen) {
-  FILE *fp = fopen(path, "rb");
-  /* The callback gets the path as the file name: the message does not repeat it. */
-  if (!fp) return snprintf(why, whylen, "cannot open the manifest: %s", strerror(errno)), EG_FILE_OPEN;
-  size_t cap = 4096, n = 0;
-  char *buf = malloc(cap);
+/* Refuse a document nested deeper than MANIFEST_MAX_DEPTH or holding more
+ * than MANIFEST_MAX_ANCHORS anchors, at the first node over the limit,
+ * walking libyaml's events (no recursion, no document built). Why before
+ * the document is loaded: libyaml costs O(N^2) for both. Its scanner
+ * re-checks every pending simple key (one per open flow collection) for
+ * each token, so 200,000 levels of "[" (400 KB) take minutes; its loader
+ * compares each new anchor with every earlier one and looks each alias up
+ * in a list, so 90,000 anchors take tens of seconds. The walk stops at the
+ * first node over a limit, before the cost grows. A syntax error is left
+ * for the document loader to report. */
+static bool check_shape(mctx *c) {
+  yaml_parser_t p;
+  yaml_event_t ev;
+  if (!yaml_parser_initialize(&p)) return c->oom = true, false;
+  yaml_parser_set_input_string(&p, (const unsigned char *)c->m->text, c->m->text_len);
+  int depth = 0, anchors = 0;
+  bool ok = true;
   for (;;) {
-    if (!buf) return fclose(fp), snprintf(why, whylen, "out of memory reading the manifest"), EG_NOMEM;
-    n += fread(buf + n, 1, cap - n - 1, fp);
-    if (ferror(fp)) {
-      const int e = errno;
-      free(buf), fclose(fp);
-      return snprintf(why, whylen, "cannot read the manifest: %s", strerror(e)), EG_FILE_READ;
+    if (!yaml_parser_parse(&p, &ev)) break;
+    const yaml_event_type_t t = ev.type;
+    const int line = (int)ev.start_mark.line + 1, col = (int)ev.start_mark.column + 1;
+    const bool anchored = (t == YAML_SCALAR_EVENT && ev.data.scalar.anchor) ||
+                          (t == YAML_SEQUENCE_START_EVENT && ev.data.sequence_start.anchor) ||
+                          (t == YAML_MAPPING_START_EVENT && ev.data.mapping_start.anchor);
+    if (anchored && ++anchors > MANIFEST_MAX_ANCHORS) {
+      err_at(c, line, col, "more than %d anchors (&name); is it a manifest?", MANIFEST_MAX_ANCHORS);
+      ok = false;
+    } else if (t == YAML_SEQUENCE_START_EVENT || t == YAML_MAPPING_START_EVENT) {
+      if (++depth > MANIFEST_MAX_DEPTH) {
+        err_at(c, line, col, "nested more than %d levels deep (a manifest needs 4); is it a manifest?",
+               MANIFEST_MAX_DEPTH);
+        ok = false;
+      }
+    } else if (t == YAML_SEQUENCE_END_EVENT || t == YAML_MAPPING_END_EVENT) {
+      depth--;
     }
-    if (feof(fp)) break;
-    if (cap > MANIFEST_MAX_BYTES) {
-      free(buf), fclose(fp);
-      return snprintf(why, whylen, "larger than %u bytes; is it a manifest?", MANIFEST_MAX_BYTES), EG_MANIFEST;
-    }
-    char *b = realloc(buf, cap * 2);
-    if (!b) free(buf);
-    buf = b, cap *= 2;
+    yaml_event_delete(&ev);
+    if (!ok || t == YAML_STREAM_END_EVENT) break;
   }
-  fclose(fp);
-  buf[n] = '\0';
-  *text = buf, *len = n;
-  return EG_OK;
+  yaml_parser_delete(&p);
+  return ok;
 }
 
 static char *dir_of(const char *path) {
@@ -746,15 +833,46 @@ static char *dir_of(const char *path) {
   return strndup(path, (size_t)(slash - path));
 }
 
+/* Parse and validate m->text (owned by m from here on). */
+static eg_err load_text(eg_manifest *m, const char *path, eg_diag_cb cb, void *ctx);
+
 eg_err eg_manifest_load(eg_manifest *m, const char *path, eg_diag_cb cb, void *ctx) {
   memset(m, 0, sizeof *m);
-  mctx c = {.file = path, .m = m};
-  char why[512];
-  eg_err r = read_file(path, &m->text, &m->text_len, why, sizeof why);
+  eg_fault f;
+  eg_fault_clear(&f);
+  uint8_t *text = NULL;
+  size_t len = 0;
+  /* Regular files only (a FIFO or a device would block or never end). */
+  const eg_err r = eg_file_read(path, NULL, MANIFEST_MAX_BYTES, EG_MANIFEST, 1, &text, &len, &f);
   if (r != EG_OK) {
+    /* The callback gets the path as the file name: the message does not repeat it. */
+    char why[300];
+    snprintf(why, sizeof why, "cannot %s the manifest: %s", r == EG_FILE_OPEN ? "open" : "read", f.msg);
     if (cb) cb(ctx, path, 0, 0, why);
     return r;
   }
+  m->text = (char *)text; /* NUL-terminated: one byte of slack, zeroed */
+  m->text_len = len;
+  return load_text(m, path, cb, ctx);
+}
+
+eg_err eg_manifest_load_mem(eg_manifest *m, const char *path, const char *text, size_t len, eg_diag_cb cb, void *ctx) {
+  memset(m, 0, sizeof *m);
+  if (len > MANIFEST_MAX_BYTES) {
+    char why[128];
+    snprintf(why, sizeof why, "cannot read the manifest: %zu bytes, more than the %u-byte limit", len, MANIFEST_MAX_BYTES);
+    if (cb) cb(ctx, path, 0, 0, why);
+    return EG_MANIFEST;
+  }
+  if (!(m->text = malloc(len + 1))) return EG_NOMEM;
+  if (len) memcpy(m->text, text, len);
+  m->text[len] = '\0';
+  m->text_len = len;
+  return load_text(m, path, cb, ctx);
+}
+
+static eg_err load_text(eg_manifest *m, const char *path, eg_diag_cb cb, void *ctx) {
+  mctx c = {.file = path, .m = m};
   eg_sha256((const uint8_t *)m->text, m->text_len, m->sha256);
   m->path = strdup(path);
   m->dir = dir_of(path);
@@ -772,7 +890,9 @@ eg_err eg_manifest_load(eg_manifest *m, const char *path, eg_diag_cb cb, void *c
   }
   yaml_parser_set_input_string(&parser, (const unsigned char *)m->text, m->text_len);
   c.doc = &doc;
-  if (!yaml_parser_load(&parser, &doc)) {
+  if (!check_shape(&c)) {
+    /* reported; the document is never built */
+  } else if (!yaml_parser_load(&parser, &doc)) {
     syntax_error(&c, &parser);
   } else {
     const yaml_node_t *root = yaml_document_get_root_node(&doc);
@@ -831,6 +951,11 @@ static const char *base_name(const char *p) {
 static void add_slot(slots_ctx *s, const eg_mport *mp, const char *label, const char *port, const char *location,
                      const char *ident) {
   mctx *c = &s->c;
+  /* A label taken from a port's file name (glob, usb) may hold anything. */
+  size_t at = 0;
+  if (eg_text_has_control(label, strlen(label), &at))
+    return err_at(c, mp->line, mp->col, "slot label '%s' (from port %s) contains a control character at byte %zu; "
+                  "give the entry a slot: name", label, port, at + 1);
   if (strlen(label) >= sizeof s->slots[0].slot)
     return err_at(c, mp->line, mp->col, "slot label '%s' is longer than 63 bytes", label);
   if (strlen(port) >= sizeof s->slots[0].port)

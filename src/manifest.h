@@ -10,6 +10,16 @@
  * manifest's folder. The loaded images are kept (eg_image, not compressed).
  * Diagnostics come sorted by position; a message starting "warning: " does
  * not make the load fail; line 0 means the file as a whole (cannot open it).
+ * Each message is one line: control characters from the manifest are shown
+ * escaped (text.h).
+ *
+ * Limits: the file must be a regular file (a FIFO or a device is refused
+ * without blocking: fileio.h) of at most 1 MiB, nested at most 32 levels
+ * deep, with at most 256 anchors, 64 images and 1024 port entries (each a
+ * bound on work that grows with the square of the count). Station and slot
+ * names must not contain control characters. An image that does not start
+ * on a 4 KiB sector gets a warning naming the bytes before it that the
+ * sector erase destroys.
  *
  * Ownership: the manifest owns every string and image; eg_manifest_free.
  */
@@ -76,6 +86,10 @@ typedef struct eg_manifest {
 /* Load and validate. Returns EG_OK, or EG_MANIFEST after reporting every
  * problem through cb (also EG_FILE_OPEN / EG_NOMEM for the file itself). */
 eg_err eg_manifest_load(eg_manifest *m, const char *path, eg_diag_cb cb, void *ctx);
+/* The same from memory: `path` names it in messages and its folder resolves
+ * relative paths (as if the text had been read from path). For tests and
+ * the fuzz target. */
+eg_err eg_manifest_load_mem(eg_manifest *m, const char *path, const char *text, size_t len, eg_diag_cb cb, void *ctx);
 void eg_manifest_free(eg_manifest *m);
 
 /* One concrete port to flash. */

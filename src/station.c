@@ -63,34 +63,6 @@ struct eg_station {
   uint64_t probes_run, probe_bytes;
 };
 
-/* ------------------------------------------------------------ names */
-
-const char *eg_station_state_name(eg_station_state s) {
-  switch (s) {
-#define EG_STATION_NAME_CASE(name, json, words) \
-  case EG_STATION_##name:                       \
-    return json;
-    EG_STATION_STATE_MAP(EG_STATION_NAME_CASE)
-#undef EG_STATION_NAME_CASE
-  case EG_STATION__COUNT:
-    break;
-  }
-  return "?";
-}
-
-const char *eg_station_state_words(eg_station_state s) {
-  switch (s) {
-#define EG_STATION_WORDS_CASE(name, json, words) \
-  case EG_STATION_##name:                        \
-    return words;
-    EG_STATION_STATE_MAP(EG_STATION_WORDS_CASE)
-#undef EG_STATION_WORDS_CASE
-  case EG_STATION__COUNT:
-    break;
-  }
-  return "?";
-}
-
 /* ------------------------------------------------------------ helpers */
 
 static uint32_t probe_ms(const eg_station *st) { return st->cfg->probe_ms ? st->cfg->probe_ms : PROBE_MS; }

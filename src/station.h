@@ -43,29 +43,14 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "dash.h"
 #include "gate.h"
 #include "probe.h"
 #include "scheduler.h"
 
-/* A slot's place in the cycle. Columns: name, JSON name (stable: MES and
- * the dashboard read it), the words a display shows. */
-#define EG_STATION_STATE_MAP(XX)                 \
-  XX(WAITING,  "waiting",  "waiting")            \
-  XX(FLASHING, "flashing", "flashing")           \
-  XX(PASS,     "pass",     "passed")             \
-  XX(FAIL,     "fail",     "failed")             \
-  XX(REMOVAL,  "removal",  "remove board")       \
-  XX(OFFLINE,  "offline",  "offline")
-
-typedef enum eg_station_state {
-#define EG_STATION_STATE_ENUM(name, json, words) EG_STATION_##name,
-  EG_STATION_STATE_MAP(EG_STATION_STATE_ENUM)
-#undef EG_STATION_STATE_ENUM
-  EG_STATION__COUNT
-} eg_station_state;
-
-const char *eg_station_state_name(eg_station_state s);  /* "waiting" */
-const char *eg_station_state_words(eg_station_state s); /* "remove board" */
+/* A slot's place in the cycle: eg_station_state, EG_STATION_STATE_MAP and
+ * its names (eg_station_state_name, eg_station_state_words) are dash.h's,
+ * the dashboard's vocabulary being the station's. */
 
 /* The shift's counters. A unit counts once, when its last attempt ends:
  * passed, failed, skipped (turned away by the gate), aborted (stopped);

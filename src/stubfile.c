@@ -17,11 +17,17 @@
 
 #include <yaml.h>
 
-#include "image.h" /* eg_read_file */
+#include <openssl/evp.h>
+
+#include "fileio.h"
 
 /* Stub files are tens of KB (the largest, with plugins, ~100 KB); anything
  * far bigger is not a stub. */
 #define STUB_FILE_MAX (16u << 20)
+/* Unknown keys may hold nested values (plugins: a few levels). libyaml's
+ * scanner costs O(depth) per token inside flow collections, so a file of
+ * millions of '[' would take hours: deeper than this is refused. */
+#define STUB_MAX_DEPTH 64
 
 /* ------------------------------------------------------------ messages */
 
@@ -82,66 +88,67 @@ static bool parse_u32(const unsigned char *v, size_t n, uint32_t *out) {
   return true;
 }
 
-static int b64_value(unsigned char c) {
-  if (c >= 'A' && c <= 'Z') return c - 'A';
-  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-  if (c >= '0' && c <= '9') return c - '0' + 52;
-  if (c == '+') return 62;
-  if (c == '/') return 63;
-  return -1;
+static bool is_b64(unsigned char c) {
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' || c == '/';
 }
 
 /* Standard base64 as Python's base64.b64decode accepts what esptool ships:
  * whitespace is skipped, '=' padding is required (the character count is a
  * multiple of 4) and only at the end. Stricter than Python in one way: other
  * characters are refused rather than silently dropped, since in a stub they
- * can only mean a damaged file. Returns NULL with *why set on error; an empty
- * input gives a non-NULL buffer and *outlen 0. */
+ * can only mean a damaged file. The checks are ours (with positions for the
+ * message); the decoding is libcrypto's EVP_DecodeBlock, which would accept
+ * '=' anywhere and counts the '=' of the last group as zero bytes in its
+ * result, so that count is taken off. Returns NULL with *why set on error;
+ * an empty input gives a non-NULL buffer and *outlen 0. */
 static uint8_t *b64_decode(const unsigned char *in, size_t n, size_t *outlen, char *why, size_t whylen) {
-  uint8_t *out = malloc(n / 4 * 3 + 3);
-  size_t o = 0, chars = 0, pad = 0;
-  uint32_t acc = 0;
-  unsigned bits = 0;
-  if (!out) {
+  unsigned char *packed = malloc(n + 1); /* the input without whitespace */
+  uint8_t *out = NULL;
+  size_t m = 0, pad = 0;
+  if (!packed) {
     snprintf(why, whylen, "out of memory");
     return NULL;
   }
   for (size_t i = 0; i < n; i++) {
     const unsigned char c = in[i];
     if (c == ' ' || c == '\t' || c == '\r' || c == '\n') continue;
-    chars++;
     if (c == '=') {
       if (++pad > 2) {
         snprintf(why, whylen, "too much '=' padding at character %zu", i + 1);
-        goto bad;
+        goto out;
       }
-      continue;
-    }
-    const int v = b64_value(c);
-    if (v < 0) {
+    } else if (!is_b64(c)) {
       snprintf(why, whylen, "invalid base64 character 0x%02x at character %zu", c, i + 1);
-      goto bad;
-    }
-    if (pad) {
+      goto out;
+    } else if (pad) {
       snprintf(why, whylen, "base64 data after '=' padding at character %zu", i + 1);
-      goto bad;
+      goto out;
     }
-    acc = (acc << 6 | (uint32_t)v) & 0xFFFFFF;
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out[o++] = (uint8_t)(acc >> bits);
-    }
+    packed[m++] = c;
   }
-  if (chars % 4) {
-    snprintf(why, whylen, "base64 length %zu is not a multiple of 4 (incorrect padding)", chars);
-    goto bad;
+  if (m % 4) {
+    snprintf(why, whylen, "base64 length %zu is not a multiple of 4 (incorrect padding)", m);
+    goto out;
   }
-  *outlen = o;
+  if (m > INT_MAX) { /* EVP_DecodeBlock takes an int; stub files are capped far below */
+    snprintf(why, whylen, "base64 text too long");
+    goto out;
+  }
+  if (!(out = malloc(m / 4 * 3 + 1))) {
+    snprintf(why, whylen, "out of memory");
+    goto out;
+  }
+  const int r = EVP_DecodeBlock(out, packed, (int)m);
+  if (r < 0 || (size_t)r < pad) { /* cannot happen after the checks above */
+    snprintf(why, whylen, "libcrypto refused the base64 text");
+    free(out);
+    out = NULL;
+    goto out;
+  }
+  *outlen = (size_t)r - pad;
+out:
+  free(packed);
   return out;
-bad:
-  free(out);
-  return NULL;
 }
 
 /* ------------------------------------------------------------ parser */
@@ -173,14 +180,18 @@ static eg_err next(parse *ps) {
 }
 
 /* Skip the value that starts with the current event (a scalar, an alias, or
- * a whole mapping/sequence), so unknown keys may hold anything. libyaml's
- * parser keeps its own stacks on the heap, so depth costs memory, not C stack. */
+ * a whole mapping/sequence), so unknown keys may hold anything up to
+ * STUB_MAX_DEPTH levels. libyaml's parser keeps its own stacks on the heap,
+ * so depth costs memory, not C stack. */
 static eg_err skip_value(parse *ps) {
   size_t depth = 0;
   for (;;) {
     switch (ps->ev.type) {
     case YAML_MAPPING_START_EVENT:
-    case YAML_SEQUENCE_START_EVENT: depth++; break;
+    case YAML_SEQUENCE_START_EVENT:
+      if (++depth >= STUB_MAX_DEPTH) /* the top-level object is one more level */
+        return fmt_err(ps->f, ps->name, &ps->ev.start_mark, "nested more than %d levels deep", STUB_MAX_DEPTH);
+      break;
     case YAML_MAPPING_END_EVENT:
     case YAML_SEQUENCE_END_EVENT:
       if (depth == 0) return fmt_err(ps->f, ps->name, &ps->ev.start_mark, "a key without a value");
@@ -350,11 +361,7 @@ eg_err eg_stub_load(eg_stub *s, const char *path, eg_fault *f) {
   memset(s, 0, sizeof *s);
   uint8_t *buf;
   size_t len;
-  eg_err e = eg_read_file(path, "stub file", STUB_FILE_MAX, 0, &buf, &len, f);
-  if (e == EG_IMAGE_TOO_LARGE) { /* not an image: the message already says what is wrong */
-    e = EG_STUB_FORMAT;
-    if (f) f->code = e;
-  }
+  eg_err e = eg_file_read(path, "stub file", STUB_FILE_MAX, EG_STUB_FORMAT, 0, &buf, &len, f);
   if (e != EG_OK) return e;
   e = eg_stub_load_mem(s, (const char *)buf, len, path, f);
   free(buf);

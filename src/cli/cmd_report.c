@@ -19,6 +19,7 @@
 
 #include "cli.h"
 #include "db.h"
+#include "fileio.h"
 #include "image.h"
 #include "port.h"
 #include "report.h"
@@ -78,14 +79,18 @@ static bool is_manifest(const char *p) {
  * folder; default espgang.db there), without loading images or ports. */
 static bool manifest_source(const char *path, char **station, char **db_path) {
   *station = *db_path = NULL;
-  FILE *fp = fopen(path, "rb");
-  if (!fp) {
-    eg_cli_error("%s: %s", path, strerror(errno));
+  /* The one reader: a FIFO or a device is refused, never waited on. */
+  uint8_t *text = NULL;
+  size_t len = 0;
+  eg_fault f;
+  eg_fault_clear(&f);
+  if (eg_file_read(path, "manifest", 1u << 20, EG_MANIFEST, 1, &text, &len, &f) != EG_OK) {
+    eg_cli_error("%s", f.msg);
     return false;
   }
   yaml_parser_t p;
   yaml_parser_initialize(&p);
-  yaml_parser_set_input_file(&p, fp);
+  yaml_parser_set_input_string(&p, text, len);
   int depth = 0;
   bool key = true, ok = true;
   char *last_key = NULL, *database = NULL;
@@ -124,7 +129,7 @@ static bool manifest_source(const char *path, char **station, char **db_path) {
     yaml_event_delete(&e);
   }
   yaml_parser_delete(&p);
-  fclose(fp);
+  free(text);
   free(last_key);
   if (ok) {
     const char *slash = strrchr(path, '/');
@@ -248,7 +253,11 @@ static int parse_args(int argc, char **argv, int cmd_index, rargs *a) {
       a->runs[a->flt.nruns++] = n;
       break;
     case R_LAST:
-      if (!parse_count(name, val, 1, &n) || n > 1000000) return EG_EXIT_USAGE;
+      if (!parse_count(name, val, 1, &n)) return EG_EXIT_USAGE;
+      if (n > 1000000) {
+        eg_cli_error("invalid %s '%s' (at most 1000000)", name, val);
+        return EG_EXIT_USAGE;
+      }
       a->flt.last = (int)n;
       break;
     case R_SINCE:

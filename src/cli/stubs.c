@@ -1,4 +1,10 @@
-/* stubs.c - which flasher stub each chip gets (see cli.h). */
+/* stubs.c - which flasher stub each chip gets (see cli.h).
+ *
+ * A stub path the user gave (--stub, stub: in a manifest) must give a stub:
+ * a path that does not exist, is neither a regular file nor a folder, or a
+ * folder with no stub for any chip is an error (exit 2), never a silent fall
+ * back to the ROM loader. Only the automatic search may find nothing. */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -13,10 +19,21 @@ bool eg_cli_load_stubs(eg_stub_mode mode, const char *path, const eg_chip *chip,
   if (note_len) note[0] = '\0';
   if (mode == EG_STUB_NONE) return true;
   struct stat st;
-  if (mode == EG_STUB_PATH && !chip && stat(path, &st) == 0 && S_ISREG(st.st_mode)) {
-    eg_cli_error("--stub %s is one chip's stub file: give --chip too (or a folder of stub files)", path);
-    return false;
+  if (mode == EG_STUB_PATH) {
+    if (stat(path, &st) != 0) {
+      eg_cli_error("stub path %s: %s", path, strerror(errno));
+      return false;
+    }
+    if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) {
+      eg_cli_error("stub path %s is neither a regular file nor a folder", path);
+      return false;
+    }
+    if (!chip && S_ISREG(st.st_mode)) {
+      eg_cli_error("--stub %s is one chip's stub file: give --chip too (or a folder of stub files)", path);
+      return false;
+    }
   }
+  bool any = false;
   for (int i = 0; i < EG_CHIP__COUNT; i++) {
     const eg_chip *c = eg_chip_get((eg_chip_id)i);
     if (chip && c != chip) continue;
@@ -38,6 +55,12 @@ bool eg_cli_load_stubs(eg_stub_mode mode, const char *path, const eg_chip *chip,
       return false;
     }
     stubs[i] = &storage[i];
+    any = true;
+  }
+  if (mode == EG_STUB_PATH && !any) { /* a folder without any chip's stub (chip NULL) */
+    eg_cli_error("stub folder %s holds no flasher stub for any chip (looked for CHIP.json, 2/CHIP.json, 1/CHIP.json, "
+                 "stub_flasher_N.json, e.g. esp32.json)", path);
+    return false;
   }
   return true;
 }

@@ -1,26 +1,24 @@
-// chromium.mjs - the one way espgang's browser tests start Chromium (the HTML
-// report test and the station-dashboard test share it).
+// chromium.mjs - the one launcher of headless Chromium for the browser tests (the station
+// dashboard, the HTML report): Debian's chromium (tools/install-deps), driven
+// by playwright-core from npm (pinned in the top-level package.json), with a
+// fresh profile that is deleted afterwards and the flags that keep a test
+// browser from talking to anything but the page under test.
 //
-// Debian's /usr/bin/chromium (tools/install-deps), headless, driven by
-// playwright-core (npm, pinned in package.json). Every launch gets a fresh
-// profile folder, removed on close, and the flags that keep Chromium from
-// talking to anyone on its own (no background networking, component
-// updates, sync, QUIC or first-run work). EG_CHROMIUM overrides the path.
+//   import { launchChromium } from "./chromium.mjs";
+//   const b = await launchChromium({ viewport: { width: 1600, height: 900 } });
+//   const page = await b.context.newPage(); ... await b.close();
 //
-//   import { launchChromium } from "../browser/chromium.mjs";
-//   const browser = await launchChromium();
-//   const page = await browser.context.newPage();
-//   ...
-//   await browser.close();
+// EG_CHROMIUM overrides the executable (default /usr/bin/chromium).
 
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { createRequire } from "node:module";
-import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
 
+// --headless comes from playwright (headless: true); --user-data-dir from
+// launchPersistentContext (a new temporary folder per launch).
 export const CHROMIUM_ARGS = [
-  "--no-sandbox",
+  "--no-sandbox", // tests run as root in CI containers, where the sandbox cannot start
   "--disable-gpu",
   "--disable-quic",
   "--no-first-run",
@@ -29,22 +27,22 @@ export const CHROMIUM_ARGS = [
   "--disable-sync",
 ];
 
-const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
+export function chromiumPath() {
+  return process.env.EG_CHROMIUM || "/usr/bin/chromium";
+}
 
-export async function launchChromium() {
-  const require = createRequire(path.join(repoRoot, "package.json"));
-  const { chromium } = require("playwright-core");
-  const executablePath = process.env.EG_CHROMIUM || "/usr/bin/chromium";
-  if (!fs.existsSync(executablePath)) throw new Error(`${executablePath} not found (tools/install-deps installs chromium)`);
+export async function launchChromium({ viewport = { width: 1600, height: 900 } } = {}) {
+  const exe = chromiumPath();
+  if (!fs.existsSync(exe)) throw new Error(`${exe} not found: run tools/install-deps (Debian package chromium)`);
   const profile = fs.mkdtempSync(path.join(os.tmpdir(), "eg-chromium-"));
   let context;
   try {
-    // A persistent context is how playwright takes a --user-data-dir of ours.
     context = await chromium.launchPersistentContext(profile, {
-      executablePath,
+      executablePath: exe,
       headless: true,
       args: CHROMIUM_ARGS,
-      timeout: 60000,
+      viewport,
+      timeout: 60_000,
     });
   } catch (e) {
     fs.rmSync(profile, { recursive: true, force: true });
@@ -53,11 +51,8 @@ export async function launchChromium() {
   return {
     context,
     async close() {
-      try {
-        await context.close();
-      } finally {
-        fs.rmSync(profile, { recursive: true, force: true });
-      }
+      await context.close().catch(() => {});
+      fs.rmSync(profile, { recursive: true, force: true });
     },
   };
 }

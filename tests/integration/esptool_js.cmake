@@ -1,7 +1,8 @@
 # esptool-js (Espressif's JavaScript flasher, npm, pinned in the top-level
 # package-lock.json) driven from Node.js against espsim over TCP: chip
-# detection, MAC, flash id, compressed 1 MiB writes with and without the
-# stub, MD5 verification, readFlash, eraseFlash, then the flash files
+# detection, MAC, flash id, compressed writes with and without the
+# stub, MD5 verification, readFlash, eraseFlash, for every simulated chip
+# (ESP32, S2, S3, C2, C3, C5, C6, C61, H2, P4, ESP8266), then the flash files
 # compared byte for byte (tests/esptool-js/espsim-esptool-js.test.mjs).
 #
 # integration.esptool_js.npm runs `npm ci` at the repository root when
@@ -25,7 +26,7 @@ if(TARGET espsim)
   add_test(NAME integration.esptool_js
            COMMAND ${EG_NODE_EXECUTABLE} ${PROJECT_SOURCE_DIR}/tests/esptool-js/espsim-esptool-js.test.mjs
                    $<TARGET_FILE:espsim>)
-  # The script stops itself (and espsim) after 120 s of device work.
+  # The script stops itself (and espsim) after 150 s of device work.
   set_tests_properties(integration.esptool_js PROPERTIES
     TIMEOUT 240 LABELS integration FIXTURES_REQUIRED esptool_js_npm)
 endif()

@@ -50,6 +50,8 @@ static void test_spec_parsing(void **s) {
   assert_true(f.slow_erase == 3.5);
   assert_int_equal(esim_fault_apply(&f, "baud_ceiling=460800", err, sizeof err), EG_OK);
   assert_int_equal(f.baud_ceiling, 460800);
+  assert_int_equal(esim_fault_apply(&f, "rom_baud_error=-8%", err, sizeof err), EG_OK);
+  assert_true(f.rom_baud_error > -0.0801 && f.rom_baud_error < -0.0799);
   assert_int_equal(esim_fault_apply(&f, "stall_after_bytes=20000", err, sizeof err), EG_OK);
   assert_int_equal(f.stall_after_bytes, 20000);
   assert_int_equal(esim_fault_apply(&f, "disconnect_after_bytes=0800", err, sizeof err), EG_OK);
@@ -58,6 +60,7 @@ static void test_spec_parsing(void **s) {
   static const char *const bad[] = {"drop_rate=2",       "drop_rate=x",         "drop_rate",
                                     "delay=5h",          "disconnect_at=NOPE",  "disconnect_at=SYNC:0",
                                     "stall_after_bytes=0", "slow_erase=-1",     "baud_ceiling=0",
+                                    "rom_baud_error=0",  "rom_baud_error=60",   "rom_baud_error=x",
                                     "no_such_fault",     "=1",                  "flash_write_error_at=zz"};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     err[0] = 0;
@@ -303,6 +306,80 @@ static void test_baud_ceiling(void **s) {
   th_free(&h);
 }
 
+/* The ceiling is about the line, whoever set the rate: the ROM's
+ * CHANGE_BAUDRATE, the esp-flasher-stub's, and over TCP too (a host
+ * without a UART rate still sees garbage). */
+static void test_baud_ceiling_rom_ns_tcp(void **s) {
+  (void)s;
+  esim_dev_opts o;
+  opts_with(&o, "baud_ceiling=460800");
+  uint8_t pkt[64];
+  /* ROM, TCP-like host */
+  th h;
+  th_init(&h, &o);
+  th_sync(&h, 4);
+  th_send_pkt(&h, pkt, eg_req_change_baud(pkt, 921600 * 1.06, 0)); /* esptool's ESP32 correction (doc §8.3) */
+  th_expect_ok(&h, EG_OP_CHANGE_BAUDRATE, 4);
+  th_run(&h);
+  assert_true(esim_dev_baud(h.dev) > 900000);
+  const size_t before = h.nf;
+  th_send_pkt(&h, pkt, eg_req_read_reg(pkt, 0x40001000));
+  assert_int_equal(h.nf, before); /* garbage both ways, no frame */
+  th_free(&h);
+  /* esp-flasher-stub, TCP-like host: fine at the ceiling, garbage above */
+  th_init(&h, &o);
+  th_run_new_stub(&h);
+  th_send_pkt(&h, pkt, eg_req_change_baud(pkt, 460800, 115200));
+  th_expect_ok(&h, EG_OP_CHANGE_BAUDRATE, 2);
+  assert_int_equal(th_stub_read_reg(&h, 0x40001000), 0x00F01D83);
+  th_send_pkt(&h, pkt, eg_req_change_baud(pkt, 921600, 460800));
+  th_expect_ok(&h, EG_OP_CHANGE_BAUDRATE, 2);
+  const size_t n0 = h.nf;
+  th_send_pkt(&h, pkt, eg_req_read_reg(pkt, 0x40001000));
+  assert_int_equal(h.nf, n0);
+  esim_dev_stats st;
+  esim_dev_get_stats(h.dev, &st);
+  assert_true(st.rx_garbled >= 14);
+  th_free(&h);
+}
+
+/* rom_baud_error: the ROM answers CHANGE_BAUDRATE, then listens at a wrong
+ * rate (a board whose ROM mis-sets its divider): a host at the rate it
+ * asked for gets no answer; the same device after a reset is fine. */
+static void test_rom_baud_error(void **s) {
+  (void)s;
+  esim_dev_opts o;
+  opts_with(&o, "rom_baud_error=8");
+  o.chip = ESIM_CHIP_ESP32C3; /* no RTC calibration: the value is the rate */
+  th h;
+  th_init(&h, &o);
+  h.host_baud = 115200;
+  th_sync(&h, 4);
+  uint8_t pkt[64];
+  th_send_pkt(&h, pkt, eg_req_change_baud(pkt, 460800, 0));
+  th_expect_ok(&h, EG_OP_CHANGE_BAUDRATE, 4); /* the reply at the old rate is fine */
+  th_run(&h);
+  const uint32_t rate = esim_dev_baud(h.dev);
+  assert_true(rate > 460800 * 1.07 && rate < 460800 * 1.09);
+  h.host_baud = 460800;
+  const size_t before = h.nf;
+  th_send_pkt(&h, pkt, eg_req_sync(pkt));
+  assert_int_equal(h.nf, before); /* 8 % apart: garbage */
+  /* reconnect at the connect rate: a reset brings autobaud back */
+  esim_dev_reset(h.dev, h.t, true);
+  th_run(&h);
+  th_drain(&h);
+  h.host_baud = 115200;
+  th_sync(&h, 4);
+  /* the stub path is not affected: it sets its own divider */
+  th_run_stub_at(&h, 0x40380000, 0x40380F2E);
+  th_send_pkt(&h, pkt, eg_req_change_baud(pkt, 460800, 115200));
+  th_expect_ok(&h, EG_OP_CHANGE_BAUDRATE, 2);
+  h.host_baud = 460800;
+  assert_int_equal(th_stub_read_reg(&h, 0x40001000), 0x6921506F);
+  th_free(&h);
+}
+
 static void test_ignore_first_sync(void **s) {
   (void)s;
   esim_dev_opts o;
@@ -395,6 +472,8 @@ int main(void) {
       cmocka_unit_test(test_md5_mismatch),
       cmocka_unit_test(test_slow_erase),
       cmocka_unit_test(test_baud_ceiling),
+      cmocka_unit_test(test_baud_ceiling_rom_ns_tcp),
+      cmocka_unit_test(test_rom_baud_error),
       cmocka_unit_test(test_ignore_first_sync),
       cmocka_unit_test(test_garble_in_fast_mode),
       cmocka_unit_test(test_uart_resampling),

@@ -24,7 +24,7 @@ typedef struct lt {
   int frames;
   uint8_t last[256];
   size_t last_len;
-  int events[2];
+  int events[3]; /* per esim_link_event */
   bool closed;
   uint32_t host_baud;
   uint64_t eof;
@@ -228,6 +228,68 @@ static void test_disconnect_fault(void **s) {
   close(t.host_fd);
 }
 
+/* --pty-lines messages: 2 bytes, each 0 or 1. */
+static void test_lines_decode(void **s) {
+  (void)s;
+  bool dtr = false, rts = false;
+  const uint8_t a[2] = {1, 0}, b[2] = {0, 1}, bad1[2] = {2, 0}, bad2[3] = {1, 1, 0};
+  assert_true(esim_lines_decode(a, 2, &dtr, &rts));
+  assert_true(dtr);
+  assert_false(rts);
+  assert_true(esim_lines_decode(b, 2, &dtr, &rts));
+  assert_false(dtr);
+  assert_true(rts);
+  assert_false(esim_lines_decode(bad1, 2, &dtr, &rts));
+  assert_false(esim_lines_decode(bad2, 3, &dtr, &rts));
+  assert_false(esim_lines_decode(a, 1, &dtr, &rts));
+  assert_false(dtr); /* untouched by a refused message */
+}
+
+/* A USB port over the link: the host's rate means nothing (no garbling at
+ * a "wrong" termios speed), and a reset of a USB-OTG chip takes the port
+ * off the bus: REENUMERATE, the host sees EOF. */
+static void test_usb_link(void **s) {
+  (void)s;
+  esim_dev_opts o;
+  esim_dev_opts_default(&o);
+  esim_timing_fast(&o.timing);
+  o.chip = ESIM_CHIP_ESP32S3;
+  o.port = ESIM_PORT_USB_OTG;
+  lt t;
+  memset(&t, 0, sizeof t);
+  int sv[2];
+  assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+  t.host_fd = sv[0];
+  uv_loop_init(&t.loop);
+  assert_int_equal(esim_dev_new(&t.dev, &o), EG_OK);
+  eg_slip_dec_init(&t.dec, t.decbuf, sizeof t.decbuf);
+  esim_link_opts lo;
+  esim_link_opts_default(&lo);
+  lo.fast = true;
+  lo.on_event = on_event;
+  lo.ctx = &t;
+  lo.host_baud_cb = host_baud_cb;
+  lo.usb_rate = 10000000;
+  t.link = esim_link_start(&t.loop, t.dev, sv[1], &lo);
+  assert_non_null(t.link);
+  t.host_baud = 9600; /* a UART would garble this */
+  uint8_t pkt[64];
+  host_send(&t, pkt, eg_req_sync(pkt));
+  PUMP_UNTIL(&t, t.frames >= 8);
+  esim_dev_set_lines(t.dev, uv_hrtime() / 1000, false, true); /* RTS alone: reset */
+  esim_link_kick(t.link);
+  esim_dev_set_lines(t.dev, uv_hrtime() / 1000 + 200, false, false);
+  esim_link_kick(t.link);
+  PUMP_UNTIL(&t, t.events[ESIM_LINK_REENUMERATE] == 1);
+  PUMP_UNTIL(&t, t.eof > 0);
+  assert_false(esim_link_active(t.link));
+  esim_link_close(t.link, on_closed);
+  PUMP_UNTIL(&t, t.closed);
+  assert_int_equal(uv_loop_close(&t.loop), 0);
+  esim_dev_free(t.dev);
+  close(t.host_fd);
+}
+
 static void test_peer_gone(void **s) {
   (void)s;
   esim_dev_opts o;
@@ -292,6 +354,8 @@ int main(void) {
       cmocka_unit_test(test_autobaud_via_host_rate),
       cmocka_unit_test(test_disconnect_fault),
       cmocka_unit_test(test_peer_gone),
+      cmocka_unit_test(test_lines_decode),
+      cmocka_unit_test(test_usb_link),
       cmocka_unit_test(test_pty),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,8 +1,16 @@
-/* test_espsim_replay.c - replays the five genuine ROM/stub transcripts in
+/* test_espsim_replay.c - replays the genuine ROM/stub transcripts in
  * tests/data/rom-traces (a copy of /work/shared/data/rom-traces, see
- * trace_path for the search order) (esptool v5.3.1 --trace against the ESP32
- * ECO3 ROM and the legacy stub) against espsim's device model and requires
- * the same reply frames, byte for byte.
+ * trace_path for the search order) against espsim's device model and
+ * requires the same reply frames, byte for byte:
+ *   - the five ESP32 ones (esptool v5.3.1 --trace against the ESP32 ECO3
+ *     ROM and the legacy stub);
+ *   - the six ESP32-C3 ones in esp32c3/ (the C3 ROM "esp32c3-api1-20210207",
+ *     esp-flasher-stub = stub set 2, and one legacy-stub flow). The first
+ *     five were recorded one after the other on one board, so they replay
+ *     on one device in that order: the C3 ROM writes only the first 2 of
+ *     its 4 status bytes and the last 2 carry bytes of earlier replies
+ *     (stub-write-flash.trace's SYNC: 00 00 61 39), which the model must
+ *     reproduce from the same history. Nothing is masked.
  *
  * The traces are parsed here, at test time: every "Write N bytes:" is fed
  * to the device as written (SLIP and all), every "Received full packet:"
@@ -339,16 +347,19 @@ static size_t replay(host *h, const char *name) {
   return compared;
 }
 
-static void host_init(host *h, bool fast_timing) {
+static void host_init_chip(host *h, bool fast_timing, esim_chip_id chip) {
   memset(h, 0, sizeof *h);
   esim_dev_opts o;
   esim_dev_opts_default(&o);
+  o.chip = chip; /* MAC, flash and crystal defaults are the trace devices' */
   if (fast_timing) esim_timing_fast(&o.timing);
   o.name = "trace";
   assert_int_equal(esim_dev_new(&h->dev, &o), EG_OK);
   eg_slip_dec_init(&h->dec, h->decbuf, sizeof h->decbuf);
   h->t = 1000000;
 }
+
+static void host_init(host *h, bool fast_timing) { host_init_chip(h, fast_timing, ESIM_CHIP_ESP32); }
 
 static void host_free(host *h) {
   esim_dev_free(h->dev);
@@ -357,14 +368,18 @@ static void host_free(host *h) {
 
 /* Flash at addr..addr+len must equal img16k.bin from img_off, or be blank
  * when img_off < 0. */
-static void check_flash(host *h, uint32_t addr, size_t len, long img_off) {
+static void load_img16k(uint8_t img[16384]) {
   char path[600];
   trace_path(path, sizeof path, "img16k.bin");
   FILE *f = fopen(path, "rb");
   assert_non_null(f);
-  uint8_t img[16384];
-  assert_int_equal(fread(img, 1, sizeof img, f), sizeof img);
+  assert_int_equal(fread(img, 1, 16384, f), 16384);
   fclose(f);
+}
+
+static void check_flash(host *h, uint32_t addr, size_t len, long img_off) {
+  uint8_t img[16384];
+  load_img16k(img);
   size_t fsz;
   const uint8_t *fl = esim_dev_flash(h->dev, &fsz);
   assert_int_equal(fsz, 4u << 20);
@@ -412,6 +427,59 @@ static void stub_sessions(bool fast) {
   host_free(&h);
 }
 
+/* The ESP32-C3 board's five sessions, in the order they were recorded:
+ * nothing masked, so the ROM's leftover status bytes must match too. */
+static void c3_board(bool fast) {
+  host h;
+  host_init_chip(&h, fast, ESIM_CHIP_ESP32C3);
+  assert_int_equal(replay(&h, "esp32c3/rom-flash-id.trace"), 86);
+  assert_int_equal(esim_dev_mode(h.dev), ESIM_MODE_ROM);
+  assert_int_equal(replay(&h, "esp32c3/rom-write-flash.trace"), 99);
+  check_flash(&h, 0x10000, 16384, 0);
+  assert_int_equal(replay(&h, "esp32c3/stub-write-flash.trace"), 100);
+  assert_int_equal(esim_dev_mode(h.dev), ESIM_MODE_STUB);
+  assert_int_equal(esim_dev_stub(h.dev), ESIM_STUB_NEW);
+  check_flash(&h, 0x20000, 16384, 0);
+  assert_int_equal(replay(&h, "esp32c3/stub-read-flash.trace"), 91);
+  assert_int_equal(replay(&h, "esp32c3/stub-erase-region.trace"), 90);
+  check_flash(&h, 0x20000, 0x1000, -1);
+  check_flash(&h, 0x21000, 0x3000, 0x1000);
+  check_flash(&h, 0x10000, 16384, 0);
+  host_free(&h);
+}
+
+/* stub1-read-flash: a fresh C3 board with img16k.bin at 0x20000, the legacy
+ * stub (set 1) uploaded, then read-flash 0x20000 0x2000. */
+static void c3_legacy_stub(bool fast) {
+  uint8_t img[16384];
+  load_img16k(img);
+  uint8_t *flash = malloc(4u << 20);
+  assert_non_null(flash);
+  memset(flash, 0xFF, 4u << 20);
+  memcpy(flash + 0x20000, img, sizeof img);
+  host h;
+  memset(&h, 0, sizeof h);
+  esim_dev_opts o;
+  esim_dev_opts_default(&o);
+  o.chip = ESIM_CHIP_ESP32C3;
+  o.flash = flash;
+  o.flash_size = 4u << 20;
+  if (fast) esim_timing_fast(&o.timing);
+  o.name = "trace";
+  assert_int_equal(esim_dev_new(&h.dev, &o), EG_OK);
+  eg_slip_dec_init(&h.dec, h.decbuf, sizeof h.decbuf);
+  h.t = 1000000;
+  assert_int_equal(replay(&h, "esp32c3/stub1-read-flash.trace"), 97);
+  assert_int_equal(esim_dev_stub(h.dev), ESIM_STUB_LEGACY);
+  host_free(&h);
+  free(flash);
+}
+
+static void test_c3_board_fast(void **s) { (void)s; c3_board(true); }
+static void test_c3_board_timed(void **s) { (void)s; c3_board(false); }
+static void test_c3_legacy_stub_fast(void **s) { (void)s; c3_legacy_stub(true); }
+static void test_c3_legacy_stub_timed(void **s) { (void)s; c3_legacy_stub(false); }
+
 static void test_rom_flash_id_fast(void **s) { (void)s; rom_flash_id(true); }
 static void test_rom_flash_id_timed(void **s) { (void)s; rom_flash_id(false); }
 static void test_rom_write_flash_fast(void **s) { (void)s; rom_write_flash(true); }
@@ -432,7 +500,13 @@ static void test_parser_counts(void **s) {
               {"rom-write-flash.trace", 105, 112},
               {"stub-write-flash.trace", 102, 110},
               {"stub-read-flash.trace", 89, 97},
-              {"stub-erase-region.trace", 93, 100}};
+              {"stub-erase-region.trace", 93, 100},
+              {"esp32c3/rom-flash-id.trace", 79, 86},
+              {"esp32c3/rom-write-flash.trace", 92, 99},
+              {"esp32c3/stub-write-flash.trace", 92, 100},
+              {"esp32c3/stub-read-flash.trace", 83, 91},
+              {"esp32c3/stub-erase-region.trace", 83, 90},
+              {"esp32c3/stub1-read-flash.trace", 88, 97}};
   for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
     trace t;
     load_trace(want[i].name, &t);
@@ -472,6 +546,10 @@ int main(void) {
       cmocka_unit_test(test_rom_write_flash_timed),
       cmocka_unit_test(test_stub_sessions_fast),
       cmocka_unit_test(test_stub_sessions_timed),
+      cmocka_unit_test(test_c3_board_fast),
+      cmocka_unit_test(test_c3_board_timed),
+      cmocka_unit_test(test_c3_legacy_stub_fast),
+      cmocka_unit_test(test_c3_legacy_stub_timed),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

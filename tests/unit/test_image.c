@@ -250,6 +250,54 @@ static void test_load_errors(void **state) {
   assert_null(img.data);
 }
 
+/* A FIFO or a device as an image: refused by its type, at once (opening a
+ * FIFO used to block until a writer came; /dev/zero was read up to the
+ * 256 MiB limit). SIGALRM ends the test if it hangs (a guard, not a timing
+ * target). */
+static void test_load_not_regular(void **state) {
+  tmp *t = *state;
+  char path[160];
+  eg_image img;
+  eg_fault f;
+  snprintf(path, sizeof path, "%s/fifo.bin", t->dir);
+  assert_int_equal(mkfifo(path, 0600), 0);
+  alarm(20);
+  eg_fault_clear(&f);
+  assert_int_equal(eg_image_load(&img, path, 0x10000, &f), EG_FILE_OPEN);
+  char want[256];
+  snprintf(want, sizeof want, "image %s: is a FIFO (named pipe), not a regular file", path);
+  assert_string_equal(f.msg, want);
+  assert_null(img.data);
+  eg_fault_clear(&f);
+  assert_int_equal(eg_image_load(&img, "/dev/zero", 0x10000, &f), EG_FILE_OPEN);
+  assert_string_equal(f.msg, "image /dev/zero: is a character device, not a regular file");
+  alarm(0);
+}
+
+/* esptool's warning for an offset inside a flash sector, as one line naming
+ * the image and the bytes the sector erase takes along. */
+static void test_erase_warning(void **state) {
+  (void)state;
+  char out[256];
+  assert_true(eg_image_erase_warning("small.bin", 0x1004, out, sizeof out));
+  assert_string_equal(out, "image small.bin at 0x00001004 is not aligned to a 0x1000-byte flash sector: "
+                           "the 4 bytes 0x00001000..0x00001003 before it will be erased");
+  assert_true(eg_image_erase_warning("a", 0xFFFFF, out, sizeof out));
+  assert_string_equal(out, "image a at 0x000fffff is not aligned to a 0x1000-byte flash sector: "
+                           "the 4095 bytes 0x000ff000..0x000ffffe before it will be erased");
+  assert_true(eg_image_erase_warning("b", 0x10001, out, sizeof out));
+  contains("one byte", out, "the 1 byte 0x00010000..0x00010000 before it");
+  for (uint32_t off = 0; off < 0x10000; off += 0x1000) {
+    strcpy(out, "x");
+    assert_false(eg_image_erase_warning("c", off, out, sizeof out));
+    assert_string_equal(out, "");
+  }
+  /* A short buffer: cut, still terminated. */
+  char tiny[16];
+  assert_true(eg_image_erase_warning("small.bin", 0x1004, tiny, sizeof tiny));
+  assert_int_equal(strlen(tiny), sizeof tiny - 1);
+}
+
 /* A file the process may not read. Root reads mode-000 files, so as root the
  * check runs in a child that has dropped to "nobody". */
 static int unreadable_check(const char *path) {
@@ -699,6 +747,8 @@ int main(void) {
     cmocka_unit_test_setup_teardown(test_load_pads_and_hashes, tmp_setup, tmp_teardown),
     cmocka_unit_test_setup_teardown(test_load_errors, tmp_setup, tmp_teardown),
     cmocka_unit_test_setup_teardown(test_load_unreadable, tmp_setup, tmp_teardown),
+    cmocka_unit_test_setup_teardown(test_load_not_regular, tmp_setup, tmp_teardown),
+    cmocka_unit_test(test_erase_warning),
     cmocka_unit_test(test_trace_image_md5_and_compression),
     cmocka_unit_test(test_compress_roundtrip),
     cmocka_unit_test(test_patch_vectors),

@@ -397,9 +397,9 @@ static void test_missing_file(void **state) {
   snprintf(want, sizeof want, "%s:0:0: cannot open the manifest: No such file or directory", p);
   assert_string_equal(x->diags[0], want);
   /* A folder, and something far too large to be a manifest. */
-  assert_int_equal(eg_manifest_load(&x->m, x->dir, on_diag, x), EG_FILE_READ);
+  assert_int_equal(eg_manifest_load(&x->m, x->dir, on_diag, x), EG_FILE_OPEN);
   ndiags_is(x, 2);
-  assert_non_null(strstr(x->diags[1], "cannot read the manifest: Is a directory"));
+  assert_non_null(strstr(x->diags[1], "cannot open the manifest: is a directory, not a regular file"));
   char *big = malloc(3u << 20);
   memset(big, '#', 3u << 20);
   put(x, "big.yaml", big, 3u << 20);
@@ -407,7 +407,135 @@ static void test_missing_file(void **state) {
   snprintf(p, sizeof p, "%s/big.yaml", x->dir);
   assert_int_equal(eg_manifest_load(&x->m, p, on_diag, x), EG_MANIFEST);
   ndiags_is(x, 3);
-  assert_non_null(strstr(x->diags[2], "larger than 1048576 bytes"));
+  assert_non_null(strstr(x->diags[2], "cannot read the manifest: 3145728 bytes, more than the 1048576-byte limit"));
+}
+
+/* Hang guard for the tests below: before fileio.c, opening a FIFO blocked
+ * until a writer came (forever) and 200,000 levels of '[' took minutes. The
+ * default SIGALRM action ends the test process, so ctest reports a failure
+ * instead of waiting for its own timeout. Not a timing target. */
+#define HANG_GUARD_S 20
+
+/* A manifest that is a FIFO or a device is refused at once, by its type. */
+static void test_manifest_not_regular(void **state) {
+  fx *x = *state;
+  char p[400];
+  snprintf(p, sizeof p, "%s/fifo.yaml", x->dir);
+  assert_int_equal(mkfifo(p, 0600), 0);
+  alarm(HANG_GUARD_S);
+  assert_int_equal(eg_manifest_load(&x->m, p, on_diag, x), EG_FILE_OPEN);
+  ndiags_is(x, 1);
+  char want[512];
+  snprintf(want, sizeof want, "%s:0:0: cannot open the manifest: is a FIFO (named pipe), not a regular file", p);
+  assert_string_equal(x->diags[0], want);
+  assert_int_equal(eg_manifest_load(&x->m, "/dev/zero", on_diag, x), EG_FILE_OPEN);
+  ndiags_is(x, 2);
+  assert_string_equal(x->diags[1], "/dev/zero:0:0: cannot open the manifest: is a character device, not a regular file");
+  alarm(0);
+}
+
+/* Nesting far beyond a manifest's 4 levels is refused at the first node
+ * deeper than 32, at its line:column, in every YAML style. */
+static void test_deep_nesting(void **state) {
+  fx *x = *state;
+  put_default_images(x);
+  const size_t levels = 200000;
+  char *y = malloc(6 * levels + 64);
+  assert_non_null(y);
+  alarm(HANG_GUARD_S);
+  /* flow sequences: "station: [[[[...]]]]" (400 KB, under the 1 MB limit) */
+  size_t n = (size_t)sprintf(y, "station: ");
+  memset(y + n, '[', levels), n += levels;
+  memset(y + n, ']', levels), n += levels;
+  y[n++] = '\n', y[n] = '\0';
+  /* The root mapping is level 1: the 32nd '[' is level 33. */
+  one_error(x, y, 1, 10 + 31, "nested more than 32 levels deep (a manifest needs 4)");
+  /* flow mappings: "station: {a: {a: ... 1}}" */
+  n = (size_t)sprintf(y, "station: ");
+  for (size_t i = 0; i < levels; i++) memcpy(y + n, "{a: ", 4), n += 4;
+  y[n++] = '1';
+  memset(y + n, '}', levels), n += levels;
+  y[n++] = '\n', y[n] = '\0';
+  one_error(x, y, 1, 10 + 4 * 31, "nested more than 32 levels deep");
+  /* block sequences: "station:\n- - - - x" */
+  n = (size_t)sprintf(y, "station:\n");
+  for (size_t i = 0; i < levels; i++) memcpy(y + n, "- ", 2), n += 2;
+  y[n++] = 'x', y[n++] = '\n', y[n] = '\0';
+  one_error(x, y, 2, 1 + 2 * 31, "nested more than 32 levels deep");
+  alarm(0);
+  free(y);
+  /* 32 levels (the root and 31 lists) are parsed, and refused for what
+   * they are, not for their depth. */
+  char ok[256];
+  n = (size_t)sprintf(ok, "station: ");
+  memset(ok + n, '[', 31), n += 31;
+  ok[n++] = '1';
+  memset(ok + n, ']', 31), n += 31;
+  snprintf(ok + n, sizeof ok - n, "\nchip: esp32\n" IMAGES PORTS);
+  one_error(x, ok, 1, 10, "station: expected a string, got a list");
+}
+
+/* Counts that would make libyaml or the pairwise checks quadratic are
+ * bounded: each refused at once with one error, where it starts. */
+static void test_count_limits(void **state) {
+  fx *x = *state;
+  put_default_images(x);
+  char *y = malloc(1 << 20);
+  assert_non_null(y);
+  alarm(HANG_GUARD_S);
+  /* 90,000 anchors: libyaml compares each with every earlier one. */
+  size_t n = (size_t)sprintf(y, "station: [");
+  for (int i = 0; i < 90000; i++) n += (size_t)sprintf(y + n, "%s&a%d 1", i ? "," : "", i);
+  n += (size_t)sprintf(y + n, "]\n");
+  /* the 257th anchor: "&a256" after "[" and 256 items */
+  size_t col = 11;
+  for (int i = 0; i < 256; i++) col += (size_t)snprintf(NULL, 0, "&a%d 1,", i);
+  one_error(x, y, 1, (int)col, "more than 256 anchors (&name); is it a manifest?");
+  /* 20,000 images at one offset: 200 million overlapping pairs. */
+  n = (size_t)sprintf(y, HEAD PORTS "images:\n");
+  for (int i = 0; i < 20000; i++) n += (size_t)sprintf(y + n, "  - {offset: 0x10000, file: images/app.bin}\n");
+  one_error(x, y, 6, 3, "images: 20000 images, more than 64");
+  /* 20,000 port entries with one label: duplicate checks by pairs. */
+  n = (size_t)sprintf(y, HEAD IMAGES "ports:\n");
+  for (int i = 0; i < 20000; i++) n += (size_t)sprintf(y + n, "  - {slot: A, url: \"socket://h:1\"}\n");
+  one_error(x, y, 6, 3, "ports: 20000 entries, more than 1024");
+  /* A mapping of 20,000 keys: duplicate key checks by pairs. */
+  n = (size_t)sprintf(y, HEAD IMAGES PORTS "timeouts:\n");
+  for (int i = 0; i < 20000; i++) n += (size_t)sprintf(y + n, "  k%d: 1\n", i);
+  one_error(x, y, 8, 3, "timeouts: 20000 keys, but it takes at most 9 (allowed: command, sync,");
+  alarm(0);
+  free(y);
+  /* Within the limits: anchors and aliases work, a few unknown keys are
+   * each named. */
+  assert_int_equal(load(x, HEAD IMAGES "ports:\n  - {slot: A, usb: &cp {vid: 0x10c4, pid: 0xea60}}\n"
+                                       "  - {slot: B, usb: *cp}\n"),
+                   EG_OK);
+  assert_int_equal(x->m.nports, 2);
+  assert_int_equal(x->m.ports[1].vid, 0x10c4);
+  assert_int_equal(load(x, HEAD IMAGES PORTS "timeouts: {a: 1, b: 2}\n"), EG_MANIFEST);
+  ndiags_is(x, 2);
+  diag_is(x, 0, 7, 12, "timeouts: unknown key 'a'");
+  diag_is(x, 1, 7, 18, "timeouts: unknown key 'b'");
+}
+
+/* The same checks from memory; relative paths resolve against the folder
+ * of the name given. */
+static void test_load_mem(void **state) {
+  fx *x = *state;
+  put_default_images(x);
+  const char *y = HEAD IMAGES PORTS;
+  eg_manifest m;
+  assert_int_equal(eg_manifest_load_mem(&m, x->path, y, strlen(y), on_diag, x), EG_OK);
+  ndiags_is(x, 0);
+  assert_string_equal(m.station, "s");
+  assert_int_equal(m.text_len, strlen(y));
+  assert_string_equal(m.text, y);
+  assert_int_equal(m.nimages, 1);
+  assert_int_equal(m.images[0].image.file_len, 5000);
+  eg_manifest_free(&m);
+  assert_int_equal(eg_manifest_load_mem(&m, x->path, "station: [1", 11, on_diag, x), EG_MANIFEST);
+  ndiags_is(x, 1);
+  assert_non_null(strstr(x->diags[0], "m.yaml:2:1: YAML syntax error"));
 }
 
 static void test_unknown_and_duplicate_keys(void **state) {
@@ -573,6 +701,87 @@ static void test_ports_errors(void **state) {
   one_error(x, HEAD IMAGES "ports:\n  - {usb: {}}\n", 6, 11, "usb: give at least one of vid, pid, serial, location");
   one_error(x, HEAD IMAGES "ports: []\n", 5, 8, "ports: at least one port is required");
   one_error(x, HEAD IMAGES "ports:\n  - {path: \"\"}\n", 6, 12, "path: must not be empty");
+}
+
+/* Names shown on screens and stored in the log refuse control characters,
+ * at the value's line:column; every diagnostic shows them escaped, so it
+ * stays one line and carries no terminal escape. */
+static void test_control_characters(void **state) {
+  fx *x = *state;
+  put_default_images(x);
+  static const struct {
+    const char *yaml_value, *shown;
+  } bad[] = {
+    {"\"A\\n1\"", "'A\\n1'"},          /* newline */
+    {"\"A\\e[2J\"", "'A\\x1b[2J'"},     /* ESC: clear screen */
+    {"\"A\\x7f\"", "'A\\x7f'"},          /* DEL */
+    {"\"A\\x9b2J\"", "'A\\u009b2J'"},    /* C1 CSI */
+    {"\"A\\N\"", "'A\\u0085'"},          /* C1 NEL */
+    {"\"A\\u202e1\"", "'A\\u202e1'"},    /* bidi override */
+    {"\"A\\t1\"", "'A\\t1'"},            /* tab */
+  };
+  char y[512], want[128];
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    snprintf(y, sizeof y, HEAD IMAGES "ports:\n  - {slot: %s, url: \"socket://127.0.0.1:5001\"}\n", bad[i].yaml_value);
+    snprintf(want, sizeof want, "slot: %s contains a control character at byte 2", bad[i].shown);
+    one_error(x, y, 6, 12, want);
+    for (const char *d = x->diags[0]; *d; d++)
+      if ((unsigned char)*d < 0x20 || (unsigned char)*d == 0x7f) fail_msg("raw control byte 0x%02x in: %s", *d, x->diags[0]);
+  }
+  one_error(x, "station: \"line\\e]0;owned\\a\"\nchip: esp32\n" IMAGES PORTS, 1, 10,
+            "station: 'line\\x1b]0;owned\\x07' contains a control character at byte 5");
+  /* A quoted key with an escape: the unknown-key message shows it escaped. */
+  one_error(x, HEAD IMAGES PORTS "\"x\\e[31m\": 1\n", 7, 1, "unknown key 'x\\x1b[31m'");
+  /* Printable UTF-8 is fine. */
+  assert_int_equal(load(x, HEAD IMAGES "ports:\n  - {slot: \"Größe-1 ✓\", url: \"socket://127.0.0.1:5001\"}\n"), EG_OK);
+  ndiags_is(x, 0);
+  assert_string_equal(x->m.ports[0].slot, "Größe-1 ✓");
+}
+
+/* An image inside a 4 KiB sector: the erase takes the sector's bytes before
+ * it; a warning names them and the image (as esptool warns). */
+static void test_unaligned_image_warning(void **state) {
+  fx *x = *state;
+  put_default_images(x);
+  put_image(x, "images/small.bin", 16, 0x00);
+  assert_int_equal(load(x, HEAD "images:\n  - {offset: 0x1004, file: images/small.bin}\n" PORTS), EG_OK);
+  ndiags_is(x, 1);
+  diag_is(x, 0, 4, 5,
+          "warning: image images/small.bin at 0x00001004 is not aligned to a 0x1000-byte flash sector: "
+          "the 4 bytes 0x00001000..0x00001003 before it will be erased");
+  assert_int_equal(load(x, HEAD "images:\n  - {offset: 0x10000, file: images/app.bin}\n"
+                                "  - {offset: 0x13ffc, file: images/small.bin}\n" PORTS), EG_OK);
+  ndiags_is(x, 1);
+  diag_is(x, 0, 5, 5, "the 4092 bytes 0x00013000..0x00013ffb before it will be erased");
+  /* Aligned, or the whole chip erased anyway: nothing to say. */
+  assert_int_equal(load(x, HEAD "images:\n  - {offset: 0x2000, file: images/small.bin}\n" PORTS), EG_OK);
+  ndiags_is(x, 0);
+  assert_int_equal(load(x, HEAD "erase: all\nimages:\n  - {offset: 0x1004, file: images/small.bin}\n" PORTS), EG_OK);
+  ndiags_is(x, 0);
+}
+
+/* An image or stub path that is a FIFO or a device: refused at its entry,
+ * at once (it used to block in open() until a writer came). */
+static void test_files_not_regular(void **state) {
+  fx *x = *state;
+  put_default_images(x);
+  char p[400];
+  snprintf(p, sizeof p, "%s/images/fifo.bin", x->dir);
+  assert_int_equal(mkfifo(p, 0600), 0);
+  snprintf(p, sizeof p, "%s/stub.json", x->dir);
+  assert_int_equal(mkfifo(p, 0600), 0);
+  alarm(HANG_GUARD_S);
+  one_error(x, HEAD "images:\n  - {offset: 0x10000, file: images/fifo.bin}\n" PORTS, 4, 29,
+            "/images/fifo.bin: is a FIFO (named pipe), not a regular file");
+  one_error(x, HEAD "images:\n  - {offset: 0x10000, file: /dev/zero}\n" PORTS, 4, 29,
+            "file: image /dev/zero: is a character device, not a regular file");
+  one_error(x, HEAD "stub: stub.json\n" IMAGES PORTS, 3, 7, "/stub.json is neither a regular file nor a folder");
+  /* An existing log must be a regular file (SQLite would say "disk I/O
+   * error", exit 3, once the run started); a new one is created. */
+  one_error(x, HEAD "database: stub.json\n" IMAGES PORTS, 3, 11, "/stub.json is a FIFO (named pipe), not a regular file");
+  one_error(x, HEAD "database: images\n" IMAGES PORTS, 3, 11, "/images is a directory, not a regular file");
+  assert_int_equal(load(x, HEAD "database: new.db\n" IMAGES PORTS), EG_OK);
+  alarm(0);
 }
 
 /* ------------------------------------------------------------ slots */
@@ -798,6 +1007,13 @@ int main(void) {
     cmocka_unit_test_setup_teardown(test_overlaps, setup, teardown),
     cmocka_unit_test_setup_teardown(test_beyond_flash, setup, teardown),
     cmocka_unit_test_setup_teardown(test_ports_errors, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_control_characters, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_unaligned_image_warning, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_files_not_regular, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_manifest_not_regular, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_deep_nesting, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_count_limits, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_load_mem, setup, teardown),
     cmocka_unit_test_setup_teardown(test_slots_paths_and_globs, setup, teardown),
     cmocka_unit_test_setup_teardown(test_slots_errors, setup, teardown),
     cmocka_unit_test(test_schema_matches_chip_table),

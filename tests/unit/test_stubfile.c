@@ -3,10 +3,9 @@
  * shape skipped, every malformation reported with file, key and line:column),
  * and finding the file (each layout and the search order, in fake trees).
  *
- * Hermetic: everything is written by the test into a mkdtemp folder. The
- * real files are checked by test_real_files only when ESPGANG_TEST_STUB_JSON
- * names them (colon-separated), e.g. after `npm ci` in tests/esptool-js:
- *   ESPGANG_TEST_STUB_JSON=tests/esptool-js/node_modules/esptool-js/lib/targets/stub_flasher/esp32.json
+ * Hermetic: everything is written by the test into a mkdtemp folder, except
+ * test_real_files: esptool-js's own stub files from node_modules (after
+ * `npm ci`) and any file ESPGANG_TEST_STUB_JSON names (colon-separated).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -317,9 +316,34 @@ static void test_load_file(void **state) {
   contains("directory", f.msg, "is a directory");
 }
 
-/* The real esptool / esptool-js files, when the environment names them.
- * Text bytes are cross-checked against OpenSSL's base64 decoder applied to the
- * raw "text" string, so neither libyaml nor our decoder is trusted alone. */
+/* The base64 string of `key` in a JSON file's raw text (no escapes in
+ * base64), into a malloc'd NUL-terminated copy. */
+static char *raw_b64(const char *raw, const char *key) {
+  char k[32];
+  snprintf(k, sizeof k, "\"%s\"", key);
+  const char *p = strstr(raw, k);
+  if (!p) return NULL;
+  const char *q = strchr(p + strlen(k), '"');
+  assert_non_null(q);
+  const char *end = strchr(q + 1, '"');
+  assert_non_null(end);
+  return strndup(q + 1, (size_t)(end - q - 1));
+}
+
+/* The decoded bytes, encoded again by OpenSSL's encoder, must give back the
+ * file's string exactly: a decoder that kept the '=' padding bytes, dropped
+ * a group or misplaced a bit cannot pass (the decoder is libcrypto's
+ * EVP_DecodeBlock, the check its independent encoder). */
+static void reencodes_to(const char *path, const char *key, const uint8_t *bytes, size_t n, const char *want) {
+  char *enc = malloc(4 * (n / 3 + 1) + 1);
+  assert_non_null(enc);
+  EVP_EncodeBlock((unsigned char *)enc, bytes, (int)n);
+  if (strcmp(enc, want) != 0)
+    fail_msg("%s: '%s' decoded to %zu bytes, which encode to %zu characters, not the file's %zu", path, key, n,
+             strlen(enc), strlen(want));
+  free(enc);
+}
+
 static void check_real(const char *path) {
   eg_stub s;
   eg_fault f;
@@ -335,33 +359,114 @@ static void check_real(const char *path) {
   const size_t n = fread(raw, 1, (1 << 20) - 1, fp);
   fclose(fp);
   raw[n] = '\0';
-  const char *k = strstr(raw, "\"text\"");
-  assert_non_null(k);
-  const char *q = strchr(k + 6, '"');
-  assert_non_null(q);
-  const char *end = strchr(q + 1, '"');
-  assert_non_null(end);
-  const int enc_len = (int)(end - q - 1);
-  unsigned char *dec = malloc((size_t)enc_len);
-  int dlen = EVP_DecodeBlock(dec, (const unsigned char *)q + 1, enc_len);
-  assert_true(dlen >= 0);
-  if (enc_len >= 1 && q[enc_len] == '=') dlen--; /* EVP_DecodeBlock counts padding as zero bytes */
-  if (enc_len >= 2 && q[enc_len - 1] == '=') dlen--;
-  bytes_eq(path, s.text, s.text_len, dec, (size_t)dlen);
-  free(dec);
+  char *text = raw_b64(raw, "text"), *data = raw_b64(raw, "data");
+  assert_non_null(text);
+  assert_non_null(data);
+  reencodes_to(path, "text", s.text, s.text_len, text);
+  reencodes_to(path, "data", s.data, s.data_len, data);
+  free(text);
+  free(data);
   free(raw);
   printf("# %s: text %zu bytes at 0x%08x, entry 0x%08x, data %zu bytes at 0x%08x\n", path, s.text_len, s.text_start,
          s.entry, s.data_len, s.data_start);
   eg_stub_free(&s);
 }
 
+/* Every stub file of esptool-js (node_modules after `npm ci`, which
+ * tools/run-tests does), plus any file ESPGANG_TEST_STUB_JSON names
+ * (colon-separated); skipped when there is none. */
 static void test_real_files(void **state) {
   (void)state;
+  int checked = 0;
   const char *list = getenv("ESPGANG_TEST_STUB_JSON");
-  if (!list || !*list) skip();
-  char buf[8192];
-  snprintf(buf, sizeof buf, "%s", list);
-  for (char *save = NULL, *p = strtok_r(buf, ":", &save); p; p = strtok_r(NULL, ":", &save)) check_real(p);
+  if (list && *list) {
+    char buf[8192];
+    snprintf(buf, sizeof buf, "%s", list);
+    for (char *save = NULL, *p = strtok_r(buf, ":", &save); p; p = strtok_r(NULL, ":", &save)) check_real(p), checked++;
+  }
+  static const char *const names[] = {"esp32", "esp32s2", "esp32s3", "esp32c2", "esp32c3", "esp32c6", "esp32h2",
+                                      "esp8266"};
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+    char p[4096];
+    snprintf(p, sizeof p, "%s/node_modules/esptool-js/lib/targets/stub_flasher/%s.json", EG_SOURCE_DIR, names[i]);
+    if (access(p, R_OK) == 0) check_real(p), checked++;
+  }
+  if (!checked) skip();
+}
+
+/* A stub path that is a FIFO or a device is refused by its type at once
+ * (opening a FIFO used to block). SIGALRM ends a hung test (a guard). */
+static void test_load_not_regular(void **state) {
+  tmp *t = *state;
+  char path[128];
+  snprintf(path, sizeof path, "%s/esp32.json", t->dir);
+  assert_int_equal(mkfifo(path, 0600), 0);
+  eg_stub s;
+  eg_fault f;
+  eg_fault_clear(&f);
+  alarm(20);
+  assert_int_equal(eg_stub_load(&s, path, &f), EG_FILE_OPEN);
+  contains("fifo", f.msg, path);
+  contains("fifo", f.msg, "is a FIFO (named pipe), not a regular file");
+  eg_fault_clear(&f);
+  assert_int_equal(eg_stub_load(&s, "/dev/zero", &f), EG_FILE_OPEN);
+  contains("device", f.msg, "stub file /dev/zero: is a character device");
+  /* The stub finder does not take a FIFO in a stub folder for a file. */
+  char out[256];
+  eg_fault_clear(&f);
+  assert_int_equal(eg_stub_find(esp32(), t->dir, out, sizeof out, &f), EG_STUB_NOT_FOUND);
+  alarm(0);
+}
+
+/* Unknown keys may nest, but not without bound: libyaml's scanner is
+ * quadratic in flow nesting, so 200,000 levels of '[' under an unknown key
+ * used to run for minutes. Refused at level 64, at its position. */
+static void test_deep_nesting(void **state) {
+  (void)state;
+  const size_t levels = 200000;
+  char *j = malloc(2 * levels + 128);
+  assert_non_null(j);
+  size_t n = (size_t)sprintf(j, "{\"plugins\": ");
+  memset(j + n, '[', levels), n += levels;
+  memset(j + n, ']', levels), n += levels;
+  n += (size_t)sprintf(j + n, ", \"text\": \"AA==\", \"text_start\": 1, \"entry\": 1}");
+  alarm(20);
+  eg_stub s;
+  eg_fault f;
+  eg_fault_clear(&f);
+  assert_int_equal(eg_stub_load_mem(&s, j, n, "deep.json", &f), EG_STUB_FORMAT);
+  /* "{" is level 1, so the 64th "[" (column 13 + 63) is level 65, the first one too deep. */
+  contains("deep", f.msg, "stub file deep.json: line 1, column 76: nested more than 64 levels deep");
+  alarm(0);
+  free(j);
+  /* Plugin data a few levels deep is still skipped. */
+  bad("{\"plugins\": [[[[[[[[1]]]]]]]], \"text_start\": 1, \"entry\": 1}", "'text'", "missing");
+}
+
+/* Base64 lengths with and without '=' padding: EVP_DecodeBlock counts the
+ * padding as zero bytes, the loader must not. */
+static void test_base64_padding_lengths(void **state) {
+  (void)state;
+  static const struct {
+    const char *b64;
+    size_t len;
+    uint8_t first;
+  } v[] = {{"AA==", 1, 0x00}, {"/w==", 1, 0xFF}, {"AAE=", 2, 0x00}, {"AAEC", 3, 0x00}, {"AAECAw==", 4, 0x00},
+           {" AAEC\\nAw== ", 4, 0x00}};
+  for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+    char json[128];
+    snprintf(json, sizeof json, "{\"text\": \"%s\", \"text_start\": 1, \"entry\": 1}", v[i].b64);
+    eg_stub s;
+    eg_fault f;
+    if (load_str(&s, json, &f) != EG_OK) fail_msg("%s: %s", v[i].b64, f.msg);
+    if (s.text_len != v[i].len) fail_msg("%s: %zu bytes, want %zu", v[i].b64, s.text_len, v[i].len);
+    assert_int_equal(s.text[0], v[i].first);
+    eg_stub_free(&s);
+  }
+  /* '=' that EVP_DecodeBlock would take as zero bits inside the text. */
+  bad("{\"text\": \"A=AA\", \"text_start\": 1, \"entry\": 1}", "'text'", "after '='");
+  bad("{\"text\": \"AA==AAAA\", \"text_start\": 1, \"entry\": 1}", "'text'", "after '='");
+  bad("{\"text\": \"AA\\u0000A\", \"text_start\": 1, \"entry\": 1}", "'text'", "0x00");
 }
 
 /* ------------------------------------------------------------ finding */
@@ -591,6 +696,9 @@ int main(void) {
     cmocka_unit_test(test_error_positions),
     cmocka_unit_test_setup_teardown(test_load_file, tmp_setup, tmp_teardown),
     cmocka_unit_test(test_real_files),
+    cmocka_unit_test_setup_teardown(test_load_not_regular, tmp_setup, tmp_teardown),
+    cmocka_unit_test(test_deep_nesting),
+    cmocka_unit_test(test_base64_padding_lengths),
     cmocka_unit_test_setup_teardown(test_find_user_path, tmp_setup, tmp_teardown),
     cmocka_unit_test_setup_teardown(test_find_search_order, tmp_setup, tmp_teardown),
     cmocka_unit_test_setup_teardown(test_find_walk_stops_at_root, tmp_setup, tmp_teardown),

@@ -98,17 +98,6 @@ static void reply_error(client *cl, const char *fmt, ...) {
 
 /* ------------------------------------------------------------ commands */
 
-bool esim_parse_mac(const char *s, uint8_t mac[6]) {
-  unsigned v[6];
-  char tail;
-  if (sscanf(s, "%x:%x:%x:%x:%x:%x%c", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &tail) != 6) return false;
-  for (int i = 0; i < 6; i++) {
-    if (v[i] > 255) return false;
-    mac[i] = (uint8_t)v[i];
-  }
-  return true;
-}
-
 static void mac_next(uint8_t mac[6]) {
   for (int i = 5; i >= 0; i--)
     if (++mac[i] != 0) break;

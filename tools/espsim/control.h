@@ -65,7 +65,4 @@ esim_control *esim_control_start(uv_loop_t *loop, const char *path, const esim_c
  * the handles are closed. */
 void esim_control_close(esim_control *c);
 
-/* "24:0a:c4:00:00:01" -> 6 bytes (--mac and seat's mac=). */
-bool esim_parse_mac(const char *s, uint8_t mac[6]);
-
 #endif

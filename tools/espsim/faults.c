@@ -184,6 +184,18 @@ eg_err esim_fault_apply(esim_faults *f, const char *spec, char *err, size_t errl
     f->slow_erase = dv;
     return EG_OK;
   }
+  if (!strcmp(key, "rom_baud_error")) {
+    /* signed percentage: the rate the ROM's UART ends up at after
+     * CHANGE_BAUDRATE is off by this much ("8", "-8", "8%") */
+    NEED_VAL();
+    char *end;
+    errno = 0;
+    const double pct = strtod(val, &end);
+    if (errno || end == val || (*end && strcmp(end, "%")) || pct == 0 || pct < -50 || pct > 50)
+      return bad(err, errlen, "%s: '%s' is not a percentage in [-50, 50] other than 0", key, val);
+    f->rom_baud_error = pct / 100.0;
+    return EG_OK;
+  }
   if (!strcmp(key, "baud_ceiling")) {
     NEED_VAL();
     if (!parse_u64(val, &uv) || uv == 0 || uv > 100000000) return bad(err, errlen, "%s: bad rate '%s'", key, val);
@@ -234,4 +246,132 @@ eg_err esim_timing_apply(esim_timing *t, const char *key, const char *value, cha
     return EG_OK;
   }
   return bad(err, errlen, "unknown timing key '%s'%s", key, NULL);
+}
+
+/* ------------------------------------------------------- slot settings */
+
+static bool parse_revision(const char *s, int *major, int *minor) {
+  if (!s) return false;
+  if (*s == 'v' || *s == 'V') s++;
+  unsigned a, b;
+  char tail;
+  if (sscanf(s, "%u.%u%c", &a, &b, &tail) != 2 || a > 3 || b > 15) return false;
+  *major = (int)a;
+  *minor = (int)b;
+  return true;
+}
+
+bool esim_parse_mac(const char *s, uint8_t mac[6]) {
+  unsigned v[6];
+  char tail;
+  if (!s || sscanf(s, "%x:%x:%x:%x:%x:%x%c", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &tail) != 6) return false;
+  for (int i = 0; i < 6; i++) {
+    if (v[i] > 255) return false;
+    mac[i] = (uint8_t)v[i];
+  }
+  return true;
+}
+
+int esim_port_kind_by_name(const char *s) {
+  if (!s) return -1;
+  if (!strcasecmp(s, "uart")) return ESIM_PORT_UART;
+  if (!strcasecmp(s, "usb-serial-jtag") || !strcasecmp(s, "usb_serial_jtag") || !strcasecmp(s, "jtag"))
+    return ESIM_PORT_USB_JTAG;
+  if (!strcasecmp(s, "usb-otg") || !strcasecmp(s, "usb_otg") || !strcasecmp(s, "otg")) return ESIM_PORT_USB_OTG;
+  return -1;
+}
+
+const char *esim_port_kind_name(esim_port_kind k) {
+  switch (k) {
+  case ESIM_PORT_UART: return "uart";
+  case ESIM_PORT_USB_JTAG: return "usb-serial-jtag";
+  case ESIM_PORT_USB_OTG: return "usb-otg";
+  }
+  return "?";
+}
+
+int esim_setting_apply(esim_dev_opts *o, const char *key, const char *val, char *err, size_t errlen) {
+  uint64_t uv;
+  bool bv;
+  if (!strcmp(key, "chip")) {
+    const int c = esim_chip_by_name(val);
+    if (c < 0) {
+      bad(err, errlen, "chip: unknown chip '%s'%s (esp32, esp32s2, esp32s3, esp32c2, esp32c3, esp32c5, esp32c6, "
+                       "esp32c61, esp32h2, esp32p4, esp8266)", val ? val : "", NULL);
+      return -1;
+    }
+    o->chip = (esim_chip_id)c;
+    return 1;
+  }
+  if (!strcmp(key, "revision")) {
+    if (!parse_revision(val, &o->rev_major, &o->rev_minor)) {
+      bad(err, errlen, "revision: '%s' is not vMAJOR.MINOR (0..3 . 0..15)%s", val ? val : "", NULL);
+      return -1;
+    }
+    return 1;
+  }
+  if (!strcmp(key, "crystal") || !strcmp(key, "rom_xtal")) {
+    if (!parse_u64(val, &uv) || (uv != 26 && uv != 32 && uv != 40 && uv != 48)) {
+      bad(err, errlen, "%s: '%s' is not 26, 32, 40 or 48 (MHz)", key, val ? val : "");
+      return -1;
+    }
+    if (key[0] == 'c') o->crystal_mhz = (int)uv;
+    else o->rom_xtal_mhz = (int)uv;
+    return 1;
+  }
+  if (!strcmp(key, "port")) {
+    const int k = esim_port_kind_by_name(val);
+    if (k < 0) {
+      bad(err, errlen, "port: '%s' is not uart, usb-serial-jtag or usb-otg%s", val ? val : "", NULL);
+      return -1;
+    }
+    o->port = (esim_port_kind)k;
+    return 1;
+  }
+  if (!strcmp(key, "mac")) {
+    if (!esim_parse_mac(val, o->mac)) {
+      bad(err, errlen, "mac: bad MAC '%s'%s", val ? val : "", NULL);
+      return -1;
+    }
+    return 1;
+  }
+  if (!strcmp(key, "flash_id")) {
+    if (!parse_u64(val, &uv) || uv > 0xFFFFFF) {
+      char buf[64];
+      snprintf(buf, sizeof buf, "0x%s", val ? val : "");
+      if (!parse_u64(buf, &uv) || uv > 0xFFFFFF) {
+        bad(err, errlen, "flash_id: bad JEDEC ID '%s'%s", val ? val : "", NULL);
+        return -1;
+      }
+    }
+    o->flash_id = (uint32_t)uv;
+    return 1;
+  }
+  if (!strcmp(key, "usb_reenumerate")) {
+    if (!parse_bool(val, &bv)) {
+      bad(err, errlen, "%s: '%s' is not a boolean", key, val ? val : "");
+      return -1;
+    }
+    o->usb_reenumerate = bv;
+    return 1;
+  }
+  if (!strcmp(key, "secure_download_mode") || !strcmp(key, "secure_boot") || !strcmp(key, "flash_encryption")) {
+    if (!parse_bool(val, &bv)) {
+      bad(err, errlen, "%s: '%s' is not a boolean", key, val ? val : "");
+      return -1;
+    }
+    if (!strcmp(key, "secure_download_mode")) o->sec.secure_download = bv;
+    else if (!strcmp(key, "secure_boot")) o->sec.secure_boot = bv;
+    else o->sec.flash_crypt_cnt = bv ? 1 : 0; /* one bit burnt: odd, encryption on */
+    return 1;
+  }
+  if (!strcmp(key, "flash_crypt_cnt")) {
+    if (!parse_u64(val, &uv) || uv > 127) {
+      bad(err, errlen, "%s: '%s' is not a count 0..127", key, val ? val : "");
+      return -1;
+    }
+    o->sec.flash_crypt_cnt = (uint8_t)uv;
+    return 1;
+  }
+  return 0;
 }

@@ -24,6 +24,7 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <termios.h>
 #include <unistd.h>
 #include <uv.h>
@@ -50,7 +51,10 @@ typedef struct slot {
   size_t flash_size;
   /* pty */
   int master, slave;
+  int next_master, next_slave; /* USB re-enumeration: the port's next pty, allocated while */
+  char next_name[64];          /* the old one still holds its number, so the name changes */
   char pty_link[PATH_MAX + 32]; /* DIR/slotNN */
+  char by_path[PATH_MAX + 48];  /* USB slots: DIR/by-path/slotNN, like udev's by-path links */
   char pty_name[64];       /* /dev/pts/N */
   /* tcp */
   int listen_fd;
@@ -69,6 +73,14 @@ typedef struct slot {
   bool unplugged;          /* disconnect fault: pty gone until replug */
   bool removed;            /* control.c: no board in the slot until seated */
   bool listen_closing;     /* control.c: the listener is being closed */
+  bool usb_gone;           /* USB port off the bus (re-enumerating) until `reenum` fires */
+  uv_timer_t reenum;
+  bool reenum_ok;
+  /* --pty-lines: DTR/RTS from a datagram socket DIR/slotNN.lines */
+  int lines_fd;
+  uv_poll_t lines_poll;
+  bool lines_poll_ok;
+  char lines_path[PATH_MAX + 48];
   FILE *log;
 } slot;
 
@@ -76,12 +88,13 @@ struct app {
   uv_loop_t *loop;
   slot *slots;
   int count;
-  bool use_pty, use_tcp, fast;
+  bool use_pty, use_tcp, fast, pty_lines;
   char pty_dir[PATH_MAX];
   char flash_dir[PATH_MAX];
   char log_dir[PATH_MAX];
   int tcp_port;
   unsigned replug_ms;
+  unsigned usb_reenum_ms;
   unsigned tick_us;
   uv_signal_t sig_int, sig_term, sig_usr1;
   bool stopping;
@@ -106,22 +119,28 @@ static uint64_t now_us(void) { return uv_hrtime() / 1000; }
 static void usage(FILE *f) {
   fputs("usage: espsim [options]\n"
         "  -n, --count N          number of devices (default 1)\n"
+        "  --chip NAME            chip of every device: esp32 (default), esp32s2, esp32s3, esp32c2, esp32c3,\n"
+        "                         esp32c5, esp32c6, esp32c61, esp32h2, esp32p4, esp8266\n"
         "  --pty DIR              one pty per device, symlinks DIR/slot01..\n"
         "  --tcp PORT             TCP listeners on 127.0.0.1:PORT..PORT+N-1 (0 = ephemeral);\n"
         "                         raw (socket://) or RFC 2217 (rfc2217://, DTR/RTS reset the board)\n"
         "  --flash-dir DIR        flash files DIR/slotNN.bin (default: a new temp dir, kept)\n"
         "  --flash-id HEX         JEDEC ID mfr|type<<8|cap<<16 (default 0x1640C8)\n"
         "  --mac MAC              first device's MAC (default 24:0a:c4:00:00:01)\n"
-        "  --crystal 40|26        crystal in MHz (default 40)\n"
+        "  --crystal MHZ          crystal in MHz (default: the chip's; 26/40 ESP32, C2, ESP8266; 40/48 C5)\n"
         "  --fast                 no flash/processing delays and no wire pacing\n"
-        "  --faults FILE.yaml     per-device faults\n"
-        "  --fault SPEC           slotNN:fault[=value][,fault...] (repeatable; 'all:' for every device)\n"
+        "  --rack FILE.yaml       per-device settings and faults (alias --faults)\n"
+        "  --slot SPEC            slotNN:key[=value][,key...]: a setting (chip=, port=, revision=, ...) or a fault\n"
+        "                         (repeatable; 'all:' for every device; alias --fault)\n"
         "  --event-log DIR        per-device event log DIR/slotNN.log\n"
         "  --seed N               seed for random faults and garbling (default 1)\n"
         "  --timing FILE.yaml     override the timing model\n"
         "  --stub auto|legacy|new which flasher stub MEM_END starts (default auto, by load address)\n"
         "  --rom-clock-error PCT  ROM's crystal estimate error for CHANGE_BAUDRATE (default 6)\n"
         "  --replug-ms MS         after a disconnect fault, re-create the pty after MS (default 1000, 0 = never)\n"
+        "  --usb-reenum-ms MS     a USB port that re-enumerates is gone this long (default 500)\n"
+        "  --pty-lines            per device a datagram socket DIR/slotNN.lines: 2-byte messages\n"
+        "                         {dtr, rts} (1 = asserted) drive its reset lines as RFC 2217 does\n"
         "  --tick-us US           wire pacing granularity (default 1000)\n"
         "  --control PATH         UNIX socket taking 'seat SLOT ...' / 'remove SLOT' / 'status' lines\n"
         "  --empty SLOTS          start these slots without a board (slot03,slot07 or 3,7 or all)\n"
@@ -168,15 +187,25 @@ static void abs_dir(const char *in, char *out) {
   if (!realpath(in, out)) die("cannot resolve %s: %s", in, strerror(errno));
 }
 
-/* Apply "fault[=v][,fault...]" to one device's faults. */
-static void apply_fault_list(esim_faults *f, const char *list, const char *what) {
+/* One "key[=value]" for a device: a setting (chip, port, ...) or a fault. */
+static void apply_slot_item(esim_dev_opts *o, const char *item, const char *what) {
+  char key[64], err[256];
+  const char *eq = strchr(item, '=');
+  const size_t kl = eq ? (size_t)(eq - item) : strlen(item);
+  if (kl == 0 || kl >= sizeof key) die("%s: bad item '%s'", what, item);
+  memcpy(key, item, kl);
+  key[kl] = 0;
+  const int r = esim_setting_apply(o, key, eq ? eq + 1 : NULL, err, sizeof err);
+  if (r < 0) die("%s: %s", what, err);
+  if (r == 0 && esim_fault_apply(&o->faults, item, err, sizeof err) != EG_OK) die("%s: %s", what, err);
+}
+
+/* Apply "key[=v][,key...]" to one device. */
+static void apply_slot_list(esim_dev_opts *o, const char *list, const char *what) {
   char buf[1024];
-  if (snprintf(buf, sizeof buf, "%s", list) >= (int)sizeof buf) die("%s: fault list too long", what);
+  if (snprintf(buf, sizeof buf, "%s", list) >= (int)sizeof buf) die("%s: list too long", what);
   char *save = NULL;
-  for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-    char err[256];
-    if (esim_fault_apply(f, tok, err, sizeof err) != EG_OK) die("%s: %s", what, err);
-  }
+  for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) apply_slot_item(o, tok, what);
 }
 
 /* "slot03", "3", "all" -> index (0 = all), -1 if not a slot. */
@@ -226,26 +255,31 @@ static void load_timing(const char *path, esim_timing *t) {
   yaml_document_delete(&doc);
 }
 
-static void fault_node(esim_faults *f, yaml_document_t *doc, yaml_node_t *n, const char *path, const char *slotname) {
+static void slot_node(esim_dev_opts *o, yaml_document_t *doc, yaml_node_t *n, const char *path, const char *slotname) {
   char what[300];
-  snprintf(what, sizeof what, "%s (%s)", path, slotname);
+  snprintf(what, sizeof what, "%s:%zu (%s)", path, n->start_mark.line + 1, slotname);
   if (n->type == YAML_SCALAR_NODE) {
-    apply_fault_list(f, yaml_scalar(doc, n), what);
+    apply_slot_list(o, yaml_scalar(doc, n), what);
   } else if (n->type == YAML_SEQUENCE_NODE) {
     for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top; it++) {
       const char *s = yaml_scalar(doc, yaml_document_get_node(doc, *it));
-      if (!s) die("%s: list items must be fault specs", what);
-      apply_fault_list(f, s, what);
+      if (!s) die("%s: list items must be 'key[=value]' strings", what);
+      apply_slot_list(o, s, what);
     }
   } else {
     for (yaml_node_pair_t *pr = n->data.mapping.pairs.start; pr < n->data.mapping.pairs.top; pr++) {
-      const char *k = yaml_scalar(doc, yaml_document_get_node(doc, pr->key));
-      const char *v = yaml_scalar(doc, yaml_document_get_node(doc, pr->value));
-      if (!k || !v) die("%s: fault entries must be 'name: value'", what);
+      yaml_node_t *kn = yaml_document_get_node(doc, pr->key), *vn = yaml_document_get_node(doc, pr->value);
+      const char *k = yaml_scalar(doc, kn);
+      snprintf(what, sizeof what, "%s:%zu (%s)", path, kn ? kn->start_mark.line + 1 : 0, slotname);
+      if (k && !strcmp(k, "faults") && vn && vn->type != YAML_SCALAR_NODE) {
+        slot_node(o, doc, vn, path, slotname); /* faults: [..] or {..} nested */
+        continue;
+      }
+      const char *v = yaml_scalar(doc, vn);
+      if (!k || !v) die("%s: entries must be 'name: value'", what);
       char spec[512];
       snprintf(spec, sizeof spec, "%s=%s", k, v);
-      char err[256];
-      if (esim_fault_apply(f, spec, err, sizeof err) != EG_OK) die("%s: %s", what, err);
+      apply_slot_item(o, spec, what);
     }
   }
 }
@@ -263,7 +297,7 @@ static void load_faults(app *a, const char *path) {
       if (idx < 0) die("%s: '%s' is not a device (slot01..slot%02d or all)", path, k, a->count);
       yaml_node_t *v = yaml_document_get_node(&doc, pr->value);
       for (int i = 1; i <= a->count; i++)
-        if (idx == 0 || idx == i) fault_node(&a->slots[i - 1].opts.faults, &doc, v, path, k);
+        if (idx == 0 || idx == i) slot_node(&a->slots[i - 1].opts, &doc, v, path, k);
     }
   }
   yaml_document_delete(&doc);
@@ -289,31 +323,47 @@ static void open_flash(slot *s) {
 
 /* ------------------------------------------------------------------- pty */
 
-static void open_pty(slot *s) {
-  s->master = posix_openpt(O_RDWR | O_NOCTTY);
-  if (s->master < 0) die("cannot create pty: %s", strerror(errno));
-  if (grantpt(s->master) < 0 || unlockpt(s->master) < 0) die("cannot unlock pty: %s", strerror(errno));
-  const char *name = ptsname(s->master);
-  if (!name) die("ptsname: %s", strerror(errno));
-  snprintf(s->pty_name, sizeof s->pty_name, "%s", name);
-  s->slave = open(s->pty_name, O_RDWR | O_NOCTTY);
-  if (s->slave < 0) die("cannot open %s: %s", s->pty_name, strerror(errno));
+/* A new pty: master, our own slave fd (so the master never sees EIO and we
+ * can read the host's termios speed), raw 8N1 at 115200. */
+static void alloc_pty(int *master, int *slave, char *name, size_t cap) {
+  *master = posix_openpt(O_RDWR | O_NOCTTY);
+  if (*master < 0) die("cannot create pty: %s", strerror(errno));
+  if (grantpt(*master) < 0 || unlockpt(*master) < 0) die("cannot unlock pty: %s", strerror(errno));
+  const char *n = ptsname(*master);
+  if (!n) die("ptsname: %s", strerror(errno));
+  snprintf(name, cap, "%s", n);
+  *slave = open(name, O_RDWR | O_NOCTTY);
+  if (*slave < 0) die("cannot open %s: %s", name, strerror(errno));
   /* Raw, 8N1, 115200 until the host says otherwise: without this the line
    * discipline would echo the device's bytes back to it. */
   struct termios t;
-  if (tcgetattr(s->slave, &t) == 0) {
+  if (tcgetattr(*slave, &t) == 0) {
     cfmakeraw(&t);
     t.c_cflag |= CLOCAL | CREAD;
     cfsetispeed(&t, B115200);
     cfsetospeed(&t, B115200);
-    tcsetattr(s->slave, TCSANOW, &t);
+    tcsetattr(*slave, TCSANOW, &t);
   }
+}
+
+/* DIR/slotNN (and DIR/by-path/slotNN for a USB slot) -> the current pty. */
+static void link_pty(slot *s) {
   unlink(s->pty_link);
   if (symlink(s->pty_name, s->pty_link) < 0) die("cannot create %s: %s", s->pty_link, strerror(errno));
+  if (s->by_path[0]) {
+    unlink(s->by_path);
+    if (symlink(s->pty_name, s->by_path) < 0) die("cannot create %s: %s", s->by_path, strerror(errno));
+  }
+}
+
+static void open_pty(slot *s) {
+  alloc_pty(&s->master, &s->slave, s->pty_name, sizeof s->pty_name);
+  link_pty(s);
 }
 
 static void close_pty(slot *s) {
   if (s->pty_link[0]) unlink(s->pty_link);
+  if (s->by_path[0]) unlink(s->by_path);
   if (s->master >= 0) close(s->master);
   if (s->slave >= 0) close(s->slave);
   s->master = s->slave = -1;
@@ -337,6 +387,13 @@ static void link_opts(slot *s, esim_link_opts *o, bool tcp) {
   } else {
     o->keep_fd = true;
     o->pty_slave_fd = s->slave;
+  }
+  if (s->opts.port != ESIM_PORT_UART) {
+    /* A USB port: the host's line coding means nothing, and the bytes move
+     * at USB full speed (12 Mbit/s on the bus, about 1 MB/s of CDC data;
+     * paced as a 10 Mbit/s line, an estimate) whatever the chip's UART. */
+    o->pty_slave_fd = -1;
+    o->usb_rate = 10000000;
   }
 }
 
@@ -366,11 +423,14 @@ static void start_pty_link(slot *s) {
  * must still boot (the app after esptool's hard reset), and an app keeps
  * chattering into the void. Advance the model and drop its output until a
  * host attaches again. */
+static void usb_leave(slot *s);
+
 static void on_idle(uv_timer_t *t) {
   slot *s = t->data;
   if (s->link || s->app->stopping) return;
   const uint64_t now = now_us();
   esim_dev_advance(s->dev, now);
+  if (esim_dev_take_reenumerate(s->dev)) usb_leave(s);
   uint8_t sink[512];
   while (esim_dev_tx_take(s->dev, now, sink, sizeof sink, 0) > 0) {}
   const uint64_t next = esim_dev_next_event(s->dev);
@@ -382,7 +442,7 @@ static void on_link_closed(esim_link *l, void *ctx) {
   (void)l;
   s->link_closing = false;
   s->link = NULL;
-  if (s->unplugged && s->master >= 0) close_pty(s); /* the link no longer polls it */
+  if ((s->unplugged || s->usb_gone) && s->master >= 0) close_pty(s); /* the link no longer polls it */
   if (s->app->stopping) return;
   if (s->pending_client >= 0) {
     const int fd = s->pending_client;
@@ -390,7 +450,7 @@ static void on_link_closed(esim_link *l, void *ctx) {
     start_tcp_link(s, fd);
     return;
   }
-  if (!s->unplugged) start_pty_link(s);
+  if (!s->unplugged && !s->usb_gone) start_pty_link(s);
   if (!s->link && s->idle_ok) on_idle(&s->idle);
 }
 
@@ -405,6 +465,7 @@ static void on_replug(uv_timer_t *t) {
   if (s->app->stopping || s->removed) return;
   fprintf(stderr, "espsim: %s: replugged\n", s->name);
   esim_dev_reset(s->dev, now_us(), true);
+  (void)esim_dev_take_reenumerate(s->dev); /* the replug is the new enumeration */
   s->unplugged = false;
   if (s->app->use_pty) {
     open_pty(s);
@@ -412,9 +473,52 @@ static void on_replug(uv_timer_t *t) {
   }
 }
 
+/* The USB port is back on the bus: a new pty (a new /dev/pts name, as a
+ * new /dev/ttyACMn), the slot's links pointing at it. */
+static void on_reenum(uv_timer_t *t) {
+  slot *s = t->data;
+  if (s->app->stopping) return;
+  if (s->link_closing) { /* the old link still holds the old pty: a moment later */
+    uv_timer_start(&s->reenum, on_reenum, 5, 0);
+    return;
+  }
+  s->usb_gone = false;
+  if (s->app->use_pty && !s->unplugged && s->next_master >= 0) {
+    if (s->master >= 0) close_pty(s); /* a link still closing let go of it by now */
+    s->master = s->next_master;
+    s->slave = s->next_slave;
+    snprintf(s->pty_name, sizeof s->pty_name, "%s", s->next_name);
+    s->next_master = s->next_slave = -1;
+    link_pty(s);
+    fprintf(stderr, "espsim: %s: USB port back as %s\n", s->name, s->pty_name);
+    if (!s->link && !s->link_closing) start_pty_link(s);
+  }
+}
+
+/* The chip reset and its USB port left the bus (README "USB ports"): the
+ * pty goes (the host's open fd sees EIO/hang-up), a TCP client is dropped,
+ * and --usb-reenum-ms later the port enumerates again. The control lines
+ * of the new enumeration start released. */
+static void usb_leave(slot *s) {
+  const uint64_t now = now_us();
+  if (s->reenum_ok) uv_timer_start(&s->reenum, on_reenum, s->app->usb_reenum_ms, 0);
+  if (s->usb_gone) return;
+  s->usb_gone = true;
+  esim_dev_note(s->dev, now, "usb: port removed");
+  if (s->app->use_pty && s->next_master < 0)
+    alloc_pty(&s->next_master, &s->next_slave, s->next_name, sizeof s->next_name);
+  if (s->link) close_link(s);
+  else if (s->master >= 0) close_pty(s);
+  esim_dev_set_lines(s->dev, now, false, false);
+}
+
 static void on_link_event(esim_link *l, esim_link_event ev, void *ctx) {
   slot *s = ctx;
   (void)l;
+  if (ev == ESIM_LINK_REENUMERATE) {
+    usb_leave(s);
+    return;
+  }
   if (ev == ESIM_LINK_DISCONNECT) {
     fprintf(stderr, "espsim: %s: disconnect fault: %s dropped\n", s->name, s->link_is_tcp ? "TCP client" : "pty");
     /* The board is unplugged: its pty vanishes (symlink removed, once the
@@ -426,6 +530,60 @@ static void on_link_event(esim_link *l, esim_link_event ev, void *ctx) {
   close_link(s);
 }
 
+/* --pty-lines: the modem-control lines of the pty, as an adapter's DTR/RTS
+ * (README "Control lines for ptys"). Each datagram of exactly 2 bytes,
+ * {dtr, rts} with 1 = asserted and 0 = released, is one TIOCMSET: both
+ * lines change at that instant, as esim_dev_set_lines() takes them from
+ * an RFC 2217 SET-CONTROL. Anything else is ignored (logged). While a USB
+ * port is off the bus its lines reach nothing. */
+static void on_lines(uv_poll_t *h, int status, int events) {
+  slot *s = h->data;
+  (void)events;
+  if (status < 0) return;
+  for (;;) {
+    uint8_t msg[16];
+    const ssize_t n = recv(s->lines_fd, msg, sizeof msg, MSG_DONTWAIT | MSG_TRUNC);
+    if (n < 0) return;
+    const uint64_t now = now_us();
+    bool dtr, rts;
+    if (!esim_lines_decode(msg, n > (ssize_t)sizeof msg ? sizeof msg + 1 : (size_t)n, &dtr, &rts)) {
+      char note[96];
+      snprintf(note, sizeof note, "lines: %zd-byte message ignored (want 2 bytes, each 0 or 1)", n);
+      esim_dev_note(s->dev, now, note);
+      continue;
+    }
+    if (s->usb_gone || s->unplugged) {
+      esim_dev_note(s->dev, now, "lines: port not there, message ignored");
+      continue;
+    }
+    esim_dev_set_lines(s->dev, now, dtr, rts);
+    if (esim_dev_take_reenumerate(s->dev)) {
+      usb_leave(s);
+      continue;
+    }
+    if (s->link) esim_link_kick(s->link);
+    else if (s->idle_ok) on_idle(&s->idle);
+  }
+}
+
+static void open_lines_socket(slot *s) {
+  snprintf(s->lines_path, sizeof s->lines_path, "%s/%s.lines", s->app->pty_dir, s->name);
+  struct sockaddr_un sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sun_family = AF_UNIX;
+  const size_t plen = strlen(s->lines_path);
+  if (plen >= sizeof sa.sun_path) die("%s: path too long for a socket", s->lines_path);
+  memcpy(sa.sun_path, s->lines_path, plen + 1);
+  s->lines_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (s->lines_fd < 0) die("socket: %s", strerror(errno));
+  unlink(s->lines_path);
+  if (bind(s->lines_fd, (struct sockaddr *)&sa, sizeof sa) < 0) die("cannot bind %s: %s", s->lines_path, strerror(errno));
+  uv_poll_init(s->app->loop, &s->lines_poll, s->lines_fd);
+  s->lines_poll.data = s;
+  s->lines_poll_ok = true;
+  uv_poll_start(&s->lines_poll, UV_READABLE, on_lines);
+}
+
 static void on_accept(uv_poll_t *h, int status, int events) {
   slot *s = h->data;
   (void)events;
@@ -433,8 +591,8 @@ static void on_accept(uv_poll_t *h, int status, int events) {
   for (;;) {
     const int fd = accept4(s->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) return;
-    if ((s->link && s->link_is_tcp) || s->pending_client >= 0) {
-      close(fd); /* one host at a time */
+    if ((s->link && s->link_is_tcp) || s->pending_client >= 0 || s->usb_gone) {
+      close(fd); /* one host at a time; a USB port off the bus takes none */
       continue;
     }
     int one = 1;
@@ -443,6 +601,7 @@ static void on_accept(uv_poll_t *h, int status, int events) {
       /* No pty to replug: a new TCP connection is the replug. */
       if (s->replug_ok) uv_timer_stop(&s->replug);
       esim_dev_reset(s->dev, now_us(), true);
+      (void)esim_dev_take_reenumerate(s->dev);
       s->unplugged = false;
     }
     if (s->link) {
@@ -486,6 +645,32 @@ static void log_line(void *ctx, const char *line) {
   fputc('\n', f);
 }
 
+/* ------------------------------------------------------------ start-up JSON */
+
+/* One line per device (README "Starting it"). */
+static void print_slot_json(const slot *s) {
+  const app *a = s->app;
+  const uint8_t *m = s->opts.mac;
+  esim_dev_info info;
+  esim_dev_get_info(s->dev, &info);
+  printf("{\"slot\":\"%s\",\"index\":%d", s->name, s->index);
+  if (s->removed) printf(",\"seated\":false");
+  if (a->use_pty) printf(",\"pty\":\"%s\",\"tty\":\"%s\"", s->pty_link, s->pty_name);
+  if (a->use_pty && s->by_path[0]) printf(",\"by_path\":\"%s\"", s->by_path);
+  if (s->lines_path[0]) printf(",\"lines\":\"%s\"", s->lines_path);
+  if (a->use_tcp) printf(",\"url\":\"socket://127.0.0.1:%d\",\"rfc2217\":\"rfc2217://127.0.0.1:%d\"", s->port, s->port);
+  printf(",\"chip\":\"%s\",\"chip_name\":\"%s\",\"revision\":\"v%d.%d\",\"crystal_mhz\":%d", info.chip,
+         info.display, info.rev_major, info.rev_minor, info.crystal_mhz);
+  printf(",\"port_kind\":\"%s\",\"usb\":\"%04x:%04x\"", esim_port_kind_name(s->opts.port), info.usb_vid, info.usb_pid);
+  printf(",\"secure_download_mode\":%s,\"flash_crypt_cnt\":%u,\"flash_encryption\":%s,\"secure_boot\":%s",
+         s->opts.sec.secure_download ? "true" : "false", (unsigned)s->opts.sec.flash_crypt_cnt,
+         __builtin_popcount(s->opts.sec.flash_crypt_cnt) & 1 ? "true" : "false",
+         s->opts.sec.secure_boot ? "true" : "false");
+  printf(",\"bootloader_offset\":%u", (unsigned)info.bootloader_offset);
+  printf(",\"mac\":\"%02x:%02x:%02x:%02x:%02x:%02x\",\"flash_id\":\"0x%06x\",\"flash_size\":%zu,\"flash\":\"%s\"}\n",
+         m[0], m[1], m[2], m[3], m[4], m[5], (unsigned)s->opts.flash_id, s->flash_size, s->flash_path);
+}
+
 /* ---------------------------------------------------------------- signals */
 
 static void on_close_noop(uv_handle_t *h) { (void)h; }
@@ -503,6 +688,8 @@ static void shutdown_all(app *a) {
     s->pending_client = -1;
     if (s->listen_poll_ok) uv_close((uv_handle_t *)&s->listen_poll, on_close_noop);
     if (s->replug_ok) uv_close((uv_handle_t *)&s->replug, on_close_noop);
+    if (s->reenum_ok) uv_close((uv_handle_t *)&s->reenum, on_close_noop);
+    if (s->lines_poll_ok) uv_close((uv_handle_t *)&s->lines_poll, on_close_noop);
     if (s->idle_ok) uv_close((uv_handle_t *)&s->idle, on_close_noop);
   }
   uv_close((uv_handle_t *)&a->sig_int, on_close_noop);
@@ -540,6 +727,8 @@ static void board_remove(void *ctx, int i) {
   slot *s = &((app *)ctx)->slots[i];
   s->removed = s->unplugged = true;
   if (s->replug_ok) uv_timer_stop(&s->replug);
+  if (s->reenum_ok) uv_timer_stop(&s->reenum); /* a USB port re-enumerating stays gone */
+  s->usb_gone = false;
   if (s->pending_client >= 0) close(s->pending_client);
   s->pending_client = -1;
   if (s->listen_poll_ok) {
@@ -613,10 +802,12 @@ int main(int argc, char **argv) {
   a.count = 1;
   a.tcp_port = -1;
   a.replug_ms = 1000;
+  a.usb_reenum_ms = 500;
   a.tick_us = 1000;
-  uint32_t flash_id = 0x1640C8;
+  uint32_t flash_id = 0x1640C8; /* default of every device; a slot's flash_id= overrides */
   uint8_t mac[6] = {0x24, 0x0a, 0xc4, 0x00, 0x00, 0x01};
-  int crystal = 40;
+  int crystal = 0;
+  int chip = ESIM_CHIP_ESP32;
   uint64_t seed = 1;
   double rom_err = 0.06;
   esim_stub_flavour stub = ESIM_STUB_AUTO;
@@ -624,18 +815,21 @@ int main(int argc, char **argv) {
   char **fault_specs = calloc((size_t)argc + 1, sizeof *fault_specs);
   int nfault_specs = 0;
 
-  enum { O_PTY = 256, O_TCP, O_FLASH_DIR, O_FLASH_ID, O_MAC, O_CRYSTAL, O_FAST, O_FAULTS, O_FAULT, O_EVLOG,
-         O_SEED, O_TIMING, O_STUB, O_ROMERR, O_REPLUG, O_TICK, O_CONTROL, O_EMPTY };
+  enum { O_CHIP = 300, O_PTY = 256, O_TCP, O_FLASH_DIR, O_FLASH_ID, O_MAC, O_CRYSTAL, O_FAST, O_FAULTS, O_FAULT, O_EVLOG,
+         O_SEED, O_TIMING, O_STUB, O_ROMERR, O_REPLUG, O_TICK, O_REENUM, O_PTY_LINES, O_CONTROL, O_EMPTY };
   static const struct option lo[] = {
       {"count", required_argument, NULL, 'n'},    {"pty", required_argument, NULL, O_PTY},
       {"tcp", required_argument, NULL, O_TCP},    {"flash-dir", required_argument, NULL, O_FLASH_DIR},
       {"flash-id", required_argument, NULL, O_FLASH_ID}, {"mac", required_argument, NULL, O_MAC},
       {"crystal", required_argument, NULL, O_CRYSTAL}, {"fast", no_argument, NULL, O_FAST},
       {"faults", required_argument, NULL, O_FAULTS}, {"fault", required_argument, NULL, O_FAULT},
+      {"rack", required_argument, NULL, O_FAULTS},   {"slot", required_argument, NULL, O_FAULT},
+      {"chip", required_argument, NULL, O_CHIP},
       {"event-log", required_argument, NULL, O_EVLOG}, {"seed", required_argument, NULL, O_SEED},
       {"timing", required_argument, NULL, O_TIMING}, {"stub", required_argument, NULL, O_STUB},
       {"rom-clock-error", required_argument, NULL, O_ROMERR}, {"replug-ms", required_argument, NULL, O_REPLUG},
       {"tick-us", required_argument, NULL, O_TICK}, {"help", no_argument, NULL, 'h'},
+      {"usb-reenum-ms", required_argument, NULL, O_REENUM}, {"pty-lines", no_argument, NULL, O_PTY_LINES},
       {"control", required_argument, NULL, O_CONTROL}, {"empty", required_argument, NULL, O_EMPTY},
       {NULL, 0, NULL, 0}};
   int c;
@@ -664,8 +858,13 @@ int main(int argc, char **argv) {
       break;
     case O_MAC: if (!esim_parse_mac(optarg, mac)) die("--mac: bad MAC '%s'", optarg); break;
     case O_CRYSTAL:
-      if (!parse_ulong(optarg, 100, &v) || (v != 40 && v != 26)) die("--crystal: 40 or 26, not '%s'", optarg);
+      if (!parse_ulong(optarg, 100, &v) || (v != 40 && v != 26 && v != 48 && v != 32))
+        die("--crystal: 26, 32, 40 or 48, not '%s'", optarg);
       crystal = (int)v;
+      break;
+    case O_CHIP:
+      chip = esim_chip_by_name(optarg);
+      if (chip < 0) die("--chip: unknown chip '%s' (see --help)", optarg);
       break;
     case O_FAST: a.fast = true; break;
     case O_FAULTS: faults_file = optarg; break;
@@ -693,6 +892,11 @@ int main(int argc, char **argv) {
       if (!parse_ulong(optarg, 3600000, &v)) die("--replug-ms: bad value '%s'", optarg);
       a.replug_ms = (unsigned)v;
       break;
+    case O_PTY_LINES: a.pty_lines = true; break;
+    case O_REENUM:
+      if (!parse_ulong(optarg, 600000, &v) || v == 0) die("--usb-reenum-ms: 1..600000, not '%s'", optarg);
+      a.usb_reenum_ms = (unsigned)v;
+      break;
     case O_TICK:
       if (!parse_ulong(optarg, 100000, &v) || v < 100) die("--tick-us: 100..100000, not '%s'", optarg);
       a.tick_us = (unsigned)v;
@@ -707,10 +911,8 @@ int main(int argc, char **argv) {
   }
   if (optind < argc) die("unexpected argument '%s'", argv[optind]);
   if (!a.use_pty && !a.use_tcp) die("nothing to serve: give --pty DIR and/or --tcp PORT");
+  if (a.pty_lines && !a.use_pty) die("--pty-lines needs --pty DIR");
   if (a.use_tcp && a.tcp_port > 0 && a.tcp_port + a.count - 1 > 65535) die("--tcp: ports run past 65535");
-  const size_t flash_size = eg_flash_size_from_jedec(flash_id);
-  if (!flash_size) die("--flash-id 0x%06x: unknown capacity byte 0x%02x", (unsigned)flash_id,
-                       (unsigned)(flash_id >> 16));
 
   signal(SIGPIPE, SIG_IGN);
   a.loop = uv_default_loop();
@@ -742,10 +944,11 @@ int main(int argc, char **argv) {
     slot *s = &a.slots[i];
     s->app = &a;
     s->index = i + 1;
-    s->master = s->slave = s->listen_fd = -1;
+    s->master = s->slave = s->listen_fd = s->lines_fd = s->next_master = s->next_slave = -1;
     s->pending_client = -1;
     snprintf(s->name, sizeof s->name, "slot%0*d", digits, i + 1);
     esim_dev_opts_default(&s->opts);
+    s->opts.chip = (esim_chip_id)chip;
     memcpy(s->opts.mac, mac, 6);
     mac_add(s->opts.mac, (uint64_t)i);
     s->opts.flash_id = flash_id;
@@ -764,22 +967,32 @@ int main(int argc, char **argv) {
   for (int k = 0; k < nfault_specs; k++) {
     const char *spec = fault_specs[k];
     const char *colon = strchr(spec, ':');
-    if (!colon) die("--fault '%s': expected slotNN:fault[=value]", spec);
+    if (!colon) die("--slot '%s': expected slotNN:key[=value]", spec);
     char who[32];
     const size_t wl = (size_t)(colon - spec);
-    if (wl == 0 || wl >= sizeof who) die("--fault '%s': bad slot", spec);
+    if (wl == 0 || wl >= sizeof who) die("--slot '%s': bad slot", spec);
     memcpy(who, spec, wl);
     who[wl] = 0;
     const int idx = slot_index(who, a.count);
-    if (idx < 0) die("--fault '%s': no device '%s' (slot01..slot%0*d or all)", spec, who, digits, a.count);
+    if (idx < 0) die("--slot '%s': no device '%s' (slot01..slot%0*d or all)", spec, who, digits, a.count);
     for (int i = 1; i <= a.count; i++)
-      if (idx == 0 || idx == i) apply_fault_list(&a.slots[i - 1].opts.faults, colon + 1, spec);
+      if (idx == 0 || idx == i) apply_slot_list(&a.slots[i - 1].opts, colon + 1, spec);
   }
   free(fault_specs);
 
+  /* Every device's settings checked before anything is created. */
   for (int i = 0; i < a.count; i++) {
     slot *s = &a.slots[i];
-    s->flash_size = flash_size;
+    char err[256];
+    if (esim_dev_opts_check(&s->opts, err, sizeof err) != EG_OK) die("%s: %s", s->name, err);
+    s->flash_size = eg_flash_size_from_jedec(s->opts.flash_id);
+    if (!s->flash_size)
+      die("%s: flash id 0x%06x: unknown capacity byte 0x%02x", s->name, (unsigned)s->opts.flash_id,
+          (unsigned)(s->opts.flash_id >> 16));
+  }
+
+  for (int i = 0; i < a.count; i++) {
+    slot *s = &a.slots[i];
     snprintf(s->flash_path, sizeof s->flash_path, "%s/%s.bin", a.flash_dir, s->name);
     open_flash(s);
     s->opts.flash = s->flash;
@@ -801,9 +1014,19 @@ int main(int argc, char **argv) {
     uv_timer_init(a.loop, &s->idle);
     s->idle.data = s;
     s->idle_ok = true;
+    uv_timer_init(a.loop, &s->reenum);
+    s->reenum.data = s;
+    s->reenum_ok = true;
     if (a.use_pty) {
       snprintf(s->pty_link, sizeof s->pty_link, "%s/%s", a.pty_dir, s->name);
+      if (s->opts.port != ESIM_PORT_UART) {
+        char dir[PATH_MAX + 16];
+        snprintf(dir, sizeof dir, "%s/by-path", a.pty_dir);
+        mkdir_p(dir);
+        snprintf(s->by_path, sizeof s->by_path, "%s/%s", dir, s->name);
+      }
       open_pty(s);
+      if (a.pty_lines) open_lines_socket(s);
     }
     if (a.use_tcp) open_listener(s, a.tcp_port == 0 ? 0 : a.tcp_port + i);
     esim_dev_host_attached(s->dev, now_us());
@@ -829,16 +1052,7 @@ int main(int argc, char **argv) {
     if (!(a.control = esim_control_start(a.loop, control_path, &board_hooks, &a, base, err, sizeof err))) die("%s", err);
   }
 
-  for (int i = 0; i < a.count; i++) {
-    slot *s = &a.slots[i];
-    const uint8_t *m = s->opts.mac;
-    printf("{\"slot\":\"%s\",\"index\":%d", s->name, s->index);
-    if (s->removed) printf(",\"seated\":false");
-    if (a.use_pty) printf(",\"pty\":\"%s\"", s->pty_link);
-    if (a.use_tcp) printf(",\"url\":\"socket://127.0.0.1:%d\",\"rfc2217\":\"rfc2217://127.0.0.1:%d\"", s->port, s->port);
-    printf(",\"mac\":\"%02x:%02x:%02x:%02x:%02x:%02x\",\"flash_id\":\"0x%06x\",\"flash_size\":%zu,\"flash\":\"%s\"}\n",
-           m[0], m[1], m[2], m[3], m[4], m[5], (unsigned)flash_id, s->flash_size, s->flash_path);
-  }
+  for (int i = 0; i < a.count; i++) print_slot_json(&a.slots[i]);
   printf("{\"ready\":true,\"count\":%d}\n", a.count);
   fflush(stdout);
 
@@ -855,7 +1069,11 @@ int main(int argc, char **argv) {
   for (int i = 0; i < a.count; i++) {
     slot *s = &a.slots[i];
     close_pty(s);
+    if (s->next_master >= 0) close(s->next_master);
+    if (s->next_slave >= 0) close(s->next_slave);
     if (s->listen_fd >= 0) close(s->listen_fd);
+    if (s->lines_fd >= 0) close(s->lines_fd);
+    if (s->lines_path[0]) unlink(s->lines_path);
     esim_dev_free(s->dev);
     if (s->flash) {
       msync(s->flash, s->flash_size, MS_SYNC);

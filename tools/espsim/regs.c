@@ -1,55 +1,37 @@
 /* regs.c - the register map READ_REG/WRITE_REG see, and the SPI1 "user
- * command" engine esptool drives through them (doc §5.1).
+ * command" engine esptool drives through them (doc §5.1), for whichever
+ * chip the device is (simchip.c gives the addresses).
  *
- * Values: every register the five traces read answers with the trace's
- * value; eFuse words 1/2 carry the configured MAC (doc §4.3) with its CRC8;
- * UART0_CLKDIV follows the current rate; the RTC calibration register makes
- * esptool's CHANGE_BAUDRATE formula (doc §8.3) land on the requested rate.
- * Any other address reads 0 until written (QEMU's behaviour for unmapped
- * peripherals), then returns what was written. */
+ * Values: the magic word; the eFuse words and fixed registers of the
+ * chip's register image (esim_chip_encode: MAC, revision, package,
+ * security state); UART0_CLKDIV follows the current rate; on the ESP32 the
+ * RTC calibration register makes esptool's CHANGE_BAUDRATE formula (doc
+ * §8.3) land on the requested rate; the C5's PCR_SYSCLK_CONF tells the
+ * crystal its ROM expects; GPIO_STRAP and RTC_CNTL_OPTION1 tell how the
+ * chip booted; UARTDEV_BUF_NO names the port the ROM talks on. Any other
+ * address reads 0 until written (QEMU's behaviour for unmapped
+ * peripherals, seen in the traces), then returns what was written. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "simdev_int.h"
 
-/* CRC-8, reflected polynomial 0x8C, init 0: esp_crc8() as espefuse
- * documents it (efuse/esp32/fields.py calc_crc). 24:0a:c4:00:00:01 -> 0xBE,
- * as eFuse word 2 reads in the traces (0x00BE240A). */
-static uint8_t mac_crc8(const uint8_t *m) {
-  uint8_t r = 0;
-  for (int i = 0; i < 6; i++) {
-    r ^= m[i];
-    for (int k = 0; k < 8; k++) r = (uint8_t)((r & 1) ? (r >> 1) ^ 0x8C : r >> 1);
-  }
-  return r;
-}
-
-static uint32_t efuse_word(const esim_dev *d, unsigned n) {
-  const uint8_t *m = d->o.mac;
-  switch (n) {
-  case 1: return (uint32_t)m[2] << 24 | (uint32_t)m[3] << 16 | (uint32_t)m[4] << 8 | m[5];
-  case 2: return (uint32_t)mac_crc8(m) << 16 | (uint32_t)m[0] << 8 | m[1];
-  case 3: return 0x00008000; /* CHIP_VER_REV1, package 0 (D0WDQ6): trace */
-  case 4: return 0x00000050; /* CK8M frequency 0x50: trace */
-  case 5: return 0x00100000; /* CHIP_VER_REV2: trace; with APB_CTL_DATE bit 31 -> v3.0 */
-  default: return 0;         /* words 0 and 6: trace (no encryption, no secure boot) */
-  }
-}
+#define WDT_WKEY 0x50D83AA1u           /* RTC_CNTL_WDT_WKEY (esptool esp32c3.py:83) */
 
 void esim_regs_reset(esim_dev *d) {
   memset(d->spi, 0, sizeof d->spi);
-  /* SPI1 USER2 reads 0x40000000 after reset in the traces (QEMU). */
-  d->spi[ESIM_SPI_USR2 / 4] = 0x40000000;
+  d->spi[d->chip->spi_usr / 4] = d->chip->spi_usr_idle;
+  d->spi[d->chip->spi_usr2 / 4] = d->chip->spi_usr2_idle;
   d->spi_wel = false;
   d->sparse_n = 0;
 }
 
 void esim_regs_after_flash_read(esim_dev *d) {
-  /* ROM SPIRead runs READ (03h) as a user command: USR = ADDR|MISO,
-   * USER2 = 8-bit command 0x03. stub-read-flash.trace reads these values
-   * after the previous session's MD5. */
-  d->spi[ESIM_SPI_USR / 4] = 0x50000000;
-  d->spi[ESIM_SPI_USR2 / 4] = 0x70000003;
+  /* The ROM's SPIRead runs READ (03h) as a user command and leaves USR =
+   * ADDR|MISO, USER2 = 8-bit command 0x03 (ESP32 stub-read-flash.trace;
+   * C3 stub-write-flash.trace after the esp-flasher-stub's start). */
+  d->spi[d->chip->spi_usr / 4] = d->chip->spi_usr_read;
+  d->spi[d->chip->spi_usr2 / 4] = d->chip->spi_usr2_read;
 }
 
 static bool sparse_find(const esim_dev *d, uint32_t addr, size_t *idx) {
@@ -62,19 +44,56 @@ static bool sparse_find(const esim_dev *d, uint32_t addr, size_t *idx) {
   return false;
 }
 
+static bool in_spi(const esim_dev *d, uint32_t addr) {
+  return addr >= d->chip->spi_base && addr < d->chip->spi_base + 0x100 && (addr & 3) == 0;
+}
+
+/* Registers whose value follows the device's state. */
+static bool dynamic_reg(esim_dev *d, uint32_t addr, uint32_t *v) {
+  const esim_chip *c = d->chip;
+  if (addr == ESIM_REG_MAGIC) {
+    *v = c->magic;
+    return true;
+  }
+  if (addr == c->uart_clkdiv_reg) {
+    *v = d->clkdiv;
+    return true;
+  }
+  if (c->belief == ESIM_BELIEF_RTC_CALI && c->rtc_cali_reg && addr == c->rtc_cali_reg) {
+    *v = d->rtc_cali << 7; /* TIMERS_RTC_CALI_VALUE at bit 7 */
+    return true;
+  }
+  if (c->belief == ESIM_BELIEF_EXPECTED && c->rom_xtal_reg && addr == c->rom_xtal_reg) {
+    *v = (uint32_t)(d->o.rom_xtal_mhz ? d->o.rom_xtal_mhz : 40) << 24;
+    return true;
+  }
+  if (c->strap_reg && addr == c->strap_reg) {
+    *v = d->strap_download ? 0x00u : 0x08u; /* bit 3: GPIO0 high = SPI boot */
+    return true;
+  }
+  if (c->option1_reg && addr == c->option1_reg) {
+    *v = d->option1;
+    return true;
+  }
+  if (c->uartdev_buf_no && addr == c->uartdev_buf_no) {
+    switch (d->o.port) {
+    case ESIM_PORT_UART: *v = 0; break;
+    case ESIM_PORT_USB_JTAG: *v = c->buf_no_jtag; break;
+    case ESIM_PORT_USB_OTG: *v = c->buf_no_otg; break;
+    }
+    return true;
+  }
+  return false;
+}
+
 uint32_t esim_reg_read(esim_dev *d, uint32_t addr) {
-  if (addr == ESIM_REG_MAGIC) return 0x00F01D83; /* ESP32 (doc §4.1, trace) */
-  if (addr >= ESIM_REG_EFUSE0 && addr < ESIM_REG_EFUSE0 + 0x80 && (addr & 3) == 0)
-    return efuse_word(d, (addr - ESIM_REG_EFUSE0) / 4);
-  if (addr == ESIM_REG_APB_DATE) return 0x96042000; /* trace; bit 31 = ECO3 */
-  if (addr == ESIM_REG_UART0_CLKDIV) return d->clkdiv;
-  if (addr == ESIM_REG_RTC_CALI) return d->rtc_cali << 7; /* TIMERS_RTC_CALI_VALUE at bit 7 */
-  if (addr == ESIM_REG_GPIO_STRAP) return 0x0000000F;     /* trace (QEMU's strapping) */
-  if (addr >= ESIM_SPI1_BASE && addr < ESIM_SPI1_BASE + 0x100 && (addr & 3) == 0)
-    return d->spi[(addr - ESIM_SPI1_BASE) / 4];
+  uint32_t v = 0;
+  if (dynamic_reg(d, addr, &v)) return v;
+  if (esim_regimg_get(&d->img, addr, &v)) return v;
+  if (in_spi(d, addr)) return d->spi[(addr - d->chip->spi_base) / 4];
   size_t i;
   if (sparse_find(d, addr, &i)) return d->sparse_val[i];
-  return 0; /* e.g. 0x3FF48074 (RTC_CNTL_SDIO_CONF) reads 0 in the trace */
+  return 0; /* e.g. 0x3FF48074 (RTC_CNTL_SDIO_CONF) reads 0 in the ESP32 trace */
 }
 
 static void sparse_store(esim_dev *d, uint32_t addr, uint32_t v) {
@@ -101,23 +120,32 @@ static void sparse_store(esim_dev *d, uint32_t addr, uint32_t v) {
 
 /* One SPI transaction on the flash bus, as the flash chip answers it. */
 static void spi_user_command(esim_dev *d, uint64_t t) {
-  const uint32_t usr = d->spi[ESIM_SPI_USR / 4];
-  const uint32_t usr1 = d->spi[ESIM_SPI_USR1 / 4];
-  const uint32_t usr2 = d->spi[ESIM_SPI_USR2 / 4];
+  const esim_chip *c = d->chip;
+  const uint32_t usr = d->spi[c->spi_usr / 4];
+  const uint32_t usr1 = d->spi[c->spi_usr1 / 4];
+  const uint32_t usr2 = d->spi[c->spi_usr2 / 4];
   const uint8_t cmd = (uint8_t)usr2;
   const bool has_addr = usr & (1u << 30), has_miso = usr & (1u << 28), has_mosi = usr & (1u << 27);
   const unsigned addr_bits = has_addr ? ((usr1 >> 26) & 0x3F) + 1 : 0;
+  const uint32_t areg = d->spi[ESIM_SPI_ADDR / 4];
   uint32_t addr = 0;
-  if (addr_bits) addr = addr_bits >= 32 ? d->spi[ESIM_SPI_ADDR / 4] : d->spi[ESIM_SPI_ADDR / 4] >> (32 - addr_bits);
-  const unsigned miso_bits = has_miso ? (d->spi[ESIM_SPI_MISO_DLEN / 4] & 0xFFFFFF) + 1 : 0;
-  const unsigned mosi_bits = has_mosi ? (d->spi[ESIM_SPI_MOSI_DLEN / 4] & 0xFFFFFF) + 1 : 0;
+  if (addr_bits) addr = !c->spi_addr_msb || addr_bits >= 32 ? areg : areg >> (32 - addr_bits);
+  unsigned miso_bits = 0, mosi_bits = 0;
+  if (c->spi_miso_dlen) {
+    miso_bits = has_miso ? (d->spi[c->spi_miso_dlen / 4] & 0xFFFFFF) + 1 : 0;
+    mosi_bits = has_mosi ? (d->spi[c->spi_mosi_dlen / 4] & 0xFFFFFF) + 1 : 0;
+  } else {
+    /* ESP8266: bit lengths in USR1, MISO [16:8], MOSI [25:17] (esptool
+     * loader.py set_data_lengths) */
+    miso_bits = has_miso ? ((usr1 >> 8) & 0x1FF) + 1 : 0;
+    mosi_bits = has_mosi ? ((usr1 >> 17) & 0x1FF) + 1 : 0;
+  }
   unsigned miso_bytes = (miso_bits + 7) / 8;
   if (miso_bytes > 64) miso_bytes = 64;
   uint8_t in[64];
   memset(in, 0, sizeof in);
   uint8_t mosi[64];
-  for (unsigned i = 0; i < 64; i++) mosi[i] = (uint8_t)(d->spi[ESIM_SPI_W0 / 4 + i / 4] >> (8 * (i % 4)));
-  (void)mosi_bits;
+  for (unsigned i = 0; i < 64; i++) mosi[i] = (uint8_t)(d->spi[c->spi_w0 / 4 + i / 4] >> (8 * (i % 4)));
   esim_log(d, t, "spi user command 0x%02x addr=0x%06x miso=%u bits", cmd, (unsigned)addr, miso_bits);
   if (!d->rom_attached) {
     /* Flash pins not routed (ROM before SPI_ATTACH): MISO floats high. */
@@ -166,14 +194,38 @@ static void spi_user_command(esim_dev *d, uint64_t t) {
     }
   }
   for (unsigned i = 0; i < miso_bytes; i++) {
-    uint32_t *w = &d->spi[ESIM_SPI_W0 / 4 + i / 4];
+    uint32_t *w = &d->spi[c->spi_w0 / 4 + i / 4];
     *w = (*w & ~(0xFFu << (8 * (i % 4)))) | ((uint32_t)in[i] << (8 * (i % 4)));
   }
 }
 
+/* esptool's watchdog reset (esp32c3.py:245-253): unlock WPROTECT with the
+ * key, write CONFIG1 (timeout) and CONFIG0 with EN (bit 31) and a stage-0
+ * action; the RTC watchdog then resets the whole system. */
+static void wdt_write(esim_dev *d, uint64_t t, uint32_t addr, uint32_t value) {
+  const esim_chip *c = d->chip;
+  if (addr == c->wdt_wprotect) {
+    d->wdt_unlocked = value == WDT_WKEY;
+  } else if (addr == c->wdt_config1) {
+    d->wdt_timeout = value;
+  } else if (addr == c->wdt_config0 && d->wdt_unlocked) {
+    const bool en = value & (1u << 31), stage0 = (value >> 28) & 7;
+    if (en && stage0) {
+      /* CONFIG1 counts RTC slow clock cycles (~136 kHz RC_SLOW; assumed) */
+      const uint64_t after = (uint64_t)(d->wdt_timeout ? d->wdt_timeout : 1) * 1000000u / 136000u;
+      d->wdt_fire_at = t + after;
+      esim_log(d, t, "RTC watchdog armed: system reset in %llu us", (unsigned long long)after);
+    } else {
+      d->wdt_fire_at = ESIM_NEVER;
+    }
+  }
+  sparse_store(d, addr, value);
+}
+
 void esim_reg_write(esim_dev *d, uint64_t t, uint32_t addr, uint32_t value) {
-  if (addr >= ESIM_SPI1_BASE && addr < ESIM_SPI1_BASE + 0x100 && (addr & 3) == 0) {
-    const uint32_t off = addr - ESIM_SPI1_BASE;
+  const esim_chip *c = d->chip;
+  if (in_spi(d, addr)) {
+    const uint32_t off = addr - c->spi_base;
     if (off == ESIM_SPI_CMD) {
       /* The command bits self-clear when the transaction is done; the
        * transaction takes microseconds, well under one READ_REG. */
@@ -184,15 +236,23 @@ void esim_reg_write(esim_dev *d, uint64_t t, uint32_t addr, uint32_t value) {
     d->spi[off / 4] = value;
     return;
   }
-  if (addr == ESIM_REG_UART0_CLKDIV) {
+  if (addr == c->uart_clkdiv_reg) {
     /* A host may program the divider directly; the rate follows. */
-    const uint32_t clk = (uint32_t)d->o.crystal_mhz * 1000000u;
-    esim_tx_baud(d, t, esim_baud_from_clkdiv(clk, value), value);
+    esim_tx_baud(d, t, esim_baud_from_clkdiv(d->uart_clk, value), value);
     d->autobaud = false;
     return;
   }
-  if (addr == ESIM_REG_MAGIC || (addr >= ESIM_REG_EFUSE0 && addr < ESIM_REG_EFUSE0 + 0x80) ||
-      addr == ESIM_REG_APB_DATE || addr == ESIM_REG_RTC_CALI || addr == ESIM_REG_GPIO_STRAP)
-    return; /* ROM and read-only registers */
+  if (c->option1_reg && addr == c->option1_reg) {
+    d->option1 = value;
+    return;
+  }
+  if (c->wdt_config0 && (addr == c->wdt_config0 || addr == c->wdt_config1 || addr == c->wdt_wprotect)) {
+    wdt_write(d, t, addr, value);
+    return;
+  }
+  uint32_t old;
+  if (addr == ESIM_REG_MAGIC || (c->rtc_cali_reg && addr == c->rtc_cali_reg) || esim_regimg_get(&d->img, addr, &old) ||
+      (c->strap_reg && addr == c->strap_reg))
+    return; /* ROM, eFuse and read-only registers */
   sparse_store(d, addr, value);
 }

@@ -10,6 +10,7 @@
 
 #include "proto.h"
 #include "chips.h"
+#include "simchip.h"
 #include "simdev_int.h"
 
 /* ---------------------------------------------------------------- defaults */
@@ -44,10 +45,13 @@ void esim_faults_clear(esim_faults *f) {
 
 void esim_dev_opts_default(esim_dev_opts *o) {
   memset(o, 0, sizeof *o);
+  o->chip = ESIM_CHIP_ESP32;
+  o->rev_major = o->rev_minor = -1;
+  o->port = ESIM_PORT_UART;
   static const uint8_t mac[6] = {0x24, 0x0a, 0xc4, 0x00, 0x00, 0x01};
   memcpy(o->mac, mac, 6);
   o->flash_id = 0x1640C8;
-  o->crystal_mhz = 40;
+  o->crystal_mhz = 0;
   o->rom_clock_error = 0.06;
   o->stub = ESIM_STUB_AUTO;
   esim_timing_default(&o->timing);
@@ -234,8 +238,7 @@ void esim_set_uart(esim_dev *d, uint32_t baud, uint32_t clkdiv) {
 /* The ROM's autobaud lands on an integer divider one below xtal/baud: the
  * trace reads 0x15A (346) at 115200 with 40 MHz (40e6/115200 = 347.2). */
 static uint32_t autobaud_clkdiv(const esim_dev *d, uint32_t baud) {
-  const uint32_t clk = (uint32_t)d->o.crystal_mhz * 1000000u;
-  uint32_t div = clk / baud;
+  uint32_t div = d->uart_clk / baud;
   return div > 1 ? div - 1 : 1;
 }
 
@@ -327,10 +330,53 @@ static size_t apply_line(esim_dev *d, line_effect e, uint8_t **buf, size_t n, do
 
 /* ------------------------------------------------------------- the chip */
 
-static const char rom_banner_fmt[] =
-    "ets Jul 29 2019 12:21:46\r\n\r\n"
-    "rst:%s,boot:0x3 (DOWNLOAD_BOOT(UART0/UART1/SDIO_REI_REO_V2))\r\n"
-    "waiting for download\r\n";
+/* The reset-reason words each ROM generation prints ("rst:0x1 (POWERON)"). */
+static const char *rst_words(const esim_dev *d, esim_rst why) {
+  const bool esp32 = d->chip->rom == ESIM_ROM_ESP32;
+  switch (why) {
+  case ESIM_RST_POWERON: return esp32 ? "0x1 (POWERON_RESET)" : "0x1 (POWERON)";
+  case ESIM_RST_SW_CPU: return esp32 ? "0xc (SW_CPU_RESET)" : "0xc (RTC_SW_CPU_RST)";
+  case ESIM_RST_RTCWDT: return esp32 ? "0x10 (RTCWDT_RTC_RESET)" : "0x10 (RTCWDT_RTC_RST)";
+  case ESIM_RST_USB_UART: return "0x15 (USB_UART_CHIP_RESET)";
+  }
+  return "?";
+}
+
+/* ESP8266 "rst cause" numbers (1 power-on, 2 external/software, 4 watchdog). */
+static int rst_cause_8266(esim_rst why) {
+  switch (why) {
+  case ESIM_RST_POWERON: return 1;
+  case ESIM_RST_SW_CPU:
+  case ESIM_RST_USB_UART: return 2;
+  case ESIM_RST_RTCWDT: return 4;
+  }
+  return 2;
+}
+
+/* The ROM's first lines after a reset: its header, then reason and boot
+ * mode ("rst:0x1 (POWERON),boot:0x5 (...)"). */
+static int boot_lines(const esim_dev *d, char *buf, size_t cap, esim_rst why, bool download) {
+  const esim_chip *c = d->chip;
+  if (c->rom == ESIM_ROM_ESP8266)
+    return snprintf(buf, cap, "%srst cause:%d, boot mode:%s\r\n\r\n", c->rom_header, rst_cause_8266(why),
+                    download ? c->boot_dl : c->boot_spi);
+  return snprintf(buf, cap, "%srst:%s,boot:%s\r\n", c->rom_header, rst_words(d, why),
+                  download ? c->boot_dl : c->boot_spi);
+}
+
+/* The rate the ROM prints at before it has heard the host: 115200 by its
+ * own clock, which is the crystal it believes in (ESP8266 and ESP32-C2
+ * with 26 MHz: 74880; the C5's expected crystal). */
+static uint32_t rom_print_baud(const esim_dev *d) {
+  uint32_t believed = d->xtal_hz;
+  switch (d->chip->belief) {
+  case ESIM_BELIEF_TRUE:
+  case ESIM_BELIEF_RTC_CALI: break; /* the ESP32's UART runs from the crystal it knows */
+  case ESIM_BELIEF_40MHZ: believed = 40000000u; break;
+  case ESIM_BELIEF_EXPECTED: believed = (uint32_t)(d->o.rom_xtal_mhz ? d->o.rom_xtal_mhz : 40) * 1000000u; break;
+  }
+  return (uint32_t)((uint64_t)115200u * d->xtal_hz / believed);
+}
 
 void esim_write_reset(esim_dev *d) {
   if (d->w.z_ready) inflateEnd(&d->w.zs);
@@ -343,19 +389,22 @@ static void chatter(esim_dev *d, uint64_t t, const char *s) {
   esim_tx_raw(d, t, (const uint8_t *)s, strlen(s));
 }
 
-void esim_enter_rom(esim_dev *d, uint64_t t, const char *rst_reason, bool banner) {
+void esim_enter_rom(esim_dev *d, uint64_t t, esim_rst why, bool banner) {
   d->mode = ESIM_MODE_ROM;
   d->flavour = ESIM_STUB_AUTO;
   d->autobaud = true;
-  uart_autobaud(d, 115200);
+  uart_autobaud(d, rom_print_baud(d));
   d->r_op = 0;
   d->r_value = 0;
   d->rom_attached = false;
-  d->rom_chip_size = 2u << 20; /* ROM default until SPI_SET_PARAMS (doc §5.4) */
+  /* ROM default until SPI_SET_PARAMS (doc §5.4); the ESP8266 ROM has no
+   * SPI_SET_PARAMS and addresses the whole chip. */
+  d->rom_chip_size = d->chip->rom == ESIM_ROM_ESP8266 ? (uint32_t)d->flash_size : 2u << 20;
   d->rom_sync_seen = false;
   d->rom_left = false;
   d->mem_active = false;
   d->mem_seen_ns = false;
+  d->mem_seen_ls = false;
   d->mem_text_addr = 0;
   d->next_chatter = ESIM_NEVER;
   esim_write_reset(d);
@@ -364,11 +413,13 @@ void esim_enter_rom(esim_dev *d, uint64_t t, const char *rst_reason, bool banner
   d->fifo_used = 0;
   if (banner) {
     char buf[256];
-    snprintf(buf, sizeof buf, rom_banner_fmt, rst_reason);
+    int k = boot_lines(d, buf, sizeof buf, why, true);
+    if (d->chip->rom != ESIM_ROM_ESP8266 && k > 0 && (size_t)k < sizeof buf)
+      snprintf(buf + k, sizeof buf - (size_t)k, "waiting for download\r\n");
     const uint64_t tb = t + d->o.timing.reset_boot_us;
     chatter(d, tb, buf);
-    /* The ROM prints at 115200 before it listens: 10 bits per byte. */
-    d->cpu_t = tb + (uint64_t)strlen(buf) * 10 * 1000000 / 115200;
+    /* The ROM prints before it listens: 10 bits per byte. */
+    d->cpu_t = tb + (uint64_t)strlen(buf) * 10 * 1000000 / d->baud;
   } else if (d->cpu_t < t) {
     d->cpu_t = t;
   }
@@ -383,6 +434,10 @@ void esim_enter_stub(esim_dev *d, uint64_t t, esim_stub_flavour f) {
   /* Both stubs attach the flash at boot (LS stub_main spi_flash_attach,
    * NS stub_lib_flash_init). */
   d->rom_attached = true;
+  /* NS reads the flash while it starts: right after its OHAI the C3 reads
+   * SPI_MEM USR/USR2 as after a READ (C3 stub-write-flash.trace); the
+   * legacy stub leaves them (C3 stub1-read-flash.trace, ESP32 traces). */
+  if (f == ESIM_STUB_NEW) esim_regs_after_flash_read(d);
   static const uint8_t ohai[4] = {'O', 'H', 'A', 'I'};
   const uint64_t tb = t + d->o.timing.stub_boot_us;
   esim_tx_frame(d, tb, ohai, 4);
@@ -390,52 +445,51 @@ void esim_enter_stub(esim_dev *d, uint64_t t, esim_stub_flavour f) {
   esim_log(d, t, "stub %s running", esim_stub_name(f));
 }
 
-/* What a booting app prints at 115200 (ESP-IDF style). */
-void esim_enter_app(esim_dev *d, uint64_t t, const char *rst_reason) {
+/* The first word at the bootloader offset (the image magic 0xE9 when a
+ * bootloader is there). */
+static uint32_t boot_word(const esim_dev *d) {
+  uint32_t word = 0xFFFFFFFF;
+  const uint32_t off = d->chip->bootloader_offset;
+  if (d->flash_size >= off + 4) memcpy(&word, d->flash + off, 4);
+  return word;
+}
+
+/* What a booting app prints (ESP-IDF style), at the ROM's print rate. */
+void esim_enter_app(esim_dev *d, uint64_t t, esim_rst why) {
   d->mode = ESIM_MODE_APP;
   d->flavour = ESIM_STUB_AUTO;
   d->autobaud = false;
-  esim_set_uart(d, 115200, autobaud_clkdiv(d, 115200));
+  const uint32_t rate = rom_print_baud(d);
+  esim_set_uart(d, rate, autobaud_clkdiv(d, rate));
   esim_write_reset(d);
   esim_stub_reset(d);
   fq_clear(d);
   char buf[1024];
   const uint64_t tb = t + d->o.timing.reset_boot_us;
-  const uint32_t magic = d->flash_size > 0x1000 ? d->flash[0x1000] : 0xFF;
-  d->app_valid = magic == 0xE9;
+  const uint32_t word = boot_word(d);
+  d->app_valid = (word & 0xFF) == 0xE9;
+  int k = boot_lines(d, buf, sizeof buf, why, false);
+  if (k < 0 || (size_t)k >= sizeof buf) k = 0;
   if (d->app_valid) {
-    snprintf(buf, sizeof buf,
-             "ets Jul 29 2019 12:21:46\r\n\r\n"
-             "rst:%s,boot:0x13 (SPI_FAST_FLASH_BOOT)\r\n"
-             "configsip: 0, SPIWP:0xee\r\n"
-             "clk_drv:0x00,q_drv:0x00,d_drv:0x00,cs0_drv:0x00,hd_drv:0x00,wp_drv:0x00\r\n"
+    snprintf(buf + k, sizeof buf - (size_t)k,
              "mode:DIO, clock div:2\r\n"
              "load:0x3fff0030,len:7104\r\n"
-             "load:0x40078000,len:15576\r\n"
-             "load:0x40080400,len:4\r\n"
-             "load:0x40080404,len:3876\r\n"
              "entry 0x4008064c\r\n"
              "I (31) boot: ESP-IDF v5.1.2 2nd stage bootloader\r\n"
-             "I (31) boot: chip revision: v3.0\r\n"
-             "I (35) boot.esp32: SPI Speed      : 40MHz\r\n"
-             "I (40) boot.esp32: SPI Mode       : DIO\r\n"
-             "I (44) boot.esp32: SPI Flash Size : 4MB\r\n"
+             "I (31) boot: chip revision: v%d.%d\r\n"
+             "I (35) boot.%s: SPI Speed      : 40MHz\r\n"
+             "I (40) boot.%s: SPI Mode       : DIO\r\n"
+             "I (44) boot.%s: SPI Flash Size : 4MB\r\n"
              "I (49) boot: Loaded app from partition at offset 0x10000\r\n"
              "I (120) cpu_start: Starting scheduler on PRO CPU.\r\n"
              "I (130) main_task: Calling app_main()\r\n",
-             rst_reason);
+             d->rev_major, d->rev_minor, d->chip->name, d->chip->name, d->chip->name);
     chatter(d, tb, buf);
     d->next_chatter = tb + 1000000;
   } else {
     /* No bootloader image: the ROM complains and the RTC watchdog resets
      * the chip, over and over. */
-    uint32_t word = 0xFFFFFFFF;
-    if (d->flash_size > 0x1004) memcpy(&word, d->flash + 0x1000, 4);
-    snprintf(buf, sizeof buf,
-             "ets Jul 29 2019 12:21:46\r\n\r\n"
-             "rst:%s,boot:0x13 (SPI_FAST_FLASH_BOOT)\r\n"
-             "invalid header: 0x%08x\r\n",
-             rst_reason, (unsigned)word);
+    snprintf(buf + k, sizeof buf - (size_t)k, "invalid header: 0x%08x\r\n", (unsigned)word);
     chatter(d, tb, buf);
     d->next_chatter = tb + 200000;
   }
@@ -444,7 +498,7 @@ void esim_enter_app(esim_dev *d, uint64_t t, const char *rst_reason) {
 }
 
 static void do_chatter(esim_dev *d, uint64_t t) {
-  char buf[160];
+  char buf[320];
   d->chatter_count++;
   if (d->app_valid) {
     const uint64_t ms = (t - d->t0) / 1000;
@@ -453,22 +507,133 @@ static void do_chatter(esim_dev *d, uint64_t t) {
     chatter(d, t, buf);
     d->next_chatter = t + 1000000;
   } else {
-    uint32_t word = 0xFFFFFFFF;
-    if (d->flash_size > 0x1004) memcpy(&word, d->flash + 0x1000, 4);
-    snprintf(buf, sizeof buf,
-             "ets Jul 29 2019 12:21:46\r\n\r\nrst:0x10 (RTCWDT_RTC_RESET),boot:0x13 (SPI_FAST_FLASH_BOOT)\r\n"
-             "invalid header: 0x%08x\r\n",
-             (unsigned)word);
+    int k = boot_lines(d, buf, sizeof buf, ESIM_RST_RTCWDT, false);
+    if (k < 0 || (size_t)k >= sizeof buf) k = 0;
+    snprintf(buf + k, sizeof buf - (size_t)k, "invalid header: 0x%08x\r\n", (unsigned)boot_word(d));
     chatter(d, t, buf);
     d->next_chatter = t + 200000;
   }
 }
 
+/* -------------------------------------------------------------- identity */
+
+esim_stub_flavour esim_stub_for_upload(esim_dev *d, uint32_t entry) {
+  esim_stub_flavour fl = d->o.stub;
+  if (fl == ESIM_STUB_AUTO) fl = esim_chip_stub_flavour(d->chip, d->mem_seen_ls, d->mem_seen_ns, entry);
+  d->mem_seen_ns = d->mem_seen_ls = false;
+  return fl;
+}
+
+/* GET_SECURITY_INFO (esptool loader.py:1232-1250): flags (bit 0 secure
+ * boot, bit 2 Secure Download Mode), the flash crypt count, 7 key-purpose
+ * bytes, chip id, API version; the S2 stops after byte 11. */
+size_t esim_security_info(const esim_dev *d, uint8_t *out) {
+  const esim_chip *c = d->chip;
+  uint32_t flags = 0;
+  if (d->o.sec.secure_boot) flags |= 1u << 0;
+  if (d->o.sec.secure_download) flags |= 1u << 2;
+  memset(out, 0, 20);
+  eg_put_u32(out, flags);
+  out[4] = d->o.sec.flash_crypt_cnt;
+  memcpy(out + 5, c->key_purposes, 7);
+  eg_put_u32(out + 12, c->chip_id);
+  eg_put_u32(out + 16, c->api_version);
+  return c->sec_info_len;
+}
+
 /* --------------------------------------------------------------- lifetime */
+
+/* The options a chip cannot have: a crystal it does not take, a revision
+ * out of the eFuse fields' range, Secure Download Mode or a crypt count on
+ * a ROM without GET_SECURITY_INFO, a USB port it lacks... */
+eg_err esim_dev_opts_check(const esim_dev_opts *o, char *err, size_t errlen) {
+  if (!o || (unsigned)o->chip >= ESIM_CHIP__COUNT) {
+    snprintf(err, errlen, "unknown chip");
+    return EG_INVAL;
+  }
+  esim_chip cv;
+  esim_chip_resolve(o->chip, &cv);
+  const esim_chip *c = &cv;
+  const int x = o->crystal_mhz ? o->crystal_mhz : c->xtal_default;
+  const int major = o->rev_major >= 0 ? o->rev_major : c->rev_major;
+  const int minor = o->rev_minor >= 0 ? o->rev_minor : c->rev_minor;
+  const unsigned cnt_bits = c->crypt_cnt.p[0].width;
+  if (x != c->xtal_default && (!c->xtal_alt || x != c->xtal_alt)) {
+    if (c->xtal_alt) snprintf(err, errlen, "%s takes a %d or %d MHz crystal, not %d", c->display, c->xtal_default, c->xtal_alt, x);
+    else snprintf(err, errlen, "%s has a fixed %d MHz crystal, not %d", c->display, c->xtal_default, x);
+    return EG_INVAL;
+  }
+  if (o->rom_xtal_mhz && c->belief != ESIM_BELIEF_EXPECTED) {
+    snprintf(err, errlen, "rom_xtal applies to the ESP32-C5 only, not %s", c->display);
+    return EG_INVAL;
+  }
+  if (c->mac_style == ESIM_MAC_ESP8266 && (o->rev_major > 0 || o->rev_minor > 0)) {
+    snprintf(err, errlen, "ESP8266 has no revision eFuses");
+    return EG_INVAL;
+  }
+  if (major < 0 || major > 3 || minor < 0 || minor >= (1 << (c->minor.p[0].width + c->minor.p[1].width))) {
+    snprintf(err, errlen, "%s cannot encode revision v%d.%d", c->display, major, minor);
+    return EG_INVAL;
+  }
+  if (o->sec.secure_download && c->sec_info_len == 0) {
+    snprintf(err, errlen, "%s has no Secure Download Mode (its ROM lacks GET_SECURITY_INFO)", c->display);
+    return EG_INVAL;
+  }
+  if (c->mac_style == ESIM_MAC_ESP8266 && (o->sec.flash_crypt_cnt || o->sec.secure_boot)) {
+    snprintf(err, errlen, "ESP8266 has no flash encryption or secure boot");
+    return EG_INVAL;
+  }
+  if (o->sec.flash_crypt_cnt >= (1u << cnt_bits)) {
+    snprintf(err, errlen, "%s's SPI_BOOT_CRYPT_CNT has %u bits: %u does not fit", c->display, cnt_bits,
+             (unsigned)o->sec.flash_crypt_cnt);
+    return EG_INVAL;
+  }
+  if (o->port == ESIM_PORT_USB_JTAG && !c->usb_jtag) {
+    snprintf(err, errlen, "%s has no USB-Serial/JTAG peripheral", c->display);
+    return EG_INVAL;
+  }
+  if (o->port == ESIM_PORT_USB_OTG && !c->usb_otg) {
+    snprintf(err, errlen, "%s has no USB-OTG download port (S2, S3, P4 have)", c->display);
+    return EG_INVAL;
+  }
+  return EG_OK;
+}
+
+void esim_dev_get_info(const esim_dev *d, esim_dev_info *info) {
+  memset(info, 0, sizeof *info);
+  info->chip = d->chip->name;
+  info->display = d->chip->display;
+  info->rev_major = d->rev_major;
+  info->rev_minor = d->rev_minor;
+  info->crystal_mhz = d->o.crystal_mhz;
+  info->bootloader_offset = d->chip->bootloader_offset;
+  switch (d->o.port) {
+  case ESIM_PORT_UART: /* a CP2102N bridge, as on DevKitC boards */
+    info->usb_vid = 0x10C4;
+    info->usb_pid = 0xEA60;
+    break;
+  case ESIM_PORT_USB_JTAG: /* (0x303A, 0x1001) [F] §6, esptool loader.py:381-383 */
+    info->usb_vid = 0x303A;
+    info->usb_pid = 0x1001;
+    break;
+  case ESIM_PORT_USB_OTG: /* (0x303A, IMAGE_CHIP_ID) */
+    info->usb_vid = 0x303A;
+    info->usb_pid = d->chip->otg_pid;
+    break;
+  }
+}
 
 eg_err esim_dev_new(esim_dev **out, const esim_dev_opts *o) {
   *out = NULL;
-  if (!o || (o->crystal_mhz != 40 && o->crystal_mhz != 26)) return EG_INVAL;
+  if (!o || (unsigned)o->chip >= ESIM_CHIP__COUNT) return EG_INVAL;
+  char why[160];
+  if (esim_dev_opts_check(o, why, sizeof why) != EG_OK) return EG_INVAL;
+  esim_chip cv;
+  esim_chip_resolve(o->chip, &cv);
+  const esim_chip *chip = &cv;
+  const int major = o->rev_major >= 0 ? o->rev_major : chip->rev_major;
+  const int minor = o->rev_minor >= 0 ? o->rev_minor : chip->rev_minor;
+  const int xtal = o->crystal_mhz ? o->crystal_mhz : chip->xtal_default;
   size_t fsize = o->flash_size;
   if (!fsize) fsize = eg_flash_size_from_jedec(o->flash_id);
   if (!fsize) return EG_INVAL;
@@ -476,6 +641,21 @@ eg_err esim_dev_new(esim_dev **out, const esim_dev_opts *o) {
   if (!d) return EG_NOMEM;
   d->o = *o;
   d->o.name = NULL;
+  d->chipv = cv;
+  d->chip = &d->chipv;
+  d->o.crystal_mhz = xtal;
+  d->xtal_hz = (uint32_t)xtal * 1000000u;
+  d->uart_clk = d->xtal_hz * chip->uart_clk_mult;
+  d->rev_major = major;
+  d->rev_minor = minor;
+  esim_chip_encode(d->chip, o, major, minor, &d->img);
+  /* A UART board starts strapped for download (BOOT+RESET before the host
+   * came); a USB board starts powered normally and put into download mode
+   * through its USB port: the straps say SPI boot, the USB-Serial/JTAG's
+   * reset or the OTG CDC's FORCE_DOWNLOAD_BOOT brought it there. */
+  d->strap_download = o->port == ESIM_PORT_UART && !o->faults.not_in_download_mode;
+  if (o->port == ESIM_PORT_USB_OTG && chip->option1_reg) d->option1 = chip->option1_force_dl;
+  d->wdt_fire_at = ESIM_NEVER;
   snprintf(d->name, sizeof d->name, "%s", o->name ? o->name : "dev");
   if (d->o.baud_tolerance <= 0) d->o.baud_tolerance = 0.005;
   if (d->o.faults.slow_erase <= 0) d->o.faults.slow_erase = 1.0;
@@ -503,15 +683,15 @@ eg_err esim_dev_new(esim_dev **out, const esim_dev_opts *o) {
   for (const char *p = d->name; *p; p++) d->rng = (d->rng ^ (uint8_t)*p) * 0x100000001B3ULL;
   /* ROM's belief of the crystal (doc §8.3): f_rom = cali * 15625 * ck8m / 40
    * with ck8m = eFuse word4 & 0xFF = 0x50 (trace). */
-  const double f_rom = (double)o->crystal_mhz * 1e6 * (1.0 + o->rom_clock_error);
+  const double f_rom = (double)xtal * 1e6 * (1.0 + o->rom_clock_error);
   d->rtc_cali = (uint32_t)(f_rom / (15625.0 * 80.0 / 40.0) + 0.5);
   d->md5_budget = o->faults.md5_mismatch;
   d->cpu_t = 0;
   d->strap_at = ESIM_NEVER;
   if (o->faults.not_in_download_mode) {
-    esim_enter_app(d, 0, "0x1 (POWERON_RESET)");
+    esim_enter_app(d, 0, ESIM_RST_POWERON);
   } else {
-    esim_enter_rom(d, 0, "0x1 (POWERON_RESET)", false);
+    esim_enter_rom(d, 0, ESIM_RST_POWERON, false);
   }
   *out = d;
   return EG_OK;
@@ -544,7 +724,38 @@ static void drop_io(esim_dev *d, uint64_t now) {
   d->disconnect_pending = false;
   d->next_chatter = ESIM_NEVER;
   d->strap_at = ESIM_NEVER;
+  d->wdt_fire_at = ESIM_NEVER; /* any reset stops the RTC watchdog */
   d->st.resets++;
+}
+
+/* A USB port drops off the bus when the chip resets and comes back when
+ * its ROM starts the USB stack again: the ROM's USB-OTG CDC on every reset;
+ * the USB-Serial/JTAG peripheral only on a system reset (its own RTS reset
+ * is a core reset that keeps it enumerated: esptool's USB hard reset keeps
+ * using the open port, reset.py HardReset uses_usb; the watchdog reset "may
+ * cause the port to re-enumerate", esptool docs advanced-options.rst:40)
+ * unless the slot says it re-enumerates on every reset. */
+static void usb_reset_notice(esim_dev *d, uint64_t t, bool system_reset) {
+  bool gone = false;
+  switch (d->o.port) {
+  case ESIM_PORT_UART: break;
+  case ESIM_PORT_USB_JTAG: gone = system_reset || d->o.usb_reenumerate; break;
+  case ESIM_PORT_USB_OTG: gone = true; break;
+  }
+  if (!gone) return;
+  d->reenum_pending = true;
+  esim_log(d, t, "usb: the port leaves the bus and re-enumerates");
+}
+
+bool esim_dev_take_reenumerate(esim_dev *d) {
+  const bool r = d->reenum_pending;
+  d->reenum_pending = false;
+  return r;
+}
+
+void esim_cpu_reset(esim_dev *d, uint64_t t) {
+  usb_reset_notice(d, t, false);
+  esim_enter_rom(d, t, ESIM_RST_SW_CPU, true);
 }
 
 void esim_dev_reset(esim_dev *d, uint64_t now, bool download) {
@@ -559,10 +770,12 @@ void esim_dev_reset(esim_dev *d, uint64_t now, bool download) {
     return;
   }
   esim_log(d, now, "reset (%s)", download ? "download mode" : "boot");
-  if (download && !d->o.faults.not_in_download_mode) {
-    esim_enter_rom(d, now, "0x1 (POWERON_RESET)", true);
+  usb_reset_notice(d, now, true);
+  d->strap_download = download && !d->o.faults.not_in_download_mode;
+  if (d->strap_download) {
+    esim_enter_rom(d, now, ESIM_RST_POWERON, true);
   } else {
-    esim_enter_app(d, now, "0x1 (POWERON_RESET)");
+    esim_enter_app(d, now, ESIM_RST_POWERON);
   }
 }
 
@@ -592,19 +805,67 @@ static void circuit_hold(esim_dev *d, uint64_t t) {
   d->mode = ESIM_MODE_RESET;
 }
 
+/* EN (or the USB reset) let go: the chip starts. What it boots:
+ *   UART: GPIO0 as the circuit holds it now (a system reset: straps sampled);
+ *   USB-Serial/JTAG: a core reset, the straps are not sampled again
+ *     (esptool docs troubleshooting.rst "Leaving Download Mode in
+ *     USB-Serial/JTAG Mode"): download if the peripheral's flag was set
+ *     when the reset began, or if the chip was strapped for download at its
+ *     last system reset;
+ *   USB-OTG: the ROM's / app's CDC code restarts the chip the way the
+ *     circuit would (esptool drives OTG ports with its UART sequences,
+ *     loader.py:821-863): download when "GPIO0" (DTR alone) is asserted,
+ *     recorded in RTC_CNTL_OPTION1 FORCE_DOWNLOAD_BOOT. */
 static void circuit_boot(esim_dev *d, uint64_t t) {
   d->strap_at = ESIM_NEVER;
   const bool io0_low = d->line_dtr && !d->line_rts;
-  if (io0_low && d->o.faults.not_in_download_mode) {
-    esim_log(d, t, "straps: GPIO0 asked low but the circuit cannot pull it (fault): app boots");
-    esim_enter_app(d, t, "0x1 (POWERON_RESET)");
-  } else if (io0_low) {
-    esim_log(d, t, "straps: GPIO0 low: download mode");
-    esim_enter_rom(d, t, "0x1 (POWERON_RESET)", true);
-  } else {
-    esim_log(d, t, "straps: GPIO0 high: app boots");
-    esim_enter_app(d, t, "0x1 (POWERON_RESET)");
+  bool dl = io0_low;
+  esim_rst why = ESIM_RST_POWERON;
+  bool system_reset = true;
+  switch (d->o.port) {
+  case ESIM_PORT_UART: break;
+  case ESIM_PORT_USB_JTAG:
+    dl = d->usb_boot_dl || d->strap_download;
+    why = ESIM_RST_USB_UART;
+    system_reset = false;
+    break;
+  case ESIM_PORT_USB_OTG:
+    why = ESIM_RST_SW_CPU;
+    system_reset = false;
+    if (d->chip->option1_reg) {
+      if (dl) d->option1 |= d->chip->option1_force_dl;
+      else d->option1 &= ~d->chip->option1_force_dl;
+    }
+    break;
   }
+  if (d->o.port == ESIM_PORT_UART) d->strap_download = io0_low && !d->o.faults.not_in_download_mode;
+  usb_reset_notice(d, t, system_reset);
+  if (dl && d->o.faults.not_in_download_mode) {
+    esim_log(d, t, "straps: download asked for but the board cannot enter it (fault): app boots");
+    esim_enter_app(d, t, why);
+  } else if (dl) {
+    esim_log(d, t, "straps: download mode");
+    esim_enter_rom(d, t, why, true);
+  } else {
+    esim_log(d, t, "straps: SPI boot: app boots");
+    esim_enter_app(d, t, why);
+  }
+}
+
+/* The RTC watchdog armed through WRITE_REG (esptool's watchdog reset) runs
+ * out: a system reset, so the straps are sampled again (GPIO0 through the
+ * auto-reset circuit on a UART board; nothing holds it on a USB board) and
+ * RTC_CNTL_OPTION1's FORCE_DOWNLOAD_BOOT, which survives it, still counts
+ * (why esptool clears it first, esp32s3.py:346-356). */
+static void wdt_fire(esim_dev *d, uint64_t t) {
+  esim_log(d, t, "RTC watchdog: system reset");
+  drop_io(d, t);
+  const bool io0_low = d->o.port == ESIM_PORT_UART && d->line_dtr && !d->line_rts;
+  const bool forced = d->chip->option1_reg && (d->option1 & d->chip->option1_force_dl);
+  d->strap_download = io0_low && !d->o.faults.not_in_download_mode;
+  usb_reset_notice(d, t, true);
+  if (d->strap_download || forced) esim_enter_rom(d, t, ESIM_RST_RTCWDT, true);
+  else esim_enter_app(d, t, ESIM_RST_RTCWDT);
 }
 
 void esim_dev_set_lines(esim_dev *d, uint64_t now, bool dtr, bool rts) {
@@ -614,14 +875,26 @@ void esim_dev_set_lines(esim_dev *d, uint64_t now, bool dtr, bool rts) {
   if (dtr == d->line_dtr && rts == d->line_rts) return;
   d->line_dtr = dtr;
   d->line_rts = rts;
+  /* RTS alone resets the chip on every kind of port; the USB-Serial/JTAG
+   * peripheral reads DTR alone as "download at the next reset" and both
+   * released as "forget it" (esptool reset.py USBJTAGSerialReset: "Set
+   * IO0", then "Calls inverted to go through (1,1) instead of (0,0)"). */
   const bool en_low = rts && !dtr;
-  esim_log(d, now, "lines DTR=%d RTS=%d: EN %s, GPIO0 %s", dtr, rts, en_low ? "low" : "released",
-           dtr && !rts ? "low" : "released");
+  if (d->o.port == ESIM_PORT_USB_JTAG) {
+    if (dtr && !rts) d->usb_force_dl = true;
+    else if (!dtr && !rts) d->usb_force_dl = false;
+    esim_log(d, now, "lines DTR=%d RTS=%d: reset %s, download flag %s", dtr, rts, en_low ? "asserted" : "released",
+             d->usb_force_dl ? "set" : "clear");
+  } else {
+    esim_log(d, now, "lines DTR=%d RTS=%d: EN %s, GPIO0 %s", dtr, rts, en_low ? "low" : "released",
+             dtr && !rts ? "low" : "released");
+  }
   if (en_low == d->en_low) return;
   d->en_low = en_low;
   if (d->mode == ESIM_MODE_DISCONNECTED) return; /* unplugged: the lines reach nothing */
   if (en_low) {
     d->en_fell = now;
+    d->usb_boot_dl = d->usb_force_dl;
     d->strap_at = ESIM_NEVER; /* still booting: back into reset */
     return;
   }
@@ -647,7 +920,7 @@ void esim_dev_host_attached(esim_dev *d, uint64_t now) {
   if (d->mode == ESIM_MODE_APP && d->o.faults.not_in_download_mode) {
     q_clear(&d->txq);
     esim_log(d, now, "host attached: app reboots (adapter reset on open)");
-    esim_enter_app(d, now, "0x1 (POWERON_RESET)");
+    esim_enter_app(d, now, ESIM_RST_POWERON);
   }
 }
 
@@ -778,10 +1051,14 @@ static void process_input(esim_dev *d, esim_chunk *c) {
   const uint8_t *p = c->data + c->off;
   const size_t n = c->len - c->off;
   if (d->mode == ESIM_MODE_DISCONNECTED || d->mode == ESIM_MODE_STALLED || d->mode == ESIM_MODE_RESET) return;
-  if (d->autobaud && c->host_baud && c->host_baud != d->baud && d->mode == ESIM_MODE_ROM) {
-    /* The ROM's autobaud measures the host's bit time (doc §3.2). */
-    esim_log(d, t, "autobaud: %u -> %u", (unsigned)d->baud, (unsigned)c->host_baud);
-    uart_autobaud(d, c->host_baud);
+  /* The ROM's autobaud measures the host's bit time (doc §3.2). A link
+   * without a UART rate (raw TCP) is taken as 115200, the rate every client
+   * syncs at (esptool: min(115200, requested), chip-family-facts §3), so
+   * a ROM that printed its banner at 74880 still ends up there. */
+  const uint32_t host_rate = c->host_baud ? c->host_baud : 115200u;
+  if (d->autobaud && host_rate != d->baud && d->mode == ESIM_MODE_ROM) {
+    esim_log(d, t, "autobaud: %u -> %u", (unsigned)d->baud, (unsigned)host_rate);
+    uart_autobaud(d, host_rate);
   }
   const esim_faults *fl = &d->o.faults;
   uint8_t *wire = malloc(n ? n : 1);
@@ -909,10 +1186,13 @@ void esim_dev_advance(esim_dev *d, uint64_t now) {
     if (t_ch < tmin) tmin = t_ch;
     if (t_hold < tmin) tmin = t_hold;
     if (d->strap_at < tmin) tmin = d->strap_at;
+    if (d->wdt_fire_at < tmin) tmin = d->wdt_fire_at;
     if (tmin > now || tmin == ESIM_NEVER) break;
     /* The circuit first: a reset at the same instant wins over the chip. */
     if (t_hold == tmin) {
       circuit_hold(d, t_hold);
+    } else if (d->wdt_fire_at == tmin) {
+      wdt_fire(d, tmin);
     } else if (d->strap_at == tmin) {
       circuit_boot(d, tmin);
     } else if (t_fr == tmin) {
@@ -938,6 +1218,7 @@ void esim_dev_advance(esim_dev *d, uint64_t now) {
 uint64_t esim_dev_next_event(const esim_dev *d) {
   uint64_t t = hold_at(d);
   if (d->strap_at < t) t = d->strap_at;
+  if (d->wdt_fire_at < t) t = d->wdt_fire_at;
   if (d->rxq.head && d->rxq.head->t < t) t = d->rxq.head->t;
   if (d->fq_head) {
     const uint64_t tf = d->cpu_t > d->fq_head->t ? d->cpu_t : d->fq_head->t;
@@ -1031,7 +1312,8 @@ uint32_t esim_dev_read_reg(esim_dev *d, uint32_t addr) { return esim_reg_read(d,
 
 bool esim_dev_idle(const esim_dev *d, uint64_t now) {
   return !d->rxq.head && !d->fq_head && !d->txq.head && d->cpu_t <= now && d->flash_busy <= now &&
-         d->opst == OPST_IDLE && d->strap_at == ESIM_NEVER && hold_at(d) == ESIM_NEVER;
+         d->opst == OPST_IDLE && d->strap_at == ESIM_NEVER && hold_at(d) == ESIM_NEVER &&
+         d->wdt_fire_at == ESIM_NEVER;
 }
 
 void esim_dev_get_stats(const esim_dev *d, esim_dev_stats *s) { *s = d->st; }

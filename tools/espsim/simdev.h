@@ -1,5 +1,6 @@
-/* simdev.h - espsim's device model: one ESP32 in UART download mode (mask
- * ROM loader, then a flasher stub), bytes in / bytes out, with time.
+/* simdev.h - espsim's device model: one ESP chip (ESP32, ESP32-S2, S3, C2,
+ * C3, C5, C6, C61, H2, P4 or ESP8266; simchip.c) in download mode (mask ROM
+ * loader, then a flasher stub), bytes in / bytes out, with time.
  *
  * Contract
  *   - Pure model: no I/O, no clock, no threads, no file-scope state. The
@@ -39,6 +40,41 @@
 #include "errors.h"
 
 #define ESIM_NEVER UINT64_MAX
+
+/* The simulated chip (README "Chips"; facts per chip in simchip.c). */
+typedef enum esim_chip_id {
+  ESIM_CHIP_ESP8266,
+  ESIM_CHIP_ESP32,
+  ESIM_CHIP_ESP32S2,
+  ESIM_CHIP_ESP32S3,
+  ESIM_CHIP_ESP32C2,
+  ESIM_CHIP_ESP32C3,
+  ESIM_CHIP_ESP32C5,
+  ESIM_CHIP_ESP32C6,
+  ESIM_CHIP_ESP32C61,
+  ESIM_CHIP_ESP32H2,
+  ESIM_CHIP_ESP32P4,
+  ESIM_CHIP__COUNT
+} esim_chip_id;
+
+/* "esp32c3" (as --chip and esptool take it) -> id; -1 if unknown. */
+int esim_chip_by_name(const char *name);
+const char *esim_chip_name(esim_chip_id c);    /* "esp32c3" */
+const char *esim_chip_display(esim_chip_id c); /* "ESP32-C3" */
+
+/* How the host reaches the chip (README "USB ports"). */
+typedef enum esim_port_kind {
+  ESIM_PORT_UART,     /* a USB-UART bridge and the two-transistor auto-reset circuit */
+  ESIM_PORT_USB_JTAG, /* the chip's USB-Serial/JTAG peripheral (303a:1001) */
+  ESIM_PORT_USB_OTG   /* the ROM's USB-OTG CDC-ACM (S2, S3, P4): re-enumerates on every reset */
+} esim_port_kind;
+
+/* Security state burnt into the eFuses (README "Security states"). */
+typedef struct esim_security {
+  bool secure_download;   /* Secure Download Mode: the ROM takes only the documented subset */
+  uint8_t flash_crypt_cnt;/* SPI_BOOT_CRYPT_CNT: flash encryption is on when its popcount is odd */
+  bool secure_boot;       /* SECURE_BOOT_EN */
+} esim_security;
 
 /* Which flasher stub the device runs after MEM_END. AUTO picks from the
  * uploaded text segment: 0x400A8000 (esp-flasher-stub, esptool set "2",
@@ -103,6 +139,7 @@ typedef struct esim_faults {
   double slow_erase;               /* erase time factor (1.0 = normal; 0 means 1.0) */
   uint32_t baud_ceiling;           /* device rate above this garbles every byte */
   bool ignore_first_sync;          /* ROM ignores the first SYNC after reset (autobaud) */
+  double rom_baud_error;           /* ROM CHANGE_BAUDRATE replies, then runs this far off (0.08 = +8 %) */
 } esim_faults;
 
 void esim_faults_clear(esim_faults *f);
@@ -112,9 +149,15 @@ void esim_faults_clear(esim_faults *f);
 typedef void (*esim_log_fn)(void *ctx, const char *line);
 
 typedef struct esim_dev_opts {
+  esim_chip_id chip;          /* default ESP32 (the trace device) */
+  int rev_major, rev_minor;   /* chip revision in eFuse; -1 = the chip's default */
+  esim_security sec;
+  esim_port_kind port;        /* what DTR/RTS mean (esim_dev_set_lines) */
+  bool usb_reenumerate;       /* USB-Serial/JTAG: re-enumerate on every reset, not only system resets */
   uint8_t mac[6];             /* base MAC (eFuse); default 24:0a:c4:00:00:01 */
   uint32_t flash_id;          /* JEDEC ID as W0 returns it: mfr | type<<8 | cap<<16 */
-  int crystal_mhz;            /* 40 or 26 */
+  int crystal_mhz;            /* 0 = the chip's default; else one the chip allows (26/40/48/32) */
+  int rom_xtal_mhz;           /* ESP32-C5: the crystal its ROM expects (0 = 40) */
   double rom_clock_error;     /* ROM's idea of the crystal vs the truth (default +0.06 = 6 % fast);
                                  drives the RTC calibration register (doc §8.3) */
   uint8_t *flash;             /* caller-owned flash array of flash_size bytes, or NULL */
@@ -162,6 +205,10 @@ size_t esim_dev_tx_take(esim_dev *d, uint64_t now_us, uint8_t *out, size_t max, 
 uint32_t esim_dev_baud(const esim_dev *d);
 /* True once when a disconnect fault fired; the caller drops the link. */
 bool esim_dev_take_disconnect(esim_dev *d);
+/* True once when the device's USB port left the bus because the chip
+ * reset (README "USB ports"): the front end removes the port and brings it
+ * back under a new name after the re-enumeration delay. */
+bool esim_dev_take_reenumerate(esim_dev *d);
 /* A host opened the port (TCP accept, pty termios change). Only the
  * not_in_download_mode fault reacts: the adapter's reset-on-open reboots
  * the app, which prints its boot log again. */
@@ -173,8 +220,10 @@ void esim_dev_host_attached(esim_dev *d, uint64_t now_us);
  * in reset until EN is released. */
 void esim_dev_reset(esim_dev *d, uint64_t now_us, bool download);
 
-/* The board's auto-reset circuit (README "Auto-reset circuit"), driven by
- * the host's DTR/RTS (true = asserted, as RFC 2217's "ON"): two transistors,
+/* The board's reset logic driven by the host's DTR/RTS (true = asserted,
+ * as RFC 2217's "ON"); what the lines mean depends on opts.port (README
+ * "USB ports"). A UART board's auto-reset circuit (README "Auto-reset
+ * circuit"): two transistors,
  * EN pulled low while RTS is asserted and DTR is not, GPIO0 pulled low while
  * DTR is asserted and RTS is not; (0,0) and (1,1) release both.
  *   - EN low for at least ESIM_EN_MIN_PULSE_US resets the chip: it is held
@@ -221,5 +270,26 @@ eg_err esim_fault_apply(esim_faults *f, const char *spec, char *err, size_t errl
 eg_err esim_timing_apply(esim_timing *t, const char *key, const char *value, char *err, size_t errlen);
 /* Opcode by name ("FLASH_DEFL_DATA", "flash_defl_data", "0x11"); -1 if unknown. */
 int esim_op_by_name(const char *name);
+
+/* A per-slot setting (README "Slot settings"): chip, revision, crystal,
+ * rom_xtal, port, mac, flash_id, secure_download_mode, flash_encryption,
+ * flash_crypt_cnt, secure_boot. Returns 1 when applied, 0 when `key` is not
+ * a setting (a fault, then), -1 with `err` set on a bad value. */
+int esim_setting_apply(esim_dev_opts *o, const char *key, const char *val, char *err, size_t errlen);
+/* Whether the settings fit the chip (crystal, revision range, SDM only
+ * where GET_SECURITY_INFO exists, a USB port the chip has...); `err` gets
+ * the reason. esim_dev_new() refuses what this refuses. */
+eg_err esim_dev_opts_check(const esim_dev_opts *o, char *err, size_t errlen);
+bool esim_parse_mac(const char *s, uint8_t mac[6]);
+int esim_port_kind_by_name(const char *s);
+const char *esim_port_kind_name(esim_port_kind k);
+/* Facts the front end reports per device. */
+typedef struct esim_dev_info {
+  const char *chip, *display;  /* "esp32c3", "ESP32-C3" */
+  int rev_major, rev_minor, crystal_mhz;
+  uint16_t usb_vid, usb_pid;   /* what the port would enumerate as */
+  uint32_t bootloader_offset;
+} esim_dev_info;
+void esim_dev_get_info(const esim_dev *d, esim_dev_info *info);
 
 #endif

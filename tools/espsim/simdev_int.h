@@ -11,6 +11,7 @@
 
 #include <zlib.h>
 
+#include "simchip.h"
 #include "simdev.h"
 
 #define ESIM_SECTOR 0x1000u
@@ -25,22 +26,19 @@
 #define ESIM_DECODE_CAP ESIM_LS_BUF
 #define ESIM_TX_CAP (4u << 20)     /* output backlog beyond which chatter is dropped */
 
-/* Addresses of the registers the model computes (doc §4.3, §5.1, §8.3). */
+/* Registers every chip answers the same way (doc §4.1, §8.3); the rest is
+ * per chip (simchip.c). */
 #define ESIM_REG_MAGIC 0x40001000u
-#define ESIM_REG_EFUSE0 0x3FF5A000u
-#define ESIM_REG_APB_DATE 0x3FF6607Cu
-#define ESIM_REG_UART0_CLKDIV 0x3FF40014u
-#define ESIM_REG_RTC_CALI 0x3FF5F06Cu
-#define ESIM_REG_GPIO_STRAP 0x3FF44038u
-#define ESIM_SPI1_BASE 0x3FF42000u
-#define ESIM_SPI_CMD 0x00u
+#define ESIM_SPI_CMD 0x00u            /* every SPI1 layout: CMD at +0, ADDR at +4 */
 #define ESIM_SPI_ADDR 0x04u
-#define ESIM_SPI_USR 0x1Cu
-#define ESIM_SPI_USR1 0x20u
-#define ESIM_SPI_USR2 0x24u
-#define ESIM_SPI_MOSI_DLEN 0x28u
-#define ESIM_SPI_MISO_DLEN 0x2Cu
-#define ESIM_SPI_W0 0x80u
+
+/* Why the chip restarted; the boot log words differ per ROM generation. */
+typedef enum esim_rst {
+  ESIM_RST_POWERON,
+  ESIM_RST_SW_CPU,   /* software reset (FLASH_END(0), MEM_END to 0) */
+  ESIM_RST_RTCWDT,   /* RTC watchdog (boot loop, esptool's watchdog reset) */
+  ESIM_RST_USB_UART  /* core reset from the USB-Serial/JTAG's RTS */
+} esim_rst;
 
 typedef struct esim_chunk {
   struct esim_chunk *next;
@@ -99,6 +97,12 @@ typedef enum esim_op_state {
 
 struct esim_dev {
   esim_dev_opts o;
+  esim_chip chipv;         /* the chip's row, resolved (esim_chip_resolve) */
+  const esim_chip *chip;   /* = &chipv */
+  uint32_t xtal_hz;        /* the real crystal */
+  uint32_t uart_clk;       /* UART clock: xtal x chip->uart_clk_mult */
+  int rev_major, rev_minor;
+  esim_regimg img;         /* eFuse words and fixed registers (esim_chip_encode) */
   char name[32];
   uint8_t *flash;
   size_t flash_size;
@@ -140,7 +144,9 @@ struct esim_dev {
   uint32_t mem_remaining, mem_next_seq, mem_blocks, mem_block_size, mem_addr;
   bool mem_active;
   uint32_t mem_text_addr;  /* first MEM_BEGIN address since the last MEM_END */
-  bool mem_seen_ns;        /* a segment was loaded at the NS text address */
+  bool mem_seen_ns;        /* a segment was loaded at a NS (esp-flasher-stub) address */
+  bool mem_seen_ls;        /* ... at an address only the legacy stub uses */
+  uint8_t rbuf[8 + 64 + 4]; /* ROM reply buffer: later ROMs leave its old bytes in status 3-4 */
 
   /* stub */
   uint32_t stub_chip_size; /* SPIParamCfg total size */
@@ -154,7 +160,7 @@ struct esim_dev {
   esim_write w;
 
   /* registers */
-  uint32_t spi[64];        /* SPI1 0x3FF42000..0x3FF420FC */
+  uint32_t spi[64];        /* SPI1 registers base..base+0xFC */
   bool spi_wel;            /* flash write-enable latch */
   uint32_t *sparse_addr, *sparse_val;
   size_t sparse_n, sparse_cap;
@@ -164,6 +170,18 @@ struct esim_dev {
   uint64_t next_chatter;   /* ESIM_NEVER when silent */
   uint32_t chatter_count;
   bool app_valid;          /* app image header seen when booting */
+
+  /* boot mode and RTC state */
+  bool strap_download;     /* the straps latched at the last system reset said download */
+  uint32_t option1;        /* RTC_CNTL_OPTION1 (FORCE_DOWNLOAD_BOOT survives a watchdog reset) */
+  bool wdt_unlocked;       /* RTC WDT write protection opened with the key */
+  uint32_t wdt_timeout;    /* CONFIG1 */
+  uint64_t wdt_fire_at;    /* armed RTC watchdog: system reset then; ESIM_NEVER = off */
+
+  /* USB ports (README "USB ports") */
+  bool usb_force_dl;       /* USB-Serial/JTAG: DTR alone set "download at the next reset" */
+  bool usb_boot_dl;        /* ... as latched when the reset began */
+  bool reenum_pending;     /* the USB port re-enumerates (esim_dev_take_reenumerate) */
 
   /* auto-reset circuit (esim_dev_set_lines) */
   bool line_dtr, line_rts; /* host lines, true = asserted */
@@ -193,14 +211,22 @@ void esim_tx_frame_split(esim_dev *d, uint64_t t1, uint64_t t2, const uint8_t *p
 void esim_tx_baud(esim_dev *d, uint64_t t, uint32_t baud, uint32_t clkdiv);
 uint64_t esim_rand(esim_dev *d);
 double esim_rand01(esim_dev *d);
-void esim_enter_rom(esim_dev *d, uint64_t t, const char *rst_reason, bool banner);
-void esim_enter_app(esim_dev *d, uint64_t t, const char *rst_reason);
+void esim_enter_rom(esim_dev *d, uint64_t t, esim_rst why, bool banner);
+void esim_enter_app(esim_dev *d, uint64_t t, esim_rst why);
 void esim_enter_stub(esim_dev *d, uint64_t t, esim_stub_flavour f);
+/* A software CPU reset (FLASH_END(0), an exception): the latched straps
+ * stand, so the ROM loader again; a USB-OTG port re-enumerates. */
+void esim_cpu_reset(esim_dev *d, uint64_t t);
 void esim_set_uart(esim_dev *d, uint32_t baud, uint32_t clkdiv);
 void esim_write_reset(esim_dev *d);
 /* UART divider for a rate: integer part | fraction << 20 (ESP32 layout). */
 uint32_t esim_clkdiv_for(uint32_t clk_hz, uint32_t baud);
 uint32_t esim_baud_from_clkdiv(uint32_t clk_hz, uint32_t clkdiv);
+
+/* MEM_END with an entry point: which stub the uploaded image is. */
+esim_stub_flavour esim_stub_for_upload(esim_dev *d, uint32_t entry);
+/* GET_SECURITY_INFO's payload (chip->sec_info_len bytes) for this device. */
+size_t esim_security_info(const esim_dev *d, uint8_t *out);
 
 /* rom.c / stub.c: process one request frame at CPU time *t. */
 void esim_rom_frame(esim_dev *d, uint64_t *t, const uint8_t *f, size_t n);

@@ -101,7 +101,11 @@ bool esim_link_active(const esim_link *l) { return l->active; }
 
 bool esim_link_rfc2217(const esim_link *l) { return l->tn_mode == TN_TELNET; }
 
+/* The rate the wire is paced at: the device's UART, or a USB port's. */
+static uint32_t wire_rate(const esim_link *l) { return l->o.usb_rate ? l->o.usb_rate : esim_dev_baud(l->dev); }
+
 static uint32_t host_baud(esim_link *l, uint64_t now) {
+  if (l->o.usb_rate) return 0; /* USB CDC ignores the line coding: nothing garbles */
   uint32_t b;
   if (l->tn_mode == TN_TELNET) b = l->tn.baud;
   else if (l->o.pty_slave_fd >= 0) b = esim_tty_out_speed(l->o.pty_slave_fd);
@@ -140,7 +144,7 @@ static void go_inactive(esim_link *l, esim_link_event ev) {
   l->active = false;
   stop_io(l);
   release_lines(l);
-  if (ev == ESIM_LINK_DISCONNECT && l->fd >= 0) {
+  if ((ev == ESIM_LINK_DISCONNECT || ev == ESIM_LINK_REENUMERATE) && l->fd >= 0) {
     /* Pull the cable: the host sees EOF (socket) or EIO/hang-up (pty). */
     shutdown(l->fd, SHUT_RDWR);
     if (!l->o.keep_fd) {
@@ -170,7 +174,7 @@ static void take_data(esim_link *l, uint64_t now, uint32_t hb, const uint8_t *p,
     esim_dev_rx(l->dev, now, p, n, hb);
     return;
   }
-  const double bu = byte_us(hb ? hb : esim_dev_baud(l->dev));
+  const double bu = byte_us(hb ? hb : wire_rate(l));
   for (size_t i = 0; i < n && l->pend_len < RX_AHEAD; i++) {
     const double start = l->rx_line > (double)now ? l->rx_line : (double)now;
     l->rx_line = start + bu;
@@ -197,7 +201,7 @@ static void on_telnet(void *ctx, esim_rfc2217_ev ev, const uint8_t *p, size_t n,
   esim_link *l = ctx;
   switch (ev) {
   case ESIM_RFC2217_DATA:
-    take_data(l, l->tn_now, l->tn.baud, p, n);
+    take_data(l, l->tn_now, l->o.usb_rate ? 0 : l->tn.baud, p, n);
     return;
   case ESIM_RFC2217_REPLY:
     ctl_append(l, p, n);
@@ -251,7 +255,7 @@ static bool read_more(esim_link *l, uint64_t now, uint32_t hb) {
     if (n == 0) return false;
     if (n < 0) return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR;
     l->from_host += (uint64_t)n;
-    host_input(l, now, l->tn_mode == TN_TELNET ? l->tn.baud : hb, buf, (size_t)n);
+    host_input(l, now, l->tn_mode == TN_TELNET && !l->o.usb_rate ? l->tn.baud : hb, buf, (size_t)n);
     if ((size_t)n < want) return true;
   }
   return true;
@@ -286,7 +290,7 @@ static void pump_tx(esim_link *l, uint64_t now, uint32_t hb) {
     const uint64_t ready = esim_dev_tx_ready_at(l->dev);
     if (ready == ESIM_NEVER || ready > now) return;
     const uint32_t b0 = esim_dev_baud(l->dev);
-    const double bu = byte_us(b0);
+    const double bu = byte_us(wire_rate(l));
     const double start = l->tx_line > (double)ready ? l->tx_line : (double)ready;
     size_t budget = TAKE_MAX;
     if (!l->o.fast) {
@@ -392,7 +396,7 @@ static void rearm(esim_link *l, uint64_t now) {
     if (dn <= now) {
       /* output waiting for the line (or for the host to read) */
       if (l->out_len - l->out_off > OUT_HIGH) t = -1;
-      else t = l->tx_line + byte_us(esim_dev_baud(l->dev));
+      else t = l->tx_line + byte_us(wire_rate(l));
       if (t >= 0 && t <= (double)now) t = (double)now + 1;
     }
     if (t >= 0 && (next < 0 || t < next)) next = t;
@@ -421,11 +425,15 @@ static void service(esim_link *l) {
     go_inactive(l, ESIM_LINK_PEER_GONE);
     return;
   }
-  if (l->tn_mode == TN_TELNET) hb = l->tn.baud; /* just detected, or SET-BAUDRATE read */
+  if (l->tn_mode == TN_TELNET && !l->o.usb_rate) hb = l->tn.baud; /* just detected, or SET-BAUDRATE read */
   deliver_due(l, now, hb);
   esim_dev_advance(l->dev, now);
   if (esim_dev_take_disconnect(l->dev)) {
     go_inactive(l, ESIM_LINK_DISCONNECT);
+    return;
+  }
+  if (esim_dev_take_reenumerate(l->dev)) {
+    go_inactive(l, ESIM_LINK_REENUMERATE);
     return;
   }
   pump_tx(l, now, hb);
@@ -447,6 +455,17 @@ static void on_poll(uv_poll_t *h, int status, int events) {
 }
 
 static void on_timer(uv_timer_t *t) { service(t->data); }
+
+bool esim_lines_decode(const uint8_t *msg, size_t n, bool *dtr, bool *rts) {
+  if (n != 2 || msg[0] > 1 || msg[1] > 1) return false;
+  *dtr = msg[0] == 1;
+  *rts = msg[1] == 1;
+  return true;
+}
+
+void esim_link_kick(esim_link *l) {
+  if (l && !l->closing) service(l);
+}
 
 esim_link *esim_link_start(uv_loop_t *loop, esim_dev *dev, int fd, const esim_link_opts *opts) {
   if (!loop || !dev || fd < 0) {

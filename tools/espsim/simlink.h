@@ -29,9 +29,9 @@
  *     loop after every handle is closed; the link's memory is freed right
  *     after the callback returns (libuv style). Call it exactly once.
  *   - Events (opts.on_event) report that the link stopped moving bytes: the
- *     host went away (EOF/error on the fd) or a disconnect fault fired (then
- *     the fd is shut down so the host sees EOF/EIO). The link stays allocated
- *     until esim_link_close().
+ *     host went away (EOF/error on the fd), a disconnect fault fired or the
+ *     device's USB port left the bus (then the fd is shut down so the host
+ *     sees EOF/EIO). The link stays allocated until esim_link_close().
  *   - Not thread-safe: use from the loop's thread only.
  */
 #ifndef ESIM_SIMLINK_H
@@ -47,7 +47,8 @@ typedef struct esim_link esim_link;
 
 typedef enum esim_link_event {
   ESIM_LINK_PEER_GONE,  /* EOF or a hard error on the fd */
-  ESIM_LINK_DISCONNECT  /* the device's disconnect fault fired */
+  ESIM_LINK_DISCONNECT, /* the device's disconnect fault fired */
+  ESIM_LINK_REENUMERATE /* the device's USB port left the bus (chip reset) */
 } esim_link_event;
 
 typedef void (*esim_link_event_cb)(esim_link *l, esim_link_event ev, void *ctx);
@@ -61,6 +62,8 @@ typedef struct esim_link_opts {
   esim_host_baud_fn host_baud_cb; /* used when pty_slave_fd < 0; may be NULL */
   uint32_t host_baud;           /* fixed host rate when neither of the above; 0 = no UART */
   bool rfc2217;                 /* detect RFC 2217 on the client's first byte (TCP) */
+  uint32_t usb_rate;            /* a USB port (0 = UART): no host rate, no garbling, the
+                                   wire paced at this many bit/s whatever the chip's UART */
   unsigned tick_us;             /* pacing granularity; 0 = 1000 */
   esim_link_event_cb on_event;  /* may be NULL */
   void *ctx;                    /* passed to the callbacks */
@@ -79,5 +82,14 @@ void esim_link_counts(const esim_link *l, uint64_t *from_host, uint64_t *to_host
 bool esim_link_active(const esim_link *l);
 /* True once the client turned out to speak RFC 2217 (opts.rfc2217). */
 bool esim_link_rfc2217(const esim_link *l);
+/* Run the link now: after the caller changed the device from outside (e.g.
+ * esim_dev_set_lines from a control socket), so what became due is moved
+ * and the timer re-armed. */
+void esim_link_kick(esim_link *l);
+
+/* A --pty-lines control message (README "Control lines for ptys"): exactly
+ * 2 bytes {dtr, rts}, each 1 (asserted) or 0 (released). Returns false for
+ * anything else. */
+bool esim_lines_decode(const uint8_t *msg, size_t n, bool *dtr, bool *rts);
 
 #endif

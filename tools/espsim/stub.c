@@ -27,8 +27,6 @@
 #include "proto.h"
 #include "simdev_int.h"
 
-#define NS_TEXT_START 0x400A8000u
-
 /* LS esp_command_error / NS esp_response_code (high byte). */
 enum {
   S_OK = 0x00,
@@ -77,7 +75,7 @@ static uint32_t word(const uint8_t *data, size_t size, unsigned i) {
 /* One LS reply: header at t_hdr, [data] + error + status at t_end. */
 static void ls_reply(esim_dev *d, uint64_t t_hdr, uint64_t t_end, uint8_t op, uint16_t len_ret, uint32_t value,
                      const uint8_t *data, size_t dlen, uint8_t err, uint8_t status) {
-  uint8_t buf[8 + 16 + 2];
+  uint8_t buf[8 + 20 + 2];
   buf[0] = 0x01;
   buf[1] = op;
   eg_put_u16(buf + 2, len_ret);
@@ -269,253 +267,335 @@ void esim_stub_read_ack(esim_dev *d, uint64_t *t, const uint8_t *f, size_t n) {
   rf_pump(d, t);
 }
 
+/* A stub request: the header fields and the first five words (0 past the
+ * data). LS handlers see the frame copied into a zeroed buffer of the
+ * declared size (LS trusts the header's length). */
+typedef struct stub_req {
+  uint8_t op;
+  uint16_t size;
+  uint32_t checksum;
+  const uint8_t *data;
+  uint32_t w[5];
+} stub_req;
+
+/* What an LS handler puts in its reply besides the header. */
+typedef struct ls_ans {
+  uint8_t status;    /* second status byte (SPI_SET_PARAMS: SPIParamCfg's result) */
+  uint8_t data[20];
+  size_t dlen;
+} ls_ans;
+
+#define LS_NO_REPLY (-1)
+#define LS_SEC_INFO 0xFF /* ls_cmd.reply_data: the chip's security info length */
+
+/* Run the command; returns the error byte (0 ok) or LS_NO_REPLY. */
+typedef int (*ls_run_fn)(esim_dev *d, uint64_t *t, uint64_t t_hdr, const stub_req *r, ls_ans *a);
+/* After the reply, when the command succeeded. */
+typedef void (*ls_post_fn)(esim_dev *d, uint64_t *t, const stub_req *r);
+
+static int ls_sync(esim_dev *d, uint64_t *t, uint64_t t_hdr, const stub_req *r, ls_ans *a) {
+  (void)t;
+  (void)a;
+  if (r->size != 36) return S_BAD_DATA_LEN;
+  uint8_t buf[10] = {0x01, EG_OP_SYNC, 0x02, 0x00, 0, 0, 0, 0, 0, 0};
+  for (int i = 0; i < 7; i++) esim_tx_frame(d, t_hdr, buf, sizeof buf);
+  return S_OK;
+}
+
+static int ls_erase_flash(esim_dev *d, uint64_t *t, uint64_t t_hdr, const stub_req *r, ls_ans *a) {
+  (void)t_hdr;
+  (void)a;
+  if (r->size != 0) return 1;
+  esim_fl_erase(d, t, ESIM_ERASE_CHIP, 0, true); /* SPIEraseChip waits */
+  return S_OK;
+}
+
+static int ls_erase_region_cmd(esim_dev *d, uint64_t *t, uint64_t t_hdr, const stub_req *r, ls_ans *a) {
+  (void)t_hdr;
+  (void)a;
+  return r->size != 8 ? 1 : ls_erase_region(d, t, r->w[0], r->w[1]) ? 1 : S_OK;
+}
+
+/* CHANGE_BAUDRATE, READ_FLASH: checked here, done after the reply. */
+static int ls_len8(esim_dev *d, uint64_t *t, uint64_t t_hdr, const stub_req *r, ls_ans *a) {
+  (void)d, (void)t, (void)t_hdr, (void)a;
+  return r->size == 8 ? S_OK : S_BAD_DATA_LEN;
+}
+
+static int ls_len16(esim_dev *d, uint64_t *t, uint64_t t_hdr, const stub_req *r, ls_ans *a) {
+  (void)d, (void)t, (void)t_hdr, (void)a;
+  return r->size == 16 ? S_OK : S_BAD_DATA_LEN;
+}
+
+static int ls_md5(esim_dev *d, uint64_t *t, uint64_t t_hdr, const stub_req *r, ls_ans *a) {
+  (void)t_hdr;
+  if (r->size != 16) return 1;
+  if ((uint64_t)r->w[0] + r->w[1] > d->stub_chip_size) return 1; /* SPIRead fails -> 0x63 -> `||` -> 1 */
+  md5_range(d, t, r->w[0], r->w[1], a->data);
+  a->dlen = 16;
+  return S_OK;
+}
+
+/* FLASH_BEGIN / FLASH_DEFL_BEGIN as both stubs start a write session:
+ * (uncompressed) size, blocks, block size, offset; w[4], the encrypt flag,
+ * is not modelled. Each stub then sets up its own erase plan. */
+static void stub_begin_session(esim_dev *d, const stub_req *r) {
+  esim_write *w = &d->w;
+  esim_write_reset(d);
+  w->active = true;
+  w->compressed = r->op == EG_OP_FLASH_DEFL_BEGIN;
+  w->remaining = r->w[0];
+  w->num_blocks = r->w[1];
+  w->block_size = r->w[2];
+  w->offset = w->next_write = r->w[3];
+  w->last_error = S_OK;
+  if (w->compressed) {
+    w->remaining_compressed = r->w[1] * r->w[2];
+    memset(&w->zs, 0, sizeof w->zs);
+    w->z_ready = inflateInit(&w->zs) == Z_OK;
+  }
+}
+
+static int ls_flash_begin(esim_dev *d, uint64_t *t, uint64_t t_hdr, const stub_req *r, ls_ans *a) {
+  (void)t, (void)t_hdr, (void)a;
+  esim_write *w = &d->w;
+  if (r->size != 16 && r->size != 20) return S_BAD_DATA_LEN;
+  if (r->w[2] > 0x4000) return S_BAD_BLOCKSIZE;
+  stub_begin_session(d, r);
+  /* just-in-time erase by sectors (stub_write_flash.c) */
+  w->next_erase = r->w[3] & ~(ESIM_SECTOR - 1);
+  w->erase_remaining = ((r->w[3] % ESIM_SECTOR) + r->w[0] + ESIM_SECTOR - 1) / ESIM_SECTOR;
+  return S_OK;
+}
+
+/* ACK first: check, reply, then write (ls_flash_data_post) while the next
+ * block arrives. */
+static int ls_flash_data_cmd(esim_dev *d, uint64_t *t, uint64_t t_hdr, const stub_req *r, ls_ans *a) {
+  (void)t, (void)t_hdr, (void)a;
+  esim_write *w = &d->w;
+  if (!w->active) return S_NOT_IN_FLASH_MODE;
+  int err = w->last_error;
+  const uint32_t payload = (uint32_t)r->size - 16;
+  if (r->size < 16 || r->w[0] != payload) err = S_BAD_DATA_LEN;
+  if (r->size >= 16 && eg_checksum(r->data + 16, payload) != r->checksum) err = S_BAD_DATA_CHECKSUM;
+  return err;
+}
+
+static int ls_flash_end(esim_dev *d, uint64_t *t, uint64_t t_hdr, const stub_req *r, ls_ans *a) {
+  (void)t, (void)t_hdr, (void)r, (void)a;
+  esim_write *w = &d->w;
+  if (!w->active) return S_NOT_IN_FLASH_MODE;
+  if (w->remaining > 0) return S_NOT_ENOUGH_DATA;
+  w->active = false;
+  return w->last_error;
+}
+
+static int ls_spi_set_params(esim_dev *d, uint64_t *t, uint64_t t_hdr, const stub_req *r, ls_ans *a) {
+  (void)t, (void)t_hdr;
+  if (r->size != 24) return 1;
+  d->stub_chip_size = r->w[1];
+  a->status = 0; /* SPIParamCfg's result */
+  return S_OK;
+}
+
+static int ls_spi_attach(esim_dev *d, uint64_t *t, uint64_t t_hdr, const stub_req *r, ls_ans *a) {
+  (void)d, (void)t, (void)t_hdr, (void)a;
+  return r->size != 4 ? 1 : S_OK;
+}
+
+static int ls_write_reg(esim_dev *d, uint64_t *t, uint64_t t_hdr, const stub_req *r, ls_ans *a) {
+  (void)t_hdr, (void)a;
+  if (r->size % 16) return S_BAD_DATA_LEN;
+  write_regs(d, t, r->data, r->size);
+  return S_OK;
+}
+
+static int ls_read_reg(esim_dev *d, uint64_t *t, uint64_t t_hdr, const stub_req *r, ls_ans *a) {
+  (void)d, (void)t, (void)t_hdr, (void)a;
+  return r->size == 4 ? S_OK : S_BAD_DATA_LEN; /* the value went out with the header */
+}
+
+static int ls_mem_begin(esim_dev *d, uint64_t *t, uint64_t t_hdr, const stub_req *r, ls_ans *a) {
+  (void)t, (void)t_hdr, (void)a;
+  if (r->size != 16) return 1;
+  d->mem_active = true;
+  d->mem_addr = r->w[3];
+  d->mem_remaining = r->w[0];
+  if (esim_chip_addr_is_new(d->chip, r->w[3])) d->mem_seen_ns = true;
+  if (esim_chip_addr_is_legacy(d->chip, r->w[3])) d->mem_seen_ls = true;
+  return S_OK;
+}
+
+static int ls_mem_data(esim_dev *d, uint64_t *t, uint64_t t_hdr, const stub_req *r, ls_ans *a) {
+  (void)t, (void)t_hdr, (void)a;
+  const uint32_t len = (uint32_t)r->size - 16;
+  if (!d->mem_active && len > 0) return S_NOT_IN_FLASH_MODE;
+  if (len > d->mem_remaining) return S_TOO_MUCH_DATA;
+  if (len % 4) return S_BAD_DATA_LEN;
+  d->mem_remaining -= len;
+  d->mem_addr += len;
+  return S_OK;
+}
+
+static int ls_mem_end(esim_dev *d, uint64_t *t, uint64_t t_hdr, const stub_req *r, ls_ans *a) {
+  (void)t, (void)t_hdr, (void)a;
+  if (r->size != 8) return 1;
+  const int err = d->mem_remaining > 0 ? 1 : S_OK;
+  d->mem_remaining = 0;
+  d->mem_active = false;
+  return err;
+}
+
+/* LS on S2 and later (stub_flasher.c ESP32S2_OR_LATER): the ROM's payload,
+ * sent like MD5's between the header and the status (assumed: no trace);
+ * on the ESP32 and ESP8266 the command is not there: NOT_IMPLEMENTED. */
+static int ls_get_security_info(esim_dev *d, uint64_t *t, uint64_t t_hdr, const stub_req *r, ls_ans *a) {
+  (void)t, (void)t_hdr;
+  if (!d->chip->sec_info_len) return S_NOT_IMPLEMENTED;
+  if (r->size != 0) return 1; /* verify_data_len || ...: `||` turns it into 1 */
+  a->dlen = esim_security_info(d, a->data);
+  return S_OK;
+}
+
+static int ls_run_user_code(esim_dev *d, uint64_t *t, uint64_t t_hdr, const stub_req *r, ls_ans *a) {
+  (void)t_hdr, (void)r, (void)a;
+  /* cmd_loop returns without a reply; stub_main returns into the ROM,
+   * which goes on to boot from flash. */
+  esim_log(d, *t, "stub: RUN_USER_CODE, leaving the stub");
+  esim_enter_app(d, *t, ESIM_RST_SW_CPU);
+  return LS_NO_REPLY;
+}
+
+static void ls_baud_post(esim_dev *d, uint64_t *t, const stub_req *r) {
+  /* stub_io_set_baudrate(current = 2nd word, new = 1st word): 10 ms,
+   * divider = current divider * current / new, 1 ms. The result is off
+   * when the 2nd word is not the real current rate (0 breaks the UART). */
+  *t += d->o.timing.baud_switch_us;
+  const uint64_t div16 = ((uint64_t)(d->clkdiv & 0xFFFFF) << 4) | ((d->clkdiv >> 20) & 0xF);
+  uint32_t clkdiv = 0, actual = 0;
+  if (r->w[0]) {
+    const uint64_t nd = div16 * r->w[1] / r->w[0];
+    clkdiv = (uint32_t)((nd >> 4) & 0xFFFFF) | (uint32_t)((nd & 0xF) << 20);
+    actual = esim_baud_from_clkdiv(d->uart_clk, clkdiv);
+  }
+  esim_log(d, *t, "stub: CHANGE_BAUDRATE %u (old %u) -> UART %u baud", (unsigned)r->w[0], (unsigned)r->w[1],
+           (unsigned)actual);
+  esim_tx_baud(d, *t, actual, clkdiv);
+  *t += 1000;
+}
+
+static void ls_read_flash_post(esim_dev *d, uint64_t *t, const stub_req *r) {
+  if (r->w[2] > 4096) {
+    esim_log(d, *t, "stub: READ_FLASH packet %u > 4096: nothing sent", (unsigned)r->w[2]);
+    return; /* handle_flash_read returns at once */
+  }
+  rf_start(d, t, r->w[0], r->w[1], r->w[2], r->w[3]);
+}
+
+static void ls_flash_data_post(esim_dev *d, uint64_t *t, const stub_req *r) {
+  if (r->op == EG_OP_FLASH_DEFL_DATA) ls_defl_data(d, t, r->data + 16, (uint32_t)r->size - 16);
+  else ls_flash_data(d, t, r->data + 16, (uint32_t)r->size - 16);
+}
+
+static void ls_flash_end_post(esim_dev *d, uint64_t *t, const stub_req *r) {
+  if (r->w[0] != 0) return;
+  /* Flush, 10 ms, software_reset(): esptool says this re-enters the ROM
+   * loader (the strapping is still latched). */
+  *t += 10000;
+  esim_log(d, *t, "stub: FLASH_END(reboot): software reset");
+  esim_cpu_reset(d, *t);
+}
+
+/* MEM_END with an entry point starts another stub (both flavours). */
+static void stub_restart(esim_dev *d, uint64_t *t, uint32_t entry) {
+  *t += 1000;
+  esim_enter_stub(d, *t, esim_stub_for_upload(d, entry));
+}
+
+static void ls_mem_end_post(esim_dev *d, uint64_t *t, const stub_req *r) {
+  if (r->w[1] != 0) stub_restart(d, t, r->w[1]);
+}
+
+/* LS cmd_loop: opcode, data bytes in the reply besides the status, the
+ * command and what runs after a successful reply. Anything else:
+ * ESP_CMD_NOT_IMPLEMENTED (GET_SECURITY_INFO on the ESP32 too). */
+typedef struct ls_cmd {
+  uint8_t op;
+  uint8_t reply_data;
+  ls_run_fn run;
+  ls_post_fn post;
+} ls_cmd;
+
+static const ls_cmd ls_cmds[] = {
+    {EG_OP_SYNC, 0, ls_sync, NULL},
+    {EG_OP_ERASE_FLASH, 0, ls_erase_flash, NULL},
+    {EG_OP_ERASE_REGION, 0, ls_erase_region_cmd, NULL},
+    {EG_OP_CHANGE_BAUDRATE, 0, ls_len8, ls_baud_post},
+    {EG_OP_READ_FLASH, 0, ls_len16, ls_read_flash_post},
+    {EG_OP_SPI_FLASH_MD5, 16, ls_md5, NULL},
+    {EG_OP_FLASH_BEGIN, 0, ls_flash_begin, NULL},
+    {EG_OP_FLASH_DEFL_BEGIN, 0, ls_flash_begin, NULL},
+    {EG_OP_FLASH_DATA, 0, ls_flash_data_cmd, ls_flash_data_post},
+    {EG_OP_FLASH_DEFL_DATA, 0, ls_flash_data_cmd, ls_flash_data_post},
+    {EG_OP_FLASH_END, 0, ls_flash_end, ls_flash_end_post},
+    {EG_OP_FLASH_DEFL_END, 0, ls_flash_end, ls_flash_end_post},
+    {EG_OP_SPI_SET_PARAMS, 0, ls_spi_set_params, NULL},
+    {EG_OP_SPI_ATTACH, 0, ls_spi_attach, NULL},
+    {EG_OP_WRITE_REG, 0, ls_write_reg, NULL},
+    {EG_OP_READ_REG, 0, ls_read_reg, NULL},
+    {EG_OP_MEM_BEGIN, 0, ls_mem_begin, NULL},
+    {EG_OP_MEM_DATA, 0, ls_mem_data, NULL},
+    {EG_OP_MEM_END, 0, ls_mem_end, ls_mem_end_post},
+    {EG_OP_RUN_USER_CODE, 0, ls_run_user_code, NULL},
+    {EG_OP_GET_SECURITY_INFO, LS_SEC_INFO, ls_get_security_info, NULL},
+};
+
 static void ls_frame(esim_dev *d, uint64_t *t, const uint8_t *f, size_t n) {
   if (n < 8) {
     esim_log(d, *t, "stub: frame of %zu bytes ignored", n);
     return;
   }
-  const uint8_t op = f[1];
-  const uint16_t size = eg_get_u16(f + 2);
-  const uint32_t checksum = eg_get_u32(f + 4);
+  stub_req r;
+  memset(&r, 0, sizeof r);
+  r.op = f[1];
+  r.size = eg_get_u16(f + 2);
+  r.checksum = eg_get_u32(f + 4);
   /* LS trusts the header's length; bytes the frame lacks are whatever the
    * buffer held (zeros here). */
   uint8_t data[ESIM_LS_BUF];
   const size_t avail = n - 8 < sizeof data ? n - 8 : sizeof data;
-  memset(data, 0, size < sizeof data ? size : sizeof data);
-  memcpy(data, f + 8, avail < size ? avail : size);
+  memset(data, 0, r.size < sizeof data ? r.size : sizeof data);
+  memcpy(data, f + 8, avail < r.size ? avail : r.size);
+  r.data = data;
+  for (unsigned i = 0; i < 5; i++) r.w[i] = word(data, r.size, i);
   d->st.commands++;
-  esim_log(d, *t, "cmd %s (0x%02x) size=%u", eg_op_name(op), op, size);
+  esim_log(d, *t, "cmd %s (0x%02x) size=%u", eg_op_name(r.op), r.op, r.size);
   *t += d->o.timing.stub_cmd_us;
   const uint64_t t_hdr = *t;
-  uint32_t value = 0;
-  uint16_t len_ret = 2;
-  if (op == EG_OP_READ_REG && size == 4) value = esim_reg_read(d, word(data, size, 0));
-  if (op == EG_OP_SPI_FLASH_MD5) len_ret = 16 + 2;
-  if (size > ESIM_LS_MAX_DATA) {
-    ls_reply(d, t_hdr, *t, op, len_ret, value, NULL, 0, S_BAD_DATA_LEN, 0xEE);
+  const ls_cmd *c = NULL;
+  for (size_t i = 0; i < sizeof ls_cmds / sizeof ls_cmds[0]; i++)
+    if (ls_cmds[i].op == r.op) c = &ls_cmds[i];
+  const uint32_t value = r.op == EG_OP_READ_REG && r.size == 4 ? esim_reg_read(d, r.w[0]) : 0;
+  size_t rdata = c ? c->reply_data : 0;
+  if (rdata == LS_SEC_INFO) rdata = d->chip->sec_info_len;
+  const uint16_t len_ret = (uint16_t)(2 + rdata);
+  if (r.size > ESIM_LS_MAX_DATA) {
+    ls_reply(d, t_hdr, *t, r.op, len_ret, value, NULL, 0, S_BAD_DATA_LEN, 0xEE);
     return;
   }
-  esim_write *w = &d->w;
-  uint8_t err = S_NOT_IMPLEMENTED, status = 0;
-  uint8_t md5[16];
-  size_t md5_len = 0;
-  const uint32_t w0 = word(data, size, 0), w1 = word(data, size, 1), w2 = word(data, size, 2),
-                 w3 = word(data, size, 3), w4 = word(data, size, 4);
-
-  switch (op) {
-  case EG_OP_SYNC:
-    err = size == 36 ? S_OK : S_BAD_DATA_LEN;
-    if (err == S_OK) {
-      uint8_t buf[10] = {0x01, EG_OP_SYNC, 0x02, 0x00, 0, 0, 0, 0, 0, 0};
-      for (int i = 0; i < 7; i++) esim_tx_frame(d, t_hdr, buf, sizeof buf);
-    }
-    break;
-  case EG_OP_ERASE_FLASH:
-    if (size != 0) {
-      err = 1;
-    } else {
-      esim_fl_erase(d, t, ESIM_ERASE_CHIP, 0, true); /* SPIEraseChip waits */
-      err = S_OK;
-    }
-    break;
-  case EG_OP_ERASE_REGION:
-    err = size != 8 ? 1 : ls_erase_region(d, t, w0, w1) ? 1 : S_OK;
-    break;
-  case EG_OP_CHANGE_BAUDRATE:
-    err = size == 8 ? S_OK : S_BAD_DATA_LEN;
-    break;
-  case EG_OP_READ_FLASH:
-    err = size == 16 ? S_OK : S_BAD_DATA_LEN;
-    break;
-  case EG_OP_SPI_FLASH_MD5:
-    if (size != 16) {
-      err = 1;
-    } else if ((uint64_t)w0 + w1 > d->stub_chip_size) {
-      err = 1; /* SPIRead fails -> 0x63 -> `||` -> 1 */
-    } else {
-      md5_range(d, t, w0, w1, md5);
-      md5_len = 16;
-      err = S_OK;
-    }
-    break;
-  case EG_OP_FLASH_BEGIN:
-  case EG_OP_FLASH_DEFL_BEGIN:
-    if (size != 16 && size != 20) {
-      err = S_BAD_DATA_LEN;
-    } else if (w2 > 0x4000) {
-      err = S_BAD_BLOCKSIZE;
-    } else {
-      (void)w4; /* encrypt flag: ESP32 flash encryption is not modelled */
-      esim_write_reset(d);
-      w->active = true;
-      w->compressed = op == EG_OP_FLASH_DEFL_BEGIN;
-      w->next_write = w3;
-      w->offset = w3;
-      w->remaining = w0;
-      w->next_erase = w3 & ~(ESIM_SECTOR - 1);
-      w->erase_remaining = ((w3 % ESIM_SECTOR) + w0 + ESIM_SECTOR - 1) / ESIM_SECTOR;
-      w->last_error = S_OK;
-      if (w->compressed) {
-        w->remaining_compressed = w1 * w2;
-        memset(&w->zs, 0, sizeof w->zs);
-        w->z_ready = inflateInit(&w->zs) == Z_OK;
-      }
-      err = S_OK;
-    }
-    break;
-  case EG_OP_FLASH_DATA:
-  case EG_OP_FLASH_DEFL_DATA:
-    /* ACK first: check, reply, then write (below) while the next block
-     * arrives. */
-    if (w->active) {
-      err = w->last_error;
-      const uint32_t payload = (uint32_t)size - 16;
-      if (size < 16 || w0 != payload) err = S_BAD_DATA_LEN;
-      if (size >= 16 && eg_checksum(data + 16, payload) != checksum) err = S_BAD_DATA_CHECKSUM;
-    } else {
-      err = S_NOT_IN_FLASH_MODE;
-    }
-    break;
-  case EG_OP_FLASH_END:
-  case EG_OP_FLASH_DEFL_END:
-    if (!w->active) {
-      err = S_NOT_IN_FLASH_MODE;
-    } else if (w->remaining > 0) {
-      err = S_NOT_ENOUGH_DATA;
-    } else {
-      w->active = false;
-      err = w->last_error;
-    }
-    break;
-  case EG_OP_SPI_SET_PARAMS:
-    if (size != 24) {
-      err = 1;
-    } else {
-      d->stub_chip_size = w1;
-      err = S_OK;
-      status = 0; /* SPIParamCfg's result */
-    }
-    break;
-  case EG_OP_SPI_ATTACH:
-    err = size != 4 ? 1 : S_OK;
-    break;
-  case EG_OP_WRITE_REG:
-    if (size % 16) {
-      err = S_BAD_DATA_LEN;
-    } else {
-      write_regs(d, t, data, size);
-      err = S_OK;
-    }
-    break;
-  case EG_OP_READ_REG:
-    err = size == 4 ? S_OK : S_BAD_DATA_LEN;
-    break;
-  case EG_OP_MEM_BEGIN:
-    if (size != 16) {
-      err = 1;
-    } else {
-      d->mem_active = true;
-      d->mem_addr = w3;
-      d->mem_remaining = w0;
-      if (w3 == NS_TEXT_START) d->mem_seen_ns = true;
-      err = S_OK;
-    }
-    break;
-  case EG_OP_MEM_DATA: {
-    const uint32_t len = (uint32_t)size - 16;
-    if (!d->mem_active && len > 0) err = S_NOT_IN_FLASH_MODE;
-    else if (len > d->mem_remaining) err = S_TOO_MUCH_DATA;
-    else if (len % 4) err = S_BAD_DATA_LEN;
-    else {
-      d->mem_remaining -= len;
-      d->mem_addr += len;
-      err = S_OK;
-    }
-    break;
-  }
-  case EG_OP_MEM_END:
-    if (size != 8) {
-      err = 1;
-    } else {
-      err = d->mem_remaining > 0 ? 1 : S_OK;
-      d->mem_remaining = 0;
-      d->mem_active = false;
-    }
-    break;
-  case EG_OP_RUN_USER_CODE:
-    /* cmd_loop returns without a reply; stub_main returns into the ROM,
-     * which goes on to boot from flash. */
-    esim_log(d, *t, "stub: RUN_USER_CODE, leaving the stub");
-    esim_enter_app(d, *t, "0xc (SW_CPU_RESET)");
-    return;
-  default:
-    break; /* ESP_CMD_NOT_IMPLEMENTED (GET_SECURITY_INFO on ESP32 too) */
-  }
-  ls_reply(d, t_hdr, *t, op, len_ret, value, md5, md5_len, err, status);
-
-  if (err != S_OK) return;
-  switch (op) {
-  case EG_OP_CHANGE_BAUDRATE: {
-    /* stub_io_set_baudrate(current = 2nd word, new = 1st word): 10 ms,
-     * divider = current divider * current / new, 1 ms. The result is off
-     * when the 2nd word is not the real current rate (0 breaks the UART). */
-    *t += d->o.timing.baud_switch_us;
-    const uint32_t xtal = (uint32_t)d->o.crystal_mhz * 1000000u;
-    const uint64_t div16 = ((uint64_t)(d->clkdiv & 0xFFFFF) << 4) | ((d->clkdiv >> 20) & 0xF);
-    uint32_t clkdiv = 0, actual = 0;
-    if (w0) {
-      const uint64_t nd = div16 * w1 / w0;
-      clkdiv = (uint32_t)((nd >> 4) & 0xFFFFF) | (uint32_t)((nd & 0xF) << 20);
-      actual = esim_baud_from_clkdiv(xtal, clkdiv);
-    }
-    esim_log(d, *t, "stub: CHANGE_BAUDRATE %u (old %u) -> UART %u baud", (unsigned)w0, (unsigned)w1,
-             (unsigned)actual);
-    esim_tx_baud(d, *t, actual, clkdiv);
-    *t += 1000;
-    break;
-  }
-  case EG_OP_READ_FLASH:
-    if (w2 > 4096) {
-      esim_log(d, *t, "stub: READ_FLASH packet %u > 4096: nothing sent", (unsigned)w2);
-      break; /* handle_flash_read returns at once */
-    }
-    rf_start(d, t, w0, w1, w2, w3);
-    break;
-  case EG_OP_FLASH_DATA:
-    ls_flash_data(d, t, data + 16, (uint32_t)size - 16);
-    break;
-  case EG_OP_FLASH_DEFL_DATA:
-    ls_defl_data(d, t, data + 16, (uint32_t)size - 16);
-    break;
-  case EG_OP_FLASH_END:
-  case EG_OP_FLASH_DEFL_END:
-    if (w0 == 0) {
-      /* Flush, 10 ms, software_reset(): esptool says this re-enters the
-       * ROM loader (the strapping is still latched). */
-      *t += 10000;
-      esim_log(d, *t, "stub: FLASH_END(reboot): software reset");
-      esim_enter_rom(d, *t, "0xc (SW_CPU_RESET)", true);
-    }
-    break;
-  case EG_OP_MEM_END:
-    if (w1 != 0) {
-      *t += 1000;
-      esim_stub_flavour fl = d->o.stub;
-      if (fl == ESIM_STUB_AUTO) fl = d->mem_seen_ns ? ESIM_STUB_NEW : ESIM_STUB_LEGACY;
-      d->mem_seen_ns = false;
-      esim_enter_stub(d, *t, fl);
-    }
-    break;
-  default:
-    break;
-  }
+  ls_ans a;
+  memset(&a, 0, sizeof a);
+  const int err = c ? c->run(d, t, t_hdr, &r, &a) : S_NOT_IMPLEMENTED;
+  if (err == LS_NO_REPLY) return;
+  ls_reply(d, t_hdr, *t, r.op, len_ret, value, a.data, a.dlen, (uint8_t)err, a.status);
+  if (err == S_OK && c->post) c->post(d, t, &r);
 }
 
 /* ------------------------------------------------------------------ NS */
 
 static void ns_reply(esim_dev *d, uint64_t t, uint8_t op, uint8_t code, uint32_t value, const uint8_t *data,
                      size_t dlen) {
-  uint8_t buf[8 + 16 + 2];
+  uint8_t buf[8 + 20 + 2];
   if (code != S_OK) { /* errors carry no data and value 0 */
     dlen = 0;
     value = 0;
@@ -611,229 +691,288 @@ static uint8_t ns_defl_post(esim_dev *d, uint64_t *t, const uint8_t *data, size_
   return S_OK;
 }
 
+/* What an NS handler answers besides its response code. */
+typedef struct ns_ans {
+  uint32_t value;
+  uint8_t data[20];
+  size_t dlen;
+} ns_ans;
+
+#define NS_NO_REPLY 0x100
+
+/* Run the command (before the reply); returns the response code or
+ * NS_NO_REPLY. */
+typedef int (*ns_run_fn)(esim_dev *d, uint64_t *t, const stub_req *r, ns_ans *a);
+/* The post-process after a successful reply; its error answers the next
+ * command. */
+typedef uint8_t (*ns_post_fn)(esim_dev *d, uint64_t *t, const stub_req *r);
+
+static int ns_sync(esim_dev *d, uint64_t *t, const stub_req *r, ns_ans *a) {
+  (void)a;
+  if (r->size != 36) return S_BAD_DATA_LEN;
+  for (int i = 0; i < 7; i++) ns_reply(d, *t, r->op, S_OK, 0, NULL, 0);
+  return S_OK;
+}
+
+static int ns_flash_begin(esim_dev *d, uint64_t *t, const stub_req *r, ns_ans *a) {
+  (void)a;
+  esim_write *w = &d->w;
+  if (r->size != 16 && r->size != 20) return S_BAD_DATA_LEN;
+  stub_begin_session(d, r);
+  /* erase plan in bytes, blank sectors skipped (s_conditional_erase_next) */
+  const uint32_t start = r->w[3] & ~(ESIM_SECTOR - 1);
+  const uint64_t end = ((uint64_t)r->w[3] + r->w[0] + ESIM_SECTOR - 1) & ~(uint64_t)(ESIM_SECTOR - 1);
+  w->erase_remaining = (uint32_t)(end - start);
+  w->next_erase = start;
+  w->dirty_seen = false;
+  return ns_erase_next(d, t);
+}
+
+static int ns_flash_data(esim_dev *d, uint64_t *t, const stub_req *r, ns_ans *a) {
+  (void)t, (void)a;
+  if (r->size < 16) return S_NOT_ENOUGH_DATA;
+  if (!d->w.active) return S_NOT_IN_FLASH_MODE;
+  if (r->w[0] != (uint32_t)r->size - 16) return S_TOO_MUCH_DATA;
+  if (eg_checksum(r->data + 16, r->size - 16) != r->checksum) return S_BAD_DATA_CHECKSUM;
+  return S_OK;
+}
+
+static int ns_defl_data(esim_dev *d, uint64_t *t, const stub_req *r, ns_ans *a) {
+  (void)t, (void)a;
+  if (r->size < 16) return S_BAD_DATA_LEN;
+  if (!d->w.active) return S_NOT_IN_FLASH_MODE;
+  if (r->w[0] > (uint32_t)r->size - 16 || eg_checksum(r->data + 16, r->w[0]) != r->checksum)
+    return S_BAD_DATA_CHECKSUM;
+  return S_OK;
+}
+
+static int ns_flash_end(esim_dev *d, uint64_t *t, const stub_req *r, ns_ans *a) {
+  (void)t, (void)a;
+  if (r->size != 4) return S_BAD_DATA_LEN;
+  if (!d->w.active) return S_NOT_IN_FLASH_MODE;
+  if (d->w.remaining != 0) return S_BAD_DATA_LEN;
+  esim_write_reset(d); /* reboot flag: "TODO: Implement reboot" in NS */
+  return S_OK;
+}
+
+static int ns_mem_begin(esim_dev *d, uint64_t *t, const stub_req *r, ns_ans *a) {
+  (void)t, (void)a;
+  if (r->size != 16) return S_BAD_DATA_LEN;
+  d->mem_active = true;
+  d->mem_remaining = r->w[0];
+  d->mem_addr = r->w[3];
+  if (esim_chip_addr_is_new(d->chip, r->w[3])) d->mem_seen_ns = true;
+  if (esim_chip_addr_is_legacy(d->chip, r->w[3])) d->mem_seen_ls = true;
+  return S_OK;
+}
+
+static int ns_mem_data(esim_dev *d, uint64_t *t, const stub_req *r, ns_ans *a) {
+  (void)t, (void)a;
+  if (r->size < 16) return S_NOT_ENOUGH_DATA;
+  if (!d->mem_active) return S_NOT_IN_FLASH_MODE;
+  if (d->mem_remaining < r->w[0]) return S_TOO_MUCH_DATA;
+  if (r->w[0] != (uint32_t)r->size - 16) return S_TOO_MUCH_DATA;
+  d->mem_remaining -= r->w[0];
+  d->mem_addr += r->w[0];
+  return S_OK;
+}
+
+static int ns_mem_end(esim_dev *d, uint64_t *t, const stub_req *r, ns_ans *a) {
+  (void)t, (void)a;
+  if (r->size != 8) return S_BAD_DATA_LEN;
+  if (!d->mem_active) return S_NOT_IN_FLASH_MODE;
+  d->mem_active = false;
+  return S_OK;
+}
+
+static int ns_write_reg(esim_dev *d, uint64_t *t, const stub_req *r, ns_ans *a) {
+  (void)a;
+  if (r->size == 0 || r->size % 16) return S_NOT_ENOUGH_DATA;
+  write_regs(d, t, r->data, r->size);
+  return S_OK;
+}
+
+static int ns_read_reg(esim_dev *d, uint64_t *t, const stub_req *r, ns_ans *a) {
+  (void)t;
+  if (r->size != 4) return S_BAD_DATA_LEN;
+  a->value = esim_reg_read(d, r->w[0]);
+  return S_OK;
+}
+
+static int ns_spi_attach(esim_dev *d, uint64_t *t, const stub_req *r, ns_ans *a) {
+  (void)d, (void)t, (void)a;
+  return r->size != 4 ? S_BAD_DATA_LEN : S_OK;
+}
+
+static int ns_spi_set_params(esim_dev *d, uint64_t *t, const stub_req *r, ns_ans *a) {
+  (void)t, (void)a;
+  if (r->size != 24) return S_BAD_DATA_LEN;
+  d->stub_chip_size = r->w[1];
+  return S_OK;
+}
+
+/* CHANGE_BAUDRATE and READ_FLASH: length checked here, work in the post. */
+static int ns_len8(esim_dev *d, uint64_t *t, const stub_req *r, ns_ans *a) {
+  (void)d, (void)t, (void)a;
+  return r->size != 8 ? S_BAD_DATA_LEN : S_OK;
+}
+
+static int ns_len16(esim_dev *d, uint64_t *t, const stub_req *r, ns_ans *a) {
+  (void)d, (void)t, (void)a;
+  return r->size != 16 ? S_BAD_DATA_LEN : S_OK;
+}
+
+static int ns_md5(esim_dev *d, uint64_t *t, const stub_req *r, ns_ans *a) {
+  if (r->size != 16) return S_BAD_DATA_LEN;
+  if ((uint64_t)r->w[0] + r->w[1] > d->stub_chip_size) return S_FAILED_SPI_OP;
+  md5_range(d, t, r->w[0], r->w[1], a->data);
+  a->dlen = 16;
+  return S_OK;
+}
+
+/* NS asks the ROM (ets_efuse security info): the same payload as the ROM's
+ * own reply (C3 stub-read-flash.trace, 20 bytes); where the ROM has none
+ * (ESP32, ESP8266) STUB_LIB_ERR_NOT_SUPPORTED. */
+static int ns_get_security_info(esim_dev *d, uint64_t *t, const stub_req *r, ns_ans *a) {
+  (void)t;
+  if (r->size != 0) return S_BAD_DATA_LEN;
+  a->dlen = esim_security_info(d, a->data);
+  return a->dlen ? S_OK : S_NOT_IMPLEMENTED;
+}
+
+static int ns_erase_flash(esim_dev *d, uint64_t *t, const stub_req *r, ns_ans *a) {
+  (void)r, (void)a;
+  esim_fl_erase(d, t, ESIM_ERASE_CHIP, 0, true);
+  return S_OK;
+}
+
+static int ns_erase_region(esim_dev *d, uint64_t *t, const stub_req *r, ns_ans *a) {
+  (void)a;
+  if (r->size != 8 || r->w[0] % ESIM_SECTOR || r->w[1] % ESIM_SECTOR) return S_BAD_DATA_LEN;
+  uint32_t addr = r->w[0], left = r->w[1];
+  while (left > 0) {
+    const bool block = addr % ESIM_BLOCK == 0 && left >= ESIM_BLOCK;
+    esim_fl_erase(d, t, block ? ESIM_ERASE_BLOCK : ESIM_ERASE_SECTOR, addr, true);
+    const uint32_t step = block ? ESIM_BLOCK : ESIM_SECTOR;
+    addr += step;
+    left -= step;
+  }
+  return S_OK;
+}
+
+static int ns_run_user_code(esim_dev *d, uint64_t *t, const stub_req *r, ns_ans *a) {
+  (void)r, (void)a;
+  esim_log(d, *t, "stub: RUN_USER_CODE: no-op in NS, no reply");
+  return NS_NO_REPLY;
+}
+
+static uint8_t ns_flash_post(esim_dev *d, uint64_t *t, const stub_req *r) {
+  uint32_t k = (uint32_t)r->size - 16;
+  if (k > d->w.remaining) k = d->w.remaining;
+  return ns_write(d, t, r->data + 16, k);
+}
+
+static uint8_t ns_defl_post_cmd(esim_dev *d, uint64_t *t, const stub_req *r) {
+  return ns_defl_post(d, t, r->data, r->size);
+}
+
+static uint8_t ns_baud_post(esim_dev *d, uint64_t *t, const stub_req *r) {
+  const uint32_t clkdiv = r->w[0] ? esim_clkdiv_for(d->uart_clk, r->w[0]) : 0;
+  const uint32_t actual = r->w[0] ? esim_baud_from_clkdiv(d->uart_clk, clkdiv) : 0;
+  esim_log(d, *t, "stub: CHANGE_BAUDRATE %u -> UART %u baud", (unsigned)r->w[0], (unsigned)actual);
+  esim_tx_baud(d, *t, actual, clkdiv);
+  return S_OK;
+}
+
+static uint8_t ns_read_post(esim_dev *d, uint64_t *t, const stub_req *r) {
+  if (r->w[2] > 4096) return S_BAD_DATA_LEN;
+  rf_start(d, t, r->w[0], r->w[1], r->w[2], 1);
+  return S_OK;
+}
+
+static uint8_t ns_mem_end_post(esim_dev *d, uint64_t *t, const stub_req *r) {
+  if (r->w[0] == 0) stub_restart(d, t, r->w[1]);
+  return S_OK;
+}
+
+/* NS handle_command: opcode, the command, its post-process. Anything
+ * else: 0xD5..0xEF NOT_IMPLEMENTED, otherwise INVALID_COMMAND. */
+typedef struct ns_cmd {
+  uint8_t op;
+  ns_run_fn run;
+  ns_post_fn post;
+} ns_cmd;
+
+static const ns_cmd ns_cmds[] = {
+    {EG_OP_SYNC, ns_sync, NULL},
+    {EG_OP_FLASH_BEGIN, ns_flash_begin, NULL},
+    {EG_OP_FLASH_DEFL_BEGIN, ns_flash_begin, NULL},
+    {EG_OP_FLASH_DATA, ns_flash_data, ns_flash_post},
+    {EG_OP_FLASH_DEFL_DATA, ns_defl_data, ns_defl_post_cmd},
+    {EG_OP_FLASH_END, ns_flash_end, NULL},
+    {EG_OP_FLASH_DEFL_END, ns_flash_end, NULL},
+    {EG_OP_MEM_BEGIN, ns_mem_begin, NULL},
+    {EG_OP_MEM_DATA, ns_mem_data, NULL},
+    {EG_OP_MEM_END, ns_mem_end, ns_mem_end_post},
+    {EG_OP_WRITE_REG, ns_write_reg, NULL},
+    {EG_OP_READ_REG, ns_read_reg, NULL},
+    {EG_OP_SPI_ATTACH, ns_spi_attach, NULL},
+    {EG_OP_SPI_SET_PARAMS, ns_spi_set_params, NULL},
+    {EG_OP_CHANGE_BAUDRATE, ns_len8, ns_baud_post},
+    {EG_OP_SPI_FLASH_MD5, ns_md5, NULL},
+    {EG_OP_GET_SECURITY_INFO, ns_get_security_info, NULL},
+    {EG_OP_READ_FLASH, ns_len16, ns_read_post},
+    {EG_OP_ERASE_FLASH, ns_erase_flash, NULL},
+    {EG_OP_ERASE_REGION, ns_erase_region, NULL},
+    {EG_OP_RUN_USER_CODE, ns_run_user_code, NULL},
+};
+
 static void ns_frame(esim_dev *d, uint64_t *t, const uint8_t *f, size_t n) {
   if (n < 2) return;
-  const uint8_t op = f[1];
+  stub_req r;
+  memset(&r, 0, sizeof r);
+  r.op = f[1];
   *t += d->o.timing.stub_cmd_us;
   d->st.commands++;
   if (n < 8) {
-    ns_reply(d, *t, op, S_BAD_DATA_LEN, 0, NULL, 0);
+    ns_reply(d, *t, r.op, S_BAD_DATA_LEN, 0, NULL, 0);
     return;
   }
-  const uint16_t size = eg_get_u16(f + 2);
-  const uint32_t checksum = eg_get_u32(f + 4);
-  const uint8_t *data = f + 8;
-  esim_log(d, *t, "cmd %s (0x%02x) size=%u", eg_op_name(op), op, size);
+  r.size = eg_get_u16(f + 2);
+  r.checksum = eg_get_u32(f + 4);
+  r.data = f + 8;
+  esim_log(d, *t, "cmd %s (0x%02x) size=%u", eg_op_name(r.op), r.op, r.size);
   if (f[0] != 0x00) {
-    ns_reply(d, *t, op, S_INVALID_COMMAND, 0, NULL, 0);
+    ns_reply(d, *t, r.op, S_INVALID_COMMAND, 0, NULL, 0);
     return;
   }
-  if (n != (size_t)size + 8) {
-    ns_reply(d, *t, op, S_BAD_DATA_LEN, 0, NULL, 0);
+  if (n != (size_t)r.size + 8) {
+    ns_reply(d, *t, r.op, S_BAD_DATA_LEN, 0, NULL, 0);
     return;
   }
   if (d->ns_accum != S_OK) {
     /* The previous command's post-process failed: that error answers this
      * command, which is not run. */
-    ns_reply(d, *t, op, d->ns_accum, 0, NULL, 0);
+    ns_reply(d, *t, r.op, d->ns_accum, 0, NULL, 0);
     d->ns_accum = S_OK;
     return;
   }
-  esim_write *w = &d->w;
-  uint8_t code = S_OK;
-  uint32_t value = 0;
-  uint8_t rdata[16];
-  size_t rlen = 0;
-  const uint32_t w0 = word(data, size, 0), w1 = word(data, size, 1), w2 = word(data, size, 2),
-                 w3 = word(data, size, 3);
-  enum { POST_NONE, POST_FLASH, POST_DEFL, POST_BAUD, POST_READ, POST_MEM_END } post = POST_NONE;
-
-  switch (op) {
-  case EG_OP_SYNC:
-    if (size != 36) {
-      code = S_BAD_DATA_LEN;
-    } else {
-      for (int i = 0; i < 7; i++) ns_reply(d, *t, op, S_OK, 0, NULL, 0);
-    }
-    break;
-  case EG_OP_FLASH_BEGIN:
-  case EG_OP_FLASH_DEFL_BEGIN:
-    if (size != 16 && size != 20) {
-      code = S_BAD_DATA_LEN;
-      break;
-    }
-    esim_write_reset(d);
-    w->active = true;
-    w->compressed = op == EG_OP_FLASH_DEFL_BEGIN;
-    w->remaining = w0;
-    w->num_blocks = w1;
-    w->block_size = w2;
-    w->offset = w->next_write = w3;
-    if (w->compressed) {
-      w->remaining_compressed = w1 * w2;
-      memset(&w->zs, 0, sizeof w->zs);
-      w->z_ready = inflateInit(&w->zs) == Z_OK;
-    }
-    {
-      const uint32_t start = w3 & ~(ESIM_SECTOR - 1);
-      const uint64_t end = ((uint64_t)w3 + w0 + ESIM_SECTOR - 1) & ~(uint64_t)(ESIM_SECTOR - 1);
-      w->erase_remaining = (uint32_t)(end - start);
-      w->next_erase = start;
-    }
-    w->dirty_seen = false;
-    code = ns_erase_next(d, t);
-    break;
-  case EG_OP_FLASH_DATA:
-    if (size < 16) code = S_NOT_ENOUGH_DATA;
-    else if (!w->active) code = S_NOT_IN_FLASH_MODE;
-    else if (w0 != (uint32_t)size - 16) code = S_TOO_MUCH_DATA;
-    else if (eg_checksum(data + 16, size - 16) != checksum) code = S_BAD_DATA_CHECKSUM;
-    else post = POST_FLASH;
-    break;
-  case EG_OP_FLASH_DEFL_DATA:
-    if (size < 16) code = S_BAD_DATA_LEN;
-    else if (!w->active) code = S_NOT_IN_FLASH_MODE;
-    else if (w0 > (uint32_t)size - 16 || eg_checksum(data + 16, w0) != checksum) code = S_BAD_DATA_CHECKSUM;
-    else post = POST_DEFL;
-    break;
-  case EG_OP_FLASH_END:
-  case EG_OP_FLASH_DEFL_END:
-    if (size != 4) code = S_BAD_DATA_LEN;
-    else if (!w->active) code = S_NOT_IN_FLASH_MODE;
-    else if (w->remaining != 0) code = S_BAD_DATA_LEN;
-    else esim_write_reset(d); /* reboot flag: "TODO: Implement reboot" in NS */
-    break;
-  case EG_OP_MEM_BEGIN:
-    if (size != 16) {
-      code = S_BAD_DATA_LEN;
-    } else {
-      d->mem_active = true;
-      d->mem_remaining = w0;
-      d->mem_addr = w3;
-      if (w3 == NS_TEXT_START) d->mem_seen_ns = true;
-    }
-    break;
-  case EG_OP_MEM_DATA:
-    if (size < 16) code = S_NOT_ENOUGH_DATA;
-    else if (!d->mem_active) code = S_NOT_IN_FLASH_MODE;
-    else if (d->mem_remaining < w0) code = S_TOO_MUCH_DATA;
-    else if (w0 != (uint32_t)size - 16) code = S_TOO_MUCH_DATA;
-    else {
-      d->mem_remaining -= w0;
-      d->mem_addr += w0;
-    }
-    break;
-  case EG_OP_MEM_END:
-    if (size != 8) code = S_BAD_DATA_LEN;
-    else if (!d->mem_active) code = S_NOT_IN_FLASH_MODE;
-    else {
-      d->mem_active = false;
-      post = POST_MEM_END;
-    }
-    break;
-  case EG_OP_WRITE_REG:
-    if (size == 0 || size % 16) {
-      code = S_NOT_ENOUGH_DATA;
-    } else {
-      write_regs(d, t, data, size);
-    }
-    break;
-  case EG_OP_READ_REG:
-    if (size != 4) code = S_BAD_DATA_LEN;
-    else value = esim_reg_read(d, w0);
-    break;
-  case EG_OP_SPI_ATTACH:
-    if (size != 4) code = S_BAD_DATA_LEN;
-    break;
-  case EG_OP_SPI_SET_PARAMS:
-    if (size != 24) code = S_BAD_DATA_LEN;
-    else d->stub_chip_size = w1;
-    break;
-  case EG_OP_CHANGE_BAUDRATE:
-    if (size != 8) code = S_BAD_DATA_LEN;
-    else post = POST_BAUD;
-    break;
-  case EG_OP_SPI_FLASH_MD5:
-    if (size != 16) {
-      code = S_BAD_DATA_LEN;
-    } else if ((uint64_t)w0 + w1 > d->stub_chip_size) {
-      code = S_FAILED_SPI_OP;
-    } else {
-      md5_range(d, t, w0, w1, rdata);
-      rlen = 16;
-    }
-    break;
-  case EG_OP_GET_SECURITY_INFO:
-    code = size != 0 ? S_BAD_DATA_LEN : S_NOT_IMPLEMENTED; /* ESP32: STUB_LIB_ERR_NOT_SUPPORTED */
-    break;
-  case EG_OP_READ_FLASH:
-    if (size != 16) code = S_BAD_DATA_LEN;
-    else post = POST_READ;
-    break;
-  case EG_OP_ERASE_FLASH:
-    esim_fl_erase(d, t, ESIM_ERASE_CHIP, 0, true);
-    break;
-  case EG_OP_ERASE_REGION:
-    if (size != 8 || w0 % ESIM_SECTOR || w1 % ESIM_SECTOR) {
-      code = S_BAD_DATA_LEN;
-    } else {
-      uint32_t a = w0, left = w1;
-      while (left > 0) {
-        const bool block = a % ESIM_BLOCK == 0 && left >= ESIM_BLOCK;
-        esim_fl_erase(d, t, block ? ESIM_ERASE_BLOCK : ESIM_ERASE_SECTOR, a, true);
-        const uint32_t step = block ? ESIM_BLOCK : ESIM_SECTOR;
-        a += step;
-        left -= step;
-      }
-    }
-    break;
-  case EG_OP_RUN_USER_CODE:
-    esim_log(d, *t, "stub: RUN_USER_CODE: no-op in NS, no reply");
-    return;
-  default:
-    code = op >= 0xD5 && op <= 0xEF ? S_NOT_IMPLEMENTED : S_INVALID_COMMAND;
-    break;
-  }
-  ns_reply(d, *t, op, code, value, rdata, rlen);
-  if (code != S_OK) return;
-
-  uint8_t r = S_OK;
-  switch (post) {
-  case POST_NONE: break;
-  case POST_FLASH: {
-    uint32_t k = (uint32_t)size - 16;
-    if (k > w->remaining) k = w->remaining;
-    r = ns_write(d, t, data + 16, k);
-    break;
-  }
-  case POST_DEFL:
-    r = ns_defl_post(d, t, data, size);
-    break;
-  case POST_BAUD: {
-    const uint32_t xtal = (uint32_t)d->o.crystal_mhz * 1000000u;
-    const uint32_t clkdiv = w0 ? esim_clkdiv_for(xtal, w0) : 0;
-    const uint32_t actual = w0 ? esim_baud_from_clkdiv(xtal, clkdiv) : 0;
-    esim_log(d, *t, "stub: CHANGE_BAUDRATE %u -> UART %u baud", (unsigned)w0, (unsigned)actual);
-    esim_tx_baud(d, *t, actual, clkdiv);
-    break;
-  }
-  case POST_READ:
-    if (w2 > 4096) r = S_BAD_DATA_LEN;
-    else rf_start(d, t, w0, w1, w2, 1);
-    break;
-  case POST_MEM_END:
-    if (w0 == 0) {
-      *t += 1000;
-      esim_stub_flavour fl = d->o.stub;
-      if (fl == ESIM_STUB_AUTO) fl = d->mem_seen_ns ? ESIM_STUB_NEW : ESIM_STUB_LEGACY;
-      d->mem_seen_ns = false;
-      esim_enter_stub(d, *t, fl);
-    }
-    break;
-  }
-  if (r != S_OK) {
-    esim_log(d, *t, "stub: post-process error 0x%02x, reported on the next command", r);
-    d->ns_accum = r;
+  for (unsigned i = 0; i < 5; i++) r.w[i] = word(r.data, r.size, i);
+  const ns_cmd *c = NULL;
+  for (size_t i = 0; i < sizeof ns_cmds / sizeof ns_cmds[0]; i++)
+    if (ns_cmds[i].op == r.op) c = &ns_cmds[i];
+  ns_ans a;
+  memset(&a, 0, sizeof a);
+  int code;
+  if (c) code = c->run(d, t, &r, &a);
+  else code = r.op >= 0xD5 && r.op <= 0xEF ? S_NOT_IMPLEMENTED : S_INVALID_COMMAND;
+  if (code == NS_NO_REPLY) return;
+  ns_reply(d, *t, r.op, (uint8_t)code, a.value, a.data, a.dlen);
+  if (code != S_OK || !c->post) return;
+  const uint8_t e = c->post(d, t, &r);
+  if (e != S_OK) {
+    esim_log(d, *t, "stub: post-process error 0x%02x, reported on the next command", e);
+    d->ns_accum = e;
   }
 }
 
