@@ -48,7 +48,7 @@ struct eg_sched {
   void *ctx;
   slotrun *slots;
   size_t remaining;       /* slots not done */
-  bool stopping, ending, ended;
+  bool stopping, ending, ended, finished;
   uint64_t t0;
   eg_sched_summary sum;
   uv_signal_t sig_int, sig_term;
@@ -351,7 +351,9 @@ static void maybe_end(eg_sched *s) {
     }
     s->ended = true;
   }
-  if (!s->ended) return;
+  if (!s->ended || s->finished) return;
+  s->finished = true;
+  if (s->ev->on_finished) s->ev->on_finished(s->ctx);
   /* Everything recorded: close our handles so the loop can end. */
   for (size_t i = 0; i < s->cfg->njobs; i++) {
     uv_handle_t *h = (uv_handle_t *)&s->slots[i].timer;

@@ -74,6 +74,10 @@ typedef struct eg_sched_events {
   /* Station mode: the job's unit is over and its port released; the job
    * takes the next eg_sched_seat(). */
   void (*on_job_idle)(void *ctx, size_t job);
+  /* Once, at the end: every unit and the run's end are recorded and the
+   * scheduler closes its handles. Close yours (a server, a watch) so the
+   * loop can end. */
+  void (*on_finished)(void *ctx);
 } eg_sched_events;
 
 typedef struct eg_sched_config {

@@ -424,6 +424,12 @@ static void ev_stopping(void *ctx, int signum) {
   shutdown_handles(st);
 }
 
+static void ev_finished(void *ctx) {
+  eg_station *st = ctx;
+  shutdown_handles(st);
+  if (st->ev->on_finished) st->ev->on_finished(st->ctx);
+}
+
 void eg_station_stop(eg_station *st) {
   shutdown_handles(st);
   if (st->sched) eg_sched_stop(st->sched);
@@ -487,6 +493,7 @@ eg_err eg_station_run(uv_loop_t *loop, const eg_station_config *cfg, const eg_st
     .on_stopping = ev_stopping,
     .on_ready = ev_ready,
     .on_job_idle = ev_job_idle,
+    .on_finished = ev_finished,
   };
   eg_station_summary sum;
   memset(&sum, 0, sizeof sum);

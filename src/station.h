@@ -97,6 +97,9 @@ typedef struct eg_station_events {
   void (*on_log)(void *ctx, size_t slot, const char *line); /* device trace, optional */
   /* Once, before the loop runs: the handle for eg_station_stop. */
   void (*on_ready)(void *ctx, eg_station *st);
+  /* Once, at the end: every unit and the session's end are recorded; close
+   * what you opened on the loop (the dashboard) so that it can end. */
+  void (*on_finished)(void *ctx);
 } eg_station_events;
 
 typedef struct eg_station_summary {

@@ -14,6 +14,11 @@
  *   message        text
  *   summary        once, at the end: the counters, probes, db_error
  *
+ * With --http [ADDR:]PORT the dashboard (dash.h) is fed every slot change
+ * and unit event, and closed once everything is recorded. It is opened
+ * before the session is recorded or any port touched: an address in use, or
+ * beyond localhost without --token, is exit 2.
+ *
  * Exit status: 0 when the session ended cleanly (stopped by SIGINT/SIGTERM:
  * that is how a station ends; failed units are in the log), 2 bad input,
  * 3 a record the log refused (it went to stderr as JSON).
@@ -26,6 +31,7 @@
 
 #include "cli.h"
 #include "clock.h"
+#include "dash.h"
 #include "display.h"
 #include "gangrun.h"
 #include "jsonw.h"
@@ -40,6 +46,7 @@ typedef struct stationctx {
   size_t nslots;
   uint64_t *progress_at;     /* --json: last progress event per slot (loop ms) */
   uv_loop_t *loop;
+  eg_dash *dash;             /* --http; NULL once closed */
 } stationctx;
 
 static void emit(const stationctx *sc, eg_jw *w) {
@@ -60,6 +67,7 @@ static void open_slot_event(const stationctx *sc, eg_jw *w, const char *event, s
 
 static void ev_state(void *ctx, size_t slot, eg_station_state st, const char *note) {
   stationctx *sc = ctx;
+  if (sc->dash) eg_dash_slot_state(sc->dash, slot, st, note);
   if (sc->json) {
     eg_jw w;
     open_slot_event(sc, &w, "slot_state", slot);
@@ -85,16 +93,19 @@ static void unit_event(const stationctx *sc, const char *event, size_t slot, con
 
 static void ev_unit_start(void *ctx, size_t slot, const eg_unit_record *u) {
   stationctx *sc = ctx;
+  if (sc->dash) eg_dash_unit_start(sc->dash, slot, u);
   if (sc->json) unit_event(sc, "unit_start", slot, u);
 }
 
 static void ev_unit_identity(void *ctx, size_t slot, const eg_unit_record *u) {
   stationctx *sc = ctx;
+  if (sc->dash) eg_dash_unit_identity(sc->dash, slot, u);
   if (sc->json) unit_event(sc, "unit_identity", slot, u);
 }
 
 static void ev_unit_stage(void *ctx, size_t slot, const eg_unit_record *u, eg_stage stage) {
   stationctx *sc = ctx;
+  if (sc->dash) eg_dash_unit_stage(sc->dash, slot, u, stage);
   if (!sc->json) {
     char text[96];
     snprintf(text, sizeof text, "flashing: %s%s", eg_stage_label(stage), u->attempt > 1 ? " (retry)" : "");
@@ -111,7 +122,7 @@ static void ev_unit_stage(void *ctx, size_t slot, const eg_unit_record *u, eg_st
 
 static void ev_unit_progress(void *ctx, size_t slot, const eg_unit_record *u, uint64_t done, uint64_t total) {
   stationctx *sc = ctx;
-  (void)u;
+  if (sc->dash) eg_dash_unit_progress(sc->dash, slot, u, done, total);
   if (!sc->json) {
     eg_display_progress(sc->disp, slot, done, total);
     return;
@@ -128,6 +139,7 @@ static void ev_unit_progress(void *ctx, size_t slot, const eg_unit_record *u, ui
 
 static void ev_unit_done(void *ctx, size_t slot, const eg_unit_record *u, bool will_retry, bool recorded) {
   stationctx *sc = ctx;
+  if (sc->dash) eg_dash_unit_done(sc->dash, slot, u, will_retry, recorded);
   if (!sc->json) {
     if (u->result == EG_RESULT_FAIL || !recorded)
       eg_display_message(sc->disp, "%s: %s%s%s", sc->g->jobs[slot].label, u->fault.msg, will_retry ? " (retrying)" : "",
@@ -185,6 +197,7 @@ static void ev_counters(void *ctx, const eg_station_counters *c) {
 
 static void ev_message(void *ctx, const char *text) {
   stationctx *sc = ctx;
+  if (sc->dash) eg_dash_message(sc->dash, text);
   if (sc->json) {
     eg_jw w;
     eg_jw_open(&w);
@@ -194,6 +207,35 @@ static void ev_message(void *ctx, const char *text) {
     return;
   }
   eg_display_message(sc->disp, "%s", text);
+}
+
+static void dash_closed(void *ctx) { (void)ctx; }
+
+/* Everything is recorded: the dashboard goes, so the loop can end. */
+static void ev_finished(void *ctx) {
+  stationctx *sc = ctx;
+  if (!sc->dash) return;
+  eg_dash_close(sc->dash, dash_closed, NULL);
+  sc->dash = NULL;
+}
+
+/* --http [ADDR:]PORT: "8080", "0.0.0.0:8080", "[::1]:8080". */
+static bool parse_http(const char *spec, char *addr, size_t len, int *port) {
+  const char *colon = strrchr(spec, ':');
+  const char *p = colon ? colon + 1 : spec;
+  addr[0] = '\0';
+  if (colon) {
+    const char *a = spec;
+    size_t n = (size_t)(colon - spec);
+    if (n >= 2 && a[0] == '[' && a[n - 1] == ']') a++, n -= 2; /* [IPv6] */
+    if (n == 0 || n >= len) return false;
+    memcpy(addr, a, n);
+    addr[n] = '\0';
+  }
+  uint32_t v;
+  if (!eg_cli_parse_u32(p, &v) || v > 65535 || strspn(p, "0123456789") != strlen(p)) return false;
+  *port = (int)v;
+  return true;
 }
 
 static void ev_log(void *ctx, size_t slot, const char *line) {
@@ -252,6 +294,41 @@ int eg_cmd_station(eg_cli *c) {
       goto out;
     }
   }
+  if (c->token && !c->http) {
+    eg_cli_error("--token goes with --http");
+    rc = EG_EXIT_USAGE;
+    goto out;
+  }
+  if (c->http) {
+    char addr[64];
+    int port = 0;
+    if (!parse_http(c->http, addr, sizeof addr, &port)) {
+      eg_cli_error("--http %s: expected PORT or ADDR:PORT (a numeric address; [::1]:PORT for IPv6)", c->http);
+      rc = EG_EXIT_USAGE;
+      goto out;
+    }
+    const char **labels = calloc(g.nslots, sizeof *labels);
+    if (!labels) {
+      rc = EG_EXIT_INTERNAL;
+      goto out;
+    }
+    for (size_t i = 0; i < g.nslots; i++) labels[i] = g.jobs ? g.jobs[i].label : g.slots[i].slot;
+    const eg_dash_options o = {
+      .station = m->station,
+      .labels = labels,
+      .nslots = g.nslots,
+      .address = addr[0] ? addr : NULL,
+      .port = port,
+      .token = c->token,
+    };
+    const eg_err de = eg_dash_open(&sc.dash, &loop, &o, &f);
+    free(labels);
+    if (de != EG_OK) {
+      eg_cli_error("--http %s: %s", c->http, f.msg);
+      rc = de == EG_NOMEM ? EG_EXIT_INTERNAL : EG_EXIT_USAGE;
+      goto out;
+    }
+  }
   if ((rc = eg_gangrun_begin(&g, c, &loop, true)) != EG_EXIT_OK) goto out;
 
   eg_station_config cfg = {
@@ -286,12 +363,14 @@ int eg_cmd_station(eg_cli *c) {
     eg_jw_str(&w, "policy", policy);
     if (g.parent_run_id) eg_jw_int(&w, "parent_run_id", g.parent_run_id);
     eg_jw_uint(&w, "probe_ms", c->probe_ms ? c->probe_ms : 1000);
+    if (sc.dash) eg_jw_str(&w, "url", eg_dash_url(sc.dash));
     emit(&sc, &w);
   } else {
     printf("espgang %s: station %s, %zu slot(s), %s, %zu image(s), %s at %u baud; %s; session run #%lld in %s; "
            "Ctrl-C ends the session\n",
            EG_VERSION, m->station, g.nslots, m->set.chip->name, m->nimages, g.stub ? "stub" : "ROM only", m->set.baud,
            policy, (long long)g.run_id, m->db_path);
+    if (sc.dash) printf("dashboard: %s%s\n", eg_dash_url(sc.dash), c->token ? " (add ?token=TOKEN once)" : "");
     fflush(stdout);
   }
   static const eg_station_events events = {
@@ -304,6 +383,7 @@ int eg_cmd_station(eg_cli *c) {
     .on_counters = ev_counters,
     .on_message = ev_message,
     .on_log = ev_log,
+    .on_finished = ev_finished,
   };
   eg_station_summary sum;
   memset(&sum, 0, sizeof sum);
@@ -331,6 +411,7 @@ int eg_cmd_station(eg_cli *c) {
   }
   rc = sum.sched.db_error ? EG_EXIT_INTERNAL : EG_EXIT_OK;
 out:
+  ev_finished(&sc); /* a dashboard opened before a failure */
   if (sc.disp) eg_display_free(sc.disp);
   uv_run(&loop, UV_RUN_DEFAULT);
   uv_loop_close(&loop);
