@@ -354,6 +354,8 @@ static void ev_unit_done(void *ctx, size_t job, const eg_unit_record *u, bool wi
   char mac[18];
   eg_unit_mac_str(u, mac, sizeof mac);
   if (!mac[0]) snprintf(mac, sizeof mac, "-");
+  /* The note a display shows beside the state: the board and, for a
+   * failure, where and why (the dashboard shows the rest). */
   eg_station_state to = EG_STATION_FAIL;
   switch (u->result) {
   case EG_RESULT_PASS:
@@ -361,22 +363,24 @@ static void ev_unit_done(void *ctx, size_t job, const eg_unit_record *u, bool wi
     st->c.units++;
     if (u->attempt == 1) st->c.first_pass++;
     to = EG_STATION_PASS;
-    snprintf(sl->last, sizeof sl->last, "passed %s", mac);
+    snprintf(sl->last, sizeof sl->last, "%s", mac);
     break;
   case EG_RESULT_SKIPPED:
     st->c.skipped++;
     to = EG_STATION_PASS;
-    snprintf(sl->last, sizeof sl->last, "skipped %s: %.160s", mac, u->fault.msg);
+    snprintf(sl->last, sizeof sl->last, "%s %s", mac,
+             st->cfg->gate && st->cfg->gate->mode == EG_GATE_FAILED_MAC ? "did not fail here: not re-flashed"
+                                                                        : "already passed: not re-flashed");
     break;
   case EG_RESULT_FAIL:
     st->c.failed++;
     st->c.units++;
-    snprintf(sl->last, sizeof sl->last, "failed %s %s/%s", mac, eg_stage_name(u->fault.stage), eg_err_name(u->fault.code));
+    snprintf(sl->last, sizeof sl->last, "%s %s/%s", mac, eg_stage_name(u->fault.stage), eg_err_name(u->fault.code));
     break;
   case EG_RESULT_ABORTED:
   case EG_RESULT_IN_PROGRESS:
     st->c.aborted++;
-    snprintf(sl->last, sizeof sl->last, "aborted %s", mac);
+    snprintf(sl->last, sizeof sl->last, "%s aborted", mac);
     break;
   }
   set_state(sl, to, "%s", sl->last);

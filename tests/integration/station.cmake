@@ -1,7 +1,10 @@
 # Station mode (espgang station) against espsim racks whose boards are
-# seated and pulled through espsim's control socket: a shift of 208 units
-# over 16 slots with every row, event and counter checked
-# (station/shift.mjs).
+# seated and pulled through espsim's control socket (station/driver.mjs):
+# a shift of 208 units over 16 slots with every row, event and counter
+# checked (station/shift.mjs); and the station's own dashboard (--http) in
+# headless Chromium during a 96-unit shift, tiles and counters checked
+# against the log at three moments, screenshots in
+# <build>/station-shots/ (station/dashboard.mjs).
 if(TARGET espsim AND TARGET espgang)
   find_program(EG_NODE_EXECUTABLE node)
   if(NOT EG_NODE_EXECUTABLE)
@@ -10,6 +13,9 @@ if(TARGET espsim AND TARGET espgang)
   add_test(NAME integration.station_shift
            COMMAND ${EG_NODE_EXECUTABLE} ${CMAKE_CURRENT_LIST_DIR}/station/shift.mjs ${PROJECT_BINARY_DIR}
                    ${PROJECT_SOURCE_DIR})
-  set_tests_properties(integration.station_shift PROPERTIES
+  add_test(NAME integration.station_dashboard
+           COMMAND ${EG_NODE_EXECUTABLE} ${CMAKE_CURRENT_LIST_DIR}/station/dashboard.mjs ${PROJECT_BINARY_DIR}
+                   ${PROJECT_SOURCE_DIR} ${PROJECT_BINARY_DIR}/station-shots)
+  set_tests_properties(integration.station_shift integration.station_dashboard PROPERTIES
     TIMEOUT 240 LABELS integration FIXTURES_REQUIRED esptool_js_npm)
 endif()

@@ -15,9 +15,9 @@
 //
 // usage: node shift.mjs BUILD_DIR SOURCE_DIR
 import {
-  setup, makeImages, writeManifest, startEspsim, startStation, control, stopChild, query, flashHolds,
-  prng, sleep, fail, check, eq,
+  setup, makeImages, writeManifest, startEspsim, startStation, control, stopChild, query, fail, check, eq,
 } from './lib.mjs';
+import { shift, slotName } from './driver.mjs';
 
 const [buildDir, srcDir] = process.argv.slice(2);
 if (!buildDir || !srcDir) fail('usage: shift.mjs BUILD_DIR SOURCE_DIR');
@@ -27,7 +27,6 @@ const TARGET = 208; /* units: 13 per slot */
 const t0 = Date.now();
 
 const images = makeImages(env, 16000, 3);
-const slotName = i => `slot${String(i + 1).padStart(2, '0')}`;
 writeManifest(`${env.work}/shift.yaml`, {
   station: 'shift-A',
   slots: Array.from({ length: SLOTS }, (_, i) => ({ slot: `S${i + 1}`, path: `rack/${slotName(i)}` })),
@@ -42,108 +41,12 @@ const station = startStation(env, ['shift.yaml', '--probe-ms', '100']);
 const hello = await station.waitFor(e => e.event === 'station', 10000, 'the station event');
 eq(hello.slots, SLOTS, 'slots in the station event');
 
-// ---------------------------------------------------------------- the plays
-// Each play is one board seated in one slot: what it is and what the log
-// must say about it.
-const plays = [];
-const passedBoards = [];   // MACs that passed and are on the shelf (reseatable)
-const fixableBoards = [];  // MACs that failed from an injected fault, fixed now
-const seatedMacs = new Set();
-let started = 0, finished = 0;
-const flashProblems = [];
-
-function choose(rand) {
-  const r = rand();
-  if (r < 0.12 && passedBoards.length) return { kind: 'reseat-passed', mac: passedBoards.shift(), expect: 'skipped' };
-  if (r < 0.17 && fixableBoards.length) return { kind: 'reseat-fixed', mac: fixableBoards.shift(), expect: 'pass' };
-  if (r < 0.24) return { kind: 'md5', fault: 'md5_mismatch', expect: 'fail', stage: 'verify', error: 'MD5_MISMATCH' };
-  if (r < 0.29) return { kind: 'badcell', fault: 'flash_write_error_at=0x11000', expect: 'fail', stage: 'write', error: 'DEVICE_STATUS' };
-  if (r < 0.33) return { kind: 'nodl', fault: 'not_in_download_mode', expect: 'fail', stage: 'sync', error: 'NOT_DOWNLOAD_MODE', noMac: true };
-  if (r < 0.38) return { kind: 'pulled', fault: 'stall_after_bytes=9000', expect: 'fail', errors: ['PORT_GONE', 'TIMEOUT'] };
-  return { kind: 'new', expect: 'pass' };
-}
-
-/* A board's unit_done for slot i, the k-th final one of that slot. */
-function unitDone(i, k) {
-  let n = 0;
-  return station.waitFor(e => e.event === 'unit_done' && e.index === i && !e.will_retry && n++ === k, 30000,
-    `unit #${k + 1} of ${slotName(i)} to end`);
-}
-
-function stateIs(i, pred) {
-  // The latest slot_state of slot i, now or when it comes.
-  let last = null;
-  for (const e of station.events) if (e.event === 'slot_state' && e.index === i) last = e;
-  if (last && pred(last)) return Promise.resolve(last);
-  return station.waitFor(e => e.event === 'slot_state' && e.index === i && pred(e), 30000,
-    `${slotName(i)} to reach a state`, station.events.length);
-}
-
-async function slotLoop(i, ctl) {
-  const rand = prng(1000 + i);
-  let k = 0;
-  await sleep(rand() * 300);
-  while (started < TARGET) {
-    started++;
-    const play = { slot: i, ...choose(rand) };
-    if (play.mac && seatedMacs.has(play.mac)) play.kind = 'new', delete play.mac, play.expect = 'pass';
-    plays.push(play);
-    const seatCmd = [`seat ${slotName(i)}`];
-    if (play.mac) seatCmd.push(`mac=${play.mac}`, 'flash=keep');
-    if (play.fault) seatCmd.push(`fault=${play.fault}`);
-    const seated = await ctl.ok(seatCmd.join(' '));
-    play.mac = seated.mac;
-    seatedMacs.add(play.mac);
-    if (play.kind === 'pulled') {
-      // Pulled while the unit runs: once it has started (its row exists).
-      await station.waitFor(e => e.event === 'unit_start' && e.index === i, 20000, `${slotName(i)} pulled unit to start`,
-        station.events.length - 50 > 0 ? station.events.length - 50 : 0);
-      await sleep(30);
-      await ctl.ok(`remove ${slotName(i)}`);
-    }
-    const done = await unitDone(i, k++);
-    play.got = done;
-    finished++;
-    if (done.result === 'pass' && !images.every(img => flashHolds(`${env.work}/flash/${slotName(i)}.bin`, img)))
-      flashProblems.push(`${slotName(i)} ${play.mac}: flash does not hold the images after its pass`);
-    if (play.expect === 'pass' && done.result === 'pass') passedBoards.push(play.mac);
-    if (play.expect === 'skipped') passedBoards.push(play.mac);
-    if ((play.kind === 'md5' || play.kind === 'badcell') && rand() < 0.5) fixableBoards.push(play.mac);
-    if (play.kind !== 'pulled') {
-      await sleep(rand() * 60);
-      // Now and then a swap: out and the next one in at once.
-      if (rand() < 0.08 && started < TARGET) {
-        started++;
-        const swap = { slot: i, kind: 'swap', expect: 'pass' };
-        plays.push(swap);
-        const r = await ctl.send(`remove ${slotName(i)}`);
-        check(r.ok, () => `swap remove: ${r.error}`);
-        seatedMacs.delete(play.mac);
-        const s2 = await ctl.ok(`seat ${slotName(i)}`);
-        swap.mac = s2.mac;
-        seatedMacs.add(swap.mac);
-        swap.got = await unitDone(i, k++);
-        finished++;
-        if (swap.got.result === 'pass') passedBoards.push(swap.mac);
-        await ctl.ok(`remove ${slotName(i)}`);
-        seatedMacs.delete(swap.mac);
-      } else {
-        await ctl.ok(`remove ${slotName(i)}`);
-        seatedMacs.delete(play.mac);
-      }
-    } else {
-      seatedMacs.delete(play.mac);
-    }
-    // The station must notice the board is gone before the next one comes.
-    await stateIs(i, e => e.state === 'waiting' && e.note === 'no port');
-    await sleep(rand() * 80);
-  }
-}
-
 const ctls = [];
 for (let i = 0; i < SLOTS; i++) ctls.push(await control(`${env.work}/ctl`));
-await Promise.all(ctls.map((c, i) => slotLoop(i, c)));
+const play = shift({ env, station, ctls, slots: SLOTS, target: TARGET, images });
+await play.done;
 for (const c of ctls) c.close();
+const { plays, flashProblems } = play;
 const played = Date.now() - t0;
 
 // End of the shift: Ctrl-C.
