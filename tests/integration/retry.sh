@@ -142,4 +142,23 @@ sid=$(qs "select max(id) from runs")
 [ "$(qs "select group_concat(slot || '=' || result, ' ') from (select * from units where run_id = $sid order by slot)")" = \
   "A1=skipped A2=fail A3=skipped A4=skipped" ] ||
   fail "station by MAC: $(qs "select slot, result, message from units where run_id = $sid")"
+
+# A station killed with kill -9 leaves its session running; the next
+# espgang on that log marks it crashed.
+(cd "$work" && exec "$espgang" station a.yaml --reflash --json --probe-ms 100) >"$work/station2.json" 2>"$work/station2.err" &
+gang=$!
+for _ in $(seq 1 200); do
+  grep -q '"event":"unit_start"' "$work/station2.json" 2>/dev/null && break
+  sleep 0.02
+done
+kill -KILL $gang
+wait $gang 2>/dev/null || true
+gang=
+kid=$(qs "select max(id) from runs")
+[ "$(qs "select kind || ' ' || status from runs where id = $kid")" = "station running" ] ||
+  fail "killed station: $(qs "select kind, status from runs where id = $kid")"
+run_flash 0 a2.yaml
+[ "$(qs "select status from runs where id = $kid")" = crashed ] || fail "killed station not marked crashed"
+[ "$(qs "select count(*) from units where run_id = $kid and result = 'in_progress'")" = 0 ] ||
+  fail "killed station left units in progress"
 echo "retry: the right run every time, by slot and by MAC, across two stations and two manifests"
