@@ -11,6 +11,7 @@
 
 #define PROBE_MS 1000
 #define MAX_PROBES 16
+#define QUIET_PROBES 2 /* silent probes in a row that say a finished board was taken out */
 #define NEVER UINT64_MAX
 
 typedef struct st_slot {
@@ -27,6 +28,7 @@ typedef struct st_slot {
   uint8_t mac[6];
   char last[200];    /* the last unit's result in words (PASS/FAIL/REMOVAL notes) */
   uint32_t rate;     /* the rate its board last answered at (0: unknown) */
+  int quiet;         /* probes in a row that heard nothing from a finished board */
   size_t watch;      /* its folder's watch, or SIZE_MAX */
   const char *base;  /* the path's last component (inotify names it) */
 } st_slot;
@@ -115,6 +117,7 @@ static bool mac_eq(const st_slot *sl, const eg_probe_result *r) {
 static void seat(st_slot *sl) {
   eg_station *st = sl->st;
   sl->flashing = true;
+  sl->quiet = 0;
   sl->has_mac = false;
   set_state(sl, EG_STATION_FLASHING, "%s", "");
   if (eg_sched_seat(st->sched, sl->index) != EG_OK) { /* stopping */
@@ -138,6 +141,7 @@ static void probe_done(eg_probe *pr, const eg_probe_result *r) {
   sl->due = uv_now(st->loop) + probe_ms(st);
   if (r->outcome == EG_PROBE_FOUND) sl->rate = r->baud;
   if (st->stopping) return;
+  if (r->outcome != EG_PROBE_SILENT) sl->quiet = 0;
   switch (sl->state) {
   case EG_STATION_WAITING:
   case EG_STATION_OFFLINE:
@@ -183,9 +187,18 @@ static void probe_done(eg_probe *pr, const eg_probe_result *r) {
       set_state(sl, EG_STATION_REMOVAL, "%s", sl->last);
       break;
     case EG_PROBE_SILENT:
-    case EG_PROBE_ABSENT:
-      /* Taken out: the port went, or nobody answers any more. */
-      set_state(sl, EG_STATION_WAITING, "%s", r->outcome == EG_PROBE_ABSENT ? "no port" : "");
+      /* Nobody answered: taken out, or a loaded machine missed the reply.
+       * Only a second silent probe in a row says removed (a board taken
+       * for gone would be seated again as a new unit). */
+      if (++sl->quiet < QUIET_PROBES) {
+        sl->due = uv_now(st->loop) + probe_ms(st) / 2;
+        break;
+      }
+      set_state(sl, EG_STATION_WAITING, "%s", "");
+      sl->has_mac = false;
+      break;
+    case EG_PROBE_ABSENT: /* taken out: the port went */
+      set_state(sl, EG_STATION_WAITING, "%s", "no port");
       sl->has_mac = false;
       break;
     case EG_PROBE_ERROR:

@@ -14,7 +14,9 @@
  *             -> PASS (passed, or skipped: "already passed") or FAIL
  *   PASS/FAIL the result, the board still seated. The next probe finds it
  *             there (the same MAC, or a board that talks) -> REMOVAL;
- *             finds the port gone or nobody answering -> WAITING (removed);
+ *             finds the port gone, or twice in a row nobody answering
+ *             (one missed reply on a loaded machine is not a removal)
+ *             -> WAITING (removed);
  *             finds another MAC -> FLASHING (a swap: a new unit)
  *   REMOVAL   waiting for the finished board to be taken out (as above)
  *   OFFLINE   the port exists but cannot be used (busy, no permission):

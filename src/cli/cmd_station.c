@@ -349,7 +349,10 @@ int eg_cmd_station(eg_cli *c) {
   /* Without a reset the last unit's stub may still listen at the transfer
    * rate (after: no-reset), as dev_connect.c alternates. */
   if (m->set.before == EG_BEFORE_NO_RESET && g.dcfg.baud != g.dcfg.connect_baud) cfg.probe.rates[1] = g.dcfg.baud;
-  cfg.probe.sync_ms = m->set.timeouts.sync_ms < 100 ? m->set.timeouts.sync_ms : 100;
+  /* esptool's SYNC timeout (100 ms), or the manifest's if longer: a ROM
+   * answers in a few ms, and a probe that misses a reply on a busy machine
+   * would take a seated board for gone. */
+  cfg.probe.sync_ms = m->set.timeouts.sync_ms > 100 ? m->set.timeouts.sync_ms : 100;
 
   const char *policy = eg_gate_mode_words(eg_gate_active(&g.gate) ? g.gate.mode : EG_GATE_ALL);
   if (c->json) {

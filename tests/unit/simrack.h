@@ -1,8 +1,11 @@
 /* simrack.h - simulated boards in process for the scheduler, probe and
  * station tests: each board is espsim's device model behind a pty (the
  * simulator's link on the master, espgang on the slave's path), all on the
- * test's loop, --fast. A board can be pulled (the pty and its path vanish)
- * and a new one seated on a fresh pty.
+ * test's loop, --fast. espgang opens a symlink to the pty in a folder of the
+ * board's own, as espsim's DIR/slotNN: a board can be pulled (the pty and
+ * the symlink vanish; a freed /dev/pts number may be taken at once by
+ * another test's pty, the symlink never points there) and a new one seated
+ * on a fresh pty.
  *
  * Header-only (static functions): include it once per test file.
  */
@@ -30,7 +33,9 @@ typedef struct simboard {
   esim_dev *sim;
   esim_link *link;
   int master, slave;
-  char path[128]; /* the pty slave: what espgang opens */
+  char pts[128];  /* the pty slave */
+  char dir[64];   /* the board's folder */
+  char path[96];  /* dir/tty -> pts: what espgang opens */
   bool seated;
 } simboard;
 
@@ -42,7 +47,11 @@ static inline void simrack_link_closed(esim_link *l, void *ctx) {
 /* A board with this MAC (last byte) and faults (NULL: none) on a new pty. */
 static inline void simboard_seat(simboard *b, uv_loop_t *loop, uint8_t mac_last, const esim_faults *faults) {
   memset(b, 0, sizeof *b);
-  assert_int_equal(openpty(&b->master, &b->slave, b->path, NULL, NULL), 0);
+  assert_int_equal(openpty(&b->master, &b->slave, b->pts, NULL, NULL), 0);
+  snprintf(b->dir, sizeof b->dir, "/tmp/simrack-XXXXXX");
+  assert_non_null(mkdtemp(b->dir));
+  snprintf(b->path, sizeof b->path, "%s/tty", b->dir);
+  assert_int_equal(symlink(b->pts, b->path), 0);
   esim_dev_opts o;
   esim_dev_opts_default(&o);
   esim_timing_fast(&o.timing);
@@ -65,6 +74,8 @@ static inline void simboard_seat(simboard *b, uv_loop_t *loop, uint8_t mac_last,
 static inline void simboard_pull(simboard *b) {
   if (!b->seated) return;
   b->seated = false;
+  unlink(b->path);
+  rmdir(b->dir);
   esim_link_close(b->link, simrack_link_closed); /* closes the master */
   b->link = NULL;
   close(b->slave);
