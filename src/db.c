@@ -580,7 +580,7 @@ static eg_err unit_images(eg_db *db, int64_t unit_id, const eg_unit_record *u, e
     sqlite3_stmt *s = stmt(db, S_UNIT_IMAGE, f);
     if (!s) return EG_DB;
     sqlite3_bind_int64(s, 1, unit_id);
-    sqlite3_bind_int(s, 2, (int)k);
+    sqlite3_bind_int(s, 2, (int)u->images[k].idx);
     sqlite3_bind_int64(s, 3, u->images[k].offset);
     sqlite3_bind_text(s, 4, action, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 5, u->images[k].duration_ms);

@@ -8,7 +8,7 @@
 
 static const char MAC_LAST_SQL[] = "SELECT id, result = 'pass', run_id FROM units "
                                   "WHERE mac = ?1 AND result IN ('pass', 'fail', 'aborted') ORDER BY id DESC LIMIT 1";
-static const char RUN_SIG_SQL[] = "SELECT offset, md5 FROM run_images WHERE run_id = ?1 ORDER BY offset";
+static const char RUN_SIG_SQL[] = "SELECT offset, md5 FROM run_images WHERE run_id = ?1 ORDER BY offset, md5";
 
 static eg_err fail_sql(sqlite3 *h, eg_fault *f, const char *what) {
   return eg_fault_set(f, EG_DB, EG_STAGE_NONE, -1, "%s: %s", what, sqlite3_errmsg(h));

@@ -140,7 +140,9 @@ void eg__dev_send_sync(eg_dev *d) {
    * decoder does exactly that. Every other try sends one extra 0xC0 first,
    * which puts such a receiver back in step and costs an in-step one at
    * most that try (the ROM ignores repeated 0xC0s). */
-  if (eg__dev_send_frame(d, d->pkt, len, d->tries % 2 == 1)) eg__dev_arm(d, d->reply_timeout_ms);
+  if (!eg__dev_send_frame(d, d->pkt, len, d->tries % 2 == 1)) return;
+  eg__dev_timing_open(d, EG_OP_SYNC, (uint32_t)d->tries, len, 0);
+  eg__dev_arm(d, d->reply_timeout_ms);
 }
 
 void eg__dev_sync_timeout(eg_dev *d) {
@@ -160,7 +162,10 @@ void eg__dev_sync_frame(eg_dev *d, const uint8_t *frame, size_t len) {
   if (len < EG_RESP_HDR || frame[0] != 0x01 || frame[1] != EG_OP_SYNC) return;
   const size_t sl = eg_get_u16(frame + 2) >= 4 ? 4 : 2;
   if (eg_resp_parse(frame, len, sl, 0, &r) != EG_OK || !r.ok) return;
-  if (d->sync_replies == 0) d->status_len = (uint8_t)sl;
+  if (d->sync_replies == 0) {
+    d->status_len = (uint8_t)sl;
+    eg__dev_timing_close(d, len);
+  }
   d->sync_replies++;
   d->sync_stub_seen = d->sync_stub_seen && r.value == 0;
   if (d->sync_replies >= SYNC_REPLIES) {
@@ -555,7 +560,7 @@ void eg__dev_flash_id_done(eg_dev *d) {
     d->rec.has_flash_id = true;
     detected = eg_flash_size_from_jedec(d->flash_id);
     d->rec.flash_size = detected;
-    if (eg_jedec_is_absent(d->flash_id) && d->nops > 0) {
+    if (eg_jedec_is_absent(d->flash_id) && (d->nops > 0 || d->cfg->plans)) {
       eg__dev_fail(d, EG_NO_FLASH, EG_OP_READ_REG, "port %s: flash JEDEC ID 0x%06x: no SPI flash answered",
                    d->port_name, d->flash_id);
       return;

@@ -15,6 +15,8 @@
 
 static void next_op(eg_dev *d);
 static void after(eg_dev *d);
+static void write_begin(eg_dev *d);
+static void image_action(eg_dev *d, eg_image_action a);
 
 /* The chip's plan: a mixed rack gives each chip its own images. */
 static bool pick_plan(eg_dev *d) {
@@ -29,6 +31,7 @@ static bool pick_plan(eg_dev *d) {
     return false;
   }
   d->images = p->images;
+  d->image_base = p->image_base;
   d->ops = p->ops;
   d->nops = p->nops;
   if (d->nops > d->nread_bufs) {
@@ -89,6 +92,12 @@ static bool refuse(eg_dev *d) {
   return false;
 }
 
+void eg__dev_ops_failed(eg_dev *d) {
+  if (!d->ops || d->op_i >= d->nops) return;
+  const eg_stage st = d->stage;
+  if (st == EG_STAGE_WRITE || st == EG_STAGE_VERIFY) image_action(d, EG_IMAGE_FAILED);
+}
+
 void eg__dev_ops_check(eg_dev *d) {
   if (!pick_plan(d) || refuse(d)) return;
   if (d->cb.on_gate) {
@@ -107,6 +116,15 @@ void eg__dev_ops_start(eg_dev *d) {
 static void op_done(eg_dev *d) {
   d->op_i++;
   next_op(d);
+}
+
+/* What happened to the current op's image, for the log's unit_images. */
+static void image_action(eg_dev *d, eg_image_action a) {
+  const eg_dev_op *op = &d->ops[d->op_i];
+  if (op->kind != EG_OPK_WRITE && op->kind != EG_OPK_VERIFY) return;
+  const eg_image *src = eg_imageset_source(d->images, op->index);
+  eg_unit_image(&d->rec, (unsigned)(d->image_base + op->index), src ? src->offset : 0, a,
+                (uint32_t)(uv_now(d->loop) - d->op_t0));
 }
 
 /* ---------------------------------------------------------------- erase */
@@ -154,10 +172,10 @@ void eg__dev_erase_reply(eg_dev *d, const eg_resp *r) {
 
 /* --------------------------------------------------------------- verify */
 
-static void verify_image(eg_dev *d, const eg_wimage *w) {
+static void verify_image(eg_dev *d, const eg_wimage *w, eg_dev_state s) {
   d->wimg = w;
   const eg_timeouts *t = &d->cfg->timeouts;
-  eg__dev_request(d, EG_DS_VERIFY, eg_req_flash_md5(d->pkt, w->img.offset, (uint32_t)w->img.len),
+  eg__dev_request(d, s, eg_req_flash_md5(d->pkt, w->img.offset, (uint32_t)w->img.len),
                   d->stub_running ? 16 : 32, eg_timeout_per_mb(t, t->md5_per_mb_ms, w->img.len, t->command_ms));
 }
 
@@ -175,6 +193,17 @@ void eg__dev_md5_reply(eg_dev *d, const eg_resp *r) {
     return;
   }
   const eg_image *img = &d->wimg->img;
+  if (d->state == EG_DS_SKIP_CHECK) {
+    /* --skip-flashed: the region already holds the image (esptool v5). */
+    if (memcmp(got, img->md5, 16) == 0) {
+      eg__dev_log(d, "0x%x+0x%zx already holds the image: not written", img->offset, img->len);
+      image_action(d, EG_IMAGE_SKIPPED);
+      op_done(d);
+      return;
+    }
+    write_begin(d);
+    return;
+  }
   if (memcmp(got, img->md5, 16) != 0) {
     char a[33], b[33];
     eg_hex(a, got, 16);
@@ -194,6 +223,7 @@ void eg__dev_md5_reply(eg_dev *d, const eg_resp *r) {
     return;
   }
   eg__dev_log(d, "verified 0x%x+0x%zx", img->offset, img->len);
+  image_action(d, EG_IMAGE_VERIFIED);
   op_done(d);
 }
 
@@ -207,7 +237,10 @@ static uint32_t block_timeout(eg_dev *d, uint32_t i) {
 /* Compressed writes need FLASH_DEFL_*: every stub, every ROM but the
  * ESP8266's. Without them the raw bytes go (esptool: compress = IS_STUB
  * unless asked, and the ESP8266 ROM cannot inflate). */
-static bool deflate(const eg_dev *d) { return d->wimg->compressed && (d->stub_running || d->chip->rom_deflate); }
+static bool deflate(const eg_dev *d) {
+  /* Secure Download Mode takes FLASH_BEGIN/DATA only (serial-protocol.rst). */
+  return d->wimg->compressed && (d->stub_running || (d->chip->rom_deflate && !d->sdm));
+}
 static size_t wire_len(const eg_dev *d) { return deflate(d) ? d->wimg->img.zlen : d->wimg->img.len; }
 static const uint8_t *wire(const eg_dev *d) { return deflate(d) ? d->wimg->img.zdata : d->wimg->img.data; }
 
@@ -233,11 +266,12 @@ static bool can_md5(const eg_dev *d) { return !d->sdm && (d->stub_running || d->
 
 static void written(eg_dev *d) {
   if (d->cfg->verify && can_md5(d)) {
-    verify_image(d, d->wimg);
+    verify_image(d, d->wimg, EG_DS_VERIFY);
     return;
   }
   if (d->cfg->verify) eg__dev_log(d, "0x%x written; cannot verify it here (%s)", d->wimg->img.offset,
                                   d->sdm ? "Secure Download Mode" : "no MD5 in this ROM");
+  image_action(d, EG_IMAGE_WRITTEN);
   op_done(d);
 }
 
@@ -316,6 +350,18 @@ static void start_write(eg_dev *d, const eg_dev_op *op) {
     return;
   }
   d->wimg = w;
+  /* --skip-flashed: hash the region first where the loader can (esptool
+   * turns it off with erase-all, on the ESP8266 ROM and in SDM). */
+  if (d->cfg->skip_flashed && can_md5(d) && d->cfg->erase != EG_ERASE_ALL) {
+    verify_image(d, w, EG_DS_SKIP_CHECK);
+    return;
+  }
+  write_begin(d);
+}
+
+static void write_begin(eg_dev *d) {
+  const eg_wimage *w = d->wimg;
+  eg__dev_enter(d, EG_DS_WRITE_BEGIN);
   const bool stub = d->stub_running, defl = deflate(d);
   d->blk_size = eg_chip_write_block(d->chip, stub, d->usb);
   d->nblk = eg_blocks(wire_len(d), d->blk_size);
@@ -338,7 +384,7 @@ static void start_write(eg_dev *d, const eg_dev_op *op) {
 static void start_verify(eg_dev *d, const eg_dev_op *op) {
   eg__dev_enter(d, EG_DS_VERIFY);
   const eg_wimage *w = image_for(d, op->index);
-  if (w) verify_image(d, w);
+  if (w) verify_image(d, w, EG_DS_VERIFY);
 }
 
 /* ----------------------------------------------------------------- read */
@@ -421,10 +467,12 @@ void eg__dev_read_frame(eg_dev *d, const uint8_t *p, size_t len) {
   }
   memcpy(read_buf(d) + d->read_got, p, len);
   EVP_DigestUpdate(d->md5ctx, p, len);
+  eg__dev_timing_close(d, len); /* the packet, timed from the previous ack */
   d->read_got += (uint32_t)len;
   uint8_t ack[4];
   eg_read_ack(ack, d->read_got);
   if (!eg__dev_send_frame(d, ack, sizeof ack, false)) return;
+  eg__dev_timing_open(d, EG_OP_READ_FLASH, d->read_got / EG_READ_PACKET, sizeof ack, 0);
   eg__dev_progress(d, d->read_got, d->read_size);
   eg__dev_arm(d, packet_timeout(d));
 }
@@ -455,6 +503,7 @@ static void next_op(eg_dev *d) {
     return;
   }
   const eg_dev_op *op = &d->ops[d->op_i];
+  d->op_t0 = uv_now(d->loop);
   switch (op->kind) {
   case EG_OPK_ERASE_ALL:
   case EG_OPK_ERASE_REGION:

@@ -19,12 +19,19 @@
 
 #include "clock.h"
 #include "reset.h"
+#include "timing.h"
 
 #define UNSUPPORTED_DRAIN_MS 200 /* esptool sleeps 0.2 s to drain the repeated error */
 #define MAX_SKIPPED 100          /* esptool reads up to 100 frames for a matching reply */
 #define RDID_POLLS 10            /* esptool polls the SPI CMD register at most 10 times */
 #define MAX_REOPENS 3
 #define REOPEN_DELAY_MS 300
+/* A port that left the bus while we were connecting (a chip's own USB port
+ * re-enumerates when the chip resets: USB-OTG on every reset, esptool docs
+ * advanced-options.rst) is waited for, not counted as a failure: poll
+ * every PORT_BACK_POLL_MS, up to PORT_BACK_MS. */
+#define PORT_BACK_POLL_MS 100
+#define PORT_BACK_MS 10000
 
 /* ------------------------------------------------------------ the map */
 
@@ -103,6 +110,7 @@ void eg__dev_finish(eg_dev *d, eg_err result) {
   d->finished = true;
   d->state = EG_DS_DONE;
   uv_timer_stop(&d->timer);
+  eg__dev_timing_close(d, 0);
   d->rec.bytes_tx = d->link.bytes_tx;
   d->rec.bytes_rx = d->link.bytes_rx;
   eg_link_stop(&d->link); /* the port is free for a retry or another tool */
@@ -111,6 +119,7 @@ void eg__dev_finish(eg_dev *d, eg_err result) {
     d->rec.result = EG_RESULT_PASS;
     eg_fault_clear(&d->rec.fault);
   } else {
+    if (result != EG_SKIPPED) eg__dev_ops_failed(d);
     d->rec.result = result == EG_ABORTED   ? EG_RESULT_ABORTED
                     : result == EG_SKIPPED ? EG_RESULT_SKIPPED
                                            : EG_RESULT_FAIL;
@@ -142,12 +151,59 @@ void eg__dev_fail_status(eg_dev *d, const eg_resp *r, const char *what) {
   eg__dev_finish(d, EG_DEVICE_STATUS);
 }
 
+static void link_lost(eg_dev *d, eg_err code, const char *msg);
+
 bool eg__dev_send_frame(eg_dev *d, const uint8_t *raw, size_t len, bool lead_end) {
   const eg_err e = eg_link_send(&d->link, raw, len, lead_end);
+  if (e != EG_OK && !d->finished && (e == EG_PORT_GONE || !eg_link_is_up(&d->link))) {
+    /* The port went (the link reports it too, once): handled as a loss. */
+    char msg[384];
+    snprintf(msg, sizeof msg, "%s", d->link.port.errmsg[0] ? d->link.port.errmsg : eg_strerror(e));
+    eg_link_stop(&d->link);
+    uv_timer_stop(&d->timer);
+    link_lost(d, EG_PORT_GONE, msg);
+    return false;
+  }
   if (e != EG_OK && !d->finished)
     eg__dev_fail(d, e, len > 1 ? raw[1] : -1, "port %s: cannot send (%s)", d->port_name,
                  d->link.port.errmsg[0] ? d->link.port.errmsg : eg_strerror(e));
   return !d->finished;
+}
+
+/* Timing records (cfg->timing): the exchange in flight is closed when its
+ * reply arrives, or left without one when it is sent again or abandoned. */
+void eg__dev_timing_close(eg_dev *d, size_t reply_bytes) {
+  if (!d->tm) return;
+  if (reply_bytes) {
+    d->tm->t_reply_us = eg_timing_now_us();
+    d->tm->bytes_in = (uint32_t)reply_bytes;
+  }
+  eg_timing_add(d->cfg->timing, d->tm);
+  free(d->tm);
+  d->tm = NULL;
+}
+
+void eg__dev_timing_open(eg_dev *d, uint8_t op, uint32_t seq, size_t bytes_out, uint16_t attempt) {
+  if (!d->cfg->timing) return;
+  eg__dev_timing_close(d, 0);
+  if (!(d->tm = calloc(1, sizeof *d->tm))) return;
+  const char *who = d->rec.slot[0] ? d->rec.slot : d->port_name;
+  snprintf(d->tm->slot, sizeof d->tm->slot, "%.*s", (int)sizeof d->tm->slot - 1, who);
+  d->tm->op = op;
+  d->tm->stage = (uint8_t)d->stage;
+  d->tm->attempt = attempt;
+  d->tm->seq = seq;
+  d->tm->bytes_out = (uint32_t)bytes_out;
+  d->tm->baud = d->cur_baud;
+  d->tm->t_sent_us = eg_timing_now_us();
+}
+
+/* The sequence number of a *_DATA request (its second data word). */
+static uint32_t req_seq(const eg_dev *d) {
+  const uint8_t op = d->pkt[1];
+  return (op == EG_OP_FLASH_DATA || op == EG_OP_FLASH_DEFL_DATA || op == EG_OP_MEM_DATA) && d->pkt_len >= 16
+           ? eg_get_u32(d->pkt + EG_REQ_HDR + 4)
+           : 0;
 }
 
 void eg__dev_request(eg_dev *d, eg_dev_state s, size_t len, size_t expect_data, uint32_t timeout_ms) {
@@ -161,14 +217,18 @@ void eg__dev_request(eg_dev *d, eg_dev_state s, size_t len, size_t expect_data, 
   /* The reply can only start once the request is on the wire. */
   d->reply_timeout_ms = timeout_ms + eg__dev_wire_ms(d, eg_slip_max_encoded(len) / 2 + len / 2) + 20;
   eg__dev_log(d, "TX %s (%zu bytes at %u baud)", eg_op_name(d->pkt[1]), len, d->cur_baud);
-  if (eg__dev_send_frame(d, d->pkt, len, false)) eg__dev_arm(d, d->reply_timeout_ms);
+  if (!eg__dev_send_frame(d, d->pkt, len, false)) return;
+  eg__dev_timing_open(d, d->pkt[1], req_seq(d), len, 0);
+  eg__dev_arm(d, d->reply_timeout_ms);
 }
 
 void eg__dev_resend(eg_dev *d, const char *why) {
   eg__dev_log(d, "%s: %s, sending it again (attempt %d of %d)", eg_op_name(d->expect_op), why, d->cmd_tries + 1,
               EG_DEV_CMD_ATTEMPTS);
   d->skipped_frames = 0;
-  if (eg__dev_send_frame(d, d->pkt, d->pkt_len, false)) eg__dev_arm(d, d->reply_timeout_ms);
+  if (!eg__dev_send_frame(d, d->pkt, d->pkt_len, false)) return;
+  eg__dev_timing_open(d, d->pkt[1], req_seq(d), d->pkt_len, (uint16_t)(d->cmd_tries + 1));
+  eg__dev_arm(d, d->reply_timeout_ms);
 }
 
 void eg__dev_drain(eg_dev *d) { eg_link_drain(&d->link); }
@@ -248,6 +308,7 @@ static void script_done(eg_dev *d) {
   case EG_DS_ATTACH:
   case EG_DS_SET_PARAMS:
   case EG_DS_GATE:
+  case EG_DS_SKIP_CHECK:
   case EG_DS_ERASE:
   case EG_DS_WRITE_BEGIN:
   case EG_DS_WRITE_DATA:
@@ -376,6 +437,15 @@ static void reset_continue(eg_dev *d) {
       return;
     }
     const eg_err e = eg_link_set_lines(&d->link, st->dtr, st->rts);
+    if (e != EG_OK && (e == EG_PORT_GONE || !eg_link_is_up(&d->link))) {
+      /* The port went while we reset the chip (its own USB port left the
+       * bus): the link's loss, handled as such. */
+      char msg[384];
+      snprintf(msg, sizeof msg, "%s", d->link.port.errmsg[0] ? d->link.port.errmsg : eg_strerror(e));
+      eg_link_stop(&d->link);
+      link_lost(d, EG_PORT_GONE, msg);
+      return;
+    }
     if (e != EG_OK) {
       eg__dev_fail(d, e, -1, "port %s: cannot set DTR/RTS: %s", d->port_name,
                    d->link.port.errmsg[0] ? d->link.port.errmsg : eg_strerror(e));
@@ -476,6 +546,7 @@ static void dispatch_reply(eg_dev *d, const eg_resp *r, const uint8_t *frame, si
   case EG_DS_WRITE_END:
     eg__dev_write_end_reply(d, r);
     return;
+  case EG_DS_SKIP_CHECK:
   case EG_DS_VERIFY:
     eg__dev_md5_reply(d, r);
     return;
@@ -539,6 +610,7 @@ static void on_response(eg_dev *d, const uint8_t *frame, size_t len) {
     return;
   }
   uv_timer_stop(&d->timer);
+  eg__dev_timing_close(d, len);
   eg__dev_log(d, "RX %s %s value=0x%08x", eg_op_name(r.op), r.ok ? "ok" : "FAIL", r.value);
   if (!r.ok && retryable(r.op) && d->state != EG_DS_SECINFO) {
     /* Keep the chip's first answer: it is the root cause, a resend may be
@@ -602,21 +674,69 @@ static void on_noise(eg_link *l, const uint8_t *bytes, size_t len) {
 
 static void on_up(eg_link *l) {
   eg_dev *d = l->data;
-  if (!d->finished) eg__dev_connect_up(d);
+  if (d->finished) return;
+  if (d->away_t0) {
+    const uint32_t waited = (uint32_t)(uv_now(d->loop) - d->away_t0);
+    d->rec.port_wait_ms += waited;
+    d->away_t0 = 0;
+    eg__dev_log(d, "port %s is back after %u ms", d->port_name, waited);
+    /* It left because our reset restarted the chip's USB stack: the chip
+     * is in the loader now; another reset would only send it away again. */
+    if (d->away_in_reset) {
+      d->away_in_reset = false;
+      eg__dev_reset_done(d);
+      return;
+    }
+  }
+  eg__dev_connect_up(d);
 }
 
 /* The port failed. Before the chip has answered, reopen it (within the
  * connect attempts); after, the chip's state is gone: the unit fails. */
-static void on_link_error(eg_link *l, eg_err code, const char *msg) {
-  eg_dev *d = l->data;
+static void link_lost(eg_dev *d, eg_err code, const char *msg) {
   if (d->finished) return;
-  uv_timer_stop(&d->timer);
-  if (eg__dev_may_reopen(d) && d->reopens < MAX_REOPENS) {
-    d->reopens++;
-    eg__dev_log(d, "port error before the chip answered (%s): reopening (%d of %d)", msg, d->reopens, MAX_REOPENS);
-    eg__dev_enter(d, EG_DS_OPENING);
-    eg_link_reopen(&d->link, REOPEN_DELAY_MS);
+  /* The --after reset was given and the chip restarted: its own USB port
+   * leaving the bus now is the reset working, not a failure. */
+  if (d->state == EG_DS_AFTER_RESET || d->state == EG_DS_AFTER_WAIT ||
+      (d->state == EG_DS_AFTER_SCRIPT && d->after_kind == EG_HARD_RESET_WATCHDOG)) {
+    eg__dev_log(d, "port left after the reset (%s): the chip restarted", msg);
+    uv_timer_stop(&d->timer);
+    eg__dev_finish(d, EG_OK);
     return;
+  }
+  uv_timer_stop(&d->timer);
+  if (eg__dev_may_reopen(d)) {
+    /* Gone from the system (no device node now), or dropped while we were
+     * resetting the chip (its own USB port left the bus: a URL's server
+     * refuses us until it is back): it is re-enumerating; wait for the same
+     * name to come back instead of counting failures. */
+    const bool absent = !strstr(d->port_name, "://") && eg_port_check(d->port_name, NULL, NULL, 0) != EG_OK;
+    const uint64_t now = uv_now(d->loop);
+    /* Our reset sent it away when it went during the reset or the SYNCs
+     * right after it (the chip answered nothing yet: may_reopen). */
+    const bool resetting = d->cfg->before == EG_BEFORE_DEFAULT_RESET || d->cfg->before == EG_BEFORE_USB_RESET;
+    const bool by_reset = resetting && (d->stage == EG_STAGE_RESET || d->stage == EG_STAGE_SYNC);
+    if ((absent || by_reset || d->away_t0) && (!d->away_t0 || now - d->away_t0 < PORT_BACK_MS)) {
+      if (!d->away_t0) {
+        d->away_t0 = now;
+        d->away_in_reset = by_reset;
+        eg__dev_log(d, "port %s left (%s): waiting for it to come back", d->port_name, msg);
+      }
+      eg__dev_enter(d, EG_DS_OPENING);
+      eg_link_reopen(&d->link, PORT_BACK_POLL_MS);
+      return;
+    }
+    if (d->away_t0) { /* given up on: the wait is part of the record */
+      d->rec.port_wait_ms += (uint32_t)(now - d->away_t0);
+      d->away_t0 = 0;
+    }
+    if (d->reopens < MAX_REOPENS) {
+      d->reopens++;
+      eg__dev_log(d, "port error before the chip answered (%s): reopening (%d of %d)", msg, d->reopens, MAX_REOPENS);
+      eg__dev_enter(d, EG_DS_OPENING);
+      eg_link_reopen(&d->link, REOPEN_DELAY_MS);
+      return;
+    }
   }
   if (d->stage == EG_STAGE_OPEN) {
     eg__dev_fail(d, code, -1, "%s", msg);
@@ -625,6 +745,8 @@ static void on_link_error(eg_link *l, eg_err code, const char *msg) {
   eg__dev_fail(d, code == EG_PORT_OPEN ? EG_PORT_OPEN : EG_PORT_GONE, d->expect_op ? d->expect_op : -1,
                "%s (during %s)", msg, eg_stage_name(d->stage));
 }
+
+static void on_link_error(eg_link *l, eg_err code, const char *msg) { link_lost(l->data, code, msg); }
 
 static const eg_link_callbacks link_callbacks = {
   .on_up = on_up, .on_frame = on_frame, .on_noise = on_noise, .on_error = on_link_error};
@@ -706,6 +828,7 @@ static void on_timer(uv_timer_t *t) {
   case EG_DS_ERASE:
   case EG_DS_WRITE_BEGIN:
   case EG_DS_WRITE_END:
+  case EG_DS_SKIP_CHECK:
   case EG_DS_VERIFY:
   case EG_DS_READ_BEGIN:
   case EG_DS_READ_SLOW:
@@ -804,6 +927,8 @@ void eg_dev_close(eg_dev *d, void (*close_cb)(eg_dev *d)) {
   d->closing = true;
   d->close_cb = close_cb;
   d->finished = true; /* silent teardown when it never finished: no on_done */
+  free(d->tm);
+  d->tm = NULL;
   if (d->md5ctx) {
     EVP_MD_CTX_free(d->md5ctx);
     d->md5ctx = NULL;

@@ -62,6 +62,7 @@ typedef struct eg_dev_plan {
   eg_imageset *images;        /* NULL when no WRITE/VERIFY ops */
   const eg_dev_op *ops;
   size_t nops;
+  size_t image_base;          /* the run's index of images[0] (the log's run_images.idx) */
 } eg_dev_plan;
 
 typedef struct eg_dev_config {
@@ -81,6 +82,8 @@ typedef struct eg_dev_config {
   eg_imageset *images;        /* NULL when no WRITE/VERIFY ops */
   const char *flash_size;     /* "keep", "detect" or "4MB" (SPI_SET_PARAMS and checks) */
   bool verify;                /* MD5 after each WRITE */
+  bool skip_flashed;          /* MD5 each region before writing; skip it when it already holds the image */
+  eg_erase_policy erase;      /* ERASE_ALL turns skip_flashed off (esptool) */
   /* Write plaintext images to a chip whose flash encryption is on (its
    * bootloader will not run them): refused unless this is set. */
   bool allow_plaintext_on_encrypted;
@@ -90,6 +93,7 @@ typedef struct eg_dev_config {
   eg_timeouts timeouts;
   int connect_attempts;       /* esptool: 7 */
   bool trace;                 /* call on_log for every packet */
+  struct eg_timing_log *timing; /* when set: one record per request/reply (timing.h) */
 } eg_dev_config;
 
 typedef struct eg_dev eg_dev;
@@ -136,6 +140,7 @@ typedef struct eg_dev_callbacks {
   XX(FLASH_ID,         ATTACH, REPLY, "the RDID user command (a register script)")                 \
   XX(SET_PARAMS,       ATTACH, REPLY, "the reply to SPI_SET_PARAMS")                               \
   XX(GATE,             ATTACH, NONE,  "the caller's go-ahead (on_gate / eg_dev_gate)")             \
+  XX(SKIP_CHECK,       VERIFY, REPLY, "the region's MD5 before writing it (--skip-flashed)")       \
   XX(ERASE,            ERASE,  REPLY, "the end of an erase (ERASE_FLASH/REGION, ROM FLASH_BEGIN)") \
   XX(WRITE_BEGIN,      WRITE,  REPLY, "the reply to FLASH_(DEFL_)BEGIN")                           \
   XX(WRITE_DATA,       WRITE,  REPLY, "the reply to a FLASH_(DEFL_)DATA block")                    \
@@ -215,6 +220,8 @@ struct eg_dev {
   eg_dev_state state;         /* where the unit is */
   eg_stage stage;             /* = eg_dev_state_stage(state) while running; the last one when done */
   int reopens;                /* port reopened after an early error */
+  uint64_t away_t0;           /* uv_now when the port was found gone from the system (0: here) */
+  bool away_in_reset;         /* ...and it went during our reset (its USB re-enumerating) */
 
   /* --- private --- */
   eg_link link;
@@ -266,12 +273,15 @@ struct eg_dev {
 
   /* operations (the chip's plan) */
   eg_imageset *images;
+  size_t image_base;
   size_t op_i;
+  uint64_t op_t0;             /* uv_now when the current op began */
   const eg_wimage *wimg;
   uint32_t blk, nblk, blk_size;
   uint32_t read_size, read_got;
   uint8_t **read_bufs;        /* one per op (READ ops only), device-owned */
   size_t nread_bufs;
+  struct eg_timing_rec *tm;   /* the exchange in flight (cfg->timing only) */
   int after_kind;             /* eg_hard_reset being carried out */
   struct evp_md_ctx_st *md5ctx;
 };

@@ -24,6 +24,10 @@ void eg__dev_arm(eg_dev *d, uint32_t ms);
 void eg__dev_request(eg_dev *d, eg_dev_state s, size_t len, size_t expect_data, uint32_t timeout_ms);
 /* Queue a raw frame (READ_FLASH acks); false if the device failed. */
 bool eg__dev_send_frame(eg_dev *d, const uint8_t *raw, size_t len, bool lead_end);
+/* Timing records (cfg->timing): open one for a request just sent (closing
+ * any still open), close it with the reply's size (0: no reply). */
+void eg__dev_timing_open(eg_dev *d, uint8_t op, uint32_t seq, size_t bytes_out, uint16_t attempt);
+void eg__dev_timing_close(eg_dev *d, size_t reply_bytes);
 /* Send the request in d->pkt again, unchanged. */
 void eg__dev_resend(eg_dev *d, const char *why);
 /* Fail with the current stage; opcode -1 for none. */
@@ -80,6 +84,7 @@ bool eg__dev_may_reopen(const eg_dev *d);
  * gate, then run the operations. */
 void eg__dev_ops_check(eg_dev *d);
 void eg__dev_ops_start(eg_dev *d);                /* the gate said go: run d->ops */
+void eg__dev_ops_failed(eg_dev *d);               /* the unit failed: mark the image it was on */
 void eg__dev_erase_reply(eg_dev *d, const eg_resp *r);
 void eg__dev_write_begin_reply(eg_dev *d, const eg_resp *r);
 void eg__dev_write_data_reply(eg_dev *d, const eg_resp *r);

@@ -20,24 +20,30 @@ const char *eg_gate_mode_words(eg_gate_mode m) {
   return "?";
 }
 
+/* By offset, then MD5 (images per chip may share an offset): the order of
+ * db_rerun.c's query. */
 static int by_offset(const void *a, const void *b) {
   const eg_image *x = *(const eg_image *const *)a, *y = *(const eg_image *const *)b;
-  return x->offset < y->offset ? -1 : x->offset > y->offset;
+  if (x->offset != y->offset) return x->offset < y->offset ? -1 : 1;
+  char mx[33], my[33];
+  return strcmp(eg_hex(mx, x->md5, 16), eg_hex(my, y->md5, 16));
 }
 
 char *eg_images_signature(const eg_image *const *images, size_t n) {
   const eg_image **sorted = calloc(n ? n : 1, sizeof *sorted);
+  size_t m = 0;
   char *out = malloc(n * 48 + 1); /* "4294967295:" + 32 hex + "," per image */
   if (!sorted || !out) {
     free(sorted);
     free(out);
     return NULL;
   }
-  memcpy(sorted, images, n * sizeof *sorted);
-  qsort(sorted, n, sizeof *sorted, by_offset);
+  for (size_t i = 0; i < n; i++)
+    if (images[i]) sorted[m++] = images[i]; /* NULL: an index no plan uses */
+  qsort(sorted, m, sizeof *sorted, by_offset);
   size_t len = 0;
   out[0] = '\0';
-  for (size_t i = 0; i < n; i++) {
+  for (size_t i = 0; i < m; i++) {
     char md5[33];
     len += (size_t)sprintf(out + len, "%s%u:%s", i ? "," : "", (unsigned)sorted[i]->offset, eg_hex(md5, sorted[i]->md5, 16));
   }

@@ -58,7 +58,8 @@ typedef struct eg_gate {
 } eg_gate;
 
 /* "offset:md5,..." (the MD5 of each image as flashed, header patches
- * included: what the chip's flash holds afterwards), ordered by offset: the
+ * included: what the chip's flash holds afterwards; every chip's images
+ * of a mixed rack), ordered by offset then MD5 (NULL entries skipped): the
  * form the log's runs are compared in (db_rerun.h). Caller frees; NULL when
  * out of memory. */
 char *eg_images_signature(const eg_image *const *images, size_t n);

@@ -2,6 +2,8 @@
 #include "jobs.h"
 
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 bool eg_stubs_any(const eg_stub *const stubs[EG_CHIP__COUNT]) {
   for (int k = 0; stubs && k < EG_CHIP__COUNT; k++)
@@ -34,6 +36,8 @@ eg_err eg_dev_config_build(eg_dev_config *cfg, const eg_settings *s, const eg_st
     .images = images,
     .flash_size = s->flash_size,
     .verify = s->verify,
+    .skip_flashed = s->skip_flashed,
+    .erase = s->erase,
     .timeouts = s->timeouts,
     .connect_attempts = s->connect_attempts,
     .trace = trace,
@@ -47,4 +51,63 @@ size_t eg_ops_for_images(eg_dev_op *ops, const eg_settings *s, size_t nimages, b
   for (size_t i = 0; i < nimages; i++)
     ops[n++] = (eg_dev_op){.kind = verify_only ? EG_OPK_VERIFY : EG_OPK_WRITE, .index = i};
   return n;
+}
+
+/* One plan from the manifest images [first, first + n) for `chip` (NULL:
+ * every chip; then the manifest's chip, or the ESP32's header tables when
+ * nothing is patched). */
+static eg_err plan_build(eg_plans *p, int slot, eg_dev_plan *plan, const eg_manifest *m, size_t first, size_t n,
+                         const eg_chip *chip, const eg_stub *const stubs[EG_CHIP__COUNT], eg_fault *f) {
+  const eg_image **imgs = calloc(n ? n : 1, sizeof *imgs);
+  eg_dev_op *ops = calloc(n + 1, sizeof *ops);
+  p->imgs[slot] = imgs;
+  p->ops[slot] = ops;
+  if (!imgs || !ops) return eg_fault_set(f, EG_NOMEM, EG_STAGE_NONE, -1, "out of memory");
+  for (size_t i = 0; i < n; i++) imgs[i] = &m->images[first + i].image;
+  const eg_stub *stub = chip ? stubs[chip->id] : NULL;
+  const bool any_stub = chip ? stub != NULL : eg_stubs_any(stubs);
+  plan->images = eg_imageset_new(chip ? chip : eg_chip_get(EG_CHIP_ESP32), imgs, n, m->set.flash_mode,
+                                 m->set.flash_freq, m->set.flash_size, eg_settings_compress(&m->set, any_stub));
+  if (!plan->images) return eg_fault_set(f, EG_NOMEM, EG_STAGE_NONE, -1, "out of memory");
+  plan->ops = ops;
+  plan->nops = eg_ops_for_images(ops, &m->set, n, false);
+  plan->image_base = first;
+  /* Compression (and the ROM's aligned copies) once, before any port. */
+  return eg_imageset_warm(plan->images, !any_stub, f);
+}
+
+eg_err eg_plans_build(eg_plans *p, const eg_manifest *m, const eg_stub *const stubs[EG_CHIP__COUNT], eg_fault *f) {
+  memset(p, 0, sizeof *p);
+  p->per_chip = m->images_per_chip;
+  if (!p->per_chip) return plan_build(p, EG_CHIP__COUNT, &p->any, m, 0, m->nimages, m->set.chip, stubs, f);
+  for (size_t i = 0; i < m->nimages;) {
+    const eg_chip *chip = m->images[i].chip;
+    size_t j = i;
+    while (j < m->nimages && m->images[j].chip == chip) j++;
+    const eg_err e = plan_build(p, chip->id, &p->plan[chip->id], m, i, j - i, chip, stubs, f);
+    if (e != EG_OK) return e;
+    p->by_chip[chip->id] = &p->plan[chip->id];
+    i = j;
+  }
+  return EG_OK;
+}
+
+void eg_plans_config(const eg_plans *p, eg_dev_config *cfg) {
+  if (p->per_chip) {
+    cfg->plans = p->by_chip;
+    cfg->images = NULL;
+  } else {
+    cfg->plans = NULL;
+    cfg->images = p->any.images;
+  }
+}
+
+void eg_plans_free(eg_plans *p) {
+  eg_imageset_free(p->any.images);
+  for (int c = 0; c < EG_CHIP__COUNT; c++) eg_imageset_free(p->plan[c].images);
+  for (int k = 0; k <= EG_CHIP__COUNT; k++) {
+    free(p->imgs[k]);
+    free(p->ops[k]);
+  }
+  memset(p, 0, sizeof *p);
 }

@@ -10,6 +10,7 @@
 #include <stddef.h>
 
 #include "device.h"
+#include "manifest.h"
 #include "options.h"
 #include "prep.h"
 #include "stubfile.h"
@@ -30,5 +31,25 @@ eg_err eg_dev_config_build(eg_dev_config *cfg, const eg_settings *s, const eg_st
  * s->erase is all, then one WRITE (verify: VERIFY) per image. ops must hold
  * nimages + 1. Returns the count. */
 size_t eg_ops_for_images(eg_dev_op *ops, const eg_settings *s, size_t nimages, bool verify_only);
+
+/* A manifest's images and operations, for each chip it may meet: one plan
+ * for every chip (images: a list), or one per chip (images: {CHIP: [...]},
+ * a mixed rack). Each plan's images are patched for its chip and compressed
+ * once (when its chip's stub runs), before any port starts. */
+typedef struct eg_plans {
+  bool per_chip;
+  eg_dev_plan any;                                /* images: a list */
+  eg_dev_plan plan[EG_CHIP__COUNT];               /* images per chip */
+  const eg_dev_plan *by_chip[EG_CHIP__COUNT];     /* for eg_dev_config.plans */
+  const eg_image **imgs[EG_CHIP__COUNT + 1];      /* owned */
+  eg_dev_op *ops[EG_CHIP__COUNT + 1];             /* owned */
+} eg_plans;
+
+/* EG_OK, or the imageset's error in f (a header that cannot be patched,
+ * out of memory). */
+eg_err eg_plans_build(eg_plans *p, const eg_manifest *m, const eg_stub *const stubs[EG_CHIP__COUNT], eg_fault *f);
+/* Point cfg at the plans (plans per chip, or the one plan's images). */
+void eg_plans_config(const eg_plans *p, eg_dev_config *cfg);
+void eg_plans_free(eg_plans *p);
 
 #endif

@@ -71,6 +71,7 @@ typedef struct mctx {
   size_t ndiags, capdiags;
   int nerrors;
   bool oom;
+  bool chip_ok;     /* chip: named a known chip or auto */
 } mctx;
 
 static void vreport(mctx *c, bool error, int line, int col, const char *fmt, va_list ap) {
@@ -400,10 +401,10 @@ static char *resolve(mctx *c, const char *rel) {
 /* ---------------------------------------------------------------- sections */
 
 enum { R_STATION, R_DATABASE, R_CHIP, R_IMAGES, R_FLASH, R_BAUD, R_CONNECT_BAUD, R_BEFORE, R_AFTER, R_STUB,
-       R_ERASE, R_VERIFY, R_COMPRESS, R_RETRIES, R_TIMEOUTS, R_PORTS, R__COUNT };
+       R_ERASE, R_VERIFY, R_COMPRESS, R_RETRIES, R_TIMEOUTS, R_PORTS, R_SKIP_FLASHED, R_SECURITY, R__COUNT };
 static const char *const root_keys[R__COUNT] = {
   "station", "database", "chip", "images", "flash", "baud", "connect_baud", "before", "after", "stub",
-  "erase", "verify", "compress", "retries", "timeouts", "ports"};
+  "erase", "verify", "compress", "retries", "timeouts", "ports", "skip_flashed", "security"};
 
 /* A list of names for messages: "a, b, c". */
 static void join_codes(char *buf, size_t cap, const char *first, const char *second, const eg_code *t, size_t n) {
@@ -418,6 +419,35 @@ static bool code_in(const eg_code *t, size_t n, const char *name) {
   for (size_t i = 0; i < n; i++)
     if (strcmp(t[i].name, name) == 0) return true;
   return false;
+}
+
+/* The chips a value must suit: the manifest's chip, or with chip: auto
+ * every chip the images name (every chip of the table for a plain list). */
+static bool chip_used(const eg_manifest *m, const eg_chip *ch) {
+  if (m->set.chip) return ch == m->set.chip;
+  if (!m->images_per_chip) return true;
+  for (size_t i = 0; i < m->nimages; i++)
+    if (m->images[i].chip == ch) return true;
+  return false;
+}
+
+/* A flash frequency or size, checked against each chip it must suit; the
+ * first that lacks it is named. */
+static void check_code(mctx *c, const yaml_node_t *n, const char *key, const char *s, bool size) {
+  eg_manifest *m = c->m;
+  char allowed[256];
+  for (int id = 0; id < EG_CHIP__COUNT; id++) {
+    const eg_chip *ch = eg_chip_get((eg_chip_id)id);
+    if (!chip_used(m, ch)) continue;
+    const eg_code *t = size ? ch->flash_sizes : ch->flash_freqs;
+    const size_t nt = size ? ch->nflash_sizes : ch->nflash_freqs;
+    if (code_in(t, nt, s)) continue;
+    join_codes(allowed, sizeof allowed, "keep", size ? "detect" : NULL, t, nt);
+    err(c, n, "%s: '%s' is not a flash %s of the %s (allowed: %s)", key, s, size ? "size" : "frequency", ch->name,
+        allowed);
+    return;
+  }
+  snprintf(size ? m->set.flash_size : m->set.flash_freq, sizeof m->set.flash_size, "%s", s);
 }
 
 static void parse_flash(mctx *c, const yaml_node_t *fn) {
@@ -437,22 +467,15 @@ static void parse_flash(mctx *c, const yaml_node_t *fn) {
   }
   if (v[F_FREQ] && get_str(c, v[F_FREQ], "flash.freq", &s)) {
     if (strcmp(s, "keep") == 0) snprintf(m->set.flash_freq, sizeof m->set.flash_freq, "keep");
-    else if (!m->set.chip) { /* the chip's own error is reported; nothing to check against */
-    } else if (!code_in(m->set.chip->flash_freqs, m->set.chip->nflash_freqs, s)) {
-      join_codes(allowed, sizeof allowed, "keep", NULL, m->set.chip->flash_freqs, m->set.chip->nflash_freqs);
-      err(c, v[F_FREQ], "flash.freq: '%s' is not a flash frequency of the %s (allowed: %s)", s, m->set.chip->name, allowed);
-    } else
-      snprintf(m->set.flash_freq, sizeof m->set.flash_freq, "%s", s);
+    else if (!c->chip_ok) { /* the chip's own error is reported; nothing to check against */
+    } else check_code(c, v[F_FREQ], "flash.freq", s, false);
   }
   if (v[F_SIZE] && get_str(c, v[F_SIZE], "flash.size", &s)) {
     if (strcmp(s, "keep") == 0 || strcmp(s, "detect") == 0) snprintf(m->set.flash_size, sizeof m->set.flash_size, "%s", s);
-    else if (!m->set.chip) {
-    } else if (!code_in(m->set.chip->flash_sizes, m->set.chip->nflash_sizes, s)) {
-      join_codes(allowed, sizeof allowed, "keep", "detect", m->set.chip->flash_sizes, m->set.chip->nflash_sizes);
-      err(c, v[F_SIZE], "flash.size: '%s' is not a flash size of the %s (allowed: %s)", s, m->set.chip->name, allowed);
-    } else
-      snprintf(m->set.flash_size, sizeof m->set.flash_size, "%s", s);
+    else if (!c->chip_ok) {
+    } else check_code(c, v[F_SIZE], "flash.size", s, true);
   }
+  (void)allowed;
 }
 
 static void parse_timeouts(mctx *c, const yaml_node_t *tn) {
@@ -473,32 +496,32 @@ static void parse_timeouts(mctx *c, const yaml_node_t *tn) {
 
 static int image_cmp(const void *a, const void *b) {
   const eg_mimage *x = a, *y = b;
+  const int cx = x->chip ? (int)x->chip->id + 1 : 0, cy = y->chip ? (int)y->chip->id + 1 : 0;
+  if (cx != cy) return cx < cy ? -1 : 1;
   if (x->offset != y->offset) return x->offset < y->offset ? -1 : 1;
   return x->line != y->line ? (x->line < y->line ? -1 : 1) : 0;
 }
 
-static void parse_images(mctx *c, const yaml_node_t *in) {
+static int image_cmp(const void *a, const void *b);
+
+/* One list of images (the whole `images:` or one chip's list of it),
+ * appended to m->images. */
+static void parse_image_list(mctx *c, const yaml_node_t *in, const eg_chip *chip, const char *prefix) {
   eg_manifest *m = c->m;
-  if (in->type != YAML_SEQUENCE_NODE) return type_error(c, in, "images", "a list");
   const size_t n = (size_t)(in->data.sequence.items.top - in->data.sequence.items.start);
-  if (n == 0) return err(c, in, "images: at least one image is required");
-  if (n > MANIFEST_MAX_IMAGES) return err(c, in, "images: %zu images, more than %d", n, MANIFEST_MAX_IMAGES);
-  m->images = calloc(n, sizeof *m->images);
-  if (!m->images) {
-    c->oom = true;
-    return;
-  }
+  if (n == 0) return err(c, in, "%s: at least one image is required", prefix);
   enum { I_OFFSET, I_FILE, I_SHA256, I__COUNT };
   static const char *const keys[I__COUNT] = {"offset", "file", "sha256"};
   for (size_t i = 0; i < n; i++) {
     const yaml_node_t *e = node(c, in->data.sequence.items.start[i]);
     if (!e) continue;
-    char where[32];
-    snprintf(where, sizeof where, "images[%zu]", i);
+    char where[64];
+    snprintf(where, sizeof where, "%s[%zu]", prefix, i);
     yaml_node_t *v[I__COUNT];
     if (!map_fields(c, e, where, keys, I__COUNT, v)) continue;
     eg_mimage *mi = &m->images[m->nimages];
     memset(mi, 0, sizeof *mi);
+    mi->chip = chip;
     mi->line = (int)e->start_mark.line + 1;
     mi->col = (int)e->start_mark.column + 1;
     int64_t off = 0;
@@ -539,6 +562,73 @@ static void parse_images(mctx *c, const yaml_node_t *in) {
           eg_hex(want, mi->sha256, 32), eg_hex(got, mi->image.file_sha256, 32));
     }
   }
+}
+
+static size_t seq_len(const yaml_node_t *n) {
+  return n->type == YAML_SEQUENCE_NODE ? (size_t)(n->data.sequence.items.top - n->data.sequence.items.start) : 0;
+}
+
+/* images: a list for every chip, or a map of lists per chip (a mixed rack:
+ * images: {esp32c3: [...], esp32s3: [...]}). */
+static void parse_images(mctx *c, const yaml_node_t *in) {
+  eg_manifest *m = c->m;
+  size_t total = 0;
+  if (in->type == YAML_SEQUENCE_NODE) {
+    total = seq_len(in);
+  } else if (in->type == YAML_MAPPING_NODE) {
+    /* One image written without its list dash ("images: {offset: ..}"). */
+    for (const yaml_node_pair_t *pr = in->data.mapping.pairs.start; pr < in->data.mapping.pairs.top; pr++) {
+      const yaml_node_t *k = node(c, pr->key);
+      if (k && k->type == YAML_SCALAR_NODE && (!strcmp(sval(k), "offset") || !strcmp(sval(k), "file")))
+        return type_error(c, in, "images", "a list");
+    }
+    m->images_per_chip = true;
+    for (const yaml_node_pair_t *pr = in->data.mapping.pairs.start; pr < in->data.mapping.pairs.top; pr++) {
+      const yaml_node_t *v = node(c, pr->value);
+      if (v) total += seq_len(v);
+    }
+  } else {
+    return type_error(c, in, "images", "a list, or a map of lists per chip");
+  }
+  if (total > MANIFEST_MAX_IMAGES) return err(c, in, "images: %zu images, more than %d", total, MANIFEST_MAX_IMAGES);
+  if (!(m->images = calloc(total ? total : 1, sizeof *m->images))) {
+    c->oom = true;
+    return;
+  }
+  if (!m->images_per_chip) {
+    parse_image_list(c, in, NULL, "images");
+  } else {
+    if (in->data.mapping.pairs.start == in->data.mapping.pairs.top) return err(c, in, "images: no chip listed");
+    for (const yaml_node_pair_t *pr = in->data.mapping.pairs.start; pr < in->data.mapping.pairs.top; pr++) {
+      const yaml_node_t *k = node(c, pr->key), *v = node(c, pr->value);
+      if (!k || !v) continue;
+      const char *name = k->type == YAML_SCALAR_NODE ? sval(k) : "";
+      const eg_chip *chip = eg_chip_by_name(name);
+      char where[64];
+      snprintf(where, sizeof where, "images.%s", name);
+      if (!chip) {
+        char names[256];
+        err(c, k, "images: '%s' is not a chip (known: %s)", name, eg_chip_names(names, sizeof names, ", "));
+        continue;
+      }
+      bool dup = false;
+      for (size_t i = 0; i < m->nimages; i++) dup = dup || m->images[i].chip == chip;
+      if (dup) {
+        err(c, k, "images: %s is listed twice", chip->arg_name);
+        continue;
+      }
+      if (c->chip_ok && m->set.chip && chip != m->set.chip) {
+        err(c, k, "images: %s: the manifest's chip is %s (use chip: auto for a rack of several chips)",
+            chip->arg_name, m->set.chip->arg_name);
+        continue;
+      }
+      if (v->type != YAML_SEQUENCE_NODE) {
+        type_error(c, v, where, "a list");
+        continue;
+      }
+      parse_image_list(c, v, chip, where);
+    }
+  }
   qsort(m->images, m->nimages, sizeof *m->images, image_cmp);
 }
 
@@ -548,9 +638,10 @@ static void check_images(mctx *c) {
   eg_manifest *m = c->m;
   const uint32_t fixed = strcmp(m->set.flash_size, "keep") && strcmp(m->set.flash_size, "detect")
                            ? eg_flash_size_bytes(m->set.flash_size) : 0;
-  uint64_t prev_end = 0; /* the furthest end of the images before, exclusive */
+  uint64_t prev_end = 0; /* the furthest end of the images before (of the same chip), exclusive */
   for (size_t i = 0; i < m->nimages; i++) {
     const eg_mimage *a = &m->images[i];
+    if (i > 0 && m->images[i - 1].chip != a->chip) prev_end = 0; /* another chip's list */
     if (!a->image.len) continue; /* not loaded: already reported */
     /* The chip erases whole 4 KiB sectors: an image that starts inside one
      * takes the sector's bytes before it along (esptool warns the same).
@@ -570,7 +661,7 @@ static void check_images(mctx *c) {
      * erases every 4 KiB sector it touches, so two images sharing a sector
      * would destroy each other's bytes. */
     const uint64_t a_last_sector = (end - 1) & ~(uint64_t)(SECTOR - 1);
-    for (size_t j = i + 1; j < m->nimages; j++) {
+    for (size_t j = i + 1; j < m->nimages && m->images[j].chip == a->chip; j++) {
       const eg_mimage *b = &m->images[j];
       const uint64_t b_first_sector = b->offset & ~(uint64_t)(SECTOR - 1);
       if (b_first_sector > a_last_sector) break; /* sorted: the rest start even later */
@@ -588,12 +679,35 @@ static void check_images(mctx *c) {
     /* esptool writes the flash parameters into the bootloader's header only
      * when it starts with the image magic 0xE9; say so rather than silently
      * flash a bootloader with other parameters than the manifest asks for. */
-    if (m->set.chip && a->offset == m->set.chip->bootloader_offset && a->image.data[0] != 0xE9 &&
+    const eg_chip *ch = a->chip ? a->chip : m->set.chip;
+    if (ch && a->offset == ch->bootloader_offset && a->image.data[0] != 0xE9 &&
         (strcmp(m->set.flash_mode, "keep") || strcmp(m->set.flash_freq, "keep") || strcmp(m->set.flash_size, "keep")))
       warn_at(c, a->line, a->col,
               "image %s at the %s bootloader offset 0x%x does not start with 0xE9, so flash mode/freq/size "
-              "will not be written into its header", a->file, m->set.chip->name, a->offset);
+              "will not be written into its header", a->file, ch->name, a->offset);
   }
+}
+
+static void parse_security(mctx *c, const yaml_node_t *sn) {
+  enum { S_PLAINTEXT, S__COUNT };
+  static const char *const keys[S__COUNT] = {"plaintext_on_encrypted"};
+  yaml_node_t *v[S__COUNT];
+  if (!map_fields(c, sn, "security", keys, S__COUNT, v)) return;
+  const char *s;
+  if (v[S_PLAINTEXT] && get_str(c, v[S_PLAINTEXT], "security.plaintext_on_encrypted", &s)) {
+    if (strcmp(s, "allow") == 0) c->m->allow_plaintext_on_encrypted = true;
+    else if (strcmp(s, "refuse") == 0) c->m->allow_plaintext_on_encrypted = false;
+    else err(c, v[S_PLAINTEXT], "security.plaintext_on_encrypted: '%s' (allowed: refuse, allow)", s);
+  }
+}
+
+/* How a port reaches its chip, by the names the log uses. */
+static bool transport_parse(const char *s, eg_usb_mode *out) {
+  static const struct { const char *name; eg_usb_mode mode; } t[] = {
+    {"uart", EG_USB_NONE}, {"usb-serial-jtag", EG_USB_SERIAL_JTAG}, {"usb-otg", EG_USB_OTG}};
+  for (size_t i = 0; i < N(t); i++)
+    if (strcmp(s, t[i].name) == 0) return *out = t[i].mode, true;
+  return false;
 }
 
 static void parse_usb(mctx *c, const yaml_node_t *un, eg_mport *p) {
@@ -624,8 +738,8 @@ static void parse_ports(mctx *c, const yaml_node_t *pn) {
     c->oom = true;
     return;
   }
-  enum { P_SLOT, P_PATH, P_GLOB, P_USB, P_URL, P__COUNT };
-  static const char *const keys[P__COUNT] = {"slot", "path", "glob", "usb", "url"};
+  enum { P_SLOT, P_PATH, P_GLOB, P_USB, P_URL, P_TRANSPORT, P__COUNT };
+  static const char *const keys[P__COUNT] = {"slot", "path", "glob", "usb", "url", "transport"};
   for (size_t i = 0; i < n; i++) {
     const yaml_node_t *e = node(c, pn->data.sequence.items.start[i]);
     if (!e) continue;
@@ -668,6 +782,8 @@ static void parse_ports(mctx *c, const yaml_node_t *pn) {
       free(p->target), p->kind = EG_MPORT_URL, p->target = xstrdup(c, s);
     }
     if (v[P_USB]) p->kind = EG_MPORT_USB, parse_usb(c, v[P_USB], p);
+    if (v[P_TRANSPORT] && get_str(c, v[P_TRANSPORT], "transport", &s) && !transport_parse(s, &p->usb))
+      err(c, v[P_TRANSPORT], "transport: '%s' (allowed: uart, usb-serial-jtag, usb-otg)", s);
     m->nports++;
   }
 }
@@ -739,13 +855,24 @@ static void parse_root(mctx *c, const yaml_node_t *root) {
   int64_t x;
   if (v[R_STATION] && get_label(c, v[R_STATION], "station", &s)) m->station = xstrdup(c, s);
   if (v[R_DATABASE] && get_str(c, v[R_DATABASE], "database", &s) && (m->db_path = resolve(c, s))) check_database(c, v[R_DATABASE]);
-  if (v[R_CHIP] && get_str(c, v[R_CHIP], "chip", &s) && !(m->set.chip = eg_chip_by_name(s))) {
-    char names[256] = "";
-    for (int i = 0; i < EG_CHIP__COUNT; i++)
-      snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", i ? ", " : "", eg_chip_get(i)->arg_name);
-    err(c, v[R_CHIP], "chip: unknown chip '%s' (known: %s)", s, names);
+  if (v[R_CHIP] && get_str(c, v[R_CHIP], "chip", &s)) {
+    if (strcmp(s, "auto") == 0) {
+      c->chip_ok = true; /* whatever answers; images per chip say which chips may */
+    } else if ((m->set.chip = eg_chip_by_name(s))) {
+      c->chip_ok = true;
+    } else {
+      char names[256];
+      err(c, v[R_CHIP], "chip: unknown chip '%s' (known: auto, %s)", s, eg_chip_names(names, sizeof names, ", "));
+    }
   }
+  if (v[R_IMAGES]) parse_images(c, v[R_IMAGES]);
   if (v[R_FLASH]) parse_flash(c, v[R_FLASH]);
+  /* The bootloader's offset and header codes are the chip's: with chip:
+   * auto and one list for every chip, nothing says which chip to patch for. */
+  if (v[R_FLASH] && c->chip_ok && !m->set.chip && !m->images_per_chip &&
+      (strcmp(m->set.flash_mode, "keep") || strcmp(m->set.flash_freq, "keep") || strcmp(m->set.flash_size, "keep") != 0))
+    err(c, v[R_FLASH], "flash: with chip: auto and one image list, the bootloader header cannot be patched (which "
+        "chip's?): keep mode/freq/size, or give images per chip (images: {esp32: [...], esp32s3: [...]})");
   if (v[R_BAUD] && get_int(c, v[R_BAUD], "baud", EG_BAUD_MIN, EG_BAUD_MAX, &x)) m->set.baud = (uint32_t)x;
   if (v[R_CONNECT_BAUD] && get_int(c, v[R_CONNECT_BAUD], "connect_baud", EG_BAUD_MIN, EG_BAUD_MAX, &x))
     m->set.connect_baud = (uint32_t)x;
@@ -776,10 +903,9 @@ static void parse_root(mctx *c, const yaml_node_t *root) {
   if (v[R_COMPRESS] && get_bool(c, v[R_COMPRESS], "compress", &compress)) m->set.compress = compress;
   if (v[R_RETRIES] && get_int(c, v[R_RETRIES], "retries", 0, EG_RETRIES_MAX, &x)) m->set.retries = (int)x;
   if (v[R_TIMEOUTS]) parse_timeouts(c, v[R_TIMEOUTS]);
-  if (v[R_IMAGES]) {
-    parse_images(c, v[R_IMAGES]);
-    check_images(c);
-  }
+  if (v[R_IMAGES]) check_images(c);
+  if (v[R_SKIP_FLASHED]) get_bool(c, v[R_SKIP_FLASHED], "skip_flashed", &m->set.skip_flashed);
+  if (v[R_SECURITY]) parse_security(c, v[R_SECURITY]);
   if (v[R_PORTS]) parse_ports(c, v[R_PORTS]);
 }
 
@@ -949,7 +1075,7 @@ static const char *base_name(const char *p) {
 }
 
 static void add_slot(slots_ctx *s, const eg_mport *mp, const char *label, const char *port, const char *location,
-                     const char *ident) {
+                     const char *ident, eg_usb_mode usb) {
   mctx *c = &s->c;
   /* A label taken from a port's file name (glob, usb) may hold anything. */
   size_t at = 0;
@@ -987,6 +1113,7 @@ static void add_slot(slots_ctx *s, const eg_mport *mp, const char *label, const 
   snprintf(sl->slot, sizeof sl->slot, "%s", label);
   snprintf(sl->port, sizeof sl->port, "%s", port);
   snprintf(sl->usb_location, sizeof sl->usb_location, "%s", location ? location : "");
+  sl->usb = mp->usb != EG_USB_NONE ? mp->usb : usb;
   if (!(s->ident[s->n] = strdup(ident))) {
     c->oom = true;
     return;
@@ -1008,18 +1135,20 @@ static void add_path_slot(slots_ctx *s, const eg_mport *mp, const char *label, c
   char real[PATH_MAX];
   struct stat st;
   if (stat(path, &st) != 0) {
-    if (s->allow_absent && errno == ENOENT) return add_slot(s, mp, label, path, NULL, path);
+    if (s->allow_absent && errno == ENOENT) return add_slot(s, mp, label, path, NULL, path, EG_USB_NONE);
     return err_at(&s->c, mp->line, mp->col, "port %s: %s", path, strerror(errno));
   }
   if (!realpath(path, real)) snprintf(real, sizeof real, "%s", path);
   const char *location = NULL;
+  eg_usb_mode usb = EG_USB_NONE;
   list_ports(s);
   for (size_t i = 0; i < s->nports; i++) {
     char pr[PATH_MAX];
-    if (realpath(s->ports[i].name, pr) && strcmp(pr, real) == 0 && s->ports[i].location[0])
-      location = s->ports[i].location;
+    if (!realpath(s->ports[i].name, pr) || strcmp(pr, real) != 0) continue;
+    if (s->ports[i].location[0]) location = s->ports[i].location;
+    if (s->ports[i].usb) usb = eg_chip_usb_mode(s->ports[i].vid, s->ports[i].pid, NULL);
   }
-  add_slot(s, mp, label, path, location, real);
+  add_slot(s, mp, label, path, location, real, usb);
 }
 
 static void expand_glob(slots_ctx *s, const eg_mport *mp) {
@@ -1073,7 +1202,8 @@ static void expand_usb(slots_ctx *s, const eg_mport *mp) {
       if (!realpath(pi->name, real)) snprintf(real, sizeof real, "%s", pi->name);
       /* The by-path name survives re-enumeration (native USB chips come
        * back as a new ttyACM after a reset); prefer it for opening. */
-      add_slot(s, mp, label, pi->by_path[0] ? pi->by_path : pi->name, pi->location, real);
+      add_slot(s, mp, label, pi->by_path[0] ? pi->by_path : pi->name, pi->location, real,
+               eg_chip_usb_mode(pi->vid, pi->pid, NULL));
     }
   }
   if (!nmatch) err_at(&s->c, mp->line, mp->col, "%s", what);
@@ -1095,7 +1225,8 @@ static eg_err expand_slots(const eg_manifest *m, bool allow_absent, eg_slot **ou
       bool ok = false;
       char label[300], why[200];
       const bool url = eg_port_url(mp->target, &ok, label, sizeof label, why, sizeof why);
-      add_slot(&s, mp, mp->slot ? mp->slot : url && ok ? label : mp->target, mp->target, NULL, mp->target);
+      add_slot(&s, mp, mp->slot ? mp->slot : url && ok ? label : mp->target, mp->target, NULL, mp->target,
+               EG_USB_NONE);
       break;
     }
     }

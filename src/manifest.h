@@ -44,6 +44,7 @@ typedef struct eg_mimage {
   bool has_sha256;
   uint8_t sha256[32];  /* pin */
   eg_image image;      /* loaded (not header-patched, not compressed) */
+  const eg_chip *chip; /* images: {CHIP: [...]}: the chip it is for; NULL: every chip */
   int line, col;
 } eg_mimage;
 
@@ -61,6 +62,8 @@ typedef struct eg_mport {
   int vid, pid;     /* USB; -1 = any */
   char *serial;     /* USB; NULL = any */
   char *location;   /* USB; NULL = any ("1-1.4") */
+  eg_usb_mode usb;  /* transport: how the port reaches the chip (UART bridge, USB-Serial/JTAG,
+                       USB-OTG); NONE = not given (a usb match takes it from VID:PID) */
   int line, col;
 } eg_mport;
 
@@ -77,7 +80,9 @@ typedef struct eg_manifest {
                              compress, retries, timeouts: eg_settings_default() plus
                              what the manifest says */
   char *stub_path;        /* owned; set.stub_path points here */
-  eg_mimage *images;      /* at least one, sorted by offset */
+  bool images_per_chip;   /* images: {CHIP: [...]} (set.chip may be NULL: auto) */
+  bool allow_plaintext_on_encrypted; /* security: {plaintext_on_encrypted: allow} */
+  eg_mimage *images;      /* at least one, sorted by chip (NULL first), then offset */
   size_t nimages;
   eg_mport *ports;        /* at least one */
   size_t nports;
@@ -97,6 +102,7 @@ typedef struct eg_slot {
   char slot[64];         /* unique label */
   char port[256];        /* what eg_port_open takes */
   char usb_location[64]; /* "" when unknown */
+  eg_usb_mode usb;       /* how it reaches the chip, when the manifest or the port's VID:PID says */
 } eg_slot;
 
 /* Expand the manifest's ports into concrete slots: globs (sorted), USB

@@ -88,6 +88,7 @@ typedef struct eg_settings {
   char flash_size[16];        /* "keep", "detect" or a size */
   eg_erase_policy erase;
   bool verify;                /* MD5 after each write */
+  bool skip_flashed;          /* MD5 first; skip regions that already hold the image (esptool v5) */
   int compress;               /* -1: when the stub runs (esptool's rule), 0 no, 1 yes */
   int retries;                /* extra attempts per unit */
   int connect_attempts;

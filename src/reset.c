@@ -12,8 +12,15 @@ static const eg_reset_step tight_550[] = {{0, 0, 0}, {1, 1, 0}, {0, 1, 100}, {1,
  * RTS=0 (EN high: the chip boots and samples IO0); delay; DTR=0. */
 static const eg_reset_step classic_50[] = {{0, -1, 0}, {-1, 1, 100}, {1, -1, 0}, {-1, 0, 50}, {0, -1, 0}, END};
 static const eg_reset_step classic_550[] = {{0, -1, 0}, {-1, 1, 100}, {1, -1, 0}, {-1, 0, 550}, {0, -1, 0}, END};
-/* USBJTAGSerialReset: RTS=0,DTR=0; 100 ms; DTR=1,RTS=0; 100 ms; RTS=1,DTR=0,RTS=1; 100 ms; DTR=0,RTS=0. */
-static const eg_reset_step usb_jtag[] = {{0, 0, 100}, {1, 0, 100}, {0, 1, 0}, {-1, 1, 100}, {0, 0, 0}, END};
+/* USBJTAGSerialReset: RTS=0, DTR=0; 100 ms; DTR=1, RTS=0; 100 ms; RTS=1,
+ * DTR=0, RTS=1; 100 ms; DTR=0, RTS=0 (protocol doc §3.1). One line per step,
+ * in esptool's order: the USB-Serial/JTAG peripheral acts on each line
+ * change, and "RTS=1, DTR=0" must pass through (1,1), not (0,0) - which
+ * would clear the download flag before the reset (esptool's comment "Calls
+ * inverted to go through (1,1) instead of (0,0)"). Setting both in one step
+ * would send DTR first over RFC 2217 (two SET-CONTROLs). */
+static const eg_reset_step usb_jtag[] = {{-1, 0, 0}, {0, -1, 100}, {1, -1, 0}, {-1, 0, 100}, {-1, 1, 0},
+                                         {0, -1, 0},  {-1, 1, 100}, {0, -1, 0}, {-1, 0, 0}, END};
 /* HardReset: RTS=1 (EN low), 100 ms, RTS=0 (DTR stays released). */
 static const eg_reset_step hard[] = {{0, 1, 100}, {0, 0, 0}, END};
 /* HardReset over the chip's own USB (uses_usb): RTS=1, 200 ms, RTS=0, then

@@ -240,6 +240,7 @@ static void begin_device(slotrun *sr) {
     return;
   }
   sr->dev.rec = sr->last; /* slot, attempt, start time */
+  sr->dev.usb = job->usb;
   sr->dev_live = true;
   if (s->stopping) { /* stopped while the row was being written: record it as aborted */
     eg_dev_abort(&sr->dev);

@@ -50,6 +50,7 @@ typedef struct eg_job {
   const eg_dev_op *ops;         /* may be shared by jobs */
   size_t nops;
   int max_attempts;             /* >= 1 */
+  eg_usb_mode usb;              /* how the port reaches the chip, when known (a UART bridge: NONE) */
   void *user;                   /* the builder's pointer */
 } eg_job;
 

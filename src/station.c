@@ -29,6 +29,7 @@ typedef struct st_slot {
   char last[200];    /* the last unit's result in words (PASS/FAIL/REMOVAL notes) */
   uint32_t rate;     /* the rate its board last answered at (0: unknown) */
   int quiet;         /* probes in a row that heard nothing from a finished board */
+  const eg_chip *chip; /* the last unit's chip (its MAC's registers), NULL: unknown */
   size_t watch;      /* its folder's watch, or SIZE_MAX */
   const char *base;  /* the path's last component (inotify names it) */
 } st_slot;
@@ -220,7 +221,8 @@ static void start_probe(eg_station *st, st_probe *sp, st_slot *sl) {
   /* Between units the MAC tells a swapped board from the one just done;
    * before a unit it is the device's job. */
   const bool after_unit = sl->state == EG_STATION_PASS || sl->state == EG_STATION_FAIL || sl->state == EG_STATION_REMOVAL;
-  if (!after_unit) sp->cfg.chip = NULL;
+  /* The finished board's own chip (a manifest may say chip: auto). */
+  sp->cfg.chip = after_unit && sl->chip ? sl->chip : after_unit ? sp->cfg.chip : NULL;
   /* Ask first at the rate the board last answered at (a stub left running
    * listens at the transfer rate): one rate's timeouts saved per probe. */
   if (after_unit && sl->rate && sp->cfg.rates[1] == sl->rate) {
@@ -364,6 +366,7 @@ static void ev_unit_done(void *ctx, size_t job, const eg_unit_record *u, bool wi
     memcpy(sl->mac, u->mac, sizeof sl->mac);
   }
   sl->rate = u->baud;
+  sl->chip = u->chip[0] ? eg_chip_by_name(u->chip) : NULL;
   char mac[18];
   eg_unit_mac_str(u, mac, sizeof mac);
   if (!mac[0]) snprintf(mac, sizeof mac, "-");

@@ -65,9 +65,14 @@ void eg_unit_fallback(eg_unit_record *u, const char *fmt, ...) {
 }
 
 void eg_unit_image(eg_unit_record *u, unsigned idx, uint32_t offset, eg_image_action a, uint32_t duration_ms) {
-  if (idx >= EG_UNIT_MAX_IMAGES) return;
-  u->images[idx].offset = offset;
-  u->images[idx].action = a;
-  u->images[idx].duration_ms = duration_ms;
-  if (idx >= u->nimages) u->nimages = (uint8_t)(idx + 1);
+  unsigned k = 0;
+  while (k < u->nimages && u->images[k].idx != idx) k++;
+  if (k == u->nimages) {
+    if (k >= EG_UNIT_MAX_IMAGES) return;
+    u->nimages++;
+  }
+  u->images[k].idx = (uint16_t)idx;
+  u->images[k].offset = offset;
+  u->images[k].action = a;
+  u->images[k].duration_ms = duration_ms;
 }

@@ -63,7 +63,7 @@ typedef enum eg_image_action {
 const char *eg_image_action_name(eg_image_action a);
 
 /* Images one record can describe; the manifest allows no more per chip. */
-#define EG_UNIT_MAX_IMAGES 16
+#define EG_UNIT_MAX_IMAGES 64 /* the manifest allows no more in all */
 /* Bytes of GET_SECURITY_INFO's key_purposes (esp-serial-protocol.md 4.2). */
 #define EG_KEY_PURPOSES_MAX 8
 
@@ -109,9 +109,11 @@ typedef struct eg_unit_record {
   uint32_t stage_ms[EG_STAGE__COUNT]; /* wall time spent in each stage */
   int64_t started_ms, finished_ms;    /* Unix epoch milliseconds */
 
-  /* Per image of the run, by run_images index: what was done to it and how
-   * long it took. nimages = entries used. */
+  /* What was done to each image this unit touched, and how long it took;
+   * idx is the run_images index. nimages = entries used, in the order
+   * first touched. */
   struct {
+    uint16_t idx;
     uint32_t offset;
     eg_image_action action;
     uint32_t duration_ms;
@@ -129,8 +131,8 @@ const char *eg_unit_mac_str(const eg_unit_record *u, char *buf, unsigned long le
 /* Count one link fallback and append its line to fallback_log (a full log
  * keeps its earlier lines and ends in "..."). */
 void eg_unit_fallback(eg_unit_record *u, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Record what happened to image `idx` (idx < EG_UNIT_MAX_IMAGES; others are
- * ignored); nimages grows to cover it. */
+/* Record what happened to run image `idx`: its entry is updated, or a new
+ * one added (ignored when EG_UNIT_MAX_IMAGES are used). */
 void eg_unit_image(eg_unit_record *u, unsigned idx, uint32_t offset, eg_image_action a, uint32_t duration_ms);
 /* JEDEC manufacturer byte and device word as esptool prints them
  * ("Manufacturer: c8", "Device: 4016"). */

@@ -1,6 +1,11 @@
 /* mkimage - make realistic ESP32 firmware images for demos, tests and
  * benchmarks (we ship no firmware binaries).
  *
+ *   mkimage [--chip-id N] [--min-rev MAJ.MIN] bootloader|app ...
+ *                                     the extended header's chip id (default
+ *                                     0, the ESP32; esptool IMAGE_CHIP_ID) and
+ *                                     minimum revision (min_rev_full; max_rev_full
+ *                                     0xFFFF: no upper bound)
  *   mkimage bootloader OUT            ESP32 second-stage-bootloader-like image
  *                                     (~24 KiB, valid header, segments,
  *                                     checksum and appended SHA-256)
@@ -98,6 +103,9 @@ typedef struct segment {
   int kind; /* 0 code, 1 text, 2 zeros */
 } segment;
 
+/* The extended header's chip and revision fields (esptool bin_image.py). */
+static unsigned chip_id, min_rev_full;
+
 static buf esp_image(const segment *segs, int nseg, uint32_t entry, uint8_t mode, uint8_t speed_size, uint64_t seed) {
   buf b = {0};
   const uint8_t hdr[8] = {0xE9, (uint8_t)nseg, mode, speed_size, (uint8_t)entry, (uint8_t)(entry >> 8), (uint8_t)(entry >> 16),
@@ -105,7 +113,13 @@ static buf esp_image(const segment *segs, int nseg, uint32_t entry, uint8_t mode
   put(&b, hdr, sizeof hdr);
   uint8_t ext[16] = {0};
   ext[0] = 0xEE;   /* WP pin: disabled */
-  ext[4] = 0;      /* chip id ESP32 (u16) */
+  ext[4] = (uint8_t)chip_id; /* chip id (u16, image bytes 12-13) */
+  ext[5] = (uint8_t)(chip_id >> 8);
+  ext[6] = (uint8_t)(min_rev_full / 100); /* legacy min_rev (byte 14): the major */
+  ext[7] = (uint8_t)min_rev_full;         /* min_rev_full (u16, bytes 15-16): major * 100 + minor */
+  ext[8] = (uint8_t)(min_rev_full >> 8);
+  ext[9] = 0xFF;                          /* max_rev_full (bytes 17-18): no upper bound */
+  ext[10] = 0xFF;
   ext[15] = 1;     /* hash appended (image byte 23) */
   put(&b, ext, sizeof ext);
   uint8_t checksum = 0xEF;
@@ -155,6 +169,24 @@ static void partition(buf *b, uint8_t type, uint8_t subtype, uint32_t off, uint3
 }
 
 int main(int argc, char **argv) {
+  while (argc >= 3 && strncmp(argv[1], "--", 2) == 0) {
+    char *end = NULL;
+    if (strcmp(argv[1], "--chip-id") == 0) {
+      chip_id = (unsigned)strtoul(argv[2], &end, 0);
+    } else if (strcmp(argv[1], "--min-rev") == 0) {
+      const unsigned long maj = strtoul(argv[2], &end, 10);
+      unsigned long min = 0;
+      if (end && *end == '.') min = strtoul(end + 1, &end, 10);
+      min_rev_full = (unsigned)(maj * 100 + min);
+    } else {
+      break;
+    }
+    if (!end || *end) {
+      fprintf(stderr, "mkimage: bad value for %s: %s\n", argv[1], argv[2]);
+      return 2;
+    }
+    argv += 2, argc -= 2;
+  }
   if (argc >= 3 && strcmp(argv[1], "bootloader") == 0) {
     /* dio, 40 MHz, 4 MB in the header: byte 2 = 2, byte 3 = 0x20. */
     const segment segs[] = {{0x3FFF0030, 0x1A00, 1}, {0x40078000, 0x3A00, 0}, {0x40080400, 0xA00, 0}};
@@ -199,6 +231,6 @@ int main(int argc, char **argv) {
     free(b.p);
     return rc;
   }
-  fprintf(stderr, "usage: mkimage bootloader OUT | partitions OUT | app OUT SIZE [SEED]\n");
+  fprintf(stderr, "usage: mkimage [--chip-id N] [--min-rev MAJ.MIN] bootloader OUT | partitions OUT | app OUT SIZE [SEED]\n");
   return 2;
 }

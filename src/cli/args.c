@@ -80,7 +80,8 @@ enum {
 typedef enum opt_id {
   O_PORT, O_BAUD, O_CHIP, O_BEFORE, O_AFTER, O_NO_STUB, O_STUB, O_ATTEMPTS, O_TRACE, O_JSON, O_COMPRESS,
   O_NO_COMPRESS, O_MODE, O_FREQ, O_SIZE, O_ERASE_ALL, O_NO_VERIFY, O_OPERATOR, O_RETRY_FAILED, O_RUN, O_LIMIT,
-  O_HELP, O_VERSION, O_BY_MAC, O_ALLOW_CHANGED, O_REFLASH, O_HTTP, O_TOKEN, O_PROBE_MS, O_MAX_PROBES, O__COUNT
+  O_TIMING_LOG, O_SKIP_FLASHED, O_HELP, O_VERSION, O_BY_MAC, O_ALLOW_CHANGED, O_REFLASH, O_HTTP, O_TOKEN,
+  O_PROBE_MS, O_MAX_PROBES, O__COUNT
 } opt_id;
 
 typedef struct opt {
@@ -108,6 +109,9 @@ static const opt opts[] = {
    "when none is found)"},
   {"--connect-attempts", NULL, O_ATTEMPTS, "N", G_CONN, "connection attempts%s"},
   {"--trace", "-t", O_TRACE, NULL, G_TRACE, "log every packet"},
+  {"--timing-log", NULL, O_TIMING_LOG, "FILE", G_TRACE,
+   "write one JSON line per request and reply (when sent, when answered, bytes, rate) to FILE afterwards, for "
+   "tools/bench"},
   {"--json", NULL, O_JSON, NULL, G_JSON, "one JSON object per line on stdout"},
   {"--compress", "-z", O_COMPRESS, NULL, G_WRITE, "send the images zlib-compressed (default: when the stub runs)"},
   {"--no-compress", "-u", O_NO_COMPRESS, NULL, G_WRITE, "send the images uncompressed"},
@@ -116,6 +120,8 @@ static const opt opts[] = {
   {"--flash-size", "-fs", O_SIZE, "SIZE", G_IMAGE, "keep, detect or a size of the chip (%s)"},
   {"--erase-all", "-e", O_ERASE_ALL, NULL, G_WRITE, "erase the whole flash first"},
   {"--no-verify", NULL, O_NO_VERIFY, NULL, G_WRITE, "skip the MD5 check after each image"},
+  {"--skip-flashed", NULL, O_SKIP_FLASHED, NULL, G_WRITE,
+   "compare each region's flash MD5 with the image first and skip the regions that already hold it"},
   {"--operator", NULL, O_OPERATOR, "NAME", G_FLASH, "recorded with the run"},
   {"--retry-failed", NULL, O_RETRY_FAILED, NULL, G_FLASH,
    "rerun the latest run of this station with this manifest: only its slots whose latest attempt failed"},
@@ -222,6 +228,8 @@ static void default_of(opt_id id, char *buf, size_t cap) {
   case O_NO_STUB:
   case O_STUB:
   case O_TRACE:
+  case O_TIMING_LOG:
+  case O_SKIP_FLASHED:
   case O_JSON:
   case O_COMPRESS:
   case O_NO_COMPRESS:
@@ -384,6 +392,11 @@ static int take(eg_cli *c, eg_cli_request *req, const opt *o, const char *shown,
     c->connect_attempts = (int)u;
     break;
   case O_TRACE: c->trace = true; break;
+  case O_TIMING_LOG:
+    if (!*val) return bad("option %s: empty path", shown);
+    c->timing_log = val;
+    break;
+  case O_SKIP_FLASHED: c->skip_flashed = true; break;
   case O_JSON: c->json = true; break;
   case O_COMPRESS: c->compress = 1; break;
   case O_NO_COMPRESS: c->compress = 0; break;

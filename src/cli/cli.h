@@ -35,12 +35,14 @@ typedef struct eg_cli {
   const char *stub_path;
   int connect_attempts;
   bool trace;
+  const char *timing_log;  /* --timing-log FILE */
   bool json;
   /* write-flash / verify-flash */
   int compress;            /* -1 default (with the stub), 0 -u, 1 -z */
   const char *flash_mode, *flash_freq, *flash_size;
   bool erase_all;
   bool no_verify;
+  bool skip_flashed;
   /* flash / station / report */
   const char *operator_name;
   bool retry_failed;
@@ -64,6 +66,13 @@ typedef struct eg_cli {
  * (EG_OK for a pass): 4 interrupted, else the worst class among them:
  * 3 internal, 2 bad input, 1 a unit failed, 0 all passed (errors.h). */
 int eg_cli_exit_code(const eg_err *results, size_t n, bool interrupted);
+
+/* --timing-log: a log to hand the device configuration (NULL without the
+ * option), and writing it after the run (false: it could not be written,
+ * the message is printed). */
+struct eg_timing_log;
+struct eg_timing_log *eg_cli_timing_begin(const eg_cli *c);
+bool eg_cli_timing_end(const eg_cli *c, struct eg_timing_log *t);
 
 /* Report a usage/input error on stderr: "espgang: <msg>". */
 void eg_cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

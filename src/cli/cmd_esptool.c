@@ -56,6 +56,7 @@ typedef struct runner {
   const eg_image **image_ptrs;
   size_t nimages;
   eg_imageset *imgs;
+  struct eg_timing_log *timing; /* --timing-log */
 } runner;
 
 /* Label for a port: "ttyUSB0", "slot03", "127.0.0.1:5001". */
@@ -320,6 +321,7 @@ static void cli_settings(const eg_cli *c, eg_settings *s) {
   if (c->flash_size) snprintf(s->flash_size, sizeof s->flash_size, "%s", c->flash_size);
   s->erase = c->erase_all ? EG_ERASE_ALL : EG_ERASE_WRITTEN;
   s->verify = !c->no_verify;
+  s->skip_flashed = c->skip_flashed;
   s->compress = c->compress;
   s->retries = 0; /* esptool's commands try once */
   s->connect_attempts = c->connect_attempts;
@@ -454,6 +456,7 @@ int eg_cmd_esptool(eg_cli *c) {
     eg_cli_error("%s", why);
     goto out;
   }
+  r->dcfg.timing = r->timing = eg_cli_timing_begin(c);
 
   r->n = c->nports;
   r->jobs = calloc(r->n, sizeof *r->jobs);
@@ -508,6 +511,8 @@ int eg_cmd_esptool(eg_cli *c) {
   for (size_t i = 0; i < r->n; i++) failed += r->results[i] != EG_OK;
   if (r->n > 1 && eg_display_mode_of(r->disp) != EG_DISPLAY_JSON) printf("%zu of %zu ports succeeded\n", r->n - failed, r->n);
   rc = eg_cli_exit_code(r->results, r->n, sum.interrupted);
+  if (!eg_cli_timing_end(c, r->timing) && rc == EG_EXIT_OK) rc = EG_EXIT_USAGE;
+  r->timing = NULL;
   if (eg_display_mode_of(r->disp) == EG_DISPLAY_JSON) {
     eg_jw w;
     eg_jw_open(&w);
@@ -525,6 +530,7 @@ out:
   uv_run(&r->loop, UV_RUN_DEFAULT); /* let close callbacks run */
   if (uv_loop_close(&r->loop) != 0) fprintf(stderr, "espgang: internal: handles left open\n");
   close_outputs(r);
+  if (r->timing) eg_cli_timing_end(c, r->timing);
   free(r->jobs);
   free(r->results);
   eg_imageset_free(r->imgs);

@@ -186,7 +186,8 @@ int eg_cmd_flash(eg_cli *c) {
   }
   if (!c->json) {
     printf("espgang %s: station %s, %zu slot(s), %s, %zu image(s), %s at %u baud, log %s\n", EG_VERSION, m->station,
-           g.nslots, m->set.chip->name, m->nimages, g.stub ? "stub" : "ROM only", m->set.baud, m->db_path);
+           g.nslots, m->set.chip ? m->set.chip->name : "any chip", m->nimages,
+           eg_stubs_any(g.stubs) ? "stub" : "ROM only", m->set.baud, m->db_path);
     fflush(stdout);
   }
   if ((rc = eg_gangrun_begin(&g, c, &loop, false)) != EG_EXIT_OK) goto out;
@@ -244,6 +245,5 @@ out:
   uv_loop_close(&loop);
   free(fc.final);
   free(fc.recorded);
-  eg_gangrun_free(&g);
-  return rc;
+  return eg_gangrun_free(&g, c, rc);
 }

@@ -371,7 +371,8 @@ int eg_cmd_station(eg_cli *c) {
   } else {
     printf("espgang %s: station %s, %zu slot(s), %s, %zu image(s), %s at %u baud; %s; session run #%lld in %s; "
            "Ctrl-C ends the session\n",
-           EG_VERSION, m->station, g.nslots, m->set.chip->name, m->nimages, g.stub ? "stub" : "ROM only", m->set.baud,
+           EG_VERSION, m->station, g.nslots, m->set.chip ? m->set.chip->name : "any chip", m->nimages,
+           eg_stubs_any(g.stubs) ? "stub" : "ROM only", m->set.baud,
            policy, (long long)g.run_id, m->db_path);
     if (sc.dash) printf("dashboard: %s%s\n", eg_dash_url(sc.dash), c->token ? " (add ?token=TOKEN once)" : "");
     fflush(stdout);
@@ -419,6 +420,5 @@ out:
   uv_run(&loop, UV_RUN_DEFAULT);
   uv_loop_close(&loop);
   free(sc.progress_at);
-  eg_gangrun_free(&g);
-  return rc;
+  return eg_gangrun_free(&g, c, rc);
 }

@@ -32,9 +32,10 @@ static int check_images(eg_gangrun *g, eg_cli *c) {
     const eg_mimage *mi = &g->m.images[i];
     char sha[65];
     eg_hex(sha, mi->image.file_sha256, 32);
+    const char *chip = mi->chip ? mi->chip->arg_name : "";
     const eg_db_image_ref *r = NULL;
     for (size_t k = 0; k < n && !r; k++)
-      if (refs[k].offset == mi->offset) r = &refs[k];
+      if (refs[k].offset == mi->offset && strcmp(refs[k].chip, chip) == 0) r = &refs[k];
     if (!r)
       snprintf(why, sizeof why, "image %s at 0x%x was not in run #%lld", mi->file, (unsigned)mi->offset,
                (long long)g->parent_run_id);
@@ -143,33 +144,42 @@ int eg_gangrun_prepare(eg_gangrun *g, eg_cli *c, bool station, bool *nothing_to_
                          sizeof note))
     return EG_EXIT_USAGE;
   if (note[0]) fprintf(stderr, "espgang: %s\n", note);
-  g->stub = g->stubs[g->m.set.chip->id];
-  /* Every image is patched and compressed once, before any port starts. */
-  g->imgs = calloc(g->m.nimages, sizeof *g->imgs);
-  g->recorded = calloc(g->m.nimages, sizeof *g->recorded);
-  g->ops = calloc(g->m.nimages + 1, sizeof *g->ops);
-  if (!g->imgs || !g->recorded || !g->ops) return EG_EXIT_INTERNAL;
-  for (size_t i = 0; i < g->m.nimages; i++) g->imgs[i] = &g->m.images[i].image;
-  g->set = eg_imageset_new(g->m.set.chip, g->imgs, g->m.nimages, g->m.set.flash_mode, g->m.set.flash_freq,
-                           g->m.set.flash_size, eg_settings_compress(&g->m.set, g->stub != NULL));
-  if (!g->set || eg_imageset_warm(g->set, g->stub == NULL, &f) != EG_OK) {
-    fprintf(stderr, "%s: %s\n", g->m.path, g->set ? f.msg : "out of memory");
+  /* Every image is patched (for its chip) and compressed once, before any
+   * port starts. */
+  if (eg_plans_build(&g->plans, &g->m, g->stubs, &f) != EG_OK) {
+    fprintf(stderr, "%s: %s\n", g->m.path, f.msg);
     return EG_EXIT_USAGE;
   }
-  for (size_t i = 0; i < eg_imageset_count(g->set); i++) {
-    eg_fault pf;
-    eg_fault_clear(&pf);
-    const eg_wimage *w = eg_imageset_get(g->set, i, 0, g->stub == NULL, &pf);
-    g->recorded[i] = w ? &w->img : eg_imageset_source(g->set, i);
-  }
-  if (!(g->images_sig = eg_images_signature(g->recorded, g->m.nimages))) return EG_EXIT_INTERNAL;
-  g->gate.images = g->images_sig;
   char why[256];
-  if (eg_dev_config_build(&g->dcfg, &g->m.set, g->stubs, g->set, c->trace, why, sizeof why) != EG_OK) {
+  if (eg_dev_config_build(&g->dcfg, &g->m.set, g->stubs, NULL, c->trace, why, sizeof why) != EG_OK) {
     fprintf(stderr, "%s: %s\n", g->m.path, why);
     return EG_EXIT_USAGE;
   }
-  g->nops = eg_ops_for_images(g->ops, &g->m.set, g->m.nimages, false);
+  eg_plans_config(&g->plans, &g->dcfg);
+  g->dcfg.allow_plaintext_on_encrypted = g->m.allow_plaintext_on_encrypted;
+  /* The images as each plan prepared them, at the run's image index (what
+   * each unit's image rows and the gate's "same images" refer to). */
+  g->recorded = calloc(g->m.nimages, sizeof *g->recorded);
+  g->recorded_chip = calloc(g->m.nimages, sizeof *g->recorded_chip);
+  if (!g->recorded || !g->recorded_chip) return EG_EXIT_INTERNAL;
+  for (int k = 0; k <= EG_CHIP__COUNT; k++) {
+    const eg_dev_plan *pl = k < EG_CHIP__COUNT ? g->plans.by_chip[k] : g->plans.per_chip ? NULL : &g->plans.any;
+    if (!pl) continue;
+    const eg_chip *chip = k < EG_CHIP__COUNT ? eg_chip_get((eg_chip_id)k) : NULL;
+    const bool rom = chip ? !g->stubs[k] : !eg_stubs_any(g->stubs);
+    for (size_t i = 0; i < eg_imageset_count(pl->images) && pl->image_base + i < g->m.nimages; i++) {
+      eg_fault pf;
+      eg_fault_clear(&pf);
+      const eg_wimage *w = eg_imageset_get(pl->images, i, 0, rom, &pf);
+      const size_t at = pl->image_base + i;
+      g->recorded[at] = w ? &w->img : eg_imageset_source(pl->images, i);
+      g->recorded_chip[at] = chip ? chip->arg_name : NULL;
+      if (at + 1 > g->nrecorded) g->nrecorded = at + 1;
+    }
+  }
+  if (!(g->images_sig = eg_images_signature(g->recorded, g->nrecorded))) return EG_EXIT_INTERNAL;
+  g->gate.images = g->images_sig;
+  g->dcfg.timing = g->timing = eg_cli_timing_begin(c);
   return EG_EXIT_OK;
 }
 
@@ -197,8 +207,9 @@ int eg_gangrun_begin(eg_gangrun *g, eg_cli *c, uv_loop_t *loop, bool station) {
     eg_cli_error("%s", f.msg);
     return EG_EXIT_INTERNAL;
   }
-  for (size_t i = 0; i < g->m.nimages; i++)
-    if (eg_db_run_image(g->db, g->run_id, (int)i, g->recorded[i], NULL, &f) != EG_OK) {
+  /* One row per image, with its chip when images are per chip. */
+  for (size_t i = 0; i < g->nrecorded; i++)
+    if (g->recorded[i] && eg_db_run_image(g->db, g->run_id, (int)i, g->recorded[i], g->recorded_chip[i], &f) != EG_OK) {
       eg_cli_error("%s", f.msg);
       return EG_EXIT_INTERNAL;
     }
@@ -211,23 +222,25 @@ int eg_gangrun_begin(eg_gangrun *g, eg_cli *c, uv_loop_t *loop, bool station) {
     snprintf(j->port, sizeof j->port, "%s", g->slots[i].port);
     snprintf(j->usb_location, sizeof j->usb_location, "%s", g->slots[i].usb_location);
     j->cfg = &g->dcfg;
-    j->ops = g->ops;
-    j->nops = g->nops;
+    j->ops = g->plans.per_chip ? NULL : g->plans.any.ops; /* per chip: the detected chip's plan */
+    j->nops = g->plans.per_chip ? 0 : g->plans.any.nops;
+    j->usb = g->slots[i].usb;
     j->max_attempts = 1 + g->m.set.retries;
   }
   return EG_EXIT_OK;
 }
 
-void eg_gangrun_free(eg_gangrun *g) {
+int eg_gangrun_free(eg_gangrun *g, eg_cli *c, int rc) {
   free(g->jobs);
   eg_recorder_free(g->rec);
   free(g->images_sig);
-  free(g->ops);
-  eg_imageset_free(g->set);
-  free(g->imgs);
+  eg_plans_free(&g->plans);
   free(g->recorded);
+  free(g->recorded_chip);
+  if (!eg_cli_timing_end(c, g->timing) && rc == EG_EXIT_OK) rc = EG_EXIT_USAGE;
   eg_cli_free_stubs(g->storage);
   if (g->db) eg_db_close(g->db);
   free(g->slots);
   eg_manifest_free(&g->m);
+  return rc;
 }

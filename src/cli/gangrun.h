@@ -8,7 +8,7 @@
  * job does so here, before any board is touched. eg_gangrun_begin then
  * records the run and its images and makes the recorder and one job per
  * slot. eg_gangrun_free releases everything (safe on a partly prepared
- * struct).
+ * struct) and writes the --timing-log.
  */
 #ifndef EG_CLI_GANGRUN_H
 #define EG_CLI_GANGRUN_H
@@ -33,13 +33,12 @@ typedef struct eg_gangrun {
   eg_db *db;
   eg_stub storage[EG_CHIP__COUNT];
   const eg_stub *stubs[EG_CHIP__COUNT];
-  const eg_stub *stub;        /* the manifest chip's, or NULL (ROM only) */
-  eg_imageset *set;
-  const eg_image **imgs;      /* the manifest's images (sources) */
-  const eg_image **recorded;  /* as prepared and recorded in run_images */
+  eg_plans plans;             /* the images and operations, for every chip or per chip */
+  const eg_image **recorded;  /* as prepared and recorded in run_images, by index */
+  const char **recorded_chip; /* each one's chip (arg name), NULL: every chip */
+  size_t nrecorded;
   eg_dev_config dcfg;
-  eg_dev_op *ops;
-  size_t nops;
+  struct eg_timing_log *timing; /* --timing-log */
   /* the rerun */
   int64_t parent_run_id;      /* 0: not a retry */
   bool by_mac;
@@ -58,7 +57,9 @@ int eg_gangrun_prepare(eg_gangrun *g, eg_cli *c, bool station, bool *nothing_to_
 /* Record the run (kind station or flash) and its images; make the recorder
  * and the jobs. EG_EXIT_OK or EG_EXIT_INTERNAL (printed). */
 int eg_gangrun_begin(eg_gangrun *g, eg_cli *c, uv_loop_t *loop, bool station);
-void eg_gangrun_free(eg_gangrun *g);
+/* Release everything; returns rc, or EG_EXIT_USAGE when the --timing-log
+ * file could not be written after a run that passed. */
+int eg_gangrun_free(eg_gangrun *g, eg_cli *c, int rc);
 
 /* Diagnostics of the manifest loader, as file:line:col: message. */
 void eg_gangrun_diag(void *ctx, const char *file, int line, int col, const char *msg);

@@ -691,11 +691,19 @@ static void test_fallback_log_bounded(void **state) {
   const size_t n = strlen(u.fallback_log);
   assert_string_equal(u.fallback_log + n - 4, "\n...");
   assert_null(strstr(u.fallback_log, "\n...\n"));
-  eg_unit_image(&u, EG_UNIT_MAX_IMAGES, 0, EG_IMAGE_WRITTEN, 1); /* ignored */
-  assert_int_equal(u.nimages, 0);
-  eg_unit_image(&u, 2, 0x8000, EG_IMAGE_FAILED, 1);
-  assert_int_equal(u.nimages, 3);
-  assert_int_equal(u.images[0].action, EG_IMAGE_NONE);
+  /* Entries by run image index, in the order touched; an index is updated
+   * in place; a record holds at most EG_UNIT_MAX_IMAGES. */
+  eg_unit_image(&u, 20, 0x8000, EG_IMAGE_WRITTEN, 1);
+  eg_unit_image(&u, 2, 0x1000, EG_IMAGE_SKIPPED, 2);
+  eg_unit_image(&u, 20, 0x8000, EG_IMAGE_FAILED, 3);
+  assert_int_equal(u.nimages, 2);
+  assert_int_equal(u.images[0].idx, 20);
+  assert_int_equal(u.images[0].action, EG_IMAGE_FAILED);
+  assert_int_equal(u.images[0].duration_ms, 3);
+  assert_int_equal(u.images[1].idx, 2);
+  for (unsigned i = 100; i < 100 + EG_UNIT_MAX_IMAGES; i++) eg_unit_image(&u, i, 0, EG_IMAGE_WRITTEN, 1);
+  assert_int_equal(u.nimages, EG_UNIT_MAX_IMAGES); /* the last ones did not fit */
+  assert_int_equal(u.images[EG_UNIT_MAX_IMAGES - 1].idx, 100 + EG_UNIT_MAX_IMAGES - 3);
   assert_string_equal(eg_image_action_name(EG_IMAGE_FAILED), "failed");
   assert_null(eg_image_action_name(EG_IMAGE_NONE));
   assert_string_equal(eg_transport_name(EG_TRANSPORT_USB_OTG), "usb-otg");

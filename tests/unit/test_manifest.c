@@ -347,7 +347,7 @@ static void test_every_error_reported(void **state) {
                            "  - {path: /dev/null, url: \"socket://h:1\"}\n"),
                    EG_MANIFEST);
   ndiags_is(x, 3);
-  diag_is(x, 0, 2, 7, "chip: unknown chip 'esp33' (known: esp8266, esp32, esp32s2");
+  diag_is(x, 0, 2, 7, "chip: unknown chip 'esp33' (known: auto, esp8266, esp32, esp32s2");
   diag_is(x, 1, 5, 7, "baud: expected an integer, got a string");
   diag_is(x, 2, 7, 5, "ports[0]: needs exactly one of path, glob, usb, url (found path and url)");
   assert_false(x->loaded);
@@ -543,7 +543,7 @@ static void test_unknown_and_duplicate_keys(void **state) {
   put_default_images(x);
   one_error(x, HEAD IMAGES PORTS "verfy: true\n", 7, 1,
             "manifest: unknown key 'verfy' (allowed: station, database, chip, images, flash, baud, connect_baud, "
-            "before, after, stub, erase, verify, compress, retries, timeouts, ports)");
+            "before, after, stub, erase, verify, compress, retries, timeouts, ports, skip_flashed, security)");
   one_error(x, HEAD "images:\n  - {offset: 0x10000, file: images/app.bin, sha: 12}\n" PORTS, 4, 45,
             "images[0]: unknown key 'sha' (allowed: offset, file, sha256)");
   one_error(x, HEAD IMAGES PORTS "flash:\n  mode: dio\n  speed: 80m\n", 9, 3,
@@ -874,6 +874,76 @@ static void test_slots_errors(void **state) {
 }
 
 
+/* ------------------------------------------------------------ the family */
+
+/* chip: auto with images per chip: a mixed rack. Each chip's list is
+ * checked on its own (overlaps, bootloader offset); transport per port;
+ * security and skip_flashed. */
+static void test_images_per_chip(void **state) {
+  fx *x = *state;
+  put_default_images(x);
+  assert_int_equal(load(x, "station: s\nchip: auto\n"
+                           "images:\n"
+                           "  esp32c3:\n"
+                           "    - {offset: 0x0, file: images/bootloader.bin}\n"
+                           "    - {offset: 0x10000, file: images/app.bin}\n"
+                           "  esp32:\n"
+                           "    - {offset: 0x1000, file: images/bootloader.bin}\n"
+                           "    - {offset: 0x10000, file: images/app.bin}\n"
+                           "flash: {freq: 40m}\n"
+                           "skip_flashed: true\n"
+                           "security: {plaintext_on_encrypted: allow}\n"
+                           "ports:\n"
+                           "  - {url: \"rfc2217://127.0.0.1:5001\", transport: usb-serial-jtag}\n"
+                           "  - {url: \"socket://127.0.0.1:5002\"}\n"),
+                   EG_OK);
+  const eg_manifest *m = &x->m;
+  assert_null(m->set.chip);
+  assert_true(m->images_per_chip);
+  assert_true(m->set.skip_flashed);
+  assert_true(m->allow_plaintext_on_encrypted);
+  assert_int_equal(m->nimages, 4);
+  /* Sorted by chip (table order: ESP32 before C3), then offset. */
+  assert_ptr_equal(m->images[0].chip, eg_chip_get(EG_CHIP_ESP32));
+  assert_int_equal(m->images[0].offset, 0x1000);
+  assert_ptr_equal(m->images[2].chip, eg_chip_get(EG_CHIP_ESP32C3));
+  assert_int_equal(m->images[2].offset, 0x0);
+  assert_string_equal(m->set.flash_freq, "40m");
+  assert_int_equal(m->ports[0].usb, EG_USB_SERIAL_JTAG);
+  assert_int_equal(m->ports[1].usb, EG_USB_NONE);
+  eg_slot *slots = NULL;
+  size_t n = 0;
+  assert_int_equal(eg_manifest_slots(m, &slots, &n, NULL, NULL), EG_OK);
+  assert_int_equal(n, 2);
+  assert_int_equal(slots[0].usb, EG_USB_SERIAL_JTAG);
+  free(slots);
+}
+
+static void test_images_per_chip_errors(void **state) {
+  fx *x = *state;
+  put_default_images(x);
+  /* Not a chip. */
+  one_error(x, "station: s\nchip: auto\nimages:\n  esp33: [{offset: 0, file: images/app.bin}]\n" PORTS, 4, 3,
+            "images: 'esp33' is not a chip");
+  /* Another chip than the manifest's. */
+  one_error(x, HEAD "images:\n  esp32s3: [{offset: 0, file: images/app.bin}]\n" PORTS, 4, 3,
+            "images: esp32s3: the manifest's chip is esp32");
+  /* A frequency one of the listed chips does not have (the H2's are 48m/24m/16m/12m). */
+  one_error(x, "station: s\nchip: auto\nflash: {freq: 40m}\nimages:\n  esp32: [{offset: 0x10000, file: images/app.bin}]\n"
+            "  esp32h2: [{offset: 0x10000, file: images/app.bin}]\n" PORTS, 3, 15,
+            "flash.freq: '40m' is not a flash frequency of the ESP32-H2");
+  /* chip: auto with one list cannot patch a bootloader header. */
+  one_error(x, "station: s\nchip: auto\nflash: {mode: dio}\n" IMAGES PORTS, 3, 8,
+            "flash: with chip: auto and one image list, the bootloader header cannot be patched");
+  /* Overlap only within one chip's list: the same offsets for two chips are fine. */
+  one_error(x, "station: s\nchip: auto\nimages:\n  esp32c3:\n    - {offset: 0x10000, file: images/app.bin}\n"
+            "    - {offset: 0x10800, file: images/bootloader.bin}\n" PORTS, 6, 7, "overlaps image images/app.bin");
+  one_error(x, HEAD IMAGES PORTS "security: {plaintext_on_encrypted: yes}\n", 7, 36,
+            "security.plaintext_on_encrypted: 'yes' (allowed: refuse, allow)");
+  one_error(x, HEAD IMAGES "ports:\n  - {url: \"socket://127.0.0.1:5001\", transport: usb}\n", 6, 49,
+            "transport: 'usb' (allowed: uart, usb-serial-jtag, usb-otg)");
+}
+
 /* ------------------------------------------------------------ schema vs chip table */
 
 /* schema/manifest.schema.json names chips and their flash frequencies and
@@ -921,9 +991,12 @@ static void test_schema_matches_chip_table(void **state) {
   yaml_node_t *root = yaml_document_get_root_node(&d);
   yaml_node_t *props = jget(&d, root, "properties");
 
-  /* chip: anyOf of one pattern per chip. */
+  /* chip: anyOf "auto" then one pattern per chip. */
   yaml_node_t *any = jget(&d, jget(&d, props, "chip"), "anyOf");
-  assert_int_equal(any->data.sequence.items.top - any->data.sequence.items.start, EG_CHIP__COUNT);
+  assert_int_equal(any->data.sequence.items.top - any->data.sequence.items.start, EG_CHIP__COUNT + 1);
+  assert_string_equal((char *)jget(&d, yaml_document_get_node(&d, *any->data.sequence.items.start), "const")->data.scalar.value,
+                      "auto");
+  yaml_node_item_t *const patterns = any->data.sequence.items.start + 1;
   for (int id = 0; id < EG_CHIP__COUNT; id++) {
     const eg_chip *c = eg_chip_get((eg_chip_id)id);
     char upper[32], underscored[32];
@@ -934,7 +1007,7 @@ static void test_schema_matches_chip_table(void **state) {
     const char *spellings[] = {c->arg_name, c->name, upper, underscored};
     for (size_t k = 0; k < 4; k++) {
       int hits = 0;
-      for (yaml_node_item_t *it = any->data.sequence.items.start; it < any->data.sequence.items.top; it++)
+      for (yaml_node_item_t *it = patterns; it < any->data.sequence.items.top; it++)
         hits += matches((char *)jget(&d, yaml_document_get_node(&d, *it), "pattern")->data.scalar.value, spellings[k]);
       if (hits != 1) fail_msg("schema chip patterns: '%s' matches %d patterns", spellings[k], hits);
       assert_ptr_equal(eg_chip_by_name(spellings[k]), c);
@@ -942,7 +1015,7 @@ static void test_schema_matches_chip_table(void **state) {
   }
   static const char *const bad[] = {"esp33", "esp32s", "esp32s3x", "esp", "esp 32", "xesp32"};
   for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
-    for (yaml_node_item_t *it = any->data.sequence.items.start; it < any->data.sequence.items.top; it++)
+    for (yaml_node_item_t *it = patterns; it < any->data.sequence.items.top; it++)
       if (matches((char *)jget(&d, yaml_document_get_node(&d, *it), "pattern")->data.scalar.value, bad[k]))
         fail_msg("schema accepts chip '%s'", bad[k]);
     assert_null(eg_chip_by_name(bad[k]));
@@ -1016,6 +1089,8 @@ int main(void) {
     cmocka_unit_test_setup_teardown(test_load_mem, setup, teardown),
     cmocka_unit_test_setup_teardown(test_slots_paths_and_globs, setup, teardown),
     cmocka_unit_test_setup_teardown(test_slots_errors, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_images_per_chip, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_images_per_chip_errors, setup, teardown),
     cmocka_unit_test(test_schema_matches_chip_table),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -104,14 +104,16 @@ static void usb_reset_sequence(void **state) {
   const char *name = NULL;
   const eg_reset_step *p = eg_reset_plan(EG_BEFORE_USB_RESET, 3, &name);
   assert_string_equal(name, "USBJTAGSerialReset");
-  /* RTS=0,DTR=0; 100 ms; DTR=1,RTS=0; 100 ms; RTS=1,DTR=0,RTS=1; 100 ms; DTR=0,RTS=0 (doc §3.1) */
-  const eg_reset_step want[] = {{0, 0, 100}, {1, 0, 100}, {0, 1, 0}, {-1, 1, 100}, {0, 0, 0}};
+  /* RTS=0,DTR=0; 100 ms; DTR=1,RTS=0; 100 ms; RTS=1,DTR=0,RTS=1; 100 ms; DTR=0,RTS=0 (doc §3.1),
+   * one line at a time in esptool's order (through (1,1), never (0,0), before the reset). */
+  const eg_reset_step want[] = {{-1, 0, 0}, {0, -1, 100}, {1, -1, 0}, {-1, 0, 100}, {-1, 1, 0},
+                                {0, -1, 0},  {-1, 1, 100}, {0, -1, 0}, {-1, 0, 0}};
   for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
     assert_int_equal(p[i].dtr, want[i].dtr);
     assert_int_equal(p[i].rts, want[i].rts);
     assert_int_equal(p[i].wait_ms, want[i].wait_ms);
   }
-  assert_int_equal(p[5].dtr, EG_RESET_END);
+  assert_int_equal(p[9].dtr, EG_RESET_END);
 }
 
 static void no_reset_has_no_plan(void **state) {
