@@ -26,9 +26,8 @@ function choose(rand, shelf) {
     return { kind: 'badcell', fault: 'flash_write_error_at=0x11000', expect: 'fail', stage: 'write', error: 'DEVICE_STATUS' };
   if (r < 0.33)
     return { kind: 'nodl', fault: 'not_in_download_mode', expect: 'fail', stage: 'sync', error: 'NOT_DOWNLOAD_MODE', noMac: true };
-  // Pulled once its unit started: mid-flash (PORT_GONE), before the port was
-  // even opened (PORT_OPEN: the row is written first), or after it stalled.
-  if (r < 0.38) return { kind: 'pulled', fault: 'stall_after_bytes=9000', expect: 'fail', errors: ['PORT_GONE', 'PORT_OPEN', 'TIMEOUT'] };
+  // Pulled mid-unit (it stalls there, so the pull comes first): PORT_GONE.
+  if (r < 0.38) return { kind: 'pulled', fault: 'stall_after_bytes=9000', expect: 'fail', errors: ['PORT_GONE'] };
   return { kind: 'new', expect: 'pass' };
 }
 
@@ -92,10 +91,11 @@ export function shift({ env, station, ctls, slots, target, images, pauseAt = [] 
       play.mac = s.mac;
       seated.add(play.mac);
       if (play.kind === 'pulled') {
-        // Pulled while its unit runs: once it has started (its row exists).
-        await station.waitFor(e => e.event === 'unit_start' && e.index === i, 20000,
-          `${slotName(i)}'s pulled unit to start`, from);
-        await sleep(30);
+        // Pulled while its unit runs, once the chip has answered (a port
+        // gone before that is waited for by the device, as a USB chip
+        // re-enumerating would be).
+        await station.waitFor(e => e.event === 'stage' && e.index === i && !['open', 'reset', 'sync'].includes(e.stage),
+          20000, `${slotName(i)}'s pulled unit to reach its chip`, from);
         await ctl.ok(`remove ${slotName(i)}`);
         seated.delete(play.mac);
       }
