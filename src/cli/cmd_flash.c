@@ -102,7 +102,12 @@ static void ev_done(void *ctx, size_t slot, const eg_unit_record *u, bool will_r
   snprintf(text, sizeof text, "%s  %s %s: %s%s", u->result == EG_RESULT_ABORTED ? "ABORTED" : "FAIL", mac[0] ? mac : "-",
            eg_stage_name(u->fault.stage), eg_err_name(u->fault.code), will_retry ? "  (retrying)" : "");
   eg_display_result(fc->disp, slot, false, text);
-  if (!fc->json) eg_display_message(fc->disp, "%s: %s", fc->slots[slot].slot, u->fault.msg);
+  /* The reason: above the live rows on a terminal; otherwise one line on
+   * stderr (stdout has the rows and the summary). */
+  if (eg_display_mode_of(fc->disp) == EG_DISPLAY_TTY)
+    eg_display_message(fc->disp, "%s: %s", fc->slots[slot].slot, u->fault.msg);
+  else if (!fc->json)
+    eg_cli_error("%s: %s", fc->slots[slot].slot, u->fault.msg);
 }
 
 static void ev_log(void *ctx, size_t slot, const char *line) {

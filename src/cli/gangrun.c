@@ -1,9 +1,11 @@
 /* gangrun.c - from a manifest to a recorded run (gangrun.h). */
 #include "gangrun.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "db_rerun.h"
@@ -115,6 +117,18 @@ int eg_gangrun_prepare(eg_gangrun *g, eg_cli *c, bool station, bool *nothing_to_
   const eg_err se = station ? eg_manifest_station_slots(&g->m, &g->slots, &g->nslots, eg_gangrun_diag, NULL)
                             : eg_manifest_slots(&g->m, &g->slots, &g->nslots, eg_gangrun_diag, NULL);
   if (se != EG_OK) return EG_EXIT_USAGE;
+  /* What each port can do, before any of them is touched: a rack on ptys
+   * asking for resets is refused once, not unit by unit. A station's port
+   * that is not there yet is checked by its first unit. */
+  for (size_t i = 0; i < g->nslots; i++) {
+    char why[512];
+    struct stat st;
+    if (station && !strstr(g->slots[i].port, "://") && stat(g->slots[i].port, &st) != 0 && errno == ENOENT) continue;
+    if (eg_jobs_check_port(g->slots[i].port, &g->m.set, why, sizeof why) != EG_OK) {
+      fprintf(stderr, "%s: slot %s: %s\n", g->m.path, g->slots[i].slot, why);
+      return EG_EXIT_USAGE;
+    }
+  }
   if (eg_db_open(&g->db, g->m.db_path, &f) != EG_OK) {
     eg_cli_error("%s", f.msg);
     return EG_EXIT_INTERNAL;
