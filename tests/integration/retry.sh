@@ -124,6 +124,10 @@ run_flash 1 a.yaml --retry-failed --allow-changed-images   # run 8: A2 again
 
 # A station with --retry-failed --by-mac: every board of rack A is seated;
 # only A2's MAC failed (and never passed): flashed; the others are skipped.
+# The boards are put back into download mode first (espsim SIGUSR1: BOOT +
+# RESET on each), as boards seated in a station are: the flash runs above
+# left their stubs listening at 921600 (after: no_reset).
+kill -USR1 $simA
 (cd "$work" && exec "$espgang" station a.yaml --retry-failed --by-mac --allow-changed-images --json --probe-ms 100) \
   >"$work/station.json" 2>"$work/station.err" &
 gang=$!
