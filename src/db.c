@@ -450,6 +450,7 @@ void eg_db_close(eg_db *db) {
 }
 
 int eg_db_schema_version(eg_db *db) { return db ? db->version : 0; }
+sqlite3 *eg_db_sqlite(eg_db *db) { return db->db; }
 size_t eg_db_files(const eg_db *db) { return db->nfiles ? db->nfiles : 1; }
 int eg_db_file_version(const eg_db *db, size_t file) {
   return db->nfiles ? (file < db->nfiles ? db->file_version[file] : 0) : db->version;

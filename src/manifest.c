@@ -1062,6 +1062,7 @@ typedef struct slots_ctx {
   size_t nports;
   bool listed;
   eg_err list_err;
+  bool allow_absent; /* a station: a path may appear later */
 } slots_ctx;
 
 static int vers_cmp(const void *a, const void *b) {
@@ -1133,8 +1134,10 @@ static void list_ports(slots_ctx *s) {
 static void add_path_slot(slots_ctx *s, const eg_mport *mp, const char *label, const char *path) {
   char real[PATH_MAX];
   struct stat st;
-  if (stat(path, &st) != 0)
+  if (stat(path, &st) != 0) {
+    if (s->allow_absent && errno == ENOENT) return add_slot(s, mp, label, path, NULL, path, EG_USB_NONE);
     return err_at(&s->c, mp->line, mp->col, "port %s: %s", path, strerror(errno));
+  }
   if (!realpath(path, real)) snprintf(real, sizeof real, "%s", path);
   const char *location = NULL;
   eg_usb_mode usb = EG_USB_NONE;
@@ -1206,9 +1209,10 @@ static void expand_usb(slots_ctx *s, const eg_mport *mp) {
   if (!nmatch) err_at(&s->c, mp->line, mp->col, "%s", what);
 }
 
-eg_err eg_manifest_slots(const eg_manifest *m, eg_slot **out, size_t *count, eg_diag_cb cb, void *ctx) {
+static eg_err expand_slots(const eg_manifest *m, bool allow_absent, eg_slot **out, size_t *count, eg_diag_cb cb,
+                           void *ctx) {
   *out = NULL, *count = 0;
-  slots_ctx s = {.c = {.file = m->path, .m = (eg_manifest *)m}};
+  slots_ctx s = {.c = {.file = m->path, .m = (eg_manifest *)m}, .allow_absent = allow_absent};
   for (size_t i = 0; i < m->nports; i++) {
     const eg_mport *mp = &m->ports[i];
     switch (mp->kind) {
@@ -1240,4 +1244,12 @@ eg_err eg_manifest_slots(const eg_manifest *m, eg_slot **out, size_t *count, eg_
   }
   *out = s.slots, *count = s.n;
   return EG_OK;
+}
+
+eg_err eg_manifest_slots(const eg_manifest *m, eg_slot **out, size_t *count, eg_diag_cb cb, void *ctx) {
+  return expand_slots(m, false, out, count, cb, ctx);
+}
+
+eg_err eg_manifest_station_slots(const eg_manifest *m, eg_slot **out, size_t *count, eg_diag_cb cb, void *ctx) {
+  return expand_slots(m, true, out, count, cb, ctx);
 }

@@ -42,4 +42,12 @@ void eg_recorder_unit_finish(eg_recorder *r, int64_t unit_id, const eg_unit_reco
 /* status: "finished" or "interrupted". */
 void eg_recorder_run_end(eg_recorder *r, const char *status, eg_recorder_cb cb, void *ctx);
 
+/* A query of the caller's own (the gate policies' look-ups), run on the
+ * work thread in order with the writes, so it sees every record asked for
+ * before it. fn may use only db and arg; its result and fault reach cb on
+ * the loop thread (unit_id 0). A failed query loses no record: nothing is
+ * spilled and had_error is not set; the caller decides. */
+typedef eg_err (*eg_recorder_fn)(eg_db *db, void *arg, eg_fault *f);
+void eg_recorder_call(eg_recorder *r, eg_recorder_fn fn, void *arg, eg_recorder_cb cb, void *ctx);
+
 #endif
