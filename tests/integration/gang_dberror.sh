@@ -48,8 +48,9 @@ grep -q "slot02 .*pass.*\[NOT RECORDED\]" "$work/out" || fail "summary does not 
 
 # A log that cannot take a unit's first row: the board is not touched (the
 # promise is a row before the port), the record goes to stderr, exit 3.
-# First a corrupt index page (espgang stops at its first write, before any
-# port), then a log that refuses the INSERT itself (the scheduler's path).
+# First a corrupt index page (the damaged page is caught when it is first
+# touched - cell_size_check - so no unit row goes in and no board is
+# written), then a log that refuses the INSERT itself (the scheduler's path).
 q "drop trigger refuse_slot02"
 "$mkimage" app "$work/images/app.bin" 100000 77   # another image: any write would show
 sums=$(md5sum "$work"/flash/*.bin)
