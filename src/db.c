@@ -109,12 +109,14 @@ static const char *const fixed_sql[S__COUNT] = {
   [S_FAILED_SLOTS] = "SELECT slot FROM latest_units AS l WHERE run_id = ?1 AND result NOT IN ('pass', 'skipped') "
                      "ORDER BY (SELECT MIN(id) FROM units AS x WHERE x.run_id = l.run_id AND x.slot = l.slot)",
   [S_LATEST_RUN_OF] = "SELECT MAX(id) FROM runs WHERE station = ?1 AND manifest_sha256 = ?2",
-  /* An attempt is the MAC's when it read it, or when another attempt in its
-   * run and slot did (it failed before the MAC was read). */
+  /* An attempt is the MAC's when it read it, or, in a gang run (one board
+   * per slot), when another attempt in its run and slot did (it failed
+   * before the MAC was read). A station session seats many boards in a
+   * slot: there a MAC-less failure belongs to no MAC. */
   [S_MAC_LAST_FAIL] = "SELECT MAX(u.id) FROM units AS u JOIN runs AS r ON r.id = u.run_id "
                       "WHERE r.station = ?1 AND r.manifest_sha256 = ?2 AND u.result IN ('fail', 'aborted') "
-                      "AND (u.mac = ?3 OR (u.mac IS NULL AND EXISTS (SELECT 1 FROM units AS k WHERE "
-                      "k.run_id = u.run_id AND k.slot = u.slot AND k.mac = ?3)))",
+                      "AND (u.mac = ?3 OR (u.mac IS NULL AND r.kind = 'flash' AND EXISTS (SELECT 1 FROM units AS k "
+                      "WHERE k.run_id = u.run_id AND k.slot = u.slot AND k.mac = ?3)))",
   [S_MAC_PASS_AFTER] = "SELECT COUNT(*) FROM units AS u JOIN runs AS r ON r.id = u.run_id "
                        "WHERE r.station = ?1 AND r.manifest_sha256 = ?2 AND u.result = 'pass' AND u.mac = ?3 "
                        "AND u.id > ?4",

@@ -29,9 +29,8 @@
 /* A port that left the bus while we were connecting (a chip's own USB port
  * re-enumerates when the chip resets: USB-OTG on every reset, esptool docs
  * advanced-options.rst) is waited for, not counted as a failure: poll
- * every PORT_BACK_POLL_MS, up to PORT_BACK_MS. */
+ * every PORT_BACK_POLL_MS, up to timeouts.port_back_ms. */
 #define PORT_BACK_POLL_MS 100
-#define PORT_BACK_MS 10000
 
 /* ------------------------------------------------------------ the map */
 
@@ -727,7 +726,11 @@ static void link_lost(eg_dev *d, eg_err code, const char *msg) {
      * right after it (the chip answered nothing yet: may_reopen). */
     const bool resetting = d->cfg->before == EG_BEFORE_DEFAULT_RESET || d->cfg->before == EG_BEFORE_USB_RESET;
     const bool by_reset = resetting && (d->stage == EG_STAGE_RESET || d->stage == EG_STAGE_SYNC);
-    if ((absent || by_reset || d->away_t0) && (!d->away_t0 || now - d->away_t0 < PORT_BACK_MS)) {
+    /* One wait per unit: once given up on, the reopens below are quick
+     * (a board pulled while connecting frees its slot after one
+     * timeouts.port_back_ms, not one per reopen). */
+    const bool waiting = !d->away_t0 || now - d->away_t0 < d->cfg->timeouts.port_back_ms;
+    if ((absent || by_reset || d->away_t0) && !d->away_spent && waiting) {
       if (!d->away_t0) {
         d->away_t0 = now;
         d->away_in_reset = by_reset;
@@ -740,6 +743,7 @@ static void link_lost(eg_dev *d, eg_err code, const char *msg) {
     if (d->away_t0) { /* given up on: the wait is part of the record */
       d->rec.port_wait_ms += (uint32_t)(now - d->away_t0);
       d->away_t0 = 0;
+      d->away_spent = true;
     }
     if (d->reopens < MAX_REOPENS) {
       d->reopens++;

@@ -224,6 +224,7 @@ struct eg_dev {
   int reopens;                /* port reopened after an early error */
   uint64_t away_t0;           /* uv_now when the port was found gone from the system (0: here) */
   bool away_in_reset;         /* ...and it went during our reset (its USB re-enumerating) */
+  bool away_spent;            /* ...and was waited for (timeouts.port_back_ms) in vain: not again this unit */
 
   /* --- private --- */
   eg_link link;

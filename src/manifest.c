@@ -481,10 +481,11 @@ static void parse_flash(mctx *c, const yaml_node_t *fn) {
 static void parse_timeouts(mctx *c, const yaml_node_t *tn) {
   eg_timeouts *t = &c->m->set.timeouts;
   static const char *const keys[] = {"command", "sync", "mem_end", "chip_erase", "max",
-                                     "erase_per_mb", "write_per_mb", "md5_per_mb", "read_packet"};
+                                     "erase_per_mb", "write_per_mb", "md5_per_mb", "read_packet", "port_back"};
   uint32_t *const dst[N(keys)] = {&t->command_ms, &t->sync_ms, &t->mem_end_ms,
                                   &t->chip_erase_ms, &t->max_ms, &t->erase_per_mb_ms,
-                                  &t->write_per_mb_ms, &t->md5_per_mb_ms, &t->read_packet_ms};
+                                  &t->write_per_mb_ms, &t->md5_per_mb_ms, &t->read_packet_ms,
+                                  &t->port_back_ms};
   yaml_node_t *v[N(keys)];
   if (!map_fields(c, tn, "timeouts", keys, N(keys), v)) return;
   for (size_t i = 0; i < N(keys); i++) {

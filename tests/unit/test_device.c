@@ -12,6 +12,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <pty.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -401,6 +402,54 @@ static void reset_impossible_on_pty(void **state) {
   assert_int_equal(h.dev.rec.fault.stage, EG_STAGE_RESET);
   assert_non_null(strstr(h.dev.rec.fault.msg, "cannot drive DTR/RTS"));
   assert_int_equal(h.dev.rec.bytes_tx, 0); /* refused before touching the chip */
+  h_teardown(&h);
+}
+
+/* A port gone from the system before the chip answered (a board pulled
+ * while connecting, or a chip's USB port that never comes back) is waited
+ * for once, timeouts.port_back_ms, then reopened a few times quickly: the
+ * slot is free after one wait, not one per reopen. The port is a pty behind
+ * a symlink; the board is "pulled" 50 ms in (symlink removed, master
+ * closed) and never comes back. */
+typedef struct pulled {
+  int master;
+  char link[128];
+} pulled;
+
+static void pull_board(uv_timer_t *t) {
+  pulled *p = t->data;
+  unlink(p->link);
+  close(p->master);
+  p->master = -1;
+}
+
+static void port_absent_waited_once(void **state) {
+  (void)state;
+  harness h;
+  h_setup(&h, NULL);
+  pulled p = {.master = -1};
+  int slave = -1;
+  char tty[64];
+  assert_int_equal(openpty(&p.master, &slave, tty, NULL, NULL), 0);
+  close(slave);
+  snprintf(p.link, sizeof p.link, "/tmp/espgang-test-pulled-%d", (int)getpid());
+  unlink(p.link);
+  assert_int_equal(symlink(tty, p.link), 0);
+  snprintf(h.path, sizeof h.path, "%s", p.link);
+  h.cfg.timeouts.port_back_ms = 400;
+  uv_timer_t t;
+  uv_timer_init(&h.loop, &t);
+  t.data = &p;
+  uv_timer_start(&t, pull_board, 50, 0);
+  const eg_err e = h_run(&h, NULL, 0);
+  uv_close((uv_handle_t *)&t, NULL);
+  if (e != EG_PORT_OPEN && e != EG_PORT_GONE) fail_msg("ended in %s: %s", eg_err_name(e), h.dev.rec.fault.msg);
+  if (h.dev.reopens != 3) fail_msg("reopens %d, waited %u: %s", h.dev.reopens, h.dev.rec.port_wait_ms, h.dev.rec.fault.msg);
+  /* One wait of 400 ms (polled every 100 ms), not four. */
+  if (h.dev.rec.port_wait_ms < 400 || h.dev.rec.port_wait_ms >= 800)
+    fail_msg("waited %u ms for the port", h.dev.rec.port_wait_ms);
+  if (p.master >= 0) close(p.master);
+  unlink(p.link);
   h_teardown(&h);
 }
 
@@ -921,6 +970,7 @@ int main(void) {
     cmocka_unit_test(wrong_chip),
     cmocka_unit_test(auto_chip),
     cmocka_unit_test(reset_impossible_on_pty),
+    cmocka_unit_test(port_absent_waited_once),
     cmocka_unit_test(fault_md5_mismatch),
     cmocka_unit_test(fault_write_error_rom),
     cmocka_unit_test(fault_write_error_stub),

@@ -66,6 +66,11 @@ eq(runs.map(r => [r.station, r.status]), [['shift-A', 'finished']], 'the session
 const rows = query(db, 'select id, slot, attempt, mac, result, fail_stage, error_code, message from units order by id');
 eq(rows.length, plays.length, 'rows in the log (one per unit)');
 eq(rows.filter(r => r.result === 'in_progress').length, 0, 'rows left in progress');
+// The session's stored counts: every board seated is a unit (not one per slot).
+const stored = query(db, 'select units, passed, failed, aborted, skipped, attempts from runs')[0];
+const n = res => rows.filter(r => r.result === res).length;
+eq([stored.units, stored.passed, stored.failed, stored.aborted, stored.skipped, stored.attempts],
+  [rows.length, n('pass'), n('fail'), n('aborted'), n('skipped'), rows.length], 'the run\'s stored counts');
 
 // Per slot, the rows in order are the plays in order.
 for (let i = 0; i < SLOTS; i++) {
