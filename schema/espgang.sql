@@ -4,7 +4,7 @@
 -- Not executed by espgang: src/db.c applies schema/migrations/NNNN_*.sql in
 -- order (embedded at build time) and records each in schema_version.
 -- tests/unit/test_db.c checks that this file and the migrations produce the
--- same tables, columns, indexes and views. Schema version: 2.
+-- same tables, columns, indexes and views. Schema version: 3.
 --
 -- Conventions: times are ISO-8601 UTC with milliseconds
 -- ("2024-05-01T12:34:56.789Z"), so text order is time order; hashes are
@@ -133,12 +133,14 @@ CREATE TABLE units (
 CREATE INDEX units_mac ON units (mac);
 CREATE INDEX units_run_slot ON units (run_id, slot);
 
--- Each slot's latest attempt in each run: what "did this board pass?" means.
+-- Each unit's latest attempt: what "did this board pass?" means. A unit is
+-- a run of attempts in one slot (attempt 1, 2, ...); a station session
+-- seats many units in one slot, each beginning again at attempt 1.
 CREATE VIEW latest_units AS
   SELECT * FROM units AS u
-  WHERE u.id = (SELECT v.id FROM units AS v
-                WHERE v.run_id = u.run_id AND v.slot = u.slot
-                ORDER BY v.attempt DESC, v.id DESC LIMIT 1);
+  WHERE COALESCE((SELECT v.attempt FROM units AS v
+                  WHERE v.run_id = u.run_id AND v.slot = u.slot AND v.id > u.id
+                  ORDER BY v.id LIMIT 1), 1) = 1;
 
 -- What happened to each image (idx = run_images.idx) in one attempt:
 -- written (not checked), verified (written, MD5 matched), skipped (flash MD5

@@ -116,12 +116,14 @@ static const char *const fixed_sql[S__COUNT] = {
   [S_FAILED_SLOTS] = "SELECT slot FROM latest_units AS l WHERE run_id = ?1 AND result NOT IN ('pass', 'skipped') "
                      "ORDER BY (SELECT MIN(id) FROM units AS x WHERE x.run_id = l.run_id AND x.slot = l.slot)",
   [S_LATEST_RUN_OF] = "SELECT MAX(id) FROM runs WHERE station = ?1 AND manifest_sha256 = ?2",
-  /* An attempt is the MAC's when it read it, or when another attempt in its
-   * run and slot did (it failed before the MAC was read). */
+  /* An attempt is the MAC's when it read it, or, in a gang run (one board
+   * per slot), when another attempt in its run and slot did (it failed
+   * before the MAC was read). A station session seats many boards in a
+   * slot: there a MAC-less failure belongs to no MAC. */
   [S_MAC_LAST_FAIL] = "SELECT MAX(u.id) FROM units AS u JOIN runs AS r ON r.id = u.run_id "
                       "WHERE r.station = ?1 AND r.manifest_sha256 = ?2 AND u.result IN ('fail', 'aborted') "
-                      "AND (u.mac = ?3 OR (u.mac IS NULL AND EXISTS (SELECT 1 FROM units AS k WHERE "
-                      "k.run_id = u.run_id AND k.slot = u.slot AND k.mac = ?3)))",
+                      "AND (u.mac = ?3 OR (u.mac IS NULL AND r.kind = 'flash' AND EXISTS (SELECT 1 FROM units AS k "
+                      "WHERE k.run_id = u.run_id AND k.slot = u.slot AND k.mac = ?3)))",
   [S_MAC_PASS_AFTER] = "SELECT COUNT(*) FROM units AS u JOIN runs AS r ON r.id = u.run_id "
                        "WHERE r.station = ?1 AND r.manifest_sha256 = ?2 AND u.result = 'pass' AND u.mac = ?3 "
                        "AND u.id > ?4",
@@ -461,7 +463,13 @@ eg_err eg_db_open(eg_db **out, const char *path, eg_fault *f) {
     r = eg_fault_set(f, EG_DB, EG_STAGE_NONE, -1, "%s: cannot use WAL journaling (journal_mode is %s)", path, mode);
     goto fail;
   }
-  if ((r = exec(db, "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON", f, path)) != EG_OK) goto fail;
+  /* cell_size_check: a damaged page is reported when it is first read or
+   * written (an INSERT into a corrupt index fails, so the unit's board is
+   * not touched) instead of being trusted; its cost is a bounds check per
+   * cell. */
+  if ((r = exec(db, "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA cell_size_check = ON", f, path)) !=
+      EG_OK)
+    goto fail;
   if ((r = migrate(db, f)) != EG_OK) goto fail;
   *out = db;
   return EG_OK;
@@ -482,6 +490,7 @@ void eg_db_close(eg_db *db) {
 }
 
 int eg_db_schema_version(eg_db *db) { return db ? db->version : 0; }
+sqlite3 *eg_db_sqlite(eg_db *db) { return db->db; }
 size_t eg_db_files(const eg_db *db) { return db->nfiles ? db->nfiles : 1; }
 int eg_db_file_version(const eg_db *db, size_t file) {
   return db->nfiles ? (file < db->nfiles ? db->file_version[file] : 0) : db->version;

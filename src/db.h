@@ -198,4 +198,9 @@ eg_err eg_db_load_runs(eg_db *db, eg_log *log, eg_fault *f);
 eg_err eg_db_load_attempts(eg_db *db, eg_log *log, const bool *want, eg_fault *f);
 void eg_log_free(eg_log *log);
 
+/* The SQLite handle, for queries kept in other files (db_rerun.c); the same
+ * threading rule applies. */
+struct sqlite3;
+struct sqlite3 *eg_db_sqlite(eg_db *db);
+
 #endif

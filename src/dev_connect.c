@@ -361,12 +361,12 @@ static const eg_stub *stub_for(eg_dev *d) {
 }
 
 static void change_baud(eg_dev *d) {
-  uint32_t value = d->cfg->baud, old = 0;
+  uint32_t value = d->link_baud, old = 0;
   if (d->stub_running)
     old = d->cur_baud; /* the legacy stub needs the current rate to compute its divider */
   else
-    value = eg_chip_rom_baud_value(d->chip, &d->ident, d->cfg->baud); /* the ROM's crystal quirks (§8.3) */
-  eg__dev_log(d, "CHANGE_BAUDRATE %u (sent %u, old %u)", d->cfg->baud, value, old);
+    value = eg_chip_rom_baud_value(d->chip, &d->ident, d->link_baud); /* the ROM's crystal quirks (§8.3) */
+  eg__dev_log(d, "CHANGE_BAUDRATE %u (sent %u, old %u)", d->link_baud, value, old);
   eg__dev_request(d, d->stub_running ? EG_DS_STUB_BAUD : EG_DS_ROM_BAUD, eg_req_change_baud(d->pkt, value, old), 0,
                   d->cfg->timeouts.command_ms);
 }
@@ -378,7 +378,8 @@ void eg__dev_baud_reply(eg_dev *d, const eg_resp *r) {
   }
   /* The reply came at the old rate; now switch the host side and let the
    * line settle (esptool sleeps 50 ms and flushes). */
-  if (!eg__dev_switch_baud(d, d->cfg->baud)) return;
+  if (!eg__dev_switch_baud(d, d->link_baud)) return;
+  if (d->state == EG_DS_ROM_BAUD) d->rom_baud_raised = true;
   const bool stub = d->state == EG_DS_STUB_BAUD;
   eg__dev_enter(d, stub ? EG_DS_STUB_BAUD_SETTLE : EG_DS_ROM_BAUD_SETTLE);
   eg__dev_arm(d, stub ? STUB_BAUD_SETTLE_MS : ROM_BAUD_SETTLE_MS);
@@ -477,9 +478,12 @@ void eg__dev_bringup_next(eg_dev *d) {
   const bool want_stub = stub && !d->stub_running;
   /* The ROM's CHANGE_BAUDRATE: not on the ESP8266 (0), not in Secure
    * Download Mode on chips that refuse it there (C2, C5). */
-  const bool rom_can_baud =
-    eg_chip_rom_baud_value(c, &d->ident, d->cfg->baud) != 0 && (!d->sdm || c->rom_baud_in_sdm);
-  if (d->cfg->baud != d->cur_baud && (d->stub_running || rom_can_baud)) {
+  /* Raising the rate in the ROM first is our optimisation (esptool does it
+   * through the stub); after a ROM that mis-set its divider, esptool's way
+   * (dev_adapt.c). */
+  const bool rom_can_baud = !d->rom_baud_off && eg_chip_rom_baud_value(c, &d->ident, d->link_baud) != 0 &&
+                            (!d->sdm || c->rom_baud_in_sdm);
+  if (d->link_baud != d->cur_baud && (d->stub_running || rom_can_baud)) {
     change_baud(d);
     return;
   }
@@ -596,5 +600,11 @@ void eg__dev_set_params_reply(eg_dev *d, const eg_resp *r) {
     return;
   }
   if (d->cb.on_identity) d->cb.on_identity(d);
+  if (d->resume_ops) { /* reconnected by the adaptive link: the checks and the gate are behind us */
+    d->resume_ops = false;
+    eg__dev_adapt_resumed(d);
+    eg__dev_ops_resume(d);
+    return;
+  }
   eg__dev_ops_check(d);
 }

@@ -109,9 +109,12 @@ void eg__dev_ops_check(eg_dev *d) {
 }
 
 void eg__dev_ops_start(eg_dev *d) {
+  d->ops_started = true;
   d->op_i = 0;
   next_op(d);
 }
+
+void eg__dev_ops_resume(eg_dev *d) { next_op(d); }
 
 static void op_done(eg_dev *d) {
   d->op_i++;

@@ -29,9 +29,8 @@
 /* A port that left the bus while we were connecting (a chip's own USB port
  * re-enumerates when the chip resets: USB-OTG on every reset, esptool docs
  * advanced-options.rst) is waited for, not counted as a failure: poll
- * every PORT_BACK_POLL_MS, up to PORT_BACK_MS. */
+ * every PORT_BACK_POLL_MS, up to timeouts.port_back_ms. */
 #define PORT_BACK_POLL_MS 100
-#define PORT_BACK_MS 10000
 
 /* ------------------------------------------------------------ the map */
 
@@ -139,6 +138,7 @@ void eg__dev_fail(eg_dev *d, eg_err code, int opcode, const char *fmt, ...) {
   va_start(ap, fmt);
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
+  if (eg__dev_adapt(d, code, NULL, msg) || eg__dev_adapt_failed(d, code, msg)) return;
   eg_fault_set(&d->rec.fault, code, d->stage, opcode, "%s", msg);
   eg__dev_finish(d, code);
 }
@@ -146,6 +146,9 @@ void eg__dev_fail(eg_dev *d, eg_err code, int opcode, const char *fmt, ...) {
 void eg__dev_fail_status(eg_dev *d, const eg_resp *r, const char *what) {
   char desc[128];
   eg_resp_describe(r, d->stub_running, desc, sizeof desc);
+  char why[256];
+  snprintf(why, sizeof why, "%s: %s %s", what, eg_op_name(r->op), desc);
+  if (eg__dev_adapt(d, EG_DEVICE_STATUS, r, why) || eg__dev_adapt_failed(d, EG_DEVICE_STATUS, why)) return;
   eg_fault_set(&d->rec.fault, EG_DEVICE_STATUS, d->stage, r->op, "%s: %s %s", what, eg_op_name(r->op), desc);
   eg_fault_status(&d->rec.fault, r->status, r->nstatus);
   eg__dev_finish(d, EG_DEVICE_STATUS);
@@ -214,6 +217,7 @@ void eg__dev_request(eg_dev *d, eg_dev_state s, size_t len, size_t expect_data, 
   d->pkt_len = len;
   d->cmd_tries = 0;
   d->have_refusal = false;
+  d->req_timeout_ms = timeout_ms;
   /* The reply can only start once the request is on the wire. */
   d->reply_timeout_ms = timeout_ms + eg__dev_wire_ms(d, eg_slip_max_encoded(len) / 2 + len / 2) + 20;
   eg__dev_log(d, "TX %s (%zu bytes at %u baud)", eg_op_name(d->pkt[1]), len, d->cur_baud);
@@ -305,6 +309,8 @@ static void script_done(eg_dev *d) {
   case EG_DS_STUB_OHAI:
   case EG_DS_STUB_BAUD:
   case EG_DS_STUB_BAUD_SETTLE:
+  case EG_DS_BAUD_DOWN:
+  case EG_DS_BAUD_DOWN_SETTLE:
   case EG_DS_ATTACH:
   case EG_DS_SET_PARAMS:
   case EG_DS_GATE:
@@ -522,6 +528,9 @@ static void dispatch_reply(eg_dev *d, const eg_resp *r, const uint8_t *frame, si
   case EG_DS_STUB_BAUD:
     eg__dev_baud_reply(d, r);
     return;
+  case EG_DS_BAUD_DOWN:
+    eg__dev_baud_down_reply(d, r);
+    return;
   case EG_DS_STUB_MEM:
     eg__dev_mem_reply(d, r);
     return;
@@ -575,6 +584,7 @@ static void dispatch_reply(eg_dev *d, const eg_resp *r, const uint8_t *frame, si
   case EG_DS_READ_DATA:
   case EG_DS_AFTER_RESET:
   case EG_DS_AFTER_WAIT:
+  case EG_DS_BAUD_DOWN_SETTLE:
   case EG_DS_GATE:
   case EG_DS_DONE:
   case EG_DS__COUNT:
@@ -716,7 +726,11 @@ static void link_lost(eg_dev *d, eg_err code, const char *msg) {
      * right after it (the chip answered nothing yet: may_reopen). */
     const bool resetting = d->cfg->before == EG_BEFORE_DEFAULT_RESET || d->cfg->before == EG_BEFORE_USB_RESET;
     const bool by_reset = resetting && (d->stage == EG_STAGE_RESET || d->stage == EG_STAGE_SYNC);
-    if ((absent || by_reset || d->away_t0) && (!d->away_t0 || now - d->away_t0 < PORT_BACK_MS)) {
+    /* One wait per unit: once given up on, the reopens below are quick
+     * (a board pulled while connecting frees its slot after one
+     * timeouts.port_back_ms, not one per reopen). */
+    const bool waiting = !d->away_t0 || now - d->away_t0 < d->cfg->timeouts.port_back_ms;
+    if ((absent || by_reset || d->away_t0) && !d->away_spent && waiting) {
       if (!d->away_t0) {
         d->away_t0 = now;
         d->away_in_reset = by_reset;
@@ -729,6 +743,7 @@ static void link_lost(eg_dev *d, eg_err code, const char *msg) {
     if (d->away_t0) { /* given up on: the wait is part of the record */
       d->rec.port_wait_ms += (uint32_t)(now - d->away_t0);
       d->away_t0 = 0;
+      d->away_spent = true;
     }
     if (d->reopens < MAX_REOPENS) {
       d->reopens++;
@@ -796,6 +811,12 @@ static void on_timer(uv_timer_t *t) {
   case EG_DS_ROM_BAUD_SETTLE:
   case EG_DS_STUB_BAUD_SETTLE:
     eg__dev_baud_settled(d);
+    return;
+  case EG_DS_BAUD_DOWN:
+    eg__dev_baud_down_reply(d, NULL); /* it may have switched all the same */
+    return;
+  case EG_DS_BAUD_DOWN_SETTLE:
+    eg__dev_baud_down_settled(d);
     return;
   case EG_DS_STUB_MEM_END:
     eg__dev_mem_end_reply(d); /* the ROM's reply may never come; the greeting decides */
@@ -880,6 +901,8 @@ void eg_dev_start(eg_dev *d) {
   const uint32_t open_baud = c->before == EG_BEFORE_NO_RESET_NO_SYNC ? c->baud : c->connect_baud;
   d->cur_baud = open_baud;
   d->rec.baud = open_baud;
+  d->link_baud = c->baud;
+  d->rec.baud_requested = c->baud;
   eg_fault f;
   eg_fault_clear(&f);
   const eg_err e = eg_link_open(&d->link, d->port_name, open_baud, c->timeouts.command_ms, &f);
@@ -929,6 +952,7 @@ void eg_dev_close(eg_dev *d, void (*close_cb)(eg_dev *d)) {
   d->finished = true; /* silent teardown when it never finished: no on_done */
   free(d->tm);
   d->tm = NULL;
+  eg__dev_adapt_free(d);
   if (d->md5ctx) {
     EVP_MD_CTX_free(d->md5ctx);
     d->md5ctx = NULL;

@@ -116,44 +116,46 @@ typedef struct eg_dev_callbacks {
  * REPLY: the reply to the request in flight (or its timeout), OHAI: the
  * stub's greeting (or MEM_END's reply), DATA: READ_FLASH packets); and in
  * words what the device waits for. */
-#define EG_DEV_STATE_MAP(XX)                                                                       \
-  XX(IDLE,             NONE,   NONE,  "nothing: not started")                                      \
-  XX(OPENING,          OPEN,   LINK,  "the link to come up (open, TCP connect, or a reopen)")      \
-  XX(RESETTING,        RESET,  TIMER, "the next step of the --before DTR/RTS plan")                \
-  XX(SYNC_WAIT,        SYNC,   SYNC,  "the first reply to SYNC")                                   \
-  XX(SYNC_MORE,        SYNC,   SYNC,  "the other 7 replies to SYNC")                               \
-  XX(SYNC_PAUSE,       SYNC,   TIMER, "50 ms between SYNC tries")                                  \
-  XX(SECINFO,          DETECT, REPLY, "the reply to GET_SECURITY_INFO")                            \
-  XX(SECINFO_DRAIN,    DETECT, TIMER, "200 ms: the ROM repeats its unsupported-command answer")    \
-  XX(MAGIC,            DETECT, REPLY, "the magic value (READ_REG 0x40001000)")                     \
-  XX(IDENTIFY,         DETECT, REPLY, "eFuse and register reads (a register script)")              \
-  XX(USB_PREP,         DETECT, REPLY, "RTC watchdog off over USB-Serial/JTAG (a register script)") \
-  XX(ROM_BAUD,         BAUD,   REPLY, "the ROM's reply to CHANGE_BAUDRATE")                        \
-  XX(ROM_BAUD_SETTLE,  BAUD,   TIMER, "50 ms at the new rate (esptool's settle time)")             \
-  XX(STUB_MEM,         STUB,   REPLY, "the reply to a MEM_BEGIN / MEM_DATA of the stub upload")    \
-  XX(STUB_MEM_END,     STUB,   OHAI,  "the ROM's reply to MEM_END (or the stub's OHAI)")           \
-  XX(STUB_OHAI,        STUB,   OHAI,  "the stub's OHAI greeting")                                  \
-  XX(STUB_BAUD,        BAUD,   REPLY, "the stub's reply to CHANGE_BAUDRATE")                       \
-  XX(STUB_BAUD_SETTLE, BAUD,   TIMER, "50 ms at the new rate")                                     \
-  XX(FLASH_POWER,      ATTACH, REPLY, "the flash powered on (ESP32-P4 ECO6, a register script)")   \
-  XX(ATTACH,           ATTACH, REPLY, "the reply to SPI_ATTACH")                                   \
-  XX(FLASH_ID,         ATTACH, REPLY, "the RDID user command (a register script)")                 \
-  XX(SET_PARAMS,       ATTACH, REPLY, "the reply to SPI_SET_PARAMS")                               \
-  XX(GATE,             ATTACH, NONE,  "the caller's go-ahead (on_gate / eg_dev_gate)")             \
-  XX(SKIP_CHECK,       VERIFY, REPLY, "the region's MD5 before writing it (--skip-flashed)")       \
-  XX(ERASE,            ERASE,  REPLY, "the end of an erase (ERASE_FLASH/REGION, ROM FLASH_BEGIN)") \
-  XX(WRITE_BEGIN,      WRITE,  REPLY, "the reply to FLASH_(DEFL_)BEGIN")                           \
-  XX(WRITE_DATA,       WRITE,  REPLY, "the reply to a FLASH_(DEFL_)DATA block")                    \
-  XX(WRITE_END,        WRITE,  REPLY, "FLASH_(DEFL_)END(stay): the stub's last write")             \
-  XX(VERIFY,           VERIFY, REPLY, "the flash's MD5 (SPI_FLASH_MD5)")                           \
-  XX(READ_BEGIN,       READ,   REPLY, "the reply to READ_FLASH")                                   \
-  XX(READ_DATA,        READ,   DATA,  "READ_FLASH data packets, then the MD5 frame")               \
-  XX(READ_SLOW,        READ,   REPLY, "the reply to READ_FLASH_SLOW (ROM)")                        \
-  XX(AFTER_SCRIPT,     AFTER,  REPLY, "register writes before or for a reset (a register script)") \
-  XX(AFTER_WAIT,       AFTER,  TIMER, "0.5 s for the watchdog to reset the chip")                  \
-  XX(AFTER_RESET,      AFTER,  TIMER, "the next step of the --after DTR/RTS plan")                 \
-  XX(AFTER_BEGIN,      AFTER,  REPLY, "the reply to FLASH_BEGIN(0) before leaving the loader")     \
-  XX(AFTER_END,        AFTER,  REPLY, "the reply to FLASH_END")                                    \
+#define EG_DEV_STATE_MAP(XX)                                                                            \
+  XX(IDLE,             NONE,   NONE,  "nothing: not started")                                           \
+  XX(OPENING,          OPEN,   LINK,  "the link to come up (open, TCP connect, or a reopen)")           \
+  XX(RESETTING,        RESET,  TIMER, "the next step of the --before DTR/RTS plan")                     \
+  XX(SYNC_WAIT,        SYNC,   SYNC,  "the first reply to SYNC")                                        \
+  XX(SYNC_MORE,        SYNC,   SYNC,  "the other 7 replies to SYNC")                                    \
+  XX(SYNC_PAUSE,       SYNC,   TIMER, "50 ms between SYNC tries")                                       \
+  XX(SECINFO,          DETECT, REPLY, "the reply to GET_SECURITY_INFO")                                 \
+  XX(SECINFO_DRAIN,    DETECT, TIMER, "200 ms: the ROM repeats its unsupported-command answer")         \
+  XX(MAGIC,            DETECT, REPLY, "the magic value (READ_REG 0x40001000)")                          \
+  XX(IDENTIFY,         DETECT, REPLY, "eFuse and register reads (a register script)")                   \
+  XX(USB_PREP,         DETECT, REPLY, "RTC watchdog off over USB-Serial/JTAG (a register script)")      \
+  XX(ROM_BAUD,         BAUD,   REPLY, "the ROM's reply to CHANGE_BAUDRATE")                             \
+  XX(ROM_BAUD_SETTLE,  BAUD,   TIMER, "50 ms at the new rate (esptool's settle time)")                  \
+  XX(STUB_MEM,         STUB,   REPLY, "the reply to a MEM_BEGIN / MEM_DATA of the stub upload")         \
+  XX(STUB_MEM_END,     STUB,   OHAI,  "the ROM's reply to MEM_END (or the stub's OHAI)")                \
+  XX(STUB_OHAI,        STUB,   OHAI,  "the stub's OHAI greeting")                                       \
+  XX(STUB_BAUD,        BAUD,   REPLY, "the stub's reply to CHANGE_BAUDRATE")                            \
+  XX(STUB_BAUD_SETTLE, BAUD,   TIMER, "50 ms at the new rate")                                          \
+  XX(BAUD_DOWN,        BAUD,   REPLY, "the stub's reply to a lower CHANGE_BAUDRATE (the line garbles)") \
+  XX(BAUD_DOWN_SETTLE, BAUD,   TIMER, "50 ms at the lower rate, then the held request again")           \
+  XX(FLASH_POWER,      ATTACH, REPLY, "the flash powered on (ESP32-P4 ECO6, a register script)")        \
+  XX(ATTACH,           ATTACH, REPLY, "the reply to SPI_ATTACH")                                        \
+  XX(FLASH_ID,         ATTACH, REPLY, "the RDID user command (a register script)")                      \
+  XX(SET_PARAMS,       ATTACH, REPLY, "the reply to SPI_SET_PARAMS")                                    \
+  XX(GATE,             ATTACH, NONE,  "the caller's go-ahead (on_gate / eg_dev_gate)")                  \
+  XX(SKIP_CHECK,       VERIFY, REPLY, "the region's MD5 before writing it (--skip-flashed)")            \
+  XX(ERASE,            ERASE,  REPLY, "the end of an erase (ERASE_FLASH/REGION, ROM FLASH_BEGIN)")      \
+  XX(WRITE_BEGIN,      WRITE,  REPLY, "the reply to FLASH_(DEFL_)BEGIN")                                \
+  XX(WRITE_DATA,       WRITE,  REPLY, "the reply to a FLASH_(DEFL_)DATA block")                         \
+  XX(WRITE_END,        WRITE,  REPLY, "FLASH_(DEFL_)END(stay): the stub's last write")                  \
+  XX(VERIFY,           VERIFY, REPLY, "the flash's MD5 (SPI_FLASH_MD5)")                                \
+  XX(READ_BEGIN,       READ,   REPLY, "the reply to READ_FLASH")                                        \
+  XX(READ_DATA,        READ,   DATA,  "READ_FLASH data packets, then the MD5 frame")                    \
+  XX(READ_SLOW,        READ,   REPLY, "the reply to READ_FLASH_SLOW (ROM)")                             \
+  XX(AFTER_SCRIPT,     AFTER,  REPLY, "register writes before or for a reset (a register script)")      \
+  XX(AFTER_WAIT,       AFTER,  TIMER, "0.5 s for the watchdog to reset the chip")                       \
+  XX(AFTER_RESET,      AFTER,  TIMER, "the next step of the --after DTR/RTS plan")                      \
+  XX(AFTER_BEGIN,      AFTER,  REPLY, "the reply to FLASH_BEGIN(0) before leaving the loader")          \
+  XX(AFTER_END,        AFTER,  REPLY, "the reply to FLASH_END")                                         \
   XX(DONE,             NONE,   NONE,  "nothing: finished (on_done has run)")
 
 typedef enum eg_dev_state {
@@ -222,6 +224,7 @@ struct eg_dev {
   int reopens;                /* port reopened after an early error */
   uint64_t away_t0;           /* uv_now when the port was found gone from the system (0: here) */
   bool away_in_reset;         /* ...and it went during our reset (its USB re-enumerating) */
+  bool away_spent;            /* ...and was waited for (timeouts.port_back_ms) in vain: not again this unit */
 
   /* --- private --- */
   eg_link link;
@@ -242,6 +245,14 @@ struct eg_dev {
   int sync_replies;
   bool sync_stub_seen;
   bool stub_found;            /* a stub was already running when we synced */
+  /* The adaptive link (dev_adapt.c). */
+  uint32_t link_baud;         /* the transfer rate aimed at: cfg->baud, lower after stepping down */
+  bool rom_baud_raised;       /* the ROM took CHANGE_BAUDRATE and we switched (no stub yet) */
+  bool rom_baud_off;          /* the ROM's rate change failed once: esptool's way from now on */
+  int steps_down;
+  bool ops_started;           /* the gate said go */
+  bool resume_ops;            /* reconnected mid-operations: carry on at op_i after the bring-up */
+  struct eg_dev_held *held;   /* the request to send again after stepping down */
   unsigned bringup_done;      /* bring-up steps done (dev_connect.c) */
   bool script_delay;          /* a script's 'D' step is waiting on the timer */
   int skipped_frames;
@@ -252,6 +263,7 @@ struct eg_dev {
   uint8_t expect_op;
   size_t expect_data;
   uint32_t reply_timeout_ms;
+  uint32_t req_timeout_ms;    /* the timeout asked for, before the wire time is added */
   int cmd_tries;              /* resends of the current request */
   bool have_refusal;
   eg_resp first_refusal;      /* the chip's first refusal of the current request */

@@ -78,12 +78,25 @@ void eg__dev_set_params_reply(eg_dev *d, const eg_resp *r);
 /* A link error while connecting: reopen if the chip has not answered yet. */
 bool eg__dev_may_reopen(const eg_dev *d);
 
+/* --- dev_adapt.c: the adaptive link --- */
+/* A failure about to end the unit: absorbed (true) when the link can fall
+ * back (the ROM's rate change, or a step down through the stub). */
+bool eg__dev_adapt(eg_dev *d, eg_err code, const eg_resp *r, const char *why);
+void eg__dev_baud_down_reply(eg_dev *d, const eg_resp *r); /* r NULL: no reply */
+void eg__dev_baud_down_settled(eg_dev *d);
+/* A failure while a fallback is under way: the unit records the failure
+ * that started it instead (true), the later one goes into fallback_log. */
+bool eg__dev_adapt_failed(eg_dev *d, eg_err code, const char *msg);
+void eg__dev_adapt_resumed(eg_dev *d); /* the reconnect worked: fallback over */
+void eg__dev_adapt_free(eg_dev *d);
+
 /* --- dev_flash.c: operations and --after --- */
 /* Attached: pick the chip's plan, refuse what must not be written (image
  * for another chip or revision, plaintext on an encrypted chip), ask the
  * gate, then run the operations. */
 void eg__dev_ops_check(eg_dev *d);
 void eg__dev_ops_start(eg_dev *d);                /* the gate said go: run d->ops */
+void eg__dev_ops_resume(eg_dev *d);               /* after a reconnect: the current op again, then the rest */
 void eg__dev_ops_failed(eg_dev *d);               /* the unit failed: mark the image it was on */
 void eg__dev_erase_reply(eg_dev *d, const eg_resp *r);
 void eg__dev_write_begin_reply(eg_dev *d, const eg_resp *r);

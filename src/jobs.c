@@ -1,6 +1,8 @@
 /* jobs.c - from settings to device configuration and operations (jobs.h). */
 #include "jobs.h"
 
+#include "port.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +45,22 @@ eg_err eg_dev_config_build(eg_dev_config *cfg, const eg_settings *s, const eg_st
     .trace = trace,
   };
   return EG_OK;
+}
+
+eg_err eg_jobs_check_port(const char *port, const eg_settings *s, char *why, size_t whylen) {
+  eg_port_caps caps;
+  const eg_err e = eg_port_check(port, &caps, why, whylen);
+  if (e != EG_OK) return e;
+  const bool before = s->before == EG_BEFORE_DEFAULT_RESET || s->before == EG_BEFORE_USB_RESET;
+  const bool after = s->after == EG_AFTER_HARD_RESET;
+  if (caps.can_reset || (!before && !after)) return EG_OK;
+  char both[160] = "";
+  if (before) snprintf(both, sizeof both, "before %s", eg_before_name(s->before));
+  if (after)
+    snprintf(both + strlen(both), sizeof both - strlen(both), "%safter %s", before ? " and " : "", eg_after_name(s->after));
+  snprintf(why, whylen, "port %s is a %s without DTR/RTS lines: %s %s impossible there (use no-reset%s)", port,
+           caps.kind, both, before && after ? "are" : "is", before && after ? " for both" : "");
+  return EG_RESET_UNSUPPORTED;
 }
 
 size_t eg_ops_for_images(eg_dev_op *ops, const eg_settings *s, size_t nimages, bool verify_only) {

@@ -27,6 +27,13 @@ bool eg_settings_compress(const eg_settings *s, bool any_stub);
 eg_err eg_dev_config_build(eg_dev_config *cfg, const eg_settings *s, const eg_stub *const stubs[EG_CHIP__COUNT],
                            eg_imageset *images, bool trace, char *why, size_t whylen);
 
+/* Can `port` be used as these settings ask, known before it is opened:
+ * the name must be a port (eg_port_check: exit 2 otherwise), and a port
+ * without DTR/RTS (a pseudo-terminal, raw TCP) cannot do a reset before or
+ * after; both impossible options are named in one message. EG_OK or the
+ * error with a one-line reason in why. */
+eg_err eg_jobs_check_port(const char *port, const eg_settings *s, char *why, size_t whylen);
+
 /* The operations that write nimages images: the whole-chip erase first when
  * s->erase is all, then one WRITE (verify: VERIFY) per image. ops must hold
  * nimages + 1. Returns the count. */

@@ -481,10 +481,11 @@ static void parse_flash(mctx *c, const yaml_node_t *fn) {
 static void parse_timeouts(mctx *c, const yaml_node_t *tn) {
   eg_timeouts *t = &c->m->set.timeouts;
   static const char *const keys[] = {"command", "sync", "mem_end", "chip_erase", "max",
-                                     "erase_per_mb", "write_per_mb", "md5_per_mb", "read_packet"};
+                                     "erase_per_mb", "write_per_mb", "md5_per_mb", "read_packet", "port_back"};
   uint32_t *const dst[N(keys)] = {&t->command_ms, &t->sync_ms, &t->mem_end_ms,
                                   &t->chip_erase_ms, &t->max_ms, &t->erase_per_mb_ms,
-                                  &t->write_per_mb_ms, &t->md5_per_mb_ms, &t->read_packet_ms};
+                                  &t->write_per_mb_ms, &t->md5_per_mb_ms, &t->read_packet_ms,
+                                  &t->port_back_ms};
   yaml_node_t *v[N(keys)];
   if (!map_fields(c, tn, "timeouts", keys, N(keys), v)) return;
   for (size_t i = 0; i < N(keys); i++) {
@@ -1062,6 +1063,7 @@ typedef struct slots_ctx {
   size_t nports;
   bool listed;
   eg_err list_err;
+  bool allow_absent; /* a station: a path may appear later */
 } slots_ctx;
 
 static int vers_cmp(const void *a, const void *b) {
@@ -1133,8 +1135,10 @@ static void list_ports(slots_ctx *s) {
 static void add_path_slot(slots_ctx *s, const eg_mport *mp, const char *label, const char *path) {
   char real[PATH_MAX];
   struct stat st;
-  if (stat(path, &st) != 0)
+  if (stat(path, &st) != 0) {
+    if (s->allow_absent && errno == ENOENT) return add_slot(s, mp, label, path, NULL, path, EG_USB_NONE);
     return err_at(&s->c, mp->line, mp->col, "port %s: %s", path, strerror(errno));
+  }
   if (!realpath(path, real)) snprintf(real, sizeof real, "%s", path);
   const char *location = NULL;
   eg_usb_mode usb = EG_USB_NONE;
@@ -1206,9 +1210,10 @@ static void expand_usb(slots_ctx *s, const eg_mport *mp) {
   if (!nmatch) err_at(&s->c, mp->line, mp->col, "%s", what);
 }
 
-eg_err eg_manifest_slots(const eg_manifest *m, eg_slot **out, size_t *count, eg_diag_cb cb, void *ctx) {
+static eg_err expand_slots(const eg_manifest *m, bool allow_absent, eg_slot **out, size_t *count, eg_diag_cb cb,
+                           void *ctx) {
   *out = NULL, *count = 0;
-  slots_ctx s = {.c = {.file = m->path, .m = (eg_manifest *)m}};
+  slots_ctx s = {.c = {.file = m->path, .m = (eg_manifest *)m}, .allow_absent = allow_absent};
   for (size_t i = 0; i < m->nports; i++) {
     const eg_mport *mp = &m->ports[i];
     switch (mp->kind) {
@@ -1240,4 +1245,12 @@ eg_err eg_manifest_slots(const eg_manifest *m, eg_slot **out, size_t *count, eg_
   }
   *out = s.slots, *count = s.n;
   return EG_OK;
+}
+
+eg_err eg_manifest_slots(const eg_manifest *m, eg_slot **out, size_t *count, eg_diag_cb cb, void *ctx) {
+  return expand_slots(m, false, out, count, cb, ctx);
+}
+
+eg_err eg_manifest_station_slots(const eg_manifest *m, eg_slot **out, size_t *count, eg_diag_cb cb, void *ctx) {
+  return expand_slots(m, true, out, count, cb, ctx);
 }

@@ -112,5 +112,9 @@ typedef struct eg_slot {
  * the caller frees *out with free(); on error *out is NULL.
  * Relative paths and globs resolve against the manifest's folder. */
 eg_err eg_manifest_slots(const eg_manifest *m, eg_slot **out, size_t *count, eg_diag_cb cb, void *ctx);
+/* The same for a station: a `path:` port that does not exist yet is a slot
+ * still (its board, or its adapter, may be plugged in later); globs and USB
+ * matches still need a match now. */
+eg_err eg_manifest_station_slots(const eg_manifest *m, eg_slot **out, size_t *count, eg_diag_cb cb, void *ctx);
 
 #endif

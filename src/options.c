@@ -50,6 +50,7 @@ void eg_timeouts_default(eg_timeouts *t) {
   t->write_per_mb_ms = 40000;
   t->md5_per_mb_ms = 8000;
   t->read_packet_ms = 3000;
+  t->port_back_ms = 10000;
 }
 
 uint32_t eg_timeout_per_mb(const eg_timeouts *t, uint32_t per_mb_ms, uint64_t bytes, uint32_t floor_ms) {

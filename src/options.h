@@ -55,6 +55,8 @@ typedef struct eg_timeouts {
   uint32_t write_per_mb_ms;   /* ERASE_WRITE_TIMEOUT_PER_MB 40 s */
   uint32_t md5_per_mb_ms;     /* MD5_TIMEOUT_PER_MB 8 s */
   uint32_t read_packet_ms;    /* per READ_FLASH packet, 3 s */
+  uint32_t port_back_ms;      /* a port that left the bus while connecting (a chip's own USB
+                               * re-enumerating): waited for this long, once per unit; 10 s */
 } eg_timeouts;
 
 void eg_timeouts_default(eg_timeouts *t);

@@ -6,7 +6,7 @@
 
 #include "jsonw.h"
 
-typedef enum call_kind { CALL_UNIT_BEGIN, CALL_UNIT_UPDATE, CALL_UNIT_FINISH, CALL_RUN_END } call_kind;
+typedef enum call_kind { CALL_UNIT_BEGIN, CALL_UNIT_UPDATE, CALL_UNIT_FINISH, CALL_RUN_END, CALL_QUERY } call_kind;
 
 typedef struct call {
   struct call *next;
@@ -14,6 +14,8 @@ typedef struct call {
   int64_t unit_id;
   eg_unit_record rec;
   const char *run_status;
+  eg_recorder_fn fn; /* CALL_QUERY */
+  void *arg;
   eg_recorder_cb cb;
   void *ctx;
   eg_err result; /* of the database call */
@@ -62,6 +64,9 @@ static void run_call(eg_recorder *r, call *c) {
   case CALL_RUN_END:
     c->result = eg_db_run_end(r->db, r->run_id, c->run_status, &c->fault);
     return;
+  case CALL_QUERY:
+    c->result = c->fn(r->db, c->arg, &c->fault);
+    return;
   }
 }
 
@@ -107,7 +112,7 @@ static void after_work_cb(uv_work_t *w, int status) {
   for (call *c = batch; c; c = c->next) {
     if (status < 0 && c->result == EG_OK)
       c->result = eg_fault_set(&c->fault, EG_DB, EG_STAGE_NONE, -1, "work queue: %s", uv_strerror(status));
-    if (c->result != EG_OK) spill(r, c);
+    if (c->result != EG_OK && c->kind != CALL_QUERY) spill(r, c);
   }
   pump(r); /* start the next batch before the callbacks add more */
   while (batch) {
@@ -137,13 +142,13 @@ static void pump(eg_recorder *r) {
   }
 }
 
-static void enqueue(eg_recorder *r, call_kind kind, int64_t unit_id, const eg_unit_record *u, const char *status,
-                    eg_recorder_cb cb, void *ctx) {
+static call *enqueue(eg_recorder *r, call_kind kind, int64_t unit_id, const eg_unit_record *u, const char *status,
+                     eg_recorder_cb cb, void *ctx) {
   if (kind == CALL_UNIT_UPDATE) { /* only the newest state of a unit matters */
     for (call *q = r->head; q; q = q->next)
       if (q->kind == CALL_UNIT_UPDATE && q->unit_id == unit_id) {
         q->rec = *u;
-        return;
+        return q;
       }
   }
   call *c = calloc(1, sizeof *c);
@@ -162,21 +167,33 @@ static void enqueue(eg_recorder *r, call_kind kind, int64_t unit_id, const eg_un
   else
     r->head = c;
   r->tail = c;
-  pump(r);
+  return c;
 }
 
 void eg_recorder_unit_begin(eg_recorder *r, const eg_unit_record *u, eg_recorder_cb cb, void *ctx) {
   enqueue(r, CALL_UNIT_BEGIN, 0, u, NULL, cb, ctx);
+  pump(r);
 }
 
 void eg_recorder_unit_update(eg_recorder *r, int64_t unit_id, const eg_unit_record *u) {
-  if (unit_id) enqueue(r, CALL_UNIT_UPDATE, unit_id, u, NULL, NULL, NULL);
+  if (!unit_id) return;
+  enqueue(r, CALL_UNIT_UPDATE, unit_id, u, NULL, NULL, NULL);
+  pump(r);
 }
 
 void eg_recorder_unit_finish(eg_recorder *r, int64_t unit_id, const eg_unit_record *u, eg_recorder_cb cb, void *ctx) {
   enqueue(r, CALL_UNIT_FINISH, unit_id, u, NULL, cb, ctx);
+  pump(r);
 }
 
 void eg_recorder_run_end(eg_recorder *r, const char *status, eg_recorder_cb cb, void *ctx) {
   enqueue(r, CALL_RUN_END, 0, NULL, status, cb, ctx);
+  pump(r);
+}
+
+void eg_recorder_call(eg_recorder *r, eg_recorder_fn fn, void *arg, eg_recorder_cb cb, void *ctx) {
+  call *c = enqueue(r, CALL_QUERY, 0, NULL, NULL, cb, ctx);
+  c->fn = fn;
+  c->arg = arg;
+  pump(r);
 }

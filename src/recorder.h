@@ -11,8 +11,8 @@
  * Calls are served strictly in the order made. Calls waiting together go
  * to the work thread as one batch in one transaction (group commit: one
  * fsync for a rack's rows, eg_db_batch_begin); each callback runs after the
- * batch is committed. Callbacks run on the loop thread. The eg_db must outlive the recorder and be used by nobody else
- * while calls are queued. Free only when eg_recorder_idle() is true.
+ * batch is committed. Callbacks run on the loop thread. The eg_db must
+ * outlive the recorder and be used by nobody else while calls are queued. Free only when eg_recorder_idle() is true.
  */
 #ifndef EG_RECORDER_H
 #define EG_RECORDER_H
@@ -43,5 +43,14 @@ void eg_recorder_unit_update(eg_recorder *r, int64_t unit_id, const eg_unit_reco
 void eg_recorder_unit_finish(eg_recorder *r, int64_t unit_id, const eg_unit_record *u, eg_recorder_cb cb, void *ctx);
 /* status: "finished" or "interrupted". */
 void eg_recorder_run_end(eg_recorder *r, const char *status, eg_recorder_cb cb, void *ctx);
+
+/* A query of the caller's own (the gate policies' look-ups), run on the
+ * work thread in order with the writes, so it sees every record asked for
+ * before it (inside the batch's transaction: it must read, or write through
+ * db.c's calls, never BEGIN itself). fn may use only db and arg; its result and fault reach cb on
+ * the loop thread (unit_id 0). A failed query loses no record: nothing is
+ * spilled and had_error is not set; the caller decides. */
+typedef eg_err (*eg_recorder_fn)(eg_db *db, void *arg, eg_fault *f);
+void eg_recorder_call(eg_recorder *r, eg_recorder_fn fn, void *arg, eg_recorder_cb cb, void *ctx);
 
 #endif

@@ -13,7 +13,7 @@
 #define PORT_POLL_MS 200
 
 typedef enum slot_phase {
-  PH_IDLE,       /* not started */
+  PH_IDLE,       /* not started; station mode: waiting for the next unit */
   PH_RECORDING,  /* the attempt's row is being inserted */
   PH_RUNNING,    /* the device is working */
   PH_FINISHING,  /* the final row is being written */
@@ -32,6 +32,9 @@ typedef struct slotrun {
   int64_t unit_id;
   uint64_t wait_t0;       /* when waiting for the port began */
   bool wait_port;         /* the last attempt lost its port */
+  uint32_t port_waited_ms; /* how long this attempt waited for its port */
+  bool idle_pending;      /* station: tell on_job_idle once the device is closed */
+  eg_gate_ask ask;        /* the gate's question about this attempt's unit */
   uv_timer_t timer;       /* retry pause / port polling */
   uv_fs_t stat_req;
   bool stat_busy;
@@ -45,7 +48,7 @@ struct eg_sched {
   void *ctx;
   slotrun *slots;
   size_t remaining;       /* slots not done */
-  bool stopping, ending, ended;
+  bool stopping, ending, ended, finished;
   uint64_t t0;
   eg_sched_summary sum;
   uv_signal_t sig_int, sig_term;
@@ -68,12 +71,31 @@ static void count_result(eg_sched *s, eg_result r) {
   }
 }
 
-static void slot_done(slotrun *sr) {
+static void job_idle(slotrun *sr) {
+  sr->idle_pending = false;
+  if (sr->s->ev->on_job_idle) sr->s->ev->on_job_idle(sr->s->ctx, sr->index);
+}
+
+/* The job ends for good: the run waits for no further attempt of it. */
+static void job_done(slotrun *sr) {
   eg_sched *s = sr->s;
-  count_result(s, sr->last.result);
   sr->phase = PH_DONE;
   s->remaining--;
   maybe_end(s);
+}
+
+/* The unit is over (no further attempt). A station's job waits for the
+ * next unit; any other job is done. */
+static void slot_done(slotrun *sr) {
+  eg_sched *s = sr->s;
+  count_result(s, sr->last.result);
+  if (s->cfg->station && !s->stopping) {
+    sr->phase = PH_IDLE;
+    sr->idle_pending = true;
+    if (!sr->dev_live) job_idle(sr);
+    return;
+  }
+  job_done(sr);
 }
 
 /* ---------------------------------------------------------- the device */
@@ -110,12 +132,32 @@ static void dev_closed(eg_dev *d) {
   if (sr->start_when_closed) {
     sr->start_when_closed = false;
     begin_device(sr);
+    return;
   }
+  if (sr->phase == PH_IDLE && sr->idle_pending) job_idle(sr);
 }
 
-/* Would another attempt be worth it? */
+/* The gate's answer (gate.c): run the operations, or end the unit without
+ * writing. The recorder serves calls in order, so the answer comes before
+ * the final row of an attempt that was aborted meanwhile: a device no
+ * longer at its gate ignores it. */
+static void gate_answer(void *ctx, eg_err decision, const char *why) {
+  slotrun *sr = ctx;
+  if (sr->phase != PH_RUNNING || !sr->dev_live) return;
+  eg_dev_gate(&sr->dev, decision, why);
+}
+
+static void dev_gate(eg_dev *d) {
+  slotrun *sr = dev_slot(d);
+  eg_gate_ask_start(&sr->ask, sr->s->cfg->gate, sr->s->cfg->recorder, &d->rec, gate_answer, sr);
+}
+
+/* Would another attempt be worth it? In a station a port that vanished or
+ * will not open means the board was pulled: the next one seated is a new
+ * unit, not this unit's retry. */
 static bool will_retry(const slotrun *sr, eg_err result) {
   const eg_sched *s = sr->s;
+  if (s->cfg->station && (result == EG_PORT_GONE || result == EG_PORT_OPEN)) return false;
   return result != EG_OK && eg_err_retryable(result) && !s->stopping && sr->attempt < job_of(sr)->max_attempts;
 }
 
@@ -169,6 +211,16 @@ static const eg_dev_callbacks dev_callbacks = {
   .on_log = dev_log,
 };
 
+/* With a gate that consults the log. */
+static const eg_dev_callbacks dev_callbacks_gated = {
+  .on_stage = dev_stage,
+  .on_identity = dev_identity,
+  .on_gate = dev_gate,
+  .on_progress = dev_progress,
+  .on_done = dev_done,
+  .on_log = dev_log,
+};
+
 /* ------------------------------------------------------------ attempts */
 
 static void begin_device(slotrun *sr) {
@@ -179,7 +231,8 @@ static void begin_device(slotrun *sr) {
   }
   const eg_job *job = job_of(sr);
   sr->phase = PH_RUNNING;
-  if (eg_dev_init(&sr->dev, s->loop, job->port, job->cfg, job->ops, job->nops, &dev_callbacks, sr) != EG_OK) {
+  const eg_dev_callbacks *cbs = eg_gate_active(s->cfg->gate) ? &dev_callbacks_gated : &dev_callbacks;
+  if (eg_dev_init(&sr->dev, s->loop, job->port, job->cfg, job->ops, job->nops, cbs, sr) != EG_OK) {
     eg_fault_set(&sr->last.fault, EG_NOMEM, EG_STAGE_NONE, -1, "out of memory starting the unit");
     sr->last.result = EG_RESULT_FAIL;
     sr->last.finished_ms = eg_clock_epoch_ms();
@@ -224,6 +277,7 @@ static void start_attempt(slotrun *sr) {
   snprintf(rec.usb_location, sizeof rec.usb_location, "%s", job->usb_location);
   rec.attempt = sr->attempt;
   rec.started_ms = eg_clock_epoch_ms();
+  rec.port_wait_ms = sr->port_waited_ms;
   sr->last = rec;
   if (s->ev->on_unit_start) s->ev->on_unit_start(s->ctx, sr->index, &rec);
   if (s->cfg->recorder) {
@@ -251,6 +305,7 @@ static void stat_cb(uv_fs_t *req) {
   const uint64_t waited = uv_now(s->loop) - sr->wait_t0;
   const uint32_t limit = s->cfg->port_wait_ms ? s->cfg->port_wait_ms : PORT_WAIT_MS;
   if (exists || waited >= limit) {
+    sr->port_waited_ms = (uint32_t)waited;
     start_attempt(sr);
     return;
   }
@@ -264,6 +319,7 @@ static void retry_fire(uv_timer_t *t) {
     slot_done(sr);
     return;
   }
+  sr->port_waited_ms = 0;
   const char *port = job_of(sr)->port;
   if (sr->wait_port && !strstr(port, "://")) {
     sr->stat_req.data = sr;
@@ -289,12 +345,16 @@ static void maybe_end(eg_sched *s) {
   if (!s->ending) {
     s->ending = true;
     if (s->cfg->recorder) {
-      eg_recorder_run_end(s->cfg->recorder, s->sum.interrupted ? "interrupted" : "finished", run_ended, s);
+      /* A station's session ends by being stopped: that is its finish. */
+      const bool interrupted = s->sum.interrupted && !s->cfg->station;
+      eg_recorder_run_end(s->cfg->recorder, interrupted ? "interrupted" : "finished", run_ended, s);
       return;
     }
     s->ended = true;
   }
-  if (!s->ended) return;
+  if (!s->ended || s->finished) return;
+  s->finished = true;
+  if (s->ev->on_finished) s->ev->on_finished(s->ctx);
   /* Everything recorded: close our handles so the loop can end. */
   for (size_t i = 0; i < s->cfg->njobs; i++) {
     uv_handle_t *h = (uv_handle_t *)&s->slots[i].timer;
@@ -323,7 +383,9 @@ void eg_sched_stop(eg_sched *s) {
       uv_timer_stop(&sr->timer);
       if (!sr->stat_busy) slot_done(sr);
       break;
-    case PH_IDLE:
+    case PH_IDLE: /* a station's job between units; nothing runs */
+      if (s->cfg->station) job_done(sr);
+      break;
     case PH_RECORDING: /* aborted in begin_device once its row exists */
     case PH_FINISHING: /* ends in finished_cb */
     case PH_DONE:
@@ -356,7 +418,7 @@ eg_err eg_sched_run(uv_loop_t *loop, const eg_sched_config *cfg, const eg_sched_
   s->ev = ev ? ev : &no_events;
   s->ctx = ctx;
   s->t0 = uv_now(loop);
-  s->sum.units = cfg->njobs;
+  s->sum.units = cfg->station ? 0 : cfg->njobs;
   s->remaining = cfg->njobs;
   for (size_t i = 0; i < cfg->njobs; i++) {
     slotrun *sr = &s->slots[i];
@@ -373,7 +435,9 @@ eg_err eg_sched_run(uv_loop_t *loop, const eg_sched_config *cfg, const eg_sched_
     uv_signal_start(&s->sig_term, on_signal, SIGTERM);
     s->signals_on = true;
   }
-  for (size_t i = 0; i < cfg->njobs; i++) start_attempt(&s->slots[i]);
+  if (s->ev->on_ready) s->ev->on_ready(s->ctx, s);
+  if (!cfg->station)
+    for (size_t i = 0; i < cfg->njobs; i++) start_attempt(&s->slots[i]);
   if (cfg->njobs == 0) maybe_end(s);
   uv_run(loop, UV_RUN_DEFAULT);
   s->sum.elapsed_ms = uv_now(loop) - s->t0;
@@ -382,4 +446,20 @@ eg_err eg_sched_run(uv_loop_t *loop, const eg_sched_config *cfg, const eg_sched_
   free(s->slots);
   free(s);
   return EG_OK;
+}
+
+eg_err eg_sched_seat(eg_sched *s, size_t job) {
+  if (!s->cfg->station || s->stopping || job >= s->cfg->njobs) return EG_INVAL;
+  slotrun *sr = &s->slots[job];
+  if (sr->phase != PH_IDLE || sr->idle_pending) return EG_INVAL;
+  sr->attempt = 0;
+  sr->port_waited_ms = 0;
+  s->sum.units++;
+  start_attempt(sr);
+  return EG_OK;
+}
+
+bool eg_sched_job_idle(const eg_sched *s, size_t job) {
+  return s->cfg->station && !s->stopping && job < s->cfg->njobs && s->slots[job].phase == PH_IDLE &&
+         !s->slots[job].idle_pending;
 }

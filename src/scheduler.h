@@ -14,6 +14,20 @@
  * that vanished is given time to come back first. One unit never waits for
  * another. eg_sched_stop() (SIGINT/SIGTERM with handle_signals) aborts the
  * units in flight; their rows say aborted.
+ *
+ * A gate (gate.h) decides, once a unit's chip, MAC and flash are known and
+ * before anything is written, whether it is flashed; the log is consulted
+ * on the recorder's work thread. A unit the gate turns away ends with
+ * result skipped (its row says why).
+ *
+ * Station mode (config.station): a job is a slot that units pass through.
+ * Nothing starts by itself: eg_sched_seat() starts a new unit on an idle
+ * job (attempt 1, its own row), the unit runs its attempts, and the job
+ * becomes idle again (on_job_idle, once the port is released) for the next
+ * unit. A port that vanishes or cannot be opened ends the unit without
+ * another attempt (in a station the board was pulled; the next one seated
+ * there is a new unit). The run goes on until eg_sched_stop(), and its end
+ * is recorded as finished.
  */
 #ifndef EG_SCHEDULER_H
 #define EG_SCHEDULER_H
@@ -24,6 +38,7 @@
 #include <uv.h>
 
 #include "device.h"
+#include "gate.h"
 #include "recorder.h"
 #include "unit.h"
 
@@ -54,6 +69,16 @@ typedef struct eg_sched_events {
                        eg_dev *dev);
   void (*on_log)(void *ctx, size_t job, const char *line); /* trace, optional */
   void (*on_stopping)(void *ctx, int signum);              /* a stop was requested */
+  /* The scheduler is set up and the loop is about to run: the handle for
+   * eg_sched_seat() / eg_sched_stop(), valid until eg_sched_run returns. */
+  void (*on_ready)(void *ctx, eg_sched *s);
+  /* Station mode: the job's unit is over and its port released; the job
+   * takes the next eg_sched_seat(). */
+  void (*on_job_idle)(void *ctx, size_t job);
+  /* Once, at the end: every unit and the run's end are recorded and the
+   * scheduler closes its handles. Close yours (a server, a watch) so the
+   * loop can end. */
+  void (*on_finished)(void *ctx);
 } eg_sched_events;
 
 typedef struct eg_sched_config {
@@ -63,10 +88,12 @@ typedef struct eg_sched_config {
   uint32_t retry_delay_ms;      /* pause before a retry (0: 500 ms) */
   uint32_t port_wait_ms;        /* how long a vanished port may take to come back (0: 10 s) */
   bool handle_signals;          /* SIGINT/SIGTERM stop the run cleanly */
+  const eg_gate *gate;          /* NULL: every unit is flashed (gate.h) */
+  bool station;                 /* station mode (above) */
 } eg_sched_config;
 
 typedef struct eg_sched_summary {
-  size_t units, passed, failed, aborted, skipped;
+  size_t units, passed, failed, aborted, skipped; /* station: units seated */
   size_t attempts;
   bool interrupted;
   bool db_error;                /* some record could not be stored */
@@ -80,5 +107,11 @@ eg_err eg_sched_run(uv_loop_t *loop, const eg_sched_config *cfg, const eg_sched_
                     eg_sched_summary *out, eg_fault *f);
 /* Abort every unit in flight. Safe to call from a uv callback. */
 void eg_sched_stop(eg_sched *s);
+/* Station mode: a new unit is on job `job` (seated): start it. EG_INVAL
+ * when not in station mode, stopping, or the job is busy (its unit is not
+ * over, or its port not yet released: wait for on_job_idle). */
+eg_err eg_sched_seat(eg_sched *s, size_t job);
+/* Station mode: is the job idle (ready for eg_sched_seat)? */
+bool eg_sched_job_idle(const eg_sched *s, size_t job);
 
 #endif

@@ -18,6 +18,11 @@
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 #define RUNS_DEFAULT_LIMIT 20
 #define RUNS_MAX_LIMIT 1000000
+#define PROBE_MS_MIN 10
+#define PROBE_MS_MAX 3600000
+#define PROBE_MS_DEFAULT 1000 /* station.h */
+#define MAX_PROBES_MAX 1000
+#define MAX_PROBES_DEFAULT 16 /* station.h */
 #define HELP_WIDTH 79
 
 /* ------------------------------------------------------------ messages */
@@ -66,14 +71,17 @@ enum {
   G_FLASH = 1 << 5, /* the gang run */
   G_RUN = 1 << 6,   /* report */
   G_LIMIT = 1 << 7, /* runs */
-  G_ALWAYS = 1 << 8 /* -h, --version */
+  G_ALWAYS = 1 << 8, /* -h, --version */
+  G_RERUN = 1 << 9,  /* how --retry-failed chooses: flash, station */
+  G_STATION = 1 << 10 /* the station */
 };
 #define G_ESPTOOL (G_CONN | G_TRACE | G_JSON | G_ALWAYS)
 
 typedef enum opt_id {
   O_PORT, O_BAUD, O_CHIP, O_BEFORE, O_AFTER, O_NO_STUB, O_STUB, O_ATTEMPTS, O_TRACE, O_JSON, O_COMPRESS,
   O_NO_COMPRESS, O_MODE, O_FREQ, O_SIZE, O_ERASE_ALL, O_NO_VERIFY, O_OPERATOR, O_RETRY_FAILED, O_RUN, O_LIMIT,
-  O_TIMING_LOG, O_SKIP_FLASHED, O_HELP, O_VERSION, O__COUNT
+  O_TIMING_LOG, O_SKIP_FLASHED, O_HELP, O_VERSION, O_BY_MAC, O_ALLOW_CHANGED, O_REFLASH, O_HTTP, O_TOKEN,
+  O_PROBE_MS, O_MAX_PROBES, O__COUNT
 } opt_id;
 
 typedef struct opt {
@@ -116,7 +124,19 @@ static const opt opts[] = {
    "compare each region's flash MD5 with the image first and skip the regions that already hold it"},
   {"--operator", NULL, O_OPERATOR, "NAME", G_FLASH, "recorded with the run"},
   {"--retry-failed", NULL, O_RETRY_FAILED, NULL, G_FLASH,
-   "flash only the slots whose latest attempt in the latest run did not pass"},
+   "rerun the latest run of this station with this manifest: only its slots whose latest attempt failed"},
+  {"--by-mac", NULL, O_BY_MAC, NULL, G_RERUN,
+   "with --retry-failed: flash a board only if its MAC failed at this station and manifest and has not passed "
+   "since (the others are recorded as skipped)"},
+  {"--allow-changed-images", NULL, O_ALLOW_CHANGED, NULL, G_RERUN,
+   "with --retry-failed: flash images whose sha256 differs from the retried run's (refused otherwise)"},
+  {"--reflash", NULL, O_REFLASH, NULL, G_STATION, "flash boards that already passed with these images (default: "
+                                                  "recorded as skipped)"},
+  {"--http", NULL, O_HTTP, "[ADDR:]PORT", G_STATION,
+   "serve the live dashboard on PORT (localhost; another ADDR needs --token)"},
+  {"--token", NULL, O_TOKEN, "TOKEN", G_STATION, "the dashboard's access token (16..128 of A-Z a-z 0-9 - . _ ~)"},
+  {"--probe-ms", NULL, O_PROBE_MS, "N", G_STATION, "how often an empty or finished slot is probed, in ms%s"},
+  {"--max-probes", NULL, O_MAX_PROBES, "N", G_STATION, "probes at once%s"},
   {"--run", NULL, O_RUN, "N", G_RUN, "the run to show (default: the latest)"},
   {"--limit", NULL, O_LIMIT, "N", G_LIMIT, "how many of the latest runs%s"},
   {"--help", "-h", O_HELP, NULL, G_ALWAYS, "show this help (espgang --help: every command)"},
@@ -131,9 +151,12 @@ typedef struct cmd {
 } cmd;
 
 static const cmd cmds[] = {
-  {"flash", "MANIFEST.yaml", G_FLASH | G_TRACE | G_JSON | G_ALWAYS,
+  {"flash", "MANIFEST.yaml", G_FLASH | G_RERUN | G_TRACE | G_JSON | G_ALWAYS,
    "Flash every slot of the manifest concurrently, verify each by MD5 and record every unit in the manifest's "
    "SQLite log. Ports, chip, images and settings come from the manifest."},
+  {"station", "MANIFEST.yaml", G_FLASH | G_RERUN | G_STATION | G_TRACE | G_JSON | G_ALWAYS,
+   "Run until stopped (Ctrl-C), flashing each board the moment it is seated in a slot of the manifest: one row "
+   "per board in the log, one station session; a board that already passed is not flashed again."},
   {"report", "DB|MANIFEST", G_RUN | G_JSON | G_ALWAYS, "The units of a run, from the log (a manifest names its log)."},
   {"runs", "DB|MANIFEST", G_LIMIT | G_JSON | G_ALWAYS, "The latest runs, from the log."},
   {"history", "DB|MANIFEST MAC|SLOT", G_JSON | G_ALWAYS, "Every attempt on one unit, newest first."},
@@ -199,6 +222,8 @@ static void default_of(opt_id id, char *buf, size_t cap) {
   case O_FREQ: codes_of(buf, cap, esp32->name, esp32->flash_freqs, esp32->nflash_freqs, d.flash_freq); break;
   case O_SIZE: codes_of(buf, cap, esp32->name, esp32->flash_sizes, esp32->nflash_sizes, d.flash_size); break;
   case O_LIMIT: snprintf(buf, cap, ", 1..%d (default %d)", RUNS_MAX_LIMIT, RUNS_DEFAULT_LIMIT); break;
+  case O_PROBE_MS: snprintf(buf, cap, ", %d..%d (default %d)", PROBE_MS_MIN, PROBE_MS_MAX, PROBE_MS_DEFAULT); break;
+  case O_MAX_PROBES: snprintf(buf, cap, ", 1..%d (default %d)", MAX_PROBES_MAX, MAX_PROBES_DEFAULT); break;
   case O_PORT:
   case O_NO_STUB:
   case O_STUB:
@@ -215,6 +240,11 @@ static void default_of(opt_id id, char *buf, size_t cap) {
   case O_RUN:
   case O_HELP:
   case O_VERSION:
+  case O_BY_MAC:
+  case O_ALLOW_CHANGED:
+  case O_REFLASH:
+  case O_HTTP:
+  case O_TOKEN:
   case O__COUNT: break;
   }
 }
@@ -392,6 +422,27 @@ static int take(eg_cli *c, eg_cli_request *req, const opt *o, const char *shown,
     if (!eg_cli_parse_u32(val, &u) || u < 1 || u > RUNS_MAX_LIMIT)
       return bad("invalid --limit '%s' (1..%d)", val, RUNS_MAX_LIMIT);
     c->limit = (int)u;
+    break;
+  case O_BY_MAC: c->by_mac = true; break;
+  case O_ALLOW_CHANGED: c->allow_changed_images = true; break;
+  case O_REFLASH: c->reflash = true; break;
+  case O_HTTP:
+    if (!*val) return bad("option %s: empty address", shown);
+    c->http = val;
+    break;
+  case O_TOKEN:
+    if (!*val) return bad("option %s: empty token", shown);
+    c->token = val;
+    break;
+  case O_PROBE_MS:
+    if (!eg_cli_parse_u32(val, &u) || u < PROBE_MS_MIN || u > PROBE_MS_MAX)
+      return bad("invalid --probe-ms '%s' (%d..%d)", val, PROBE_MS_MIN, PROBE_MS_MAX);
+    c->probe_ms = u;
+    break;
+  case O_MAX_PROBES:
+    if (!eg_cli_parse_u32(val, &u) || u < 1 || u > MAX_PROBES_MAX)
+      return bad("invalid --max-probes '%s' (1..%d)", val, MAX_PROBES_MAX);
+    c->max_probes = u;
     break;
   case O_HELP: req->help = true; break;
   case O_VERSION: req->version = true; break;

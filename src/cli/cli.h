@@ -43,9 +43,17 @@ typedef struct eg_cli {
   bool erase_all;
   bool no_verify;
   bool skip_flashed;
-  /* flash / report */
+  /* flash / station / report */
   const char *operator_name;
   bool retry_failed;
+  bool by_mac;               /* --retry-failed --by-mac */
+  bool allow_changed_images; /* --retry-failed with images that changed */
+  /* station */
+  bool reflash;              /* flash units that already passed */
+  const char *http;          /* --http [ADDR:]PORT: the dashboard */
+  const char *token;         /* --token: required beyond localhost */
+  uint32_t probe_ms;         /* 0: the default period */
+  uint32_t max_probes;       /* 0: the default */
   long long run_id;
   int limit;
   char *command_line;      /* the whole argv, for the log */
@@ -74,6 +82,7 @@ bool eg_cli_parse_u32(const char *s, uint32_t *out);
 /* Commands. Each returns an exit code. */
 int eg_cmd_esptool(eg_cli *c);  /* flash-id ... erase-region */
 int eg_cmd_flash(eg_cli *c);    /* the gang run from a manifest */
+int eg_cmd_station(eg_cli *c);  /* the station: flash each board as it is seated */
 /* report / runs / history / yield: parses its own options from argv;
  * returns -1 when argv holds another command. */
 int eg_cmd_report_main(int argc, char **argv);

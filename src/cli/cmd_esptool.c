@@ -136,7 +136,12 @@ static void show_fail(runner *r, size_t job, eg_err result, const eg_fault *f) {
            eg_err_name(f->code), f->nstatus ? " [" : "", f->nstatus ? eg_fault_status_hex(f, st, sizeof st) : "",
            f->nstatus ? "]" : "");
   eg_display_result(r->disp, job, false, text);
-  eg_display_message(r->disp, "%s: error: %s", r->jobs[job].label, f->msg);
+  /* The reason: above the live rows on a terminal; otherwise one line on
+   * stderr, where scripts look for errors (stdout has the rows or JSON). */
+  if (eg_display_mode_of(r->disp) == EG_DISPLAY_TTY)
+    eg_display_message(r->disp, "%s: error: %s", r->jobs[job].label, f->msg);
+  else
+    eg_cli_error("%s: error: %s", r->jobs[job].label, f->msg);
 }
 
 static void json_done(runner *r, const eg_unit_record *u, const char *file) {
@@ -423,6 +428,14 @@ int eg_cmd_esptool(eg_cli *c) {
   r->c = c;
   uv_loop_init(&r->loop);
   cli_settings(c, &r->set);
+  /* Every port, and what it can do, before any of them is touched. */
+  for (size_t i = 0; i < c->nports; i++) {
+    char why[512];
+    if (eg_jobs_check_port(c->ports[i], &r->set, why, sizeof why) != EG_OK) {
+      eg_cli_error("%s", why);
+      goto out;
+    }
+  }
   if (!build_ops(r, &read_file)) goto out;
 
   /* The stub. */

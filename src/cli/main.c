@@ -60,6 +60,7 @@ static int run(eg_cli *c, const eg_cli_request *req) {
     return EG_EXIT_USAGE;
   }
   if (strcmp(c->command, "flash") == 0) return eg_cmd_flash(c);
+  if (strcmp(c->command, "station") == 0) return eg_cmd_station(c);
   if (strcmp(c->command, "ports") == 0) return eg_cmd_ports(c);
   return eg_cmd_esptool(c);
 }

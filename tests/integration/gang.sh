@@ -114,6 +114,13 @@ check_fail slot05 write TIMEOUT
 [ "$(latest slot03 mac)" = "" ] || fail "slot03 never talked, yet has a MAC"
 slot08=$(q "select group_concat(result || '/' || fail_stage, ' ') from units where slot='slot08'")
 case "$slot08" in *fail/*) ;; *) fail "slot08 (baud ceiling) did not fail: $slot08" ;; esac
+# Both say what the adaptive link tried: slot08's ROM rate change cannot be
+# undone without a reset (a pty has none); slot05 stepped down, in vain, and
+# keeps the write's own failure.
+q "select fallback_log from units where slot='slot08' and attempt=1" | grep -q "no reset on this port" ||
+  fail "slot08 fallback_log: $(q "select fallback_log from units where slot='slot08'")"
+q "select fallback_log from units where slot='slot05' and attempt=1" | grep -q "921600 -> 460800 at image" ||
+  fail "slot05 fallback_log: $(q "select fallback_log from units where slot='slot05'")"
 
 # The summary the operator saw matches the log.
 grep -q "11 passed, 5 failed, 0 aborted of 16 units" "$work/out" || fail "summary line: $(grep passed "$work/out")"

@@ -173,6 +173,7 @@ static void test_open_migrate_reopen(void **state) {
   Q_EQ(s, want, "SELECT COUNT(*) FROM schema_version");
   Q_EQ(s, "0001_initial.sql", "SELECT name FROM schema_version WHERE version = 1");
   Q_EQ(s, "0002_link_security_retry.sql", "SELECT name FROM schema_version WHERE version = 2");
+  Q_EQ(s, "0003_station_units.sql", "SELECT name FROM schema_version WHERE version = 3");
   Q_EQ(s, "wal", "PRAGMA journal_mode");
   /* One *_ms column per stage of EG_STAGE_MAP. */
   for (int st = 0; st < EG_STAGE__COUNT; st++) {
@@ -588,6 +589,36 @@ static void test_failed_slots(void **state) {
   eg_db_close(db);
 }
 
+/* A station session seats many boards in one slot, each beginning at
+ * attempt 1: every one is a unit in the stored counts and latest_units. */
+static void test_station_units_counted(void **state) {
+  fx *x = *state;
+  eg_db *db = open_ok(x);
+  eg_run_info info = {.station = "st", .kind = EG_RUN_STATION};
+  int64_t run = 0;
+  eg_fault f;
+  if (eg_db_run_begin(db, &info, &run, &f) != EG_OK) fail_msg("run_begin: %s", f.msg);
+  static const struct { const char *slot; int attempt; eg_result res; } plan[] = {
+    {"S1", 1, EG_RESULT_PASS}, {"S2", 1, EG_RESULT_FAIL}, {"S1", 1, EG_RESULT_FAIL}, {"S1", 2, EG_RESULT_PASS},
+    {"S2", 1, EG_RESULT_SKIPPED}, {"S1", 1, EG_RESULT_ABORTED}, {"S2", 1, EG_RESULT_FAIL},
+  };
+  for (size_t i = 0; i < sizeof plan / sizeof plan[0]; i++) {
+    eg_unit_record u;
+    unit_init(&u, plan[i].slot, plan[i].attempt);
+    unit_finish(db, unit_begin(db, run, &u), &u, plan[i].res);
+  }
+  assert_int_equal(eg_db_run_end(db, run, "finished", &f), EG_OK);
+  sqlite3 *s = raw(x);
+  /* S1: pass; fail then pass on its retry; aborted. S2: fail, skipped, fail. */
+  Q_EQ(s, "6|2|2|1|1|7", "SELECT units || '|' || passed || '|' || failed || '|' || aborted || '|' || skipped || '|' || "
+                          "attempts FROM runs WHERE id = %lld", (long long)run);
+  Q_EQ(s, "S1:pass,S2:fail,S1:pass,S2:skipped,S1:aborted,S2:fail",
+       "SELECT group_concat(slot || ':' || result) FROM (SELECT * FROM latest_units WHERE run_id = %lld ORDER BY id)",
+       (long long)run);
+  sqlite3_close(s);
+  eg_db_close(db);
+}
+
 /* ------------------------------------------------------------ migration 0002 */
 
 static char *read_text(const char *path) {
@@ -648,6 +679,45 @@ static void test_migrates_version_1_keeping_rows(void **state) {
   eg_unit_record u;
   unit_init(&u, "A3", 1);
   assert_true(unit_begin(db, 7, &u) > 45);
+  sqlite3_close(s);
+  eg_db_close(db);
+}
+
+/* A database at schema 2 holding a station session stored with per-slot
+ * counts (three boards in one slot counted as one): 0003 recounts it and
+ * leaves a gang run's counts alone. */
+static void test_migrates_version_2_recounts_stations(void **state) {
+  fx *x = *state;
+  sqlite3 *s = raw_create(x);
+  char *err = NULL;
+  const char *files[] = {"0001_initial.sql", "0002_link_security_retry.sql"};
+  for (size_t i = 0; i < 2; i++) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/schema/migrations/%s", EG_SOURCE_DIR, files[i]);
+    char *sql = read_text(path);
+    if (sqlite3_exec(s, sql, NULL, NULL, &err) != SQLITE_OK) fail_msg("%s: %s", files[i], err);
+    free(sql);
+  }
+  if (sqlite3_exec(s,
+                   "CREATE TABLE schema_version (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL);"
+                   "INSERT INTO schema_version VALUES (1, '0001_initial.sql', '2026-01-01T00:00:00.000Z');"
+                   "INSERT INTO schema_version VALUES (2, '0002_link_security_retry.sql', '2026-01-01T00:00:00.000Z');"
+                   "INSERT INTO runs (id, started_at, station, status, kind, units, passed, failed, attempts) VALUES "
+                   "  (1, '2026-01-01T00:00:00.000Z', 'st', 'finished', 'station', 1, 0, 1, 3),"
+                   "  (2, '2026-01-01T00:00:00.000Z', 'gang', 'finished', 'flash', 1, 1, 0, 2);"
+                   "INSERT INTO units (id, run_id, slot, port, attempt, started_at, result) VALUES "
+                   "  (1, 1, 'S1', 'p', 1, 'x', 'pass'), (2, 1, 'S1', 'p', 1, 'x', 'skipped'),"
+                   "  (3, 1, 'S1', 'p', 1, 'x', 'fail'),"
+                   "  (4, 2, 'A', 'p', 1, 'x', 'fail'), (5, 2, 'A', 'p', 2, 'x', 'pass');",
+                   NULL, NULL, &err) != SQLITE_OK)
+    fail_msg("filling a schema 2 database: %s", err);
+  sqlite3_close(s);
+  eg_db *db = open_ok(x);
+  s = raw(x);
+  Q_EQ(s, "1:3|1|1|0|1|3;2:1|1|0|0|0|2",
+       "SELECT group_concat(id || ':' || units || '|' || passed || '|' || failed || '|' || ifnull(aborted, 0) || '|' || "
+       "ifnull(skipped, 0) || '|' || attempts, ';') FROM (SELECT * FROM runs ORDER BY id)");
+  Q_EQ(s, "1,2,3,5", "SELECT group_concat(id) FROM (SELECT id FROM latest_units ORDER BY id)");
   sqlite3_close(s);
   eg_db_close(db);
 }
@@ -856,6 +926,17 @@ static void test_rerun_queries(void **state) {
   bool retry = false;
   assert_int_equal(eg_db_mac_needs_retry(db, "A", sha_a, "24:0a:c4:00:00:04", &retry, &f), EG_OK);
   assert_true(retry);
+  /* A station session: many boards in one slot. Board 05 passes; the next
+   * board in that slot fails before its MAC is read: not 05's failure. */
+  uint8_t sha_s[32] = {0x55};
+  eg_run_info st = {.station = "A", .manifest_sha256 = sha_s, .kind = EG_RUN_STATION};
+  int64_t s1 = 0;
+  assert_int_equal(eg_db_run_begin(db, &st, &s1, &f), EG_OK);
+  attempt(db, s1, "S5", 1, "24:0a:c4:00:00:05", EG_RESULT_PASS);
+  attempt(db, s1, "S5", 1, NULL, EG_RESULT_FAIL);
+  retry = true;
+  assert_int_equal(eg_db_mac_needs_retry(db, "A", sha_s, "24:0a:c4:00:00:05", &retry, &f), EG_OK);
+  assert_false(retry);
 
   eg_db_image_ref *refs;
   assert_int_equal(eg_db_run_images(db, a1, &refs, &n, &f), EG_OK);
@@ -881,7 +962,9 @@ int main(void) {
     cmocka_unit_test_setup_teardown(test_recover_spares_live_process, setup, teardown),
     cmocka_unit_test_setup_teardown(test_finish_is_durable_under_sigkill, setup, teardown),
     cmocka_unit_test_setup_teardown(test_failed_slots, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_station_units_counted, setup, teardown),
     cmocka_unit_test_setup_teardown(test_migrates_version_1_keeping_rows, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_migrates_version_2_recounts_stations, setup, teardown),
     cmocka_unit_test_setup_teardown(test_link_security_images_and_chain, setup, teardown),
     cmocka_unit_test(test_fallback_log_bounded),
     cmocka_unit_test_setup_teardown(test_rerun_queries, setup, teardown),

@@ -1,16 +1,18 @@
 /* test_device.c - the per-port state machine against espsim's device model,
- * in process: a pty pair, the simulator's link on the master, espgang's
- * device on the slave path (the termios backend), one libuv loop for both.
+ * in process: espgang's device on an in-memory port (mem://, port_mem.h),
+ * the simulator's link on the other end of it, one libuv loop for both; the
+ * port's DTR/RTS drive the simulated board's reset circuit and its baud
+ * rate is the host's UART rate the simulator compares with its own.
  * The simulator runs --fast (no delays) so these tests check behaviour, not
  * speed; every result is compared with the simulated chip's flash. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
-#include <pty.h>
 #include <sys/socket.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <pty.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +21,7 @@
 #include <cmocka.h>
 
 #include "device.h"
+#include "port_mem.h"
 #include "image.h"
 #include "prep.h"
 #include "simdev.h"
@@ -27,8 +30,10 @@
 
 typedef struct harness {
   uv_loop_t loop;
-  int master, slave;
+  char name[32];   /* mem://NAME */
   char path[128];
+  uint32_t host_baud;
+  bool no_lines;   /* the port has no DTR/RTS (like a pty) */
   esim_dev *sim;
   esim_link *link;
   esim_link *link2; /* a second link (a TCP client), when a test makes one */
@@ -79,22 +84,50 @@ static void make_stub(eg_stub *s, uint32_t text_start, uint32_t entry) {
   s->entry = entry;
 }
 
+/* The peer of the in-memory port: espsim's link on its end, the lines to
+ * the board's reset circuit, the host's rate for the UART model. */
+static uint32_t peer_host_baud(void *ctx) { return ((harness *)ctx)->host_baud; }
+static void peer_link_closed(esim_link *l, void *ctx) {
+  (void)l;
+  (void)ctx;
+}
+static bool peer_attach(void *ctx, int fd) {
+  harness *h = ctx;
+  esim_link_opts lo;
+  esim_link_opts_default(&lo);
+  lo.fast = true;
+  lo.host_baud_cb = peer_host_baud;
+  lo.ctx = h;
+  h->link = esim_link_start(&h->loop, h->sim, fd, &lo);
+  return h->link != NULL;
+}
+static void peer_detach(void *ctx) {
+  harness *h = ctx;
+  if (h->link) esim_link_close(h->link, peer_link_closed);
+  h->link = NULL;
+}
+static void peer_lines(void *ctx, bool dtr, bool rts) {
+  harness *h = ctx;
+  esim_dev_set_lines(h->sim, uv_hrtime() / 1000, dtr, rts);
+}
+static void peer_baud(void *ctx, uint32_t baud) { ((harness *)ctx)->host_baud = baud; }
+static const eg_port_mem_peer peer = {.attach = peer_attach, .detach = peer_detach, .set_lines = peer_lines,
+                                      .set_baud = peer_baud};
+static const eg_port_mem_peer peer_no_lines = {.attach = peer_attach, .detach = peer_detach, .set_baud = peer_baud};
+
 static void h_setup(harness *h, const esim_faults *faults) {
+  static int n;
   memset(h, 0, sizeof *h);
   assert_int_equal(uv_loop_init(&h->loop), 0);
-  assert_int_equal(openpty(&h->master, &h->slave, h->path, NULL, NULL), 0);
+  snprintf(h->name, sizeof h->name, "dev%d", ++n);
+  snprintf(h->path, sizeof h->path, "mem://%s", h->name);
   esim_dev_opts o;
   esim_dev_opts_default(&o);
   esim_timing_fast(&o.timing);
   if (faults) o.faults = *faults;
   o.seed = 42;
   assert_int_equal(esim_dev_new(&h->sim, &o), EG_OK);
-  esim_link_opts lo;
-  esim_link_opts_default(&lo);
-  lo.fast = true;
-  lo.pty_slave_fd = h->slave;
-  h->link = esim_link_start(&h->loop, h->sim, h->master, &lo);
-  assert_non_null(h->link);
+  assert_int_equal(eg_port_mem_register(h->name, &peer, h), EG_OK);
   eg_timeouts_default(&h->cfg.timeouts);
   h->cfg.chip = eg_chip_get(EG_CHIP_ESP32);
   h->cfg.before = EG_BEFORE_NO_RESET;
@@ -160,8 +193,8 @@ static void h_teardown(harness *h) {
   if (h->link2) esim_link_close(h->link2, link_closed);
   uv_run(&h->loop, UV_RUN_DEFAULT);
   assert_int_equal(uv_loop_close(&h->loop), 0);
+  eg_port_mem_unregister(h->name);
   esim_dev_free(h->sim);
-  close(h->slave);
   eg_imageset_free(h->set);
   for (size_t i = 0; i < h->nimg; i++) eg_image_free(&h->img[i]);
   free(h->stub.text);
@@ -361,11 +394,62 @@ static void reset_impossible_on_pty(void **state) {
   (void)state;
   harness h;
   h_setup(&h, NULL);
+  /* A port without DTR/RTS, as a pty. */
+  eg_port_mem_unregister(h.name);
+  assert_int_equal(eg_port_mem_register(h.name, &peer_no_lines, &h), EG_OK);
   h.cfg.before = EG_BEFORE_DEFAULT_RESET;
   assert_int_equal(h_run(&h, NULL, 0), EG_RESET_UNSUPPORTED);
   assert_int_equal(h.dev.rec.fault.stage, EG_STAGE_RESET);
   assert_non_null(strstr(h.dev.rec.fault.msg, "cannot drive DTR/RTS"));
   assert_int_equal(h.dev.rec.bytes_tx, 0); /* refused before touching the chip */
+  h_teardown(&h);
+}
+
+/* A port gone from the system before the chip answered (a board pulled
+ * while connecting, or a chip's USB port that never comes back) is waited
+ * for once, timeouts.port_back_ms, then reopened a few times quickly: the
+ * slot is free after one wait, not one per reopen. The port is a pty behind
+ * a symlink; the board is "pulled" 50 ms in (symlink removed, master
+ * closed) and never comes back. */
+typedef struct pulled {
+  int master;
+  char link[128];
+} pulled;
+
+static void pull_board(uv_timer_t *t) {
+  pulled *p = t->data;
+  unlink(p->link);
+  close(p->master);
+  p->master = -1;
+}
+
+static void port_absent_waited_once(void **state) {
+  (void)state;
+  harness h;
+  h_setup(&h, NULL);
+  pulled p = {.master = -1};
+  int slave = -1;
+  char tty[64];
+  assert_int_equal(openpty(&p.master, &slave, tty, NULL, NULL), 0);
+  close(slave);
+  snprintf(p.link, sizeof p.link, "/tmp/espgang-test-pulled-%d", (int)getpid());
+  unlink(p.link);
+  assert_int_equal(symlink(tty, p.link), 0);
+  snprintf(h.path, sizeof h.path, "%s", p.link);
+  h.cfg.timeouts.port_back_ms = 400;
+  uv_timer_t t;
+  uv_timer_init(&h.loop, &t);
+  t.data = &p;
+  uv_timer_start(&t, pull_board, 50, 0);
+  const eg_err e = h_run(&h, NULL, 0);
+  uv_close((uv_handle_t *)&t, NULL);
+  if (e != EG_PORT_OPEN && e != EG_PORT_GONE) fail_msg("ended in %s: %s", eg_err_name(e), h.dev.rec.fault.msg);
+  if (h.dev.reopens != 3) fail_msg("reopens %d, waited %u: %s", h.dev.reopens, h.dev.rec.port_wait_ms, h.dev.rec.fault.msg);
+  /* One wait of 400 ms (polled every 100 ms), not four. */
+  if (h.dev.rec.port_wait_ms < 400 || h.dev.rec.port_wait_ms >= 800)
+    fail_msg("waited %u ms for the port", h.dev.rec.port_wait_ms);
+  if (p.master >= 0) close(p.master);
+  unlink(p.link);
   h_teardown(&h);
 }
 
@@ -556,6 +640,12 @@ static void fault_slow_erase_rom(void **state) {
 /* A board whose UART garbles above 460800: the baud change succeeds (the
  * reply comes at the old rate), then nothing is understood. The unit must
  * fail with a timeout in the stub stage, not hang. */
+/* The adaptive link (issue 9.3), 1: a line that garbles every byte above
+ * 460800. The ROM's rate change to 921600 works, the stub upload at that
+ * rate does not: the unit resets the chip, uploads the stub at the connect
+ * rate, lets the stub set 921600, finds that garbles too, asks the stub for
+ * 460800 - which it cannot hear at 921600 - so resets again and has the
+ * stub set 460800, where it writes. Every fallback is in the record. */
 static void fault_baud_ceiling(void **state) {
   (void)state;
   esim_faults f;
@@ -564,12 +654,87 @@ static void fault_baud_ceiling(void **state) {
   harness h;
   h_setup(&h, &f);
   use_stub(&h, true);
+  h.cfg.before = EG_BEFORE_DEFAULT_RESET; /* the ROM keeps a rate until it is reset */
   h.cfg.baud = 921600;
   h.cfg.timeouts.command_ms = 300;
-  const eg_err e = h_run(&h, NULL, 0);
-  if (e != EG_TIMEOUT && e != EG_STUB_NO_OHAI && e != EG_DEVICE_STATUS)
-    fail_msg("baud ceiling ended in %s: %s", eg_err_name(e), h.dev.rec.fault.msg);
-  assert_int_equal(h.dev.rec.fault.stage, EG_STAGE_STUB);
+  add_image(&h, 0x10000, 40000, 22);
+  make_set(&h, true);
+  const eg_dev_op ops[] = {{.kind = EG_OPK_WRITE, .index = 0}};
+  const eg_err e = h_run(&h, ops, 1);
+  if (e != EG_OK) fail_msg("%s: %s", eg_err_name(e), h.dev.rec.fault.msg);
+  assert_flash_holds(&h, &h.img[0]);
+  assert_true(h.dev.rec.stub);
+  assert_int_equal(h.dev.rec.baud_requested, 921600);
+  assert_int_equal(h.dev.rec.baud, 460800);
+  assert_int_equal(h.dev.rec.fallbacks, 3);
+  if (!strstr(h.dev.rec.fallback_log, "ROM CHANGE_BAUDRATE to 921600 failed") ||
+      !strstr(h.dev.rec.fallback_log, "921600 -> 460800 at ") ||
+      !strstr(h.dev.rec.fallback_log, "no answer at 921600: reset and reconnected at 115200 to reach 460800"))
+    fail_msg("fallback log: %s", h.dev.rec.fallback_log);
+  h_teardown(&h);
+}
+
+/* The adaptive link, 3: a marginal line (a bit flipped in one byte of 500
+ * above 460800): short commands pass at 921600, 16 KiB blocks do not. The
+ * stub hears the lower rate, and the write goes on from the block that
+ * failed - without a reset (none is possible here). */
+static void fault_noise_steps_down(void **state) {
+  (void)state;
+  esim_faults f;
+  esim_faults_clear(&f);
+  char err[128];
+  assert_int_equal(esim_fault_apply(&f, "noise_above=460800:0.002", err, sizeof err), EG_OK);
+  harness h;
+  h_setup(&h, &f);
+  use_stub(&h, true);
+  h.cfg.baud = 921600;
+  h.cfg.timeouts.command_ms = 300;
+  add_image(&h, 0x10000, 150000, 24);
+  make_set(&h, true);
+  const eg_dev_op ops[] = {{.kind = EG_OPK_WRITE, .index = 0}};
+  const eg_err e = h_run(&h, ops, 1);
+  if (e != EG_OK) fail_msg("%s: %s (fallbacks: %s)", eg_err_name(e), h.dev.rec.fault.msg, h.dev.rec.fallback_log);
+  assert_flash_holds(&h, &h.img[0]);
+  assert_int_equal(h.dev.rec.baud, 460800);
+  if (!strstr(h.dev.rec.fallback_log, "921600 -> 460800 at ") || strstr(h.dev.rec.fallback_log, "reconnected"))
+    fail_msg("fallback log: %s", h.dev.rec.fallback_log);
+  h_teardown(&h);
+}
+
+/* The adaptive link, 2: a ROM that answers CHANGE_BAUDRATE and then runs
+ * 10 % off (a mis-set divider): back to the connect rate, the stub sets the
+ * rate, the unit finishes at the rate asked for. Without a reset the ROM
+ * keeps its wrong rate: the unit then fails, saying so. */
+static void fault_rom_baud_error(void **state) {
+  (void)state;
+  esim_faults f;
+  esim_faults_clear(&f);
+  char err[128];
+  assert_int_equal(esim_fault_apply(&f, "rom_baud_error=10", err, sizeof err), EG_OK);
+  harness h;
+  h_setup(&h, &f);
+  use_stub(&h, false);
+  h.cfg.before = EG_BEFORE_DEFAULT_RESET;
+  h.cfg.baud = 921600;
+  h.cfg.timeouts.command_ms = 300;
+  add_image(&h, 0x10000, 30000, 23);
+  make_set(&h, true);
+  const eg_dev_op ops[] = {{.kind = EG_OPK_WRITE, .index = 0}};
+  eg_err e = h_run(&h, ops, 1);
+  if (e != EG_OK) fail_msg("%s: %s", eg_err_name(e), h.dev.rec.fault.msg);
+  assert_flash_holds(&h, &h.img[0]);
+  assert_int_equal(h.dev.rec.baud, 921600);
+  assert_int_equal(h.dev.rec.fallbacks, 1);
+  assert_non_null(strstr(h.dev.rec.fallback_log, "ROM CHANGE_BAUDRATE to 921600 failed"));
+  h_teardown(&h);
+
+  h_setup(&h, &f);
+  use_stub(&h, false);
+  h.cfg.baud = 921600; /* no reset: before no-reset */
+  h.cfg.timeouts.command_ms = 300;
+  e = h_run(&h, NULL, 0);
+  assert_int_not_equal(e, EG_OK);
+  assert_int_equal(h.dev.rec.fallbacks, 1);
   h_teardown(&h);
 }
 
@@ -805,6 +970,7 @@ int main(void) {
     cmocka_unit_test(wrong_chip),
     cmocka_unit_test(auto_chip),
     cmocka_unit_test(reset_impossible_on_pty),
+    cmocka_unit_test(port_absent_waited_once),
     cmocka_unit_test(fault_md5_mismatch),
     cmocka_unit_test(fault_write_error_rom),
     cmocka_unit_test(fault_write_error_stub),
@@ -817,6 +983,8 @@ int main(void) {
     cmocka_unit_test(fault_first_sync_ignored),
     cmocka_unit_test(fault_slow_erase_rom),
     cmocka_unit_test(fault_baud_ceiling),
+    cmocka_unit_test(fault_rom_baud_error),
+    cmocka_unit_test(fault_noise_steps_down),
     cmocka_unit_test(fault_corruption_recovered),
     cmocka_unit_test(reopen_after_dropped_connection),
     cmocka_unit_test(no_sync_finds_rom_or_stub),

@@ -111,6 +111,7 @@ static void test_timeouts_default(void **state) {
   assert_int_equal(t.write_per_mb_ms, 40000);
   assert_int_equal(t.md5_per_mb_ms, 8000);
   assert_int_equal(t.read_packet_ms, 3000);
+  assert_int_equal(t.port_back_ms, 10000);
 }
 
 static void test_timeout_per_mb(void **state) {

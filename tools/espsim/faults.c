@@ -196,6 +196,22 @@ eg_err esim_fault_apply(esim_faults *f, const char *spec, char *err, size_t errl
     f->rom_baud_error = pct / 100.0;
     return EG_OK;
   }
+  if (!strcmp(key, "noise_above")) {
+    /* RATE:P - a marginal line (a long cable, a slow level shifter): fine
+     * at RATE and below, a bit flipped in one byte of 1/P above it. */
+    NEED_VAL();
+    char *end = NULL;
+    errno = 0;
+    const unsigned long long rate = strtoull(val, &end, 10);
+    if (errno || end == val || *end != ':' || rate == 0 || rate > 100000000)
+      return bad(err, errlen, "%s: '%s' is not RATE:PROBABILITY", key, val);
+    const char *pv = end + 1;
+    const double p = strtod(pv, &end);
+    if (end == pv || *end || !(p > 0 && p <= 1)) return bad(err, errlen, "%s: probability '%s' not in (0, 1]", key, pv);
+    f->noise_above_baud = (uint32_t)rate;
+    f->noise_above_rate = p;
+    return EG_OK;
+  }
   if (!strcmp(key, "baud_ceiling")) {
     NEED_VAL();
     if (!parse_u64(val, &uv) || uv == 0 || uv > 100000000) return bad(err, errlen, "%s: bad rate '%s'", key, val);

@@ -31,6 +31,7 @@
 #include <yaml.h>
 
 #include "chips.h"
+#include "control.h"
 #include "simdev.h"
 #include "simlink.h"
 
@@ -70,6 +71,8 @@ typedef struct slot {
   uv_timer_t idle;         /* runs the chip while no host is connected */
   bool idle_ok;
   bool unplugged;          /* disconnect fault: pty gone until replug */
+  bool removed;            /* control.c: no board in the slot until seated */
+  bool listen_closing;     /* control.c: the listener is being closed */
   bool usb_gone;           /* USB port off the bus (re-enumerating) until `reenum` fires */
   uv_timer_t reenum;
   bool reenum_ok;
@@ -95,6 +98,7 @@ struct app {
   unsigned tick_us;
   uv_signal_t sig_int, sig_term, sig_usr1;
   bool stopping;
+  esim_control *control;   /* --control */
 };
 
 static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
@@ -138,6 +142,8 @@ static void usage(FILE *f) {
         "  --pty-lines            per device a datagram socket DIR/slotNN.lines: 2-byte messages\n"
         "                         {dtr, rts} (1 = asserted) drive its reset lines as RFC 2217 does\n"
         "  --tick-us US           wire pacing granularity (default 1000)\n"
+        "  --control PATH         UNIX socket taking 'seat SLOT ...' / 'remove SLOT' / 'status' lines\n"
+        "  --empty SLOTS          start these slots without a board (slot03,slot07 or 3,7 or all)\n"
         "  -h, --help\n",
         f);
 }
@@ -456,7 +462,7 @@ static void close_link(slot *s) {
 
 static void on_replug(uv_timer_t *t) {
   slot *s = t->data;
-  if (s->app->stopping) return;
+  if (s->app->stopping || s->removed) return;
   fprintf(stderr, "espsim: %s: replugged\n", s->name);
   esim_dev_reset(s->dev, now_us(), true);
   (void)esim_dev_take_reenumerate(s->dev); /* the replug is the new enumeration */
@@ -648,6 +654,7 @@ static void print_slot_json(const slot *s) {
   esim_dev_info info;
   esim_dev_get_info(s->dev, &info);
   printf("{\"slot\":\"%s\",\"index\":%d", s->name, s->index);
+  if (s->removed) printf(",\"seated\":false");
   if (a->use_pty) printf(",\"pty\":\"%s\",\"tty\":\"%s\"", s->pty_link, s->pty_name);
   if (a->use_pty && s->by_path[0]) printf(",\"by_path\":\"%s\"", s->by_path);
   if (s->lines_path[0]) printf(",\"lines\":\"%s\"", s->lines_path);
@@ -688,6 +695,7 @@ static void shutdown_all(app *a) {
   uv_close((uv_handle_t *)&a->sig_int, on_close_noop);
   uv_close((uv_handle_t *)&a->sig_term, on_close_noop);
   uv_close((uv_handle_t *)&a->sig_usr1, on_close_noop);
+  esim_control_close(a->control);
 }
 
 static void on_signal(uv_signal_t *h, int sig) {
@@ -699,6 +707,92 @@ static void on_signal(uv_signal_t *h, int sig) {
   }
   shutdown_all(a);
 }
+
+/* ------------------------------------------------- seats (control.c) */
+
+static int board_find(void *ctx, const char *name) {
+  app *a = ctx;
+  const int i = slot_index(name, a->count);
+  return i > 0 ? i - 1 : -1;
+}
+
+static int board_count(void *ctx) { return ((app *)ctx)->count; }
+static bool board_seated(void *ctx, int i) { return !((app *)ctx)->slots[i].removed; }
+
+static void listen_closed(uv_handle_t *h) { ((slot *)h->data)->listen_closing = false; }
+
+/* Pull the board: the pty goes as on a disconnect fault (but never comes
+ * back by itself), and the TCP port stops listening (connections refused). */
+static void board_remove(void *ctx, int i) {
+  slot *s = &((app *)ctx)->slots[i];
+  s->removed = s->unplugged = true;
+  if (s->replug_ok) uv_timer_stop(&s->replug);
+  if (s->reenum_ok) uv_timer_stop(&s->reenum); /* a USB port re-enumerating stays gone */
+  s->usb_gone = false;
+  if (s->pending_client >= 0) close(s->pending_client);
+  s->pending_client = -1;
+  if (s->listen_poll_ok) {
+    uv_poll_stop(&s->listen_poll);
+    close(s->listen_fd);
+    s->listen_fd = -1;
+    s->listen_poll_ok = false;
+    s->listen_closing = true;
+    uv_close((uv_handle_t *)&s->listen_poll, listen_closed);
+  }
+  if (s->link) close_link(s); /* on_link_closed closes the pty */
+  else if (!s->link_closing) close_pty(s);
+  esim_dev_note(s->dev, now_us(), "board removed (control)");
+}
+
+/* A new board: a fresh device in download mode where the old one was. */
+static int board_seat(void *ctx, int i, const esim_seat *req, char *err, size_t errlen) {
+  app *a = ctx;
+  slot *s = &a->slots[i];
+  if (s->link || s->link_closing || s->listen_closing) return 1;
+  esim_dev_opts o = s->opts;
+  memcpy(o.mac, req->mac, 6);
+  o.faults = req->faults;
+  o.seed = s->opts.seed + 7919; /* another board, other random faults */
+  if (!req->keep_flash) memset(s->flash, 0xFF, s->flash_size);
+  esim_dev *dev;
+  if (esim_dev_new(&dev, &o) != EG_OK) {
+    snprintf(err, errlen, "cannot create the device");
+    return -1;
+  }
+  esim_dev_free(s->dev);
+  s->dev = dev;
+  s->opts = o;
+  s->removed = s->unplugged = false;
+  if (a->use_tcp) open_listener(s, s->port);
+  if (a->use_pty) {
+    open_pty(s);
+    start_pty_link(s);
+  }
+  esim_dev_note(s->dev, now_us(), "board seated (control)");
+  return 0;
+}
+
+static void board_describe(void *ctx, int i, char *buf, size_t len) {
+  app *a = ctx;
+  const slot *s = &a->slots[i];
+  const uint8_t *m = s->opts.mac;
+  size_t n = (size_t)snprintf(buf, len, "\"slot\":\"%s\",\"index\":%d,\"seated\":%s,\"mac\":\"%02x:%02x:%02x:%02x:%02x:%02x\"",
+                              s->name, s->index, s->removed ? "false" : "true", m[0], m[1], m[2], m[3], m[4], m[5]);
+  if (n < len && a->use_pty) n += (size_t)snprintf(buf + n, len - n, ",\"pty\":\"%s\"", s->pty_link);
+  if (n < len && a->use_tcp)
+    n += (size_t)snprintf(buf + n, len - n, ",\"url\":\"socket://127.0.0.1:%d\",\"rfc2217\":\"rfc2217://127.0.0.1:%d\"",
+                          s->port, s->port);
+  if (n < len) snprintf(buf + n, len - n, ",\"flash\":\"%s\"", s->flash_path);
+}
+
+static const esim_control_hooks board_hooks = {
+  .find = board_find,
+  .seated = board_seated,
+  .remove = board_remove,
+  .seat = board_seat,
+  .describe = board_describe,
+  .count = board_count,
+};
 
 /* ------------------------------------------------------------------- main */
 
@@ -717,12 +811,12 @@ int main(int argc, char **argv) {
   uint64_t seed = 1;
   double rom_err = 0.06;
   esim_stub_flavour stub = ESIM_STUB_AUTO;
-  const char *faults_file = NULL, *timing_file = NULL;
+  const char *faults_file = NULL, *timing_file = NULL, *control_path = NULL, *empty = NULL;
   char **fault_specs = calloc((size_t)argc + 1, sizeof *fault_specs);
   int nfault_specs = 0;
 
   enum { O_CHIP = 300, O_PTY = 256, O_TCP, O_FLASH_DIR, O_FLASH_ID, O_MAC, O_CRYSTAL, O_FAST, O_FAULTS, O_FAULT, O_EVLOG,
-         O_SEED, O_TIMING, O_STUB, O_ROMERR, O_REPLUG, O_TICK, O_REENUM, O_PTY_LINES };
+         O_SEED, O_TIMING, O_STUB, O_ROMERR, O_REPLUG, O_TICK, O_REENUM, O_PTY_LINES, O_CONTROL, O_EMPTY };
   static const struct option lo[] = {
       {"count", required_argument, NULL, 'n'},    {"pty", required_argument, NULL, O_PTY},
       {"tcp", required_argument, NULL, O_TCP},    {"flash-dir", required_argument, NULL, O_FLASH_DIR},
@@ -736,6 +830,7 @@ int main(int argc, char **argv) {
       {"rom-clock-error", required_argument, NULL, O_ROMERR}, {"replug-ms", required_argument, NULL, O_REPLUG},
       {"tick-us", required_argument, NULL, O_TICK}, {"help", no_argument, NULL, 'h'},
       {"usb-reenum-ms", required_argument, NULL, O_REENUM}, {"pty-lines", no_argument, NULL, O_PTY_LINES},
+      {"control", required_argument, NULL, O_CONTROL}, {"empty", required_argument, NULL, O_EMPTY},
       {NULL, 0, NULL, 0}};
   int c;
   opterr = 0;
@@ -806,6 +901,8 @@ int main(int argc, char **argv) {
       if (!parse_ulong(optarg, 100000, &v) || v < 100) die("--tick-us: 100..100000, not '%s'", optarg);
       a.tick_us = (unsigned)v;
       break;
+    case O_CONTROL: control_path = optarg; break;
+    case O_EMPTY: empty = optarg; break;
     case 'h': usage(stdout); free(fault_specs); return 0;
     default:
       if (optopt) die("bad or incomplete option '-%c' (see --help)", optopt);
@@ -934,6 +1031,25 @@ int main(int argc, char **argv) {
     if (a.use_tcp) open_listener(s, a.tcp_port == 0 ? 0 : a.tcp_port + i);
     esim_dev_host_attached(s->dev, now_us());
     start_pty_link(s);
+  }
+
+  if (empty) {
+    char list[1024];
+    snprintf(list, sizeof list, "%s", empty);
+    char *save = NULL;
+    for (char *tok = strtok_r(list, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+      const int idx = slot_index(tok, a.count);
+      if (idx < 0) die("--empty: no device '%s'", tok);
+      for (int i = 1; i <= a.count; i++)
+        if (idx == 0 || idx == i) board_remove(&a, i - 1);
+    }
+  }
+  if (control_path) {
+    char err[300];
+    uint8_t base[6];
+    memcpy(base, mac, 6);
+    mac_add(base, (uint64_t)a.count); /* seated boards continue after the first ones */
+    if (!(a.control = esim_control_start(a.loop, control_path, &board_hooks, &a, base, err, sizeof err))) die("%s", err);
   }
 
   for (int i = 0; i < a.count; i++) print_slot_json(&a.slots[i]);

@@ -326,6 +326,13 @@ static size_t uart_resample(esim_dev *d, const uint8_t *in, size_t n, double tx,
   return o;
 }
 
+/* noise_above: the line is marginal above a rate (the nominal rate: a
+ * divider's rounding does not cross it). */
+static bool noisy(const esim_dev *d) {
+  const esim_faults *f = &d->o.faults;
+  return f->noise_above_baud && d->baud > (double)f->noise_above_baud * 1.025;
+}
+
 /* Apply the line to `n` bytes in place or into a new buffer (*buf may be
  * replaced; the caller frees it if it changed). Returns the new count. */
 static size_t apply_line(esim_dev *d, line_effect e, uint8_t **buf, size_t n, double tx, double rx) {
@@ -1092,6 +1099,11 @@ static void process_input(esim_dev *d, esim_chunk *c) {
       esim_log(d, t, "fault drop rx byte 0x%02x", b);
       continue;
     }
+    if (noisy(d) && esim_rand01(d) < fl->noise_above_rate) {
+      const uint8_t nb = (uint8_t)(b ^ (1u << (esim_rand(d) & 7)));
+      esim_log(d, t, "fault noise rx byte 0x%02x -> 0x%02x at %u baud", b, nb, (unsigned)d->baud);
+      b = nb;
+    }
     if (fl->corrupt_rate_rx > 0 && esim_rand01(d) < fl->corrupt_rate_rx) {
       const uint8_t nb = (uint8_t)(b ^ (1u << (esim_rand(d) & 7)));
       esim_log(d, t, "fault corrupt rx byte 0x%02x -> 0x%02x", b, nb);
@@ -1272,6 +1284,11 @@ size_t esim_dev_tx_take(esim_dev *d, uint64_t now, uint8_t *out, size_t max, uin
       if (fl->drop_rate_tx > 0 && esim_rand01(d) < fl->drop_rate_tx) {
         esim_log(d, now, "fault drop tx byte 0x%02x", b);
         continue;
+      }
+      if (noisy(d) && esim_rand01(d) < fl->noise_above_rate) {
+        const uint8_t nb = (uint8_t)(b ^ (1u << (esim_rand(d) & 7)));
+        esim_log(d, now, "fault noise tx byte 0x%02x -> 0x%02x at %u baud", b, nb, (unsigned)d->baud);
+        b = nb;
       }
       if (fl->corrupt_rate_tx > 0 && esim_rand01(d) < fl->corrupt_rate_tx) {
         const uint8_t nb = (uint8_t)(b ^ (1u << (esim_rand(d) & 7)));

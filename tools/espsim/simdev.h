@@ -138,6 +138,8 @@ typedef struct esim_faults {
   uint32_t md5_mismatch;           /* flip a bit after the next N write sessions; UINT32_MAX = all */
   double slow_erase;               /* erase time factor (1.0 = normal; 0 means 1.0) */
   uint32_t baud_ceiling;           /* device rate above this garbles every byte */
+  uint32_t noise_above_baud;       /* device rate above this: each byte gets a bit flipped ... */
+  double noise_above_rate;         /* ... with this probability (a marginal line) */
   bool ignore_first_sync;          /* ROM ignores the first SYNC after reset (autobaud) */
   double rom_baud_error;           /* ROM CHANGE_BAUDRATE replies, then runs this far off (0.08 = +8 %) */
 } esim_faults;

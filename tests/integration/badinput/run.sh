@@ -26,6 +26,7 @@ mkdir -p "$W/images" "$W/emptydir"
 "$mkimage" partitions "$W/images/partitions.bin"
 "$mkimage" app "$W/images/app.bin" 20000
 head -c 16 /dev/urandom >"$W/images/small.bin"
+"$mkimage" --chip-id 5 app "$W/images/c3app.bin" 20000   # an image built for the ESP32-C3
 : >"$W/images/empty.bin"
 start_espsim --fast --count 2 --pty "$W/rack" --flash-dir "$W/flash" --seed 3
 P1=$(sim_field 1 pty) P2=$(sim_field 2 pty)
