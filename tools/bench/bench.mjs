@@ -288,7 +288,7 @@ function report(o, R, meta) {
   const cmdline = ["node tools/bench/bench.mjs", ...process.argv.slice(2)].join(" ");
   out.push("# Benchmark results");
   out.push("");
-  out.push("Regenerate (about 8 minutes; build first with `cmake --build build -j2`):");
+  out.push("Regenerate (about 10 minutes; build first with `cmake --build build -j2`):");
   out.push("");
   out.push("    node tools/bench/bench.mjs");
   out.push("");
