@@ -43,7 +43,8 @@ typedef struct runner {
   eg_settings set;
   eg_dev_config dcfg;
   const eg_stub *stubs[EG_CHIP__COUNT];
-  eg_stub stub_storage[EG_CHIP__COUNT];
+  const eg_stub *stubs_old[EG_CHIP__COUNT];
+  eg_stub stub_storage[EG_CLI_STUB_STORAGE];
   eg_job *jobs;
   eg_err *results;
   outfile *out;        /* read-flash only */
@@ -440,7 +441,7 @@ int eg_cmd_esptool(eg_cli *c) {
 
   /* The stub. */
   char note[512] = "";
-  if (!eg_cli_load_stubs(r->set.stub_mode, r->set.stub_path, r->set.chip, r->stub_storage, r->stubs, false, note,
+  if (!eg_cli_load_stubs(r->set.stub_mode, r->set.stub_path, r->set.chip, r->stub_storage, r->stubs, r->stubs_old, false, note,
                          sizeof note))
     goto out;
   const bool any_stub = eg_stubs_any(r->stubs);
@@ -469,6 +470,7 @@ int eg_cmd_esptool(eg_cli *c) {
     eg_cli_error("%s", why);
     goto out;
   }
+  r->dcfg.stubs_old = r->stubs_old;
   r->dcfg.timing = r->timing = eg_cli_timing_begin(c);
 
   r->n = c->nports;
