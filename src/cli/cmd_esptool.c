@@ -493,6 +493,7 @@ int eg_cmd_esptool(eg_cli *c) {
     labels[i] = j->label;
     r->results[i] = EG_IO; /* until the port reports */
   }
+  eg_jobs_identify_ports(r->jobs, r->n);
   if (read_file && !open_outputs(r, read_file)) {
     free(labels);
     goto out;
