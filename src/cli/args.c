@@ -27,16 +27,27 @@
 
 /* ------------------------------------------------------------ messages */
 
-void eg_cli_error(const char *fmt, ...) {
+/* Messages quote what the user typed or a file named (paths, values): its
+ * control characters are shown escaped, so the message stays one line and
+ * cannot drive the terminal. */
+static void say(const char *lead, const char *fmt, va_list ap) {
   char raw[1024], shown[2048];
+  vsnprintf(raw, sizeof raw, fmt, ap);
+  fprintf(stderr, "espgang: %s%s\n", lead, eg_text_escape(shown, sizeof shown, raw));
+}
+
+void eg_cli_error(const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(raw, sizeof raw, fmt, ap);
+  say("", fmt, ap);
   va_end(ap);
-  /* Messages quote what the user typed or a file named (paths, values):
-   * its control characters are shown escaped, so the message stays one
-   * line and cannot drive the terminal. */
-  fprintf(stderr, "espgang: %s\n", eg_text_escape(shown, sizeof shown, raw));
+}
+
+void eg_cli_warn(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  say("warning: ", fmt, ap);
+  va_end(ap);
 }
 
 bool eg_cli_parse_u32(const char *s, uint32_t *out) {

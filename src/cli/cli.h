@@ -76,6 +76,8 @@ bool eg_cli_timing_end(const eg_cli *c, struct eg_timing_log *t);
 
 /* Report a usage/input error on stderr: "espgang: <msg>". */
 void eg_cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* The same, as "espgang: warning: ..." (the run goes on). */
+void eg_cli_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Parse "0x1000", "4096", "4k", "1M", "4MB"; false if malformed. */
 bool eg_cli_parse_u32(const char *s, uint32_t *out);
 
