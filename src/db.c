@@ -11,6 +11,8 @@
  */
 #include "db.h"
 
+#include "clock.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -220,23 +222,6 @@ eg_err eg_db_batch_commit(eg_db *db, eg_fault *f) {
   return r;
 }
 
-static int64_t now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* "2024-05-01T12:34:56.789Z" */
-static const char *iso_ms(int64_t ms, char buf[32]) {
-  const time_t sec = (time_t)(ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
-  const int frac = (int)(ms - (int64_t)sec * 1000);
-  struct tm tm;
-  gmtime_r(&sec, &tm);
-  const size_t n = strftime(buf, 32, "%Y-%m-%dT%H:%M:%S", &tm);
-  snprintf(buf + n, 32 - n, ".%03dZ", frac);
-  return buf;
-}
-
 static int bind_text_or_null(sqlite3_stmt *s, int i, const char *v) {
   return v && *v ? sqlite3_bind_text(s, i, v, -1, SQLITE_TRANSIENT) : sqlite3_bind_null(s, i);
 }
@@ -310,9 +295,9 @@ static bool bind_unit(sqlite3_stmt *s, int first, const eg_unit_record *u) {
   B(sqlite3_bind_int64(s, i, (sqlite3_int64)u->bytes_tx));
   B(sqlite3_bind_int64(s, i, (sqlite3_int64)u->bytes_rx));
   for (int st = 0; st < EG_STAGE__COUNT; st++) B(sqlite3_bind_int64(s, i, u->stage_ms[st]));
-  const int64_t started = u->started_ms > 0 ? u->started_ms : now_ms();
-  B(sqlite3_bind_text(s, i, iso_ms(started, buf), -1, SQLITE_TRANSIENT));
-  B(u->finished_ms > 0 ? sqlite3_bind_text(s, i, iso_ms(u->finished_ms, buf), -1, SQLITE_TRANSIENT)
+  const int64_t started = u->started_ms > 0 ? u->started_ms : eg_clock_epoch_ms();
+  B(sqlite3_bind_text(s, i, eg_clock_iso_ms(started, buf), -1, SQLITE_TRANSIENT));
+  B(u->finished_ms > 0 ? sqlite3_bind_text(s, i, eg_clock_iso_ms(u->finished_ms, buf), -1, SQLITE_TRANSIENT)
                        : sqlite3_bind_null(s, i));
   B(u->finished_ms > 0 && u->started_ms > 0 ? sqlite3_bind_int64(s, i, u->finished_ms - u->started_ms)
                                             : sqlite3_bind_null(s, i));
@@ -408,7 +393,7 @@ static eg_err migrate(eg_db *db, eg_fault *f) {
     }
     sqlite3_bind_int(s, 1, mg->version);
     sqlite3_bind_text(s, 2, mg->name, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 3, iso_ms(now_ms(), ts), -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(s, 3, eg_clock_iso_ms(eg_clock_epoch_ms(), ts), -1, SQLITE_TRANSIENT);
     const int rc = sqlite3_step(s);
     sqlite3_finalize(s);
     if (rc != SQLITE_DONE) {
@@ -536,7 +521,7 @@ eg_err eg_db_run_begin(eg_db *db, const eg_run_info *info, int64_t *run_id, eg_f
   sqlite3_stmt *s = stmt(db, S_RUN_INSERT, f);
   if (!s) return EG_DB;
   char ts[32], hex[65];
-  sqlite3_bind_text(s, 1, iso_ms(now_ms(), ts), -1, SQLITE_TRANSIENT);
+  sqlite3_bind_text(s, 1, eg_clock_iso_ms(eg_clock_epoch_ms(), ts), -1, SQLITE_TRANSIENT);
   sqlite3_bind_text(s, 2, info->station, -1, SQLITE_TRANSIENT);
   bind_text_or_null(s, 3, info->operator_name);
   bind_text_or_null(s, 4, info->host ? info->host : db->host);
@@ -594,7 +579,7 @@ eg_err eg_db_run_end(eg_db *db, int64_t run_id, const char *status, eg_fault *f)
     goto fail;
   }
   sqlite3_bind_int64(s, 1, run_id);
-  sqlite3_bind_text(s, 2, iso_ms(now_ms(), ts), -1, SQLITE_TRANSIENT);
+  sqlite3_bind_text(s, 2, eg_clock_iso_ms(eg_clock_epoch_ms(), ts), -1, SQLITE_TRANSIENT);
   sqlite3_bind_text(s, 3, status, -1, SQLITE_TRANSIENT);
   if ((r = run(db, s, f, "ending the run")) != EG_OK) goto fail;
   if (sqlite3_changes(db->db) != 1) {

@@ -2,7 +2,9 @@
 #include "jobs.h"
 
 #include "port.h"
+#include "scheduler.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -128,4 +130,21 @@ void eg_plans_free(eg_plans *p) {
     free(p->ops[k]);
   }
   memset(p, 0, sizeof *p);
+}
+
+void eg_jobs_identify_ports(eg_job *jobs, size_t n) {
+  eg_port_info *list = NULL;
+  size_t count = 0;
+  if (eg_port_list(&list, &count) != EG_OK) return; /* nothing listed: nothing known */
+  for (size_t k = 0; k < n; k++) {
+    char real[PATH_MAX];
+    if (strstr(jobs[k].port, "://") || !realpath(jobs[k].port, real)) continue;
+    for (size_t i = 0; i < count; i++) {
+      char pr[PATH_MAX];
+      if (!realpath(list[i].name, pr) || strcmp(pr, real) != 0) continue;
+      if (list[i].location[0]) snprintf(jobs[k].usb_location, sizeof jobs[k].usb_location, "%s", list[i].location);
+      if (list[i].usb) jobs[k].usb = eg_chip_usb_mode(list[i].vid, list[i].pid, NULL);
+    }
+  }
+  eg_port_list_free(list, count);
 }

@@ -34,6 +34,14 @@ eg_err eg_dev_config_build(eg_dev_config *cfg, const eg_settings *s, const eg_st
  * error with a one-line reason in why. */
 eg_err eg_jobs_check_port(const char *port, const eg_settings *s, char *why, size_t whylen);
 
+/* For -p ports given as device paths: what the OS says about each (one
+ * listing for all) - the USB location, and the transport from the USB
+ * VID:PID (the chip's own USB-Serial/JTAG or USB-OTG port: its resets and
+ * its re-enumeration; a bridge: EG_USB_NONE), as a manifest's slots get
+ * them. URLs and unlisted paths are left as they are. */
+struct eg_job;
+void eg_jobs_identify_ports(struct eg_job *jobs, size_t n);
+
 /* The operations that write nimages images: the whole-chip erase first when
  * s->erase is all, then one WRITE (verify: VERIFY) per image. ops must hold
  * nimages + 1. Returns the count. */

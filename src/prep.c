@@ -134,7 +134,7 @@ static eg_err build(eg_imageset *s, size_t index, uint32_t size_key, bool rom, e
   /* Keep the file's identity for the log. */
   memcpy(w->img.file_sha256, src->file_sha256, sizeof w->img.file_sha256);
   w->img.file_len = src->file_len;
-  if (src->path && !(w->img.path = strdup(src->path))) {
+  if (src->path && !w->img.path && !(w->img.path = strdup(src->path))) { /* eg_image_rom_aligned keeps it */
     wimage_free(w);
     return eg_fault_set(f, EG_NOMEM, EG_STAGE_NONE, -1, "out of memory");
   }

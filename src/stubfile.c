@@ -390,6 +390,7 @@ static bool is_dir(const char *p) {
 /* The search and what it has looked at so far (for EG_STUB_NOT_FOUND). */
 typedef struct finder {
   const eg_chip *chip;
+  const char *name; /* the JSON base name: chip->arg_name, or another build's (chip->stub_old) */
   char *out;
   size_t outlen;
   eg_fault *f;
@@ -429,23 +430,24 @@ static void v4_name(const eg_chip *chip, char *buf, size_t cap) {
   snprintf(buf, cap, "stub_flasher_%s.json", strncmp(a, "esp", 3) == 0 ? a + 3 : a);
 }
 
-/* A stub folder: <chip>.json, 2/<chip>.json, 1/<chip>.json, esptool 4 name. */
+/* A stub folder: <name>.json, 2/<name>.json, 1/<name>.json, and for the
+ * chip's own stub the esptool 4 name (esptool 4 had one build per chip). */
 static bool try_folder(finder *fd, const char *dir) {
   char rel[96], v4[64];
   v4_name(fd->chip, v4, sizeof v4);
-  snprintf(rel, sizeof rel, "%s.json", fd->chip->arg_name);
+  snprintf(rel, sizeof rel, "%s.json", fd->name);
   if (try(fd, dir, rel)) return true;
-  snprintf(rel, sizeof rel, "2/%s.json", fd->chip->arg_name);
+  snprintf(rel, sizeof rel, "2/%s.json", fd->name);
   if (try(fd, dir, rel)) return true;
-  snprintf(rel, sizeof rel, "1/%s.json", fd->chip->arg_name);
+  snprintf(rel, sizeof rel, "1/%s.json", fd->name);
   if (try(fd, dir, rel)) return true;
-  return try(fd, dir, v4);
+  return fd->name == fd->chip->arg_name && try(fd, dir, v4);
 }
 
 /* <nm>/esptool-js/lib/targets/stub_flasher/<chip>.json for a node_modules folder. */
 static bool try_esptool_js(finder *fd, const char *node_modules) {
   char rel[128];
-  snprintf(rel, sizeof rel, "esptool-js/lib/targets/stub_flasher/%s.json", fd->chip->arg_name);
+  snprintf(rel, sizeof rel, "esptool-js/lib/targets/stub_flasher/%s.json", fd->name);
   return try(fd, node_modules, rel);
 }
 
@@ -494,10 +496,11 @@ static bool try_sites(finder *fd, const char *pattern) {
     const char *site = g.gl_pathv[i];
     /* esptool 5: set 2 (esp-flasher-stub) then set 1 (legacy), as its
      * StubFlasher does by default; esptool 4.2-4.7: one file per chip. */
-    snprintf(rel, sizeof rel, "esptool/targets/stub_flasher/2/%s.json", fd->chip->arg_name);
+    snprintf(rel, sizeof rel, "esptool/targets/stub_flasher/2/%s.json", fd->name);
     if ((hit = try(fd, site, rel))) break;
-    snprintf(rel, sizeof rel, "esptool/targets/stub_flasher/1/%s.json", fd->chip->arg_name);
+    snprintf(rel, sizeof rel, "esptool/targets/stub_flasher/1/%s.json", fd->name);
     if ((hit = try(fd, site, rel))) break;
+    if (fd->name != fd->chip->arg_name) continue;
     snprintf(rel, sizeof rel, "esptool/targets/stub_flasher/%s", v4);
     hit = try(fd, site, rel);
   }
@@ -514,13 +517,25 @@ static eg_err not_found(finder *fd, const char *lead) {
 
 eg_err eg_stub_find_in(const eg_chip *chip, const char *user_path, const eg_stub_env *env, char *out, size_t outlen,
                        eg_fault *f) {
-  finder fd = {.chip = chip, .out = out, .outlen = outlen, .f = f, .found = EG_STUB_NOT_FOUND};
-  char lead[160], v4[64];
+  return eg_stub_find_build_in(chip, false, user_path, env, out, outlen, f);
+}
+
+eg_err eg_stub_find_build_in(const eg_chip *chip, bool old, const char *user_path, const eg_stub_env *env, char *out,
+                             size_t outlen, eg_fault *f) {
   if (!chip || !out || outlen == 0) return eg_fault_set(f, EG_INVAL, EG_STAGE_NONE, -1, "eg_stub_find: no chip or buffer");
+  if (old && !chip->stub_old)
+    return eg_fault_set(f, EG_STUB_NOT_FOUND, EG_STAGE_NONE, -1, "%s has no older stub build", chip->name);
+  finder fd = {.chip = chip, .name = old ? chip->stub_old : chip->arg_name, .out = out, .outlen = outlen, .f = f,
+               .found = EG_STUB_NOT_FOUND};
+  char lead[160], v4[64];
   out[0] = '\0';
   v4_name(chip, v4, sizeof v4);
+  if (old) snprintf(v4, sizeof v4, "%s.json", fd.name); /* no esptool 4 name: say the one looked for */
 
   if (user_path) {
+    if (is_file(user_path) && old) /* one file is the chip's stub; the older build is another file */
+      return eg_fault_set(f, EG_STUB_NOT_FOUND, EG_STAGE_NONE, -1, "stub %s is one file: no %s.json beside it",
+                          user_path, fd.name);
     if (is_file(user_path)) {
       if (strlen(user_path) >= outlen)
         return eg_fault_set(f, EG_INVAL, EG_STAGE_NONE, -1, "stub file path too long: %s", user_path);
@@ -533,7 +548,7 @@ eg_err eg_stub_find_in(const eg_chip *chip, const char *user_path, const eg_stub
     if (try_folder(&fd, user_path)) return fd.found;
     return eg_fault_set(f, EG_STUB_NOT_FOUND, EG_STAGE_NONE, -1,
                         "no flasher stub for %s in %s (looked for %s.json, 2/%s.json, 1/%s.json, %s)", chip->name,
-                        user_path, chip->arg_name, chip->arg_name, chip->arg_name, v4);
+                        user_path, fd.name, fd.name, fd.name, v4);
   }
 
   if (env->stub_dir) {
@@ -551,7 +566,7 @@ eg_err eg_stub_find_in(const eg_chip *chip, const char *user_path, const eg_stub
   for (size_t i = 0; i < EG_STUB_MAX_ROOTS && env->site_globs[i]; i++)
     if (try_sites(&fd, env->site_globs[i])) return fd.found;
   snprintf(lead, sizeof lead, "no flasher stub file for %s (%s.json, %s) found; set ESPGANG_STUB_DIR or give a path. Looked in: ",
-           chip->name, chip->arg_name, v4);
+           chip->name, fd.name, v4);
   return not_found(&fd, lead);
 }
 
@@ -641,10 +656,14 @@ void eg_stub_env_default(eg_stub_env *env) {
 }
 
 eg_err eg_stub_find(const eg_chip *chip, const char *user_path, char *out, size_t outlen, eg_fault *f) {
+  return eg_stub_find_build(chip, false, user_path, out, outlen, f);
+}
+
+eg_err eg_stub_find_build(const eg_chip *chip, bool old, const char *user_path, char *out, size_t outlen, eg_fault *f) {
   eg_stub_env *env = malloc(sizeof *env); /* 16 KB: keep it off the loop's stack */
   if (!env) return eg_fault_set(f, EG_NOMEM, EG_STAGE_NONE, -1, "out of memory looking for a stub");
   eg_stub_env_default(env);
-  const eg_err e = eg_stub_find_in(chip, user_path, env, out, outlen, f);
+  const eg_err e = eg_stub_find_build_in(chip, old, user_path, env, out, outlen, f);
   free(env);
   return e;
 }

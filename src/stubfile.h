@@ -65,6 +65,12 @@ void eg_stub_free(eg_stub *s);
  * looked for and where (truncated with "..." when long); EG_INVAL when the
  * path does not fit in outlen. */
 eg_err eg_stub_find(const eg_chip *chip, const char *user_path, char *out, size_t outlen, eg_fault *f);
+/* The same search for the chip's older stub build when old (chip->stub_old,
+ * e.g. esp32p4-rev1.json for ESP32-P4 below v3.0: esptool targets/
+ * esp32p4.py stub_json_name); old false is eg_stub_find. The older build
+ * has no esptool 4 name, and a user path that is one file holds only the
+ * chip's own stub. */
+eg_err eg_stub_find_build(const eg_chip *chip, bool old, const char *user_path, char *out, size_t outlen, eg_fault *f);
 
 /* The places eg_stub_find searches, made explicit so tests (and a future
  * "where would it look" command) can replace the machine's own folders.
@@ -87,5 +93,7 @@ void eg_stub_env_default(eg_stub_env *env);
 /* eg_stub_find with explicit places (user_path as in eg_stub_find). */
 eg_err eg_stub_find_in(const eg_chip *chip, const char *user_path, const eg_stub_env *env, char *out, size_t outlen,
                        eg_fault *f);
+eg_err eg_stub_find_build_in(const eg_chip *chip, bool old, const char *user_path, const eg_stub_env *env, char *out,
+                             size_t outlen, eg_fault *f);
 
 #endif

@@ -27,16 +27,27 @@
 
 /* ------------------------------------------------------------ messages */
 
-void eg_cli_error(const char *fmt, ...) {
+/* Messages quote what the user typed or a file named (paths, values): its
+ * control characters are shown escaped, so the message stays one line and
+ * cannot drive the terminal. */
+static void say(const char *lead, const char *fmt, va_list ap) {
   char raw[1024], shown[2048];
+  vsnprintf(raw, sizeof raw, fmt, ap);
+  fprintf(stderr, "espgang: %s%s\n", lead, eg_text_escape(shown, sizeof shown, raw));
+}
+
+void eg_cli_error(const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(raw, sizeof raw, fmt, ap);
+  say("", fmt, ap);
   va_end(ap);
-  /* Messages quote what the user typed or a file named (paths, values):
-   * its control characters are shown escaped, so the message stays one
-   * line and cannot drive the terminal. */
-  fprintf(stderr, "espgang: %s\n", eg_text_escape(shown, sizeof shown, raw));
+}
+
+void eg_cli_warn(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  say("warning: ", fmt, ap);
+  va_end(ap);
 }
 
 bool eg_cli_parse_u32(const char *s, uint32_t *out) {
@@ -160,6 +171,9 @@ static const cmd cmds[] = {
   {"report", "DB|MANIFEST", G_RUN | G_JSON | G_ALWAYS, "The units of a run, from the log (a manifest names its log)."},
   {"runs", "DB|MANIFEST", G_LIMIT | G_JSON | G_ALWAYS, "The latest runs, from the log."},
   {"history", "DB|MANIFEST MAC|SLOT", G_JSON | G_ALWAYS, "Every attempt on one unit, newest first."},
+  {"yield", "DB|MANIFEST", G_JSON | G_ALWAYS,
+   "First-pass and final yield per run, station and day, the failure Pareto, time per stage, attempts per unit "
+   "(alias stats; report, runs, history and yield: espgang report --help for their filters and formats)."},
   {"ports", "", G_JSON | G_ALWAYS, "Serial ports with VID:PID, serial number, USB location and /dev/serial/by-path names."},
   {"flash-id", "", G_ESPTOOL, "Chip, MAC and SPI flash JEDEC ID and size."},
   {"chip-id", "", G_ESPTOOL, "Chip description (the ESP32 has no chip ID: shows the MAC)."},
@@ -168,7 +182,7 @@ static const cmd cmds[] = {
    "Read flash to FILE; with several ports each file gets the port's name before its extension."},
   {"write-flash", "ADDR FILE [ADDR FILE ...]", G_ESPTOOL | G_WRITE | G_IMAGE,
    "Write each FILE at its ADDR (a multiple of 4; one not on a 4 KiB sector takes the sector's bytes before it "
-   "along) and verify it by MD5."},
+   "along, with a warning; files sharing a sector are refused) and verify it by MD5."},
   {"verify-flash", "ADDR FILE [ADDR FILE ...]", G_ESPTOOL | G_IMAGE, "Compare the flash's MD5 with the files."},
   {"erase-flash", "", G_ESPTOOL, "Erase the whole flash."},
   {"erase-region", "ADDR SIZE", G_ESPTOOL, "Erase a region (address and size multiples of 4 KiB)."},
@@ -307,10 +321,12 @@ bool eg_cli_print_help(FILE *out, const char *command) {
     return true;
   }
   fprintf(out, "usage: espgang [options] COMMAND [ARGS]\n\n"
-               "Production flashing of ESP32 boards, many ports at once from one event loop.\n\n"
+               "Production flashing of Espressif chips (ESP32, S2, S3, C2, C3, C5, C6, C61, H2,\n"
+               "P4, ESP8266), many ports at once from one event loop.\n\n"
                "Gang production run (the main job):\n");
   for (size_t i = 0; i < N(cmds); i++)
-    if (cmds[i].groups & (G_FLASH | G_RUN | G_LIMIT) || !strcmp(cmds[i].name, "history") || !strcmp(cmds[i].name, "ports"))
+    if (cmds[i].groups & (G_FLASH | G_RUN | G_LIMIT) || !strcmp(cmds[i].name, "history") ||
+        !strcmp(cmds[i].name, "yield") || !strcmp(cmds[i].name, "ports"))
       print_cmd_line(out, &cmds[i]);
   fprintf(out, "\nesptool-compatible commands (each runs on every -p PORT at once):\n");
   for (size_t i = 0; i < N(cmds); i++)

@@ -76,6 +76,8 @@ bool eg_cli_timing_end(const eg_cli *c, struct eg_timing_log *t);
 
 /* Report a usage/input error on stderr: "espgang: <msg>". */
 void eg_cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* The same, as "espgang: warning: ..." (the run goes on). */
+void eg_cli_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Parse "0x1000", "4096", "4k", "1M", "4MB"; false if malformed. */
 bool eg_cli_parse_u32(const char *s, uint32_t *out);
 
@@ -96,9 +98,15 @@ void eg_ports_print(FILE *out, const struct eg_port_info *list, size_t count, bo
 /* Stubs for the chips a job may meet: stubs[chip id], NULL where none was
  * found (ROM only). mode NONE: all NULL; PATH: the file/folder must give a
  * stub for `chip` (or every chip when chip is NULL and path is a folder);
- * AUTO: whatever the search finds. On a hard error prints it and returns false. */
+ * AUTO: whatever the search finds. old[chip id]: the older build some
+ * revisions need (chip->stub_old: ESP32-P4 below v3.0), looked for in the
+ * same places, NULL when absent (those revisions then use the ROM loader).
+ * storage holds 2 * EG_CHIP__COUNT stubs. On a hard error prints it and
+ * returns false. */
+#define EG_CLI_STUB_STORAGE (2 * EG_CHIP__COUNT)
 bool eg_cli_load_stubs(eg_stub_mode mode, const char *path, const eg_chip *chip, eg_stub *storage,
-                       const eg_stub *stubs[EG_CHIP__COUNT], bool quiet_missing, char *note, size_t note_len);
+                       const eg_stub *stubs[EG_CHIP__COUNT], const eg_stub *old[EG_CHIP__COUNT], bool quiet_missing,
+                       char *note, size_t note_len);
 void eg_cli_free_stubs(eg_stub *storage);
 
 #endif

@@ -43,7 +43,8 @@ typedef struct runner {
   eg_settings set;
   eg_dev_config dcfg;
   const eg_stub *stubs[EG_CHIP__COUNT];
-  eg_stub stub_storage[EG_CHIP__COUNT];
+  const eg_stub *stubs_old[EG_CHIP__COUNT];
+  eg_stub stub_storage[EG_CLI_STUB_STORAGE];
   eg_job *jobs;
   eg_err *results;
   outfile *out;        /* read-flash only */
@@ -285,16 +286,32 @@ static bool load_pairs(runner *r, size_t first) {
     }
     r->image_ptrs[i] = &r->images[i];
   }
-  /* Overlaps are always a mistake. */
-  for (size_t i = 0; i < r->nimages; i++)
+  /* Overlaps are always a mistake, at sector granularity as esptool checks
+   * them: writing an image erases every 4 KiB sector it touches, so two
+   * images sharing a sector would erase each other's bytes. An image that
+   * starts inside a sector alone takes the bytes before it along: said. */
+  const bool erase_all = r->set.erase == EG_ERASE_ALL;
+  for (size_t i = 0; i < r->nimages; i++) {
+    const eg_image *x = &r->images[i];
+    const uint64_t xs = x->offset & ~(uint64_t)(EG_SECTOR_SIZE - 1),
+                   xe = ((uint64_t)x->offset + x->len + EG_SECTOR_SIZE - 1) & ~(uint64_t)(EG_SECTOR_SIZE - 1);
     for (size_t j = i + 1; j < r->nimages; j++) {
-      const eg_image *x = &r->images[i], *y = &r->images[j];
-      if (x->offset < y->offset + y->len && y->offset < x->offset + x->len) {
-        eg_cli_error("%s (0x%x..0x%zx) overlaps %s (0x%x..0x%zx)", x->path, x->offset, x->offset + x->len, y->path,
-                     y->offset, y->offset + y->len);
+      const eg_image *y = &r->images[j];
+      const uint64_t ys = y->offset & ~(uint64_t)(EG_SECTOR_SIZE - 1),
+                     ye = ((uint64_t)y->offset + y->len + EG_SECTOR_SIZE - 1) & ~(uint64_t)(EG_SECTOR_SIZE - 1);
+      if (xs < ye && ys < xe) {
+        eg_cli_error("%s (0x%x..0x%zx) overlaps %s (0x%x..0x%zx): they share a 4 KiB flash sector, and writing one "
+                     "erases the other",
+                     x->path, x->offset, x->offset + x->len - 1, y->path, y->offset, y->offset + y->len - 1);
         return false;
       }
     }
+  }
+  for (size_t i = 0; i < r->nimages; i++) {
+    const eg_image *x = &r->images[i];
+    char note[256];
+    if (!erase_all && eg_image_erase_warning(x->path, x->offset, note, sizeof note)) eg_cli_warn("%s", note);
+  }
   return true;
 }
 
@@ -440,7 +457,7 @@ int eg_cmd_esptool(eg_cli *c) {
 
   /* The stub. */
   char note[512] = "";
-  if (!eg_cli_load_stubs(r->set.stub_mode, r->set.stub_path, r->set.chip, r->stub_storage, r->stubs, false, note,
+  if (!eg_cli_load_stubs(r->set.stub_mode, r->set.stub_path, r->set.chip, r->stub_storage, r->stubs, r->stubs_old, false, note,
                          sizeof note))
     goto out;
   const bool any_stub = eg_stubs_any(r->stubs);
@@ -469,6 +486,7 @@ int eg_cmd_esptool(eg_cli *c) {
     eg_cli_error("%s", why);
     goto out;
   }
+  r->dcfg.stubs_old = r->stubs_old;
   r->dcfg.timing = r->timing = eg_cli_timing_begin(c);
 
   r->n = c->nports;
@@ -491,6 +509,7 @@ int eg_cmd_esptool(eg_cli *c) {
     labels[i] = j->label;
     r->results[i] = EG_IO; /* until the port reports */
   }
+  eg_jobs_identify_ports(r->jobs, r->n);
   if (read_file && !open_outputs(r, read_file)) {
     free(labels);
     goto out;

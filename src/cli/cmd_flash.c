@@ -15,6 +15,7 @@
 #include "display.h"
 #include "gangrun.h"
 #include "jsonw.h"
+#include "table.h"
 
 typedef struct flashctx {
   eg_display *disp;
@@ -121,23 +122,31 @@ static void ev_stopping(void *ctx, int signum) {
 }
 
 /* The summary table: slot, MAC, result, time, error. */
+/* The result as the operator's summary shows it: what needs a look in capitals. */
+static const char *result_shown(eg_result r) {
+  return r == EG_RESULT_FAIL ? "FAIL" : r == EG_RESULT_ABORTED ? "ABORTED" : eg_result_name(r);
+}
+
 static void print_summary(const flashctx *fc, const eg_sched_summary *sum, int64_t run_id, const char *db_path) {
-  size_t w = 4;
-  for (size_t i = 0; i < fc->nslots; i++)
-    if (strlen(fc->slots[i].slot) > w) w = strlen(fc->slots[i].slot);
-  printf("\n%-*s  %-17s  %-7s  %7s  %s\n", (int)w, "SLOT", "MAC", "RESULT", "TIME", "ERROR");
-  for (size_t i = 0; i < fc->nslots; i++) {
+  static const eg_col cols[] = {{"SLOT"}, {"MAC"}, {"RESULT"}, {"TIME", EG_RIGHT}, {"ERROR"}};
+  eg_table *t = eg_table_new(cols, sizeof cols / sizeof cols[0]);
+  for (size_t i = 0; t && i < fc->nslots; i++) {
     const eg_unit_record *u = &fc->final[i];
-    char mac[18], err[320] = "";
+    char mac[18], err[320] = "", secs[32];
     eg_unit_mac_str(u, mac, sizeof mac);
     if (u->result != EG_RESULT_PASS && u->fault.code != EG_OK)
       snprintf(err, sizeof err, "%s/%s: %s", eg_stage_name(u->fault.stage), eg_err_name(u->fault.code), u->fault.msg);
     if (!fc->recorded[i]) strncat(err, " [NOT RECORDED]", sizeof err - strlen(err) - 1);
-    const double secs = u->finished_ms ? (double)(u->finished_ms - u->started_ms) / 1000.0 : 0.0;
-    printf("%-*s  %-17s  %-7s  %6.1fs  %s\n", (int)w, fc->slots[i].slot, mac[0] ? mac : "-",
-           u->result == EG_RESULT_PASS ? "pass" : u->result == EG_RESULT_FAIL ? "FAIL" : u->result == EG_RESULT_ABORTED ? "ABORTED" : u->result == EG_RESULT_SKIPPED ? "skipped" : "?",
-           secs, err);
+    snprintf(secs, sizeof secs, "%.1fs", u->finished_ms ? (double)(u->finished_ms - u->started_ms) / 1000.0 : 0.0);
+    eg_table_str(t, fc->slots[i].slot);
+    eg_table_str(t, mac[0] ? mac : NULL);
+    eg_table_str(t, result_shown(u->result));
+    eg_table_str(t, secs);
+    eg_table_str(t, err[0] ? err : "");
   }
+  putchar('\n');
+  if (!t || eg_table_text(t, stdout, 0, false) != EG_OK) printf("(the summary table needs more memory than there is)\n");
+  eg_table_free(t);
   char skipped[32] = "";
   if (sum->skipped) snprintf(skipped, sizeof skipped, ", %zu skipped", sum->skipped);
   printf("\n%zu passed, %zu failed, %zu aborted%s of %zu units (%zu attempts) in %.1f s; run #%lld recorded in %s\n",

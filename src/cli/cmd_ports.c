@@ -9,6 +9,7 @@
 #include "cli.h"
 #include "jsonw.h"
 #include "port.h"
+#include "table.h"
 
 static void json_field_str(FILE *out, const char *key, const char *v, bool first) {
   fprintf(out, "%s\"%s\":", first ? "" : ",", key);
@@ -22,27 +23,22 @@ static void json_field_int(FILE *out, const char *key, int v) {
   else fputs("null", out);
 }
 
-enum { COL_PORT, COL_TYPE, COL_VIDPID, COL_LOCATION, COL_SERIAL, COL_DESC, COL_BYID, COL__COUNT };
-
-/* The cells of one table row; "-" for unknown. */
-static void row_cells(const eg_port_info *in, char cells[COL__COUNT][300]) {
-  snprintf(cells[COL_PORT], 300, "%s", in->name[0] ? in->name : "-");
-  snprintf(cells[COL_TYPE], 300, "%s", in->transport[0] ? in->transport : "-");
-  if (in->vid >= 0 && in->pid >= 0) snprintf(cells[COL_VIDPID], 300, "%04x:%04x", (unsigned)in->vid, (unsigned)in->pid);
-  else snprintf(cells[COL_VIDPID], 300, "-");
-  snprintf(cells[COL_LOCATION], 300, "%s", in->location[0] ? in->location : "-");
-  snprintf(cells[COL_SERIAL], 300, "%s", in->serial[0] ? in->serial : "-");
+/* One table row: the device's own words, NULL ("-") where unknown; the
+ * table printer keeps each row on one line. */
+static void add_row(eg_table *t, const eg_port_info *in) {
+  char vidpid[16], desc[300];
+  snprintf(vidpid, sizeof vidpid, "%04x:%04x", (unsigned)in->vid & 0xffff, (unsigned)in->pid & 0xffff);
   if (in->manufacturer[0] && in->product[0])
-    snprintf(cells[COL_DESC], 300, "%.127s %.127s", in->manufacturer, in->product);
-  else if (in->product[0])
-    snprintf(cells[COL_DESC], 300, "%s", in->product);
+    snprintf(desc, sizeof desc, "%.127s %.127s", in->manufacturer, in->product);
   else
-    snprintf(cells[COL_DESC], 300, "%s", in->description[0] ? in->description : "-");
-  snprintf(cells[COL_BYID], 300, "%s", in->by_id[0] ? in->by_id : "-");
-  /* One row is one line, whatever a device calls itself. */
-  for (int c = 0; c < COL__COUNT; c++)
-    for (char *ch = cells[c]; *ch; ch++)
-      if ((unsigned char)*ch < 0x20) *ch = ' ';
+    snprintf(desc, sizeof desc, "%s", in->product[0] ? in->product : in->description);
+  eg_table_str(t, in->name[0] ? in->name : NULL);
+  eg_table_str(t, in->transport[0] ? in->transport : NULL);
+  eg_table_str(t, in->vid >= 0 && in->pid >= 0 ? vidpid : NULL);
+  eg_table_str(t, in->location[0] ? in->location : NULL);
+  eg_table_str(t, in->serial[0] ? in->serial : NULL);
+  eg_table_str(t, desc[0] ? desc : NULL);
+  eg_table_str(t, in->by_id[0] ? in->by_id : NULL);
 }
 
 void eg_ports_print(FILE *out, const eg_port_info *list, size_t count, bool json) {
@@ -71,27 +67,11 @@ void eg_ports_print(FILE *out, const eg_port_info *list, size_t count, bool json
     fputs("no serial ports found\n", out);
     return;
   }
-  static const char *const head[COL__COUNT] = {"PORT", "TYPE", "VID:PID", "LOCATION", "SERIAL", "DESCRIPTION",
-                                               "BY-ID"};
-  size_t width[COL__COUNT];
-  for (int c = 0; c < COL__COUNT; c++) width[c] = strlen(head[c]);
-  char cells[COL__COUNT][300];
-  for (size_t i = 0; i < count; i++) {
-    row_cells(&list[i], cells);
-    for (int c = 0; c < COL__COUNT; c++)
-      if (strlen(cells[c]) > width[c]) width[c] = strlen(cells[c]);
-  }
-  for (int c = 0; c < COL__COUNT; c++) {
-    if (c == COL__COUNT - 1) fprintf(out, "%s\n", head[c]);
-    else fprintf(out, "%-*s  ", (int)width[c], head[c]);
-  }
-  for (size_t i = 0; i < count; i++) {
-    row_cells(&list[i], cells);
-    for (int c = 0; c < COL__COUNT; c++) {
-      if (c == COL__COUNT - 1) fprintf(out, "%s\n", cells[c]);
-      else fprintf(out, "%-*s  ", (int)width[c], cells[c]);
-    }
-  }
+  static const eg_col cols[] = {{"PORT"}, {"TYPE"}, {"VID:PID"}, {"LOCATION"}, {"SERIAL"}, {"DESCRIPTION"}, {"BY-ID"}};
+  eg_table *t = eg_table_new(cols, sizeof cols / sizeof cols[0]);
+  for (size_t i = 0; t && i < count; i++) add_row(t, &list[i]);
+  if (!t || eg_table_text(t, out, 0, false) != EG_OK) fputs("out of memory printing the port list\n", out);
+  eg_table_free(t);
 }
 
 int eg_cmd_ports(eg_cli *c) {

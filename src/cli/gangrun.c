@@ -154,7 +154,7 @@ int eg_gangrun_prepare(eg_gangrun *g, eg_cli *c, bool station, bool *nothing_to_
   }
 
   char note[512] = "";
-  if (!eg_cli_load_stubs(g->m.set.stub_mode, g->m.set.stub_path, g->m.set.chip, g->storage, g->stubs, false, note,
+  if (!eg_cli_load_stubs(g->m.set.stub_mode, g->m.set.stub_path, g->m.set.chip, g->storage, g->stubs, g->stubs_old, false, note,
                          sizeof note))
     return EG_EXIT_USAGE;
   if (note[0]) fprintf(stderr, "espgang: %s\n", note);
@@ -169,6 +169,7 @@ int eg_gangrun_prepare(eg_gangrun *g, eg_cli *c, bool station, bool *nothing_to_
     fprintf(stderr, "%s: %s\n", g->m.path, why);
     return EG_EXIT_USAGE;
   }
+  g->dcfg.stubs_old = g->stubs_old;
   eg_plans_config(&g->plans, &g->dcfg);
   g->dcfg.allow_plaintext_on_encrypted = g->m.allow_plaintext_on_encrypted;
   /* The images as each plan prepared them, at the run's image index (what

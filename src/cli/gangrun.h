@@ -31,8 +31,9 @@ typedef struct eg_gangrun {
   eg_slot *slots;
   size_t nslots;
   eg_db *db;
-  eg_stub storage[EG_CHIP__COUNT];
+  eg_stub storage[EG_CLI_STUB_STORAGE];
   const eg_stub *stubs[EG_CHIP__COUNT];
+  const eg_stub *stubs_old[EG_CHIP__COUNT]; /* older builds (P4 below v3.0) */
   eg_plans plans;             /* the images and operations, for every chip or per chip */
   const eg_image **recorded;  /* as prepared and recorded in run_images, by index */
   const char **recorded_chip; /* each one's chip (arg name), NULL: every chip */

@@ -11,11 +11,27 @@
 
 #include "cli.h"
 
+/* The older build of chip i's stub (P4 below v3.0) where the chip has one
+ * and the same search finds it; a stub that does not load is an error. */
+static bool load_old(const eg_chip *c, const char *path, eg_stub *slot, const eg_stub **out) {
+  char file[4096];
+  eg_fault f;
+  eg_fault_clear(&f);
+  if (!c->stub_old || eg_stub_find_build(c, true, path, file, sizeof file, &f) != EG_OK) return true;
+  if (eg_stub_load(slot, file, &f) != EG_OK) {
+    eg_cli_error("%s", f.msg);
+    return false;
+  }
+  *out = slot;
+  return true;
+}
+
 bool eg_cli_load_stubs(eg_stub_mode mode, const char *path, const eg_chip *chip, eg_stub *storage,
-                       const eg_stub *stubs[EG_CHIP__COUNT], bool quiet_missing, char *note, size_t note_len) {
+                       const eg_stub *stubs[EG_CHIP__COUNT], const eg_stub *old[EG_CHIP__COUNT], bool quiet_missing,
+                       char *note, size_t note_len) {
   (void)quiet_missing;
-  memset(storage, 0, sizeof(eg_stub) * EG_CHIP__COUNT);
-  for (int i = 0; i < EG_CHIP__COUNT; i++) stubs[i] = NULL;
+  memset(storage, 0, sizeof(eg_stub) * EG_CLI_STUB_STORAGE);
+  for (int i = 0; i < EG_CHIP__COUNT; i++) stubs[i] = old[i] = NULL;
   if (note_len) note[0] = '\0';
   if (mode == EG_STUB_NONE) return true;
   struct stat st;
@@ -56,6 +72,10 @@ bool eg_cli_load_stubs(eg_stub_mode mode, const char *path, const eg_chip *chip,
     }
     stubs[i] = &storage[i];
     any = true;
+    if (!load_old(c, mode == EG_STUB_PATH ? path : NULL, &storage[EG_CHIP__COUNT + i], &old[i])) {
+      eg_cli_free_stubs(storage);
+      return false;
+    }
   }
   if (mode == EG_STUB_PATH && !any) { /* a folder without any chip's stub (chip NULL) */
     eg_cli_error("stub folder %s holds no flasher stub for any chip (looked for CHIP.json, 2/CHIP.json, 1/CHIP.json, "
@@ -66,5 +86,5 @@ bool eg_cli_load_stubs(eg_stub_mode mode, const char *path, const eg_chip *chip,
 }
 
 void eg_cli_free_stubs(eg_stub *storage) {
-  for (int i = 0; i < EG_CHIP__COUNT; i++) eg_stub_free(&storage[i]);
+  for (int i = 0; i < EG_CLI_STUB_STORAGE; i++) eg_stub_free(&storage[i]);
 }

@@ -89,6 +89,15 @@ if "$espgang" -p "$P1" "${opts[@]}" verify_flash 0x1000 "$work/bootloader.bin" >
   fail "verify_flash of the unpatched file passed against patched flash"
 fi
 
+step "write_flash 0x200800 (inside a sector): warned, the sector's first bytes erased, the image written"
+"$espgang" -p "$P1" "${opts[@]}" write_flash 0x200000 "$work/bootloader.bin" 2>/dev/null || fail "write_flash 0x200000"
+all_ff <(tail -c +$((0x200000 + 1)) "$F1" | head -c 2048) && fail "nothing written at 0x200000 to be erased"
+"$espgang" -p "$P1" "${opts[@]}" write_flash 0x200800 "$work/bootloader.bin" 2>"$work/warn.err" || fail "unaligned write_flash: $(cat "$work/warn.err")"
+grep -q "^espgang: warning: image .*bootloader.bin at 0x00200800 is not aligned to a 0x1000-byte flash sector: the 2048 bytes 0x00200000..0x002007ff before it will be erased$" "$work/warn.err" ||
+  fail "no erase warning: $(cat "$work/warn.err")"
+region_equals "$F1" $((0x200800)) "$work/bootloader.bin" || fail "bootloader at 0x200800 differs"
+all_ff <(tail -c +$((0x200000 + 1)) "$F1" | head -c 2048) || fail "the sector's first 2048 bytes were not erased"
+
 step "read_flash 0 0x400000 fileread.bin"
 "$espgang" -p "$P1" "${opts[@]}" read_flash 0 0x400000 "$work/fileread.bin"
 cmp -s "$work/fileread.bin" "$F1" || fail "read_flash result differs from the flash"

@@ -25,12 +25,12 @@ mkdir -p "$work/images"
 "$mkimage" app "$work/images/app.bin" 200000
 
 preloaded() {
-  LD_PRELOAD="$shim${LD_PRELOAD:+:$LD_PRELOAD}" EG_FAKEUSB_DIR="$work/sim" \
+  LD_PRELOAD="$shim${LD_PRELOAD:+:$LD_PRELOAD}" EG_FAKEUSB_DIR="$work/sim" EG_FAKEUSB_IDS=07=303a:1001 \
     ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" "$@"
 }
 
-start_espsim --fast --count 6 --pty "$work/sim" --pty-lines --flash-dir "$work/flash" --event-log "$work/ev" \
-  --fault slot04:not_in_download_mode
+start_espsim --fast --count 7 --pty "$work/sim" --pty-lines --flash-dir "$work/flash" --event-log "$work/ev" \
+  --fault slot04:not_in_download_mode --slot slot07:chip=esp32c3,port=usb-serial-jtag
 
 cat >"$work/rack.yaml" <<YAML
 station: serial-bench
@@ -84,4 +84,16 @@ rc=$?
 set -e
 [ $rc -eq 0 ] || fail "write_flash over the libserialport backend: exit $rc"
 cmp -s -i 65536:0 -n "$(stat -c %s "$work/images/app2.bin")" "$(sim_field 2 flash)" "$work/images/app2.bin" || fail "slot02 flash after write_flash"
+# A -p port that is a chip's own USB-Serial/JTAG (303a:1001 in the OS's
+# port list): the esptool-style command resets it the way that port needs
+# (esptool's USBJTAGSerialReset), as a manifest slot would.
+"$mkimage" --chip-id 5 app "$work/images/c3.bin" 100000
+set +e
+preloaded "$espgang" -p "$work/sim/slot07" --chip esp32c3 --before default_reset --after hard_reset \
+  --stub "$stub_dir" write_flash 0x10000 "$work/images/c3.bin" >"$work/cli.out" 2>&1
+rc=$?
+set -e
+[ $rc -eq 0 ] || fail "write_flash to a USB-Serial/JTAG port: exit $rc"
+cmp -s -i 65536:0 -n "$(stat -c %s "$work/images/c3.bin")" "$(sim_field 7 flash)" "$work/images/c3.bin" || fail "slot07 flash"
+grep -q "download mode" "$work/ev/slot07.log" || fail "slot07: no reset into download mode"
 echo "libserialport backend: resets into download mode, hard resets into the app, USB matching, a bad circuit diagnosed"

@@ -8,6 +8,9 @@
  * DIR/slotNN -> /dev/pts/M. Each slot becomes the USB adapter
  * /dev/ttyESPSIMNN (a CP2102: VID:PID 10c4:ea60, serial "ESPSIM-NN", USB
  * port 1-1.N); resolving DIR/slotNN (or the pty itself) gives that name.
+ * EG_FAKEUSB_IDS="NN=VVVV:PPPP[,...]" gives slot NN another VID:PID (hex),
+ * e.g. 07=303a:1001 for a chip's own USB-Serial/JTAG port (then named as
+ * Espressif's "USB JTAG/serial debug unit").
  * DTR/RTS changes go to DIR/slotNN.lines, a UNIX datagram socket (espsim
  * --pty-lines), as 2-byte messages {dtr, rts}, 1 = asserted.
  *
@@ -199,13 +202,28 @@ static void sys_device(int n, char *out, size_t cap, bool relative) {
            relative ? "../.." : "/sys", n, n, n - 1);
 }
 
+/* Slot n's VID:PID: EG_FAKEUSB_IDS's entry for it, else a CP2102's. */
+static void slot_ids(int n, unsigned *vid, unsigned *pid) {
+  *vid = 0x10c4, *pid = 0xea60;
+  const char *s = getenv("EG_FAKEUSB_IDS");
+  for (; s && *s; s = strchr(s, ',') ? strchr(s, ',') + 1 : NULL) {
+    int k;
+    unsigned v, p;
+    if (sscanf(s, "%d=%x:%x", &k, &v, &p) == 3 && k == n) *vid = v, *pid = p;
+  }
+}
+
 static bool attr_text(int n, const char *attr, char *out, size_t cap) {
+  unsigned vid, pid;
+  slot_ids(n, &vid, &pid);
+  const bool espressif = vid == 0x303a;
   if (!strcmp(attr, "busnum")) snprintf(out, cap, "1\n");
   else if (!strcmp(attr, "devnum")) snprintf(out, cap, "%d\n", n + 1);
-  else if (!strcmp(attr, "idVendor")) snprintf(out, cap, "10c4\n");
-  else if (!strcmp(attr, "idProduct")) snprintf(out, cap, "ea60\n");
-  else if (!strcmp(attr, "manufacturer")) snprintf(out, cap, "Silicon Labs\n");
-  else if (!strcmp(attr, "product")) snprintf(out, cap, "CP2102 USB to UART Bridge Controller\n");
+  else if (!strcmp(attr, "idVendor")) snprintf(out, cap, "%04x\n", vid);
+  else if (!strcmp(attr, "idProduct")) snprintf(out, cap, "%04x\n", pid);
+  else if (!strcmp(attr, "manufacturer")) snprintf(out, cap, "%s\n", espressif ? "Espressif" : "Silicon Labs");
+  else if (!strcmp(attr, "product"))
+    snprintf(out, cap, "%s\n", espressif ? "USB JTAG/serial debug unit" : "CP2102 USB to UART Bridge Controller");
   else if (!strcmp(attr, "serial")) snprintf(out, cap, "ESPSIM-%02d\n", n);
   else return false;
   return true;

@@ -555,6 +555,43 @@ static void test_find_user_path(void **state) {
   assert_int_equal(eg_stub_find_in(esp32(), NULL, &e.env, out, 8, &f), EG_INVAL);
 }
 
+/* The P4's older stub build (esp32p4-rev1.json, for revisions below v3.0)
+ * is found by its own name in the same layouts, never under the chip's own
+ * name; a chip without an older build has none; a single file given as the
+ * path is only the chip's own stub. */
+static void test_find_old_build(void **state) {
+  tmp *t = *state;
+  char a[1024], b[512], buf[128], out[4096];
+  env_b e;
+  empty_env(&e);
+  const eg_chip *p4 = eg_chip_get(EG_CHIP_ESP32P4);
+  eg_fault f;
+  snprintf(b, sizeof b, "%s/p4", t->dir);
+  snprintf(a, sizeof a, "%s/2/esp32p4.json", b);
+  put(a, stub_json(buf, sizeof buf, 1));
+  eg_fault_clear(&f);
+  assert_int_equal(eg_stub_find_build_in(p4, true, b, &e.env, out, sizeof out, &f), EG_STUB_NOT_FOUND);
+  contains("old, missing", f.msg, "esp32p4-rev1.json");
+  snprintf(a, sizeof a, "%s/2/esp32p4-rev1.json", b);
+  put(a, stub_json(buf, sizeof buf, 2));
+  eg_fault_clear(&f);
+  assert_int_equal(eg_stub_find_build_in(p4, true, b, &e.env, out, sizeof out, &f), EG_OK);
+  assert_string_equal(out, a);
+  snprintf(a, sizeof a, "%s/2/esp32p4.json", b);
+  find_is(p4, b, &e.env, a); /* the chip's own build is still the v3 one */
+  /* Searched in ESPGANG_STUB_DIR and npm roots like the chip's own. */
+  e.env.stub_dir = b;
+  eg_fault_clear(&f);
+  assert_int_equal(eg_stub_find_build_in(p4, true, NULL, &e.env, out, sizeof out, &f), EG_OK);
+  contains("stub dir", out, "esp32p4-rev1.json");
+  eg_fault_clear(&f);
+  assert_int_equal(eg_stub_find_build_in(esp32(), true, b, &e.env, out, sizeof out, &f), EG_STUB_NOT_FOUND);
+  contains("no old build", f.msg, "no older stub build");
+  eg_fault_clear(&f);
+  assert_int_equal(eg_stub_find_build_in(p4, true, a, &e.env, out, sizeof out, &f), EG_STUB_NOT_FOUND);
+  contains("one file", f.msg, "one file");
+}
+
 static void test_find_search_order(void **state) {
   tmp *t = *state;
   char buf[128], want[9][512];
@@ -700,6 +737,7 @@ int main(void) {
     cmocka_unit_test(test_deep_nesting),
     cmocka_unit_test(test_base64_padding_lengths),
     cmocka_unit_test_setup_teardown(test_find_user_path, tmp_setup, tmp_teardown),
+    cmocka_unit_test_setup_teardown(test_find_old_build, tmp_setup, tmp_teardown),
     cmocka_unit_test_setup_teardown(test_find_search_order, tmp_setup, tmp_teardown),
     cmocka_unit_test_setup_teardown(test_find_walk_stops_at_root, tmp_setup, tmp_teardown),
     cmocka_unit_test_setup_teardown(test_find_default_env, tmp_setup, tmp_teardown),

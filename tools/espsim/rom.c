@@ -248,6 +248,13 @@ static void rom_mem_end(esim_dev *d, uint64_t *t, const rom_req *r) {
     esim_cpu_reset(d, *t + 1000);
     return;
   }
+  if (esim_chip_stub_wrong_rev(d->chip, entry, d->rev_major)) {
+    esim_log(d, *t, "rom: MEM_END runs 0x%08x: a stub for other revisions than v%d.%d: exception, reset",
+             (unsigned)entry, d->rev_major, d->rev_minor);
+    d->mem_text_addr = 0;
+    esim_cpu_reset(d, *t + 1000);
+    return;
+  }
   esim_log(d, *t, "rom: MEM_END runs 0x%08x (text at 0x%08x)", (unsigned)entry, (unsigned)d->mem_text_addr);
   d->mem_text_addr = 0;
   esim_enter_stub(d, *t, esim_stub_for_upload(d, entry));

@@ -475,6 +475,12 @@ bool esim_chip_addr_is_new(const esim_chip *c, uint32_t addr) {
   return (c->stub2.text && addr == c->stub2.text) || (c->stub2_v3.text && addr == c->stub2_v3.text);
 }
 
+bool esim_chip_stub_wrong_rev(const esim_chip *c, uint32_t entry, int rev_major) {
+  if (!c->stub2_v3.entry || !entry) return false;
+  if (rev_major >= 3) return entry == c->stub1.entry || entry == c->stub2.entry;
+  return entry == c->stub2_v3.entry;
+}
+
 esim_stub_flavour esim_chip_stub_flavour(const esim_chip *c, bool seen_legacy, bool seen_new, uint32_t entry) {
   if ((c->stub1.entry && entry == c->stub1.entry) || seen_legacy) return ESIM_STUB_LEGACY;
   if (seen_new) return ESIM_STUB_NEW;

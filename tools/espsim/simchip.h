@@ -149,6 +149,12 @@ bool esim_regimg_get(const esim_regimg *img, uint32_t addr, uint32_t *val);
 esim_stub_flavour esim_chip_stub_flavour(const esim_chip *c, bool seen_legacy, bool seen_new, uint32_t entry);
 /* Does this load address belong to the chip's legacy / new stub? */
 bool esim_chip_addr_is_legacy(const esim_chip *c, uint32_t addr);
+/* A stub built for other revisions of this chip (ESP32-P4: esp32p4.json is
+ * for v3.0 and later, esp32p4-rev1.json below; esptool targets/esp32p4.py
+ * stub_json_name). It calls ROM functions at addresses this revision does
+ * not have: modelled as an exception and a reset (assumed), like a jump to
+ * 0. */
+bool esim_chip_stub_wrong_rev(const esim_chip *c, uint32_t entry, int rev_major);
 bool esim_chip_addr_is_new(const esim_chip *c, uint32_t addr);
 
 /* 8-bit CRC of the ESP32 MAC (espefuse calc_crc). */

@@ -411,7 +411,9 @@ void esim_write_reset(esim_dev *d) {
 }
 
 static void chatter(esim_dev *d, uint64_t t, const char *s) {
-  esim_tx_raw(d, t, (const uint8_t *)s, strlen(s));
+  const size_t n = strlen(s);
+  if (d->txq.bytes + n > ESIM_CHATTER_CAP) return; /* nobody reading: lost on the wire */
+  esim_tx_raw(d, t, (const uint8_t *)s, n);
 }
 
 void esim_enter_rom(esim_dev *d, uint64_t t, esim_rst why, bool banner) {

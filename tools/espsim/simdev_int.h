@@ -25,6 +25,11 @@
 #define ESIM_ROM_BUF (8u + 16u + 0x1800u) /* ROM: largest MEM_DATA block + headers */
 #define ESIM_DECODE_CAP ESIM_LS_BUF
 #define ESIM_TX_CAP (4u << 20)     /* output backlog beyond which chatter is dropped */
+/* What an app's console output (a boot loop, log lines) can pile up while
+ * no host reads: the chip transmits at the line rate whether or not anyone
+ * listens, and the host side keeps one tty buffer of it (Linux n_tty's
+ * N_TTY_BUF_SIZE, 4096 bytes); the rest is lost on the wire. */
+#define ESIM_CHATTER_CAP 4096u
 
 /* Registers every chip answers the same way (doc §4.1, §8.3); the rest is
  * per chip (simchip.c). */
