@@ -62,6 +62,9 @@ typedef enum stmt_id {
   S_BEGIN,
   S_COMMIT,
   S_ROLLBACK,
+  S_SAVEPOINT,
+  S_RELEASE,
+  S_ROLLBACK_TO,
   S_RUN_INSERT,
   S_RUN_IMAGE,
   S_RUN_END,
@@ -96,6 +99,10 @@ static const char *const fixed_sql[S__COUNT] = {
   [S_BEGIN] = "BEGIN IMMEDIATE",
   [S_COMMIT] = "COMMIT",
   [S_ROLLBACK] = "ROLLBACK",
+  /* Inside a batch (eg_db_batch_begin) each call is a savepoint. */
+  [S_SAVEPOINT] = "SAVEPOINT eg_call",
+  [S_RELEASE] = "RELEASE eg_call",
+  [S_ROLLBACK_TO] = "ROLLBACK TO eg_call",
   [S_RUN_INSERT] = "INSERT INTO runs (started_at, station, operator, host, pid, pid_host, tool_version, "
                    "command_line, manifest_path, manifest_sha256, manifest_text, status, kind, parent_run_id, "
                    "retry_mode) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'running', ?, ?, ?)",
@@ -144,6 +151,7 @@ struct eg_db {
   char host[256];
   int64_t *live; /* runs begun through this handle and not yet ended */
   size_t nlive, caplive;
+  bool batch;    /* eg_db_batch_begin: calls are savepoints in one transaction */
 };
 
 /* ---------------------------------------------------------------- helpers */
@@ -181,13 +189,37 @@ static eg_err run(eg_db *db, sqlite3_stmt *s, eg_fault *f, const char *what) {
   return EG_OK;
 }
 
+/* BEGIN and COMMIT of one call; in a batch, its savepoint and release. */
 static eg_err tx(eg_db *db, stmt_id id, eg_fault *f) {
+  if (db->batch) id = id == S_BEGIN ? S_SAVEPOINT : id == S_COMMIT ? S_RELEASE : id;
   sqlite3_stmt *s = stmt(db, id, f);
   return s ? run(db, s, f, fixed_sql[id]) : EG_DB;
 }
 
+/* Undo the failed call: the whole transaction, or in a batch only the
+ * call's savepoint (the calls before it stay). */
 static void rollback(eg_db *db) {
-  if (!sqlite3_get_autocommit(db->db)) sqlite3_exec(db->db, "ROLLBACK", NULL, NULL, NULL);
+  if (sqlite3_get_autocommit(db->db)) return;
+  if (db->batch)
+    sqlite3_exec(db->db, "ROLLBACK TO eg_call; RELEASE eg_call", NULL, NULL, NULL);
+  else
+    sqlite3_exec(db->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+eg_err eg_db_batch_begin(eg_db *db, eg_fault *f) {
+  if (db->batch) return eg_fault_set(f, EG_INVAL, EG_STAGE_NONE, -1, "a batch is already open");
+  const eg_err r = tx(db, S_BEGIN, f);
+  if (r == EG_OK) db->batch = true;
+  return r;
+}
+
+eg_err eg_db_batch_commit(eg_db *db, eg_fault *f) {
+  if (!db->batch) return eg_fault_set(f, EG_INVAL, EG_STAGE_NONE, -1, "no batch is open");
+  db->batch = false;
+  /* With synchronous=FULL this COMMIT returns only once the WAL is synced. */
+  const eg_err r = tx(db, S_COMMIT, f);
+  if (r != EG_OK) rollback(db);
+  return r;
 }
 
 static int bind_text_or_null(sqlite3_stmt *s, int i, const char *v) {

@@ -95,8 +95,18 @@ eg_err eg_db_unit_begin(eg_db *db, int64_t run_id, const eg_unit_record *u, int6
 /* Update every column from u (identity learned, stage times so far) and
  * its unit_images rows (one per u->images entry whose action is not NONE). */
 eg_err eg_db_unit_update(eg_db *db, int64_t unit_id, const eg_unit_record *u, eg_fault *f);
-/* Final update; durable when it returns EG_OK. */
+/* Final update; durable when it returns EG_OK (outside a batch). */
 eg_err eg_db_unit_finish(eg_db *db, int64_t unit_id, const eg_unit_record *u, eg_fault *f);
+
+/* Group commit: the calls made between eg_db_batch_begin() and
+ * eg_db_batch_commit() share one transaction, so one fsync stores them all
+ * (a rack's 256 first rows at once rather than one after another). Each call
+ * still succeeds or fails on its own (a savepoint each: a refused call is
+ * undone alone), but nothing of the batch is durable, and none of its rows
+ * may be acted on, before eg_db_batch_commit() returns EG_OK; if it fails,
+ * the whole batch is undone. */
+eg_err eg_db_batch_begin(eg_db *db, eg_fault *f);
+eg_err eg_db_batch_commit(eg_db *db, eg_fault *f);
 
 /* ------------------------------------------------ rerun from the log
  * For `flash --retry-failed`: the scheduler works on the runs of its own

@@ -14,7 +14,18 @@
 #define SYNC_TRIES 5   /* SYNC attempts per connect attempt (esptool) */
 #define SYNC_PAUSE_MS 50
 #define SYNC_REPLIES 8 /* the ROM and the stubs answer SYNC 8 times */
-#define BAUD_SETTLE_MS 50 /* esptool: "get rid of garbage sent during baud rate change" */
+/* After CHANGE_BAUDRATE's reply the host switches its rate, waits, and drops
+ * what arrived (the ROM's two 0xC0s at the new rate, garbage from the switch).
+ * The ROM changes its divider as soon as the reply has left and takes the
+ * next command at once: esp-serial-flasher's ROM path sends it with no pause
+ * (esp_loader.c esp_loader_change_transmission_rate: "target's baud rate is
+ * changed upon return"); 5 ms covers the ROM's divider write and an adapter's
+ * own rate change. The legacy stub waits 10 ms (ets_delay_us(10000) in
+ * stub_io_set_baudrate) before switching: 25 ms there, as esp-serial-flasher
+ * waits after the stub's reply (esp-serial-protocol.md §8.3). esptool sleeps
+ * 50 ms in both cases (loader.py:1545-1556). */
+#define ROM_BAUD_SETTLE_MS 5
+#define STUB_BAUD_SETTLE_MS 25
 
 /* Slots of the RDID script (the identity script uses 0..EG_CHIP_IDENT_MAX). */
 enum { SLOT_USR = 0, SLOT_USR2, SLOT_ID };
@@ -369,8 +380,9 @@ void eg__dev_baud_reply(eg_dev *d, const eg_resp *r) {
    * line settle (esptool sleeps 50 ms and flushes). */
   if (!eg__dev_switch_baud(d, d->link_baud)) return;
   if (d->state == EG_DS_ROM_BAUD) d->rom_baud_raised = true;
-  eg__dev_enter(d, d->state == EG_DS_STUB_BAUD ? EG_DS_STUB_BAUD_SETTLE : EG_DS_ROM_BAUD_SETTLE);
-  eg__dev_arm(d, BAUD_SETTLE_MS);
+  const bool stub = d->state == EG_DS_STUB_BAUD;
+  eg__dev_enter(d, stub ? EG_DS_STUB_BAUD_SETTLE : EG_DS_ROM_BAUD_SETTLE);
+  eg__dev_arm(d, stub ? STUB_BAUD_SETTLE_MS : ROM_BAUD_SETTLE_MS);
 }
 
 void eg__dev_baud_settled(eg_dev *d) {

@@ -27,7 +27,7 @@ struct eg_recorder {
   eg_db *db;
   int64_t run_id;
   call *head, *tail; /* waiting */
-  call *running;     /* on the work thread */
+  call *running;     /* on the work thread: one batch, a list */
   uv_work_t work;
   bool had_error;
 };
@@ -48,9 +48,7 @@ int64_t eg_recorder_run_id(const eg_recorder *r) { return r->run_id; }
 bool eg_recorder_had_error(const eg_recorder *r) { return r->had_error; }
 
 /* Work thread: the database call itself. */
-static void work_cb(uv_work_t *w) {
-  eg_recorder *r = w->data;
-  call *c = r->running;
+static void run_call(eg_recorder *r, call *c) {
   eg_fault_clear(&c->fault);
   switch (c->kind) {
   case CALL_UNIT_BEGIN:
@@ -69,6 +67,24 @@ static void work_cb(uv_work_t *w) {
   case CALL_QUERY:
     c->result = c->fn(r->db, c->arg, &c->fault);
     return;
+  }
+}
+
+/* Several calls waiting: one transaction for all (group commit, one fsync);
+ * if it cannot be committed, every call in it failed. A batch that cannot
+ * be opened runs its calls one transaction each, as a single call does. */
+static void work_cb(uv_work_t *w) {
+  eg_recorder *r = w->data;
+  eg_fault bf;
+  eg_fault_clear(&bf);
+  const bool batch = r->running->next && eg_db_batch_begin(r->db, &bf) == EG_OK;
+  for (call *c = r->running; c; c = c->next) run_call(r, c);
+  if (!batch || eg_db_batch_commit(r->db, &bf) == EG_OK) return;
+  for (call *c = r->running; c; c = c->next) {
+    if (c->result != EG_OK) continue;
+    c->result = bf.code;
+    c->fault = bf;
+    if (c->kind == CALL_UNIT_BEGIN) c->unit_id = 0; /* its row is gone with the batch */
   }
 }
 
@@ -91,20 +107,33 @@ static void pump(eg_recorder *r);
 
 static void after_work_cb(uv_work_t *w, int status) {
   eg_recorder *r = w->data;
-  call *c = r->running;
+  call *batch = r->running;
   r->running = NULL;
-  if (status < 0 && c->result == EG_OK)
-    c->result = eg_fault_set(&c->fault, EG_DB, EG_STAGE_NONE, -1, "work queue: %s", uv_strerror(status));
-  if (c->result != EG_OK && c->kind != CALL_QUERY) spill(r, c);
-  pump(r); /* start the next call before the callback adds more */
-  if (c->cb) c->cb(c->ctx, c->result, &c->fault, c->unit_id);
-  free(c);
+  for (call *c = batch; c; c = c->next) {
+    if (status < 0 && c->result == EG_OK)
+      c->result = eg_fault_set(&c->fault, EG_DB, EG_STAGE_NONE, -1, "work queue: %s", uv_strerror(status));
+    if (c->result != EG_OK && c->kind != CALL_QUERY) spill(r, c);
+  }
+  pump(r); /* start the next batch before the callbacks add more */
+  while (batch) {
+    call *c = batch;
+    batch = c->next;
+    if (c->cb) c->cb(c->ctx, c->result, &c->fault, c->unit_id);
+    free(c);
+  }
 }
+
+/* Everything waiting goes to the work thread as one batch (at most
+ * BATCH_MAX calls, so a callback's answer never waits behind too many). */
+#define BATCH_MAX 512
 
 static void pump(eg_recorder *r) {
   if (r->running || !r->head) return;
   r->running = r->head;
-  r->head = r->head->next;
+  call *last = r->head;
+  for (int n = 1; n < BATCH_MAX && last->next; n++) last = last->next;
+  r->head = last->next;
+  last->next = NULL;
   if (!r->head) r->tail = NULL;
   if (uv_queue_work(r->loop, &r->work, work_cb, after_work_cb) != 0) {
     /* Cannot happen with a live loop; run it here rather than lose it. */

@@ -8,9 +8,11 @@
  * refuses is never lost: it is printed to stderr as one JSON line
  * ("unit_not_recorded") and the callback says so.
  *
- * Calls are served strictly in the order made. Callbacks run on the loop
- * thread. The eg_db must outlive the recorder and be used by nobody else
- * while calls are queued. Free only when eg_recorder_idle() is true.
+ * Calls are served strictly in the order made. Calls waiting together go
+ * to the work thread as one batch in one transaction (group commit: one
+ * fsync for a rack's rows, eg_db_batch_begin); each callback runs after the
+ * batch is committed. Callbacks run on the loop thread. The eg_db must
+ * outlive the recorder and be used by nobody else while calls are queued. Free only when eg_recorder_idle() is true.
  */
 #ifndef EG_RECORDER_H
 #define EG_RECORDER_H
@@ -44,7 +46,8 @@ void eg_recorder_run_end(eg_recorder *r, const char *status, eg_recorder_cb cb, 
 
 /* A query of the caller's own (the gate policies' look-ups), run on the
  * work thread in order with the writes, so it sees every record asked for
- * before it. fn may use only db and arg; its result and fault reach cb on
+ * before it (inside the batch's transaction: it must read, or write through
+ * db.c's calls, never BEGIN itself). fn may use only db and arg; its result and fault reach cb on
  * the loop thread (unit_id 0). A failed query loses no record: nothing is
  * spilled and had_error is not set; the caller decides. */
 typedef eg_err (*eg_recorder_fn)(eg_db *db, void *arg, eg_fault *f);

@@ -379,6 +379,54 @@ static void test_unit_lifecycle(void **state) {
 
 /* ------------------------------------------------------------ recovery */
 
+/* Group commit: a batch's calls share one transaction. Nothing of it shows
+ * (another connection sees no row) before the commit; a refused call is
+ * undone alone, its neighbours stay; after the commit every other call's
+ * row is there; a second batch cannot open inside the first. */
+static void test_batch_group_commit(void **state) {
+  fx *x = *state;
+  eg_db *db = open_ok(x);
+  const int64_t run = begin_run(db, "line3-bench-A");
+  sqlite3 *s = raw(x);
+  Q_EQ(s, "0", "SELECT COUNT(*) FROM units");
+  char *e = NULL;
+  if (sqlite3_exec(s,
+                   "CREATE TRIGGER refuse_b2 BEFORE UPDATE ON units WHEN new.slot = 'B2' AND new.result <> 'in_progress' "
+                   "BEGIN SELECT raise(abort, 'disk full (injected)'); END",
+                   NULL, NULL, &e) != SQLITE_OK)
+    fail_msg("trigger: %s", e);
+  eg_fault f;
+  eg_fault_clear(&f);
+  assert_int_equal(eg_db_batch_begin(db, &f), EG_OK);
+  assert_int_equal(eg_db_batch_begin(db, &f), EG_INVAL);
+  eg_unit_record u[3];
+  int64_t id[3];
+  const char *slots[3] = {"B1", "B2", "B3"};
+  for (int i = 0; i < 3; i++) {
+    unit_init(&u[i], slots[i], 1);
+    id[i] = unit_begin(db, run, &u[i]);
+  }
+  /* B2's final row is refused inside the batch: only its own call is undone. */
+  u[1].result = EG_RESULT_PASS;
+  u[1].finished_ms = T0 + 1500;
+  assert_int_equal(eg_db_unit_finish(db, id[1], &u[1], &f), EG_DB);
+  if (!strstr(f.msg, "disk full (injected)")) fail_msg("refusal: %s", f.msg);
+  unit_finish(db, id[2], &u[2], EG_RESULT_PASS);
+  Q_EQ(s, "0", "SELECT COUNT(*) FROM units"); /* not committed yet */
+  assert_int_equal(eg_db_batch_commit(db, &f), EG_OK);
+  Q_EQ(s, "3", "SELECT COUNT(*) FROM units");
+  Q_EQ(s, "in_progress", "SELECT result FROM units WHERE id = %lld", (long long)id[0]);
+  Q_EQ(s, "in_progress", "SELECT result FROM units WHERE id = %lld", (long long)id[1]);
+  Q_EQ(s, "pass", "SELECT result FROM units WHERE id = %lld", (long long)id[2]);
+  Q_EQ(s, "1", "SELECT passed FROM runs WHERE id = %lld", (long long)run);
+  assert_int_equal(eg_db_batch_commit(db, &f), EG_INVAL);
+  /* Outside a batch each call commits by itself again. */
+  unit_finish(db, id[0], &u[0], EG_RESULT_PASS);
+  Q_EQ(s, "pass", "SELECT result FROM units WHERE id = %lld", (long long)id[0]);
+  sqlite3_close(s);
+  eg_db_close(db);
+}
+
 static void test_recover_after_crash(void **state) {
   fx *x = *state;
   eg_db *db = open_ok(x);
@@ -909,6 +957,7 @@ int main(void) {
     cmocka_unit_test_setup_teardown(test_refuses_newer_schema, setup, teardown),
     cmocka_unit_test_setup_teardown(test_refuses_foreign_files, setup, teardown),
     cmocka_unit_test_setup_teardown(test_unit_lifecycle, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_batch_group_commit, setup, teardown),
     cmocka_unit_test_setup_teardown(test_recover_after_crash, setup, teardown),
     cmocka_unit_test_setup_teardown(test_recover_spares_live_process, setup, teardown),
     cmocka_unit_test_setup_teardown(test_finish_is_durable_under_sigkill, setup, teardown),

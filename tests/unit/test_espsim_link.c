@@ -194,6 +194,34 @@ static void test_back_pressure(void **s) {
   lt_finish(&t);
 }
 
+/* At high rates the link reads up to 8 ms of the line ahead (an adapter's
+ * buffer), at least the 128-byte FIFO: one service takes that much of a
+ * long write at once, and never more than the line allows since. */
+static void test_read_ahead_at_high_rate(void **s) {
+  (void)s;
+  esim_dev_opts o;
+  esim_dev_opts_default(&o);
+  lt t;
+  lt_socketpair(&t, &o, false);
+  t.host_baud = 921600;
+  uint8_t junk[4096];
+  memset(junk, 0x55, sizeof junk); /* noise outside any frame */
+  assert_int_equal(write(t.host_fd, junk, sizeof junk), (ssize_t)sizeof junk);
+  const uint64_t t0 = uv_hrtime();
+  uint64_t in = 0;
+  for (int i = 0; i < 1000 && in == 0; i++) {
+    uv_run(&t.loop, UV_RUN_NOWAIT);
+    esim_link_counts(t.link, &in, NULL);
+  }
+  const double elapsed = (double)(uv_hrtime() - t0) / 1e9;
+  const uint64_t ahead = 921600 / 10 * 8 / 1000; /* 737 bytes */
+  if (in < ahead) fail_msg("first read took %llu bytes, expected the %llu-byte read-ahead", (unsigned long long)in,
+                           (unsigned long long)ahead);
+  const double bound = (double)ahead + elapsed * 92160.0 + 16;
+  if ((double)in > bound) fail_msg("read %llu bytes in %.3f s, read-ahead and line allow %.0f", (unsigned long long)in, elapsed, bound);
+  lt_finish(&t);
+}
+
 static void test_autobaud_via_host_rate(void **s) {
   (void)s;
   esim_dev_opts o;
@@ -351,6 +379,7 @@ int main(void) {
       cmocka_unit_test(test_fast_socketpair),
       cmocka_unit_test(test_paced_socketpair),
       cmocka_unit_test(test_back_pressure),
+      cmocka_unit_test(test_read_ahead_at_high_rate),
       cmocka_unit_test(test_autobaud_via_host_rate),
       cmocka_unit_test(test_disconnect_fault),
       cmocka_unit_test(test_peer_gone),

@@ -473,6 +473,54 @@ static void test_rom_fifo_overflow_while_busy(void **s) {
   th_free(&h);
 }
 
+/* The event log's clock origin (the first time the device saw) and, per
+ * command, how long its frame waited for the CPU: the benchmark's chip time
+ * (tools/bench/attrib.mjs reads both). */
+typedef struct logcap {
+  char lines[64][192];
+  int n;
+} logcap;
+
+static void cap_log(void *ctx, const char *line) {
+  logcap *c = ctx;
+  if (c->n < 64) snprintf(c->lines[c->n++], sizeof c->lines[0], "%s", line);
+}
+
+static const char *cap_find(const logcap *c, const char *what) {
+  for (int i = 0; i < c->n; i++)
+    if (strstr(c->lines[i], what)) return c->lines[i];
+  return NULL;
+}
+
+static void test_event_log_clock_and_waited(void **s) {
+  (void)s;
+  esim_dev_opts o;
+  esim_dev_opts_default(&o);
+  logcap cap = {0};
+  o.log = cap_log;
+  o.log_ctx = &cap;
+  th h;
+  th_init(&h, &o);
+  attach_and_params(&h, 4u << 20);
+  assert_true(cap.n > 0);
+  /* the first time the device saw is th_send_pkt's first: 1000 + 100 us */
+  if (!strstr(cap.lines[0], "0.000000 test clock origin 1100 us")) fail_msg("first line: '%s'", cap.lines[0]);
+  const char *c1 = cap_find(&cap, "cmd SPI_ATTACH (0x0d) size=8 waited=0us");
+  if (!c1) fail_msg("no 'cmd SPI_ATTACH ... waited=0us' line; first: '%s'", cap.lines[0]);
+  /* FLASH_BEGIN erases 16 sectors before it answers; a SYNC sent right
+   * behind it waits in the FIFO until the ROM is free again. */
+  uint8_t pkt[64];
+  th_send_pkt_norun(&h, pkt, eg_req_begin(pkt, EG_OP_FLASH_BEGIN, 0x10000, 64, 0x400, 0x100000, false, 0));
+  th_send_pkt_norun(&h, pkt, eg_req_sync(pkt));
+  th_run(&h);
+  const char *line = cap_find(&cap, "cmd SYNC (0x08) size=36 waited=");
+  if (!line) fail_msg("no 'cmd SYNC' line");
+  const unsigned long long waited = strtoull(strstr(line, "waited=") + 7, NULL, 10);
+  if (waited < 16 * 45000ull - 1000 || waited > 16 * 45000ull + 20000)
+    fail_msg("SYNC waited %llu us behind a 16-sector erase (%u us each): '%s'", waited, 45000u, line);
+  th_free(&h);
+}
+
 static void test_flash_end_leaves_loader(void **s) {
   (void)s;
   for (uint32_t flag = 0; flag <= 1; flag++) {
@@ -557,6 +605,7 @@ int main(void) {
       cmocka_unit_test(test_rom_erase_pattern),
       cmocka_unit_test(test_rom_begin_waits_for_erase),
       cmocka_unit_test(test_rom_fifo_overflow_while_busy),
+      cmocka_unit_test(test_event_log_clock_and_waited),
       cmocka_unit_test(test_flash_end_leaves_loader),
       cmocka_unit_test(test_mem_end_runs_stub_by_address),
       cmocka_unit_test(test_reset_banner),

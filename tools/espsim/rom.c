@@ -502,7 +502,7 @@ void esim_rom_frame(esim_dev *d, uint64_t *t, const uint8_t *f, size_t n) {
   r.data = f + 8;
   const size_t avail = n - 8;
   d->st.commands++;
-  esim_log(d, *t, "cmd %s (0x%02x) size=%u", eg_op_name(r.op), r.op, r.size);
+  esim_log_cmd(d, *t, r.op, r.size);
 
   const rom_cmd *c = rom_cmd_for(d, r.op);
   if (!c) {

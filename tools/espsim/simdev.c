@@ -97,6 +97,24 @@ void esim_log(esim_dev *d, uint64_t t, const char *fmt, ...) {
   d->o.log(d->o.log_ctx, buf);
 }
 
+/* The log's time origin, on the caller's clock (espsim: CLOCK_MONOTONIC
+ * microseconds, as uv_hrtime), so that a host's own timestamps can be set
+ * beside the log's (tools/bench). */
+static void start_clock(esim_dev *d, uint64_t now) {
+  if (d->t0_set) return;
+  d->t0 = now;
+  d->t0_set = true;
+  esim_log(d, now, "clock origin %llu us", (unsigned long long)now);
+}
+
+void esim_log_cmd(esim_dev *d, uint64_t t, uint8_t op, uint32_t size) {
+  /* waited: how long the whole frame sat in the chip before this command
+   * began (the CPU still busy with earlier work) - the benchmark's chip time. */
+  const uint64_t waited = t > d->frame_t ? t - d->frame_t : 0;
+  esim_log(d, t, "cmd %s (0x%02x) size=%u waited=%lluus", eg_op_name(op), op, (unsigned)size,
+           (unsigned long long)waited);
+}
+
 /* xorshift64*: deterministic per seed; the model has no other randomness. */
 uint64_t esim_rand(esim_dev *d) {
   uint64_t x = d->rng;
@@ -922,10 +940,7 @@ void esim_dev_note(esim_dev *d, uint64_t now, const char *what) {
 void esim_dev_host_attached(esim_dev *d, uint64_t now) {
   if (now < d->now) now = d->now;
   d->now = now;
-  if (!d->t0_set) {
-    d->t0 = now;
-    d->t0_set = true;
-  }
+  start_clock(d, now);
   if (d->mode == ESIM_MODE_APP && d->o.faults.not_in_download_mode) {
     q_clear(&d->txq);
     esim_log(d, now, "host attached: app reboots (adapter reset on open)");
@@ -1135,6 +1150,7 @@ static void process_input(esim_dev *d, esim_chunk *c) {
 
 static void process_frame(esim_dev *d, esim_frame *f) {
   uint64_t t = d->cpu_t > f->t ? d->cpu_t : f->t;
+  d->frame_t = f->t;
   const esim_faults *fl = &d->o.faults;
   if (d->opst == OPST_IDLE && f->len >= 2 && (d->mode == ESIM_MODE_ROM || d->mode == ESIM_MODE_STUB)) {
     const uint8_t op = f->data[1];
@@ -1164,10 +1180,7 @@ static void process_frame(esim_dev *d, esim_frame *f) {
 
 void esim_dev_rx(esim_dev *d, uint64_t now, const uint8_t *p, size_t n, uint32_t host_baud) {
   if (now < d->now) now = d->now;
-  if (!d->t0_set) {
-    d->t0 = now;
-    d->t0_set = true;
-  }
+  start_clock(d, now);
   esim_dev_advance(d, now);
   if (!n) return;
   if (d->mode == ESIM_MODE_DISCONNECTED || d->mode == ESIM_MODE_STALLED || d->mode == ESIM_MODE_RESET) {
@@ -1186,10 +1199,7 @@ void esim_dev_rx(esim_dev *d, uint64_t now, const uint8_t *p, size_t n, uint32_t
 void esim_dev_advance(esim_dev *d, uint64_t now) {
   if (now < d->now) now = d->now;
   d->now = now;
-  if (!d->t0_set) {
-    d->t0 = now;
-    d->t0_set = true;
-  }
+  start_clock(d, now);
   for (;;) {
     const uint64_t t_in = d->rxq.head ? d->rxq.head->t : ESIM_NEVER;
     uint64_t t_fr = ESIM_NEVER;

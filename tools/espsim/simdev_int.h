@@ -118,6 +118,7 @@ struct esim_dev {
   uint64_t flash_busy;   /* flash chip busy (erase/program) until */
   uint64_t t0;           /* first time seen, for log stamps */
   bool t0_set;
+  uint64_t frame_t;      /* the frame being processed arrived whole */
 
   esim_mode mode;
   esim_stub_flavour flavour;
@@ -207,6 +208,8 @@ struct esim_dev {
 
 /* simdev.c */
 void esim_log(esim_dev *d, uint64_t t, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* "cmd NAME (0xOP) size=N waited=Wus": a command starts at t. */
+void esim_log_cmd(esim_dev *d, uint64_t t, uint8_t op, uint32_t size);
 void esim_tx_raw(esim_dev *d, uint64_t t, const uint8_t *p, size_t n);
 /* SLIP-encode and queue a frame; `t` = time the frame enters the FIFO. */
 void esim_tx_frame(esim_dev *d, uint64_t t, const uint8_t *p, size_t n);

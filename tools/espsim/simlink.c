@@ -1,11 +1,12 @@
 /* simlink.c - the UART wire between an esim_dev and a host fd (simlink.h).
  *
- * Receive side: host bytes are read from the fd only while fewer than one
- * UART FIFO (128 bytes) are "on the wire"; each byte is given the time its
- * last bit reaches the chip (10 bits at the host's rate, back to back), and
- * is handed to the device when that time has come. So a host writing a 16 KB
- * block at 115200 sees its writes accepted at 11.5 KB/s, as with a real
- * adapter whose buffers are full.
+ * Receive side: host bytes are read from the fd only while fewer than the
+ * read-ahead (one UART FIFO, 128 bytes, or 8 ms of the line at high rates:
+ * rx_ahead) are "on the wire"; each byte is given the time its last bit
+ * reaches the chip (10 bits at the host's rate, back to back), and is handed
+ * to the device when that time has come. So a host writing a 16 KB block at
+ * 115200 sees its writes accepted at 11.5 KB/s, as with a real adapter whose
+ * buffers are full.
  *
  * Transmit side: the device's output leaves at its UART rate, 10 bits per
  * byte, each byte no earlier than the device queued it.
@@ -23,6 +24,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,7 +35,17 @@
 #include "simlink.h"
 #include "ttyspeed.h"
 
-#define RX_AHEAD 128u          /* ESP32 UART RX FIFO: bytes read ahead of the wire */
+/* Host bytes read ahead of the wire: what the adapter and the tty hold on
+ * their way to the chip. At least the ESP32 UART RX FIFO (128 bytes); at
+ * high rates the bytes of RX_AHEAD_MS on the line, so that a service that
+ * comes a few ticks late (a loop busy with a whole rack) still finds the
+ * next bytes queued and the line never idles for the simulator's sake. Each
+ * byte still reaches the chip at its own time on the wire; only the host's
+ * write() returns earlier, as with an adapter's buffer (CP2102N: 512-byte
+ * TX FIFO; FT232R 256; the tty's own buffer in front). */
+#define RX_AHEAD_MIN 128u
+#define RX_AHEAD_MS 8u
+#define RX_AHEAD_MAX 4096u
 #define OUT_HIGH (64u * 1024u) /* stop taking device output beyond this unsent backlog */
 #define TAKE_MAX 4096u
 #define RFC2217_BAUD 115200u   /* the port's rate until the client sets one */
@@ -59,9 +71,10 @@ struct esim_link {
   esim_link_close_cb close_cb;
   /* receive wire */
   double rx_line;              /* µs: when the last byte read ahead completes */
-  uint8_t pend[RX_AHEAD];
-  double pend_t[RX_AHEAD];
-  size_t pend_len;
+  uint8_t pend[RX_AHEAD_MAX];  /* bytes on the wire: [pend_off, pend_off + pend_len) */
+  double pend_t[RX_AHEAD_MAX];
+  size_t pend_off, pend_len;
+  size_t ahead;                /* read-ahead for the current rate (rx_ahead) */
   /* transmit wire */
   double tx_line;
   uint8_t *out;
@@ -125,6 +138,12 @@ static double byte_us(uint32_t rate) {
   return 10e6 / (double)rate;
 }
 
+static size_t rx_ahead(const esim_link *l, uint32_t hb) {
+  const uint32_t rate = hb ? hb : wire_rate(l);
+  const uint64_t n = (uint64_t)rate / 10u * RX_AHEAD_MS / 1000u;
+  return n < RX_AHEAD_MIN ? RX_AHEAD_MIN : n > RX_AHEAD_MAX ? RX_AHEAD_MAX : (size_t)n;
+}
+
 static void stop_io(esim_link *l) {
   if (l->poll_ok && l->poll_events) uv_poll_stop(&l->poll);
   l->poll_events = 0;
@@ -155,14 +174,19 @@ static void go_inactive(esim_link *l, esim_link_event ev) {
   if (l->o.on_event) l->o.on_event(l, ev, l->o.ctx);
 }
 
+/* Hand the device the bytes whose time on the wire is over, stamped with
+ * the time the last of them arrived rather than the service's: a service
+ * that runs late (the tick, a busy loop) does not make the chip late. */
 static void deliver_due(esim_link *l, uint64_t now, uint32_t hb) {
   size_t k = 0;
-  while (k < l->pend_len && (l->o.fast || l->pend_t[k] <= (double)now)) k++;
+  const uint8_t *p = l->pend + l->pend_off;
+  const double *pt = l->pend_t + l->pend_off;
+  while (k < l->pend_len && (l->o.fast || pt[k] <= (double)now)) k++;
   if (!k) return;
-  esim_dev_rx(l->dev, now, l->pend, k, hb);
-  memmove(l->pend, l->pend + k, l->pend_len - k);
-  memmove(l->pend_t, l->pend_t + k, (l->pend_len - k) * sizeof l->pend_t[0]);
+  const uint64_t at = l->o.fast || pt[k - 1] >= (double)now ? now : (uint64_t)ceil(pt[k - 1]);
+  esim_dev_rx(l->dev, at, p, k, hb);
   l->pend_len -= k;
+  l->pend_off = l->pend_len ? l->pend_off + k : 0;
 }
 
 /* Host bytes for the device's UART: straight in (fast), or onto the
@@ -175,11 +199,16 @@ static void take_data(esim_link *l, uint64_t now, uint32_t hb, const uint8_t *p,
     return;
   }
   const double bu = byte_us(hb ? hb : wire_rate(l));
-  for (size_t i = 0; i < n && l->pend_len < RX_AHEAD; i++) {
+  if (l->pend_off + l->pend_len + n > RX_AHEAD_MAX && l->pend_off) { /* room at the end */
+    memmove(l->pend, l->pend + l->pend_off, l->pend_len);
+    memmove(l->pend_t, l->pend_t + l->pend_off, l->pend_len * sizeof l->pend_t[0]);
+    l->pend_off = 0;
+  }
+  for (size_t i = 0; i < n && l->pend_off + l->pend_len < RX_AHEAD_MAX; i++) {
     const double start = l->rx_line > (double)now ? l->rx_line : (double)now;
     l->rx_line = start + bu;
-    l->pend[l->pend_len] = p[i];
-    l->pend_t[l->pend_len++] = l->rx_line;
+    l->pend[l->pend_off + l->pend_len] = p[i];
+    l->pend_t[l->pend_off + l->pend_len++] = l->rx_line;
   }
 }
 
@@ -223,7 +252,7 @@ static void on_telnet(void *ctx, esim_rfc2217_ev ev, const uint8_t *p, size_t n,
     esim_dev_note(l->dev, l->tn_now, value == 1 ? "rfc2217: purge rx" : value == 2 ? "rfc2217: purge tx" : "rfc2217: purge rx+tx");
     if (value & 1) l->out_off = l->out_len = 0; /* device output not yet sent */
     if (value & 2) {                            /* client data not yet on the line */
-      l->pend_len = 0;
+      l->pend_len = l->pend_off = 0;
       l->rx_line = (double)l->tn_now;
     }
     return;
@@ -249,7 +278,7 @@ static bool read_more(esim_link *l, uint64_t now, uint32_t hb) {
   if (l->fd < 0) return false;
   uint8_t buf[16384];
   for (int rounds = 0; rounds < (l->o.fast ? 4 : 1); rounds++) {
-    const size_t want = l->o.fast ? sizeof buf : RX_AHEAD - l->pend_len;
+    const size_t want = l->o.fast ? sizeof buf : l->pend_len < l->ahead ? l->ahead - l->pend_len : 0;
     if (!want) return true;
     const ssize_t n = read(l->fd, buf, want);
     if (n == 0) return false;
@@ -379,7 +408,7 @@ static void on_timer(uv_timer_t *t);
 static void rearm(esim_link *l, uint64_t now) {
   if (!l->active) return;
   int ev = 0;
-  if (l->o.fast || l->pend_len < RX_AHEAD) ev |= UV_READABLE;
+  if (l->o.fast || l->pend_len < l->ahead) ev |= UV_READABLE;
   const bool out_waits = l->out_off < l->out_len && !(l->tn_mode == TN_TELNET && l->tn.suspended);
   if (out_waits || l->ctl_off < l->ctl_len || l->iac_half) ev |= UV_WRITABLE;
   if (ev != l->poll_events) {
@@ -389,7 +418,7 @@ static void rearm(esim_link *l, uint64_t now) {
   }
   /* When is the next thing due? */
   double next = -1;
-  if (l->pend_len) next = l->pend_t[0];
+  if (l->pend_len) next = l->pend_t[l->pend_off];
   const uint64_t dn = esim_dev_next_event(l->dev);
   if (dn != ESIM_NEVER) {
     double t = (double)dn;
@@ -420,6 +449,7 @@ static void service(esim_link *l) {
   if (!l->active) return;
   const uint64_t now = now_us(l);
   uint32_t hb = host_baud(l, now);
+  l->ahead = rx_ahead(l, hb);
   deliver_due(l, now, hb);
   if (!read_more(l, now, hb)) {
     go_inactive(l, ESIM_LINK_PEER_GONE);
@@ -497,6 +527,7 @@ esim_link *esim_link_start(uv_loop_t *loop, esim_dev *dev, int fd, const esim_li
   esim_rfc2217_init(&l->tn, RFC2217_BAUD);
   const uint64_t now = now_us(l);
   l->rx_line = l->tx_line = (double)now;
+  l->ahead = RX_AHEAD_MIN;
   esim_dev_advance(dev, now);
   rearm(l, now);
   return l;

@@ -569,7 +569,7 @@ static void ls_frame(esim_dev *d, uint64_t *t, const uint8_t *f, size_t n) {
   r.data = data;
   for (unsigned i = 0; i < 5; i++) r.w[i] = word(data, r.size, i);
   d->st.commands++;
-  esim_log(d, *t, "cmd %s (0x%02x) size=%u", eg_op_name(r.op), r.op, r.size);
+  esim_log_cmd(d, *t, r.op, r.size);
   *t += d->o.timing.stub_cmd_us;
   const uint64_t t_hdr = *t;
   const ls_cmd *c = NULL;
@@ -941,7 +941,7 @@ static void ns_frame(esim_dev *d, uint64_t *t, const uint8_t *f, size_t n) {
   r.size = eg_get_u16(f + 2);
   r.checksum = eg_get_u32(f + 4);
   r.data = f + 8;
-  esim_log(d, *t, "cmd %s (0x%02x) size=%u", eg_op_name(r.op), r.op, r.size);
+  esim_log_cmd(d, *t, r.op, r.size);
   if (f[0] != 0x00) {
     ns_reply(d, *t, r.op, S_INVALID_COMMAND, 0, NULL, 0);
     return;
