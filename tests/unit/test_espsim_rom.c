@@ -162,6 +162,39 @@ static void test_change_baud_reply_then_switch(void **s) {
   th_free(&h);
 }
 
+/* The divider changes at its own time: a host that follows the rate and
+ * sends its next command before the simulator's loop has pumped output
+ * again (a busy rack) is still heard at the new rate. */
+static void test_change_baud_takes_effect_without_output_pump(void **s) {
+  (void)s;
+  th h;
+  th_init(&h, NULL);
+  h.host_baud = 115200;
+  const uint32_t cali = th_rom_read_reg(&h, EG_ESP32_RTC_CALI_REG);
+  const uint32_t w4 = th_rom_read_reg(&h, EG_ESP32_EFUSE_WORD(4));
+  uint8_t pkt[64];
+  th_send_pkt_norun(&h, pkt, eg_req_change_baud(pkt, eg_esp32_rom_baud_value(460800, cali, w4), 0));
+  uint8_t buf[256];
+  size_t k = 0;
+  for (int guard = 0; guard < 10 && k == 0; guard++) {
+    h.t = esim_dev_next_event(h.dev);
+    k = esim_dev_tx_take(h.dev, h.t, buf, sizeof buf, 115200); /* the reply; the switch waits behind it */
+  }
+  assert_true(k >= 14);
+  assert_int_equal(esim_dev_baud(h.dev), 115200);
+  /* 5 ms later the host, now at 460800, asks again; nothing pumped output. */
+  h.host_baud = 460800;
+  h.t += 5000;
+  th_send_pkt_norun(&h, pkt, eg_req_read_reg(pkt, EG_ESP32_RTC_CALI_REG));
+  esim_dev_stats st;
+  esim_dev_get_stats(h.dev, &st);
+  assert_int_equal(st.rx_garbled, 0);
+  th_run(&h);
+  th_drain(&h);
+  assert_int_equal(th_rom_read_reg(&h, EG_ESP32_RTC_CALI_REG), cali);
+  th_free(&h);
+}
+
 static void test_autobaud_and_mismatch(void **s) {
   (void)s;
   th h;
@@ -596,6 +629,7 @@ int main(void) {
       cmocka_unit_test(test_crystal_from_clkdiv),
       cmocka_unit_test(test_change_baud_rom_quirk),
       cmocka_unit_test(test_change_baud_reply_then_switch),
+      cmocka_unit_test(test_change_baud_takes_effect_without_output_pump),
       cmocka_unit_test(test_autobaud_and_mismatch),
       cmocka_unit_test(test_rdid_sfdp_via_registers),
       cmocka_unit_test(test_write_flash_uncompressed_and_md5),

@@ -1070,11 +1070,26 @@ static void fire_disconnect(esim_dev *d, uint64_t t, const char *why) {
   fq_clear(d);
 }
 
+/* A rate change the chip made before t whose turn in the output queue has
+ * come (everything it sent before the change has gone out) takes effect
+ * now, not when the link next pumps output: the UART's divider changed at
+ * its own time, and bytes arriving after it are received at the new rate
+ * however late the simulator's loop gets round to them. */
+static void rate_changes_due(esim_dev *d, uint64_t t) {
+  while (d->txq.head && d->txq.head->is_baud && d->txq.head->t <= t) {
+    esim_chunk *c = d->txq.head;
+    esim_log(d, c->t, "uart %u -> %u baud", (unsigned)d->baud, (unsigned)c->set_baud);
+    esim_set_uart(d, c->set_baud, c->set_clkdiv);
+    q_pop(&d->txq);
+  }
+}
+
 static void process_input(esim_dev *d, esim_chunk *c) {
   const uint64_t t = c->t;
   const uint8_t *p = c->data + c->off;
   const size_t n = c->len - c->off;
   if (d->mode == ESIM_MODE_DISCONNECTED || d->mode == ESIM_MODE_STALLED || d->mode == ESIM_MODE_RESET) return;
+  rate_changes_due(d, t);
   /* The ROM's autobaud measures the host's bit time (doc §3.2). A link
    * without a UART rate (raw TCP) is taken as 115200, the rate every client
    * syncs at (esptool: min(115200, requested), chip-family-facts §3), so
