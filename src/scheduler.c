@@ -303,7 +303,11 @@ static void stat_cb(uv_fs_t *req) {
     return;
   }
   const uint64_t waited = uv_now(s->loop) - sr->wait_t0;
-  const uint32_t limit = s->cfg->port_wait_ms ? s->cfg->port_wait_ms : PORT_WAIT_MS;
+  /* The manifest's timeouts.port_back covers this wait too. */
+  const eg_dev_config *dc = job_of(sr)->cfg;
+  const uint32_t limit = s->cfg->port_wait_ms       ? s->cfg->port_wait_ms
+                         : dc && dc->timeouts.port_back_ms ? dc->timeouts.port_back_ms
+                                                           : PORT_WAIT_MS;
   if (exists || waited >= limit) {
     sr->port_waited_ms = (uint32_t)waited;
     start_attempt(sr);

@@ -86,7 +86,8 @@ typedef struct eg_sched_config {
   size_t njobs;
   eg_recorder *recorder;        /* NULL: nothing is recorded */
   uint32_t retry_delay_ms;      /* pause before a retry (0: 500 ms) */
-  uint32_t port_wait_ms;        /* how long a vanished port may take to come back (0: 10 s) */
+  uint32_t port_wait_ms;        /* how long a vanished port may take to come back before a retry
+                                 * (0: the job's timeouts.port_back, else 10 s) */
   bool handle_signals;          /* SIGINT/SIGTERM stop the run cleanly */
   const eg_gate *gate;          /* NULL: every unit is flashed (gate.h) */
   bool station;                 /* station mode (above) */
