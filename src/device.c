@@ -701,6 +701,40 @@ static void on_up(eg_link *l) {
   eg__dev_connect_up(d);
 }
 
+static void part_closed(eg_dev *d);
+
+/* Off the loop: where is the slot's USB location now? */
+static void locate_work(uv_work_t *w) {
+  eg_dev *d = w->data;
+  d->located_err = eg_port_find_location(d->rec.usb_location, d->located, sizeof d->located);
+}
+
+static void locate_done(uv_work_t *w, int status) {
+  eg_dev *d = w->data;
+  d->locating = false;
+  if (d->closing) {
+    part_closed(d);
+    return;
+  }
+  d->handles_open--;
+  if (status != 0 || d->located_err != EG_OK || d->finished || !d->away_t0 || !strcmp(d->located, d->port_name))
+    return;
+  eg__dev_log(d, "port %s came back at USB location %s as %s", d->port_name, d->rec.usb_location, d->located);
+  eg_unit_fallback(&d->rec, "port %s came back as %s (USB location %s)", d->port_name, d->located,
+                   d->rec.usb_location);
+  snprintf(d->port_name, sizeof d->port_name, "%s", d->located);
+  eg_link_rename(&d->link, d->located); /* the reopen that is polling uses it */
+}
+
+/* Waiting for a port bound to a USB location: look there too. */
+static void locate(eg_dev *d) {
+  if (d->locating || !d->rec.usb_location[0] || strstr(d->port_name, "://")) return;
+  d->locate_req.data = d;
+  if (uv_queue_work(d->loop, &d->locate_req, locate_work, locate_done) != 0) return;
+  d->locating = true;
+  d->handles_open++;
+}
+
 /* The port failed. Before the chip has answered, reopen it (within the
  * connect attempts); after, the chip's state is gone: the unit fails. */
 static void link_lost(eg_dev *d, eg_err code, const char *msg) {
@@ -736,6 +770,7 @@ static void link_lost(eg_dev *d, eg_err code, const char *msg) {
         d->away_in_reset = by_reset;
         eg__dev_log(d, "port %s left (%s): waiting for it to come back", d->port_name, msg);
       }
+      if (absent) locate(d);
       eg__dev_enter(d, EG_DS_OPENING);
       eg_link_reopen(&d->link, PORT_BACK_POLL_MS);
       return;

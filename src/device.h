@@ -225,6 +225,14 @@ struct eg_dev {
   uint64_t away_t0;           /* uv_now when the port was found gone from the system (0: here) */
   bool away_in_reset;         /* ...and it went during our reset (its USB re-enumerating) */
   bool away_spent;            /* ...and was waited for (timeouts.port_back_ms) in vain: not again this unit */
+  /* A port bound to a USB location (rec.usb_location) that left the bus is
+   * looked for there while it is waited for: it may come back under another
+   * device name (/dev/ttyACM0 -> /dev/ttyACM1). The lookup runs on libuv's
+   * thread pool. */
+  uv_work_t locate_req;
+  bool locating;
+  eg_err located_err;
+  char located[256];
 
   /* --- private --- */
   eg_link link;

@@ -115,6 +115,8 @@ eg_err eg_link_open(eg_link *l, const char *name, uint32_t baud, uint32_t connec
   return start(l, f);
 }
 
+void eg_link_rename(eg_link *l, const char *name) { snprintf(l->name, sizeof l->name, "%s", name); }
+
 void eg_link_reopen(eg_link *l, uint32_t delay_ms) {
   if (l->state == EG_LINK_CLOSING) return;
   shut(l);

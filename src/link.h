@@ -105,6 +105,9 @@ eg_err eg_link_open(eg_link *l, const char *name, uint32_t baud, uint32_t connec
  * client, a board re-enumerating). on_up when it is back, on_error if the
  * open fails. */
 void eg_link_reopen(eg_link *l, uint32_t delay_ms);
+/* The port is now called `name` (a USB port that came back under another
+ * device name): the next (re)open uses it. */
+void eg_link_rename(eg_link *l, const char *name);
 /* Queue one SLIP frame of len raw bytes and send what the port takes now.
  * lead_end: send one extra 0xC0 first (puts a receiver that took line
  * noise for a frame start back in step). EG_INVAL if the queue is full

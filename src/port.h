@@ -198,5 +198,9 @@ typedef struct eg_port_info {
  * list is the CLI's business (src/cli/cmd_ports.c). */
 eg_err eg_port_list(eg_port_info **out, size_t *count);
 void eg_port_list_free(eg_port_info *list, size_t count);
+/* The port the OS lists at USB location `location` ("1-1.4"): its name in
+ * `name`. EG_PORT_OPEN when none is there now; EG_IO when the ports cannot
+ * be listed. Blocking (sysfs reads): call it off the loop. */
+eg_err eg_port_find_location(const char *location, char *name, size_t cap);
 
 #endif

@@ -154,3 +154,18 @@ void eg_port_list_free(eg_port_info *list, size_t count) {
   (void)count;
   free(list);
 }
+
+eg_err eg_port_find_location(const char *location, char *name, size_t cap) {
+  eg_port_info *list = NULL;
+  size_t count = 0;
+  const eg_err e = eg_port_list(&list, &count);
+  if (e != EG_OK) return e;
+  eg_err r = EG_PORT_OPEN;
+  for (size_t i = 0; i < count && r != EG_OK; i++)
+    if (location && *location && strcmp(list[i].location, location) == 0) {
+      snprintf(name, cap, "%s", list[i].name);
+      r = EG_OK;
+    }
+  eg_port_list_free(list, count);
+  return r;
+}

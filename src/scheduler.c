@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "clock.h"
+#include "port.h"
 
 #define RETRY_DELAY_MS 500     /* let a port settle between attempts */
 #define PORT_WAIT_MS 10000     /* a replugged USB adapter enumerates in a second or two */
@@ -37,7 +38,11 @@ typedef struct slotrun {
   eg_gate_ask ask;        /* the gate's question about this attempt's unit */
   uv_timer_t timer;       /* retry pause / port polling */
   uv_fs_t stat_req;
-  bool stat_busy;
+  bool stat_busy;         /* a port poll in flight (a stat, or a USB location lookup) */
+  uv_work_t loc_req;      /* the lookup of a job bound to a USB location */
+  eg_err loc_err;
+  char loc_name[256];
+  char port[256];         /* the job's port as last seen: a USB-location slot follows its port's renames */
   eg_unit_record last;    /* the latest attempt's record */
 } slotrun;
 
@@ -194,6 +199,9 @@ static void dev_done(eg_dev *d, eg_err result) {
   slotrun *sr = dev_slot(d);
   eg_sched *s = sr->s;
   sr->last = d->rec;
+  /* A port bound to a USB location that came back under another name: the
+   * next attempt opens that one. */
+  if (job_of(sr)->usb_location[0]) snprintf(sr->port, sizeof sr->port, "%s", d->port_name);
   sr->wait_port = result == EG_PORT_GONE;
   sr->phase = PH_FINISHING;
   if (s->cfg->recorder) {
@@ -232,7 +240,7 @@ static void begin_device(slotrun *sr) {
   const eg_job *job = job_of(sr);
   sr->phase = PH_RUNNING;
   const eg_dev_callbacks *cbs = eg_gate_active(s->cfg->gate) ? &dev_callbacks_gated : &dev_callbacks;
-  if (eg_dev_init(&sr->dev, s->loop, job->port, job->cfg, job->ops, job->nops, cbs, sr) != EG_OK) {
+  if (eg_dev_init(&sr->dev, s->loop, sr->port, job->cfg, job->ops, job->nops, cbs, sr) != EG_OK) {
     eg_fault_set(&sr->last.fault, EG_NOMEM, EG_STAGE_NONE, -1, "out of memory starting the unit");
     sr->last.result = EG_RESULT_FAIL;
     sr->last.finished_ms = eg_clock_epoch_ms();
@@ -273,7 +281,8 @@ static void start_attempt(slotrun *sr) {
   eg_unit_record rec;
   eg_unit_record_init(&rec);
   snprintf(rec.slot, sizeof rec.slot, "%s", job->label);
-  snprintf(rec.port, sizeof rec.port, "%s", job->port);
+  if (!sr->port[0]) snprintf(sr->port, sizeof sr->port, "%s", job->port);
+  snprintf(rec.port, sizeof rec.port, "%s", sr->port);
   snprintf(rec.usb_location, sizeof rec.usb_location, "%s", job->usb_location);
   rec.attempt = sr->attempt;
   rec.started_ms = eg_clock_epoch_ms();
@@ -292,10 +301,29 @@ static void start_attempt(slotrun *sr) {
 /* A vanished port (a board unplugged, a USB adapter re-enumerating) gets
  * time to come back before the next attempt opens it; network ports are
  * retried at once (their connect has its own timeout). */
+static void port_polled(slotrun *sr, bool exists);
+
 static void stat_cb(uv_fs_t *req) {
   slotrun *sr = req->data;
   const bool exists = req->result >= 0;
   uv_fs_req_cleanup(req);
+  port_polled(sr, exists);
+}
+
+/* Off the loop: the port at the job's USB location now. */
+static void loc_work(uv_work_t *w) {
+  slotrun *sr = w->data;
+  sr->loc_err = eg_port_find_location(job_of(sr)->usb_location, sr->loc_name, sizeof sr->loc_name);
+}
+
+static void loc_cb(uv_work_t *w, int status) {
+  slotrun *sr = w->data;
+  const bool found = status == 0 && sr->loc_err == EG_OK;
+  if (found) snprintf(sr->port, sizeof sr->port, "%s", sr->loc_name);
+  port_polled(sr, found);
+}
+
+static void port_polled(slotrun *sr, bool exists) {
   sr->stat_busy = false;
   eg_sched *s = sr->s;
   if (s->stopping || sr->phase != PH_WAITING) {
@@ -324,11 +352,16 @@ static void retry_fire(uv_timer_t *t) {
     return;
   }
   sr->port_waited_ms = 0;
-  const char *port = job_of(sr)->port;
-  if (sr->wait_port && !strstr(port, "://")) {
-    sr->stat_req.data = sr;
+  const eg_job *job = job_of(sr);
+  if (sr->wait_port && !strstr(sr->port, "://")) {
     sr->stat_busy = true;
-    if (uv_fs_stat(s->loop, &sr->stat_req, port, stat_cb) == 0) return;
+    if (job->usb_location[0]) { /* it may come back under another name */
+      sr->loc_req.data = sr;
+      if (uv_queue_work(s->loop, &sr->loc_req, loc_work, loc_cb) == 0) return;
+    } else {
+      sr->stat_req.data = sr;
+      if (uv_fs_stat(s->loop, &sr->stat_req, sr->port, stat_cb) == 0) return;
+    }
     sr->stat_busy = false;
   }
   start_attempt(sr);

@@ -96,4 +96,43 @@ set -e
 [ $rc -eq 0 ] || fail "write_flash to a USB-Serial/JTAG port: exit $rc"
 cmp -s -i 65536:0 -n "$(stat -c %s "$work/images/c3.bin")" "$(sim_field 7 flash)" "$work/images/c3.bin" || fail "slot07 flash"
 grep -q "download mode" "$work/ev/slot07.log" || fail "slot07: no reset into download mode"
+# A slot bound to its USB location (issue 10: not to a /dev/ttyACMn name):
+# a C3 whose USB-Serial/JTAG port re-enumerates on every reset comes back
+# under another device name (fakeusb names each enumeration after its pty);
+# the unit follows the location, and its log says so.
+stop_espsim
+start_espsim --fast --count 1 --pty "$work/sim2" --pty-lines --flash-dir "$work/flash2" --usb-reenum-ms 300 \
+  --slot slot01:chip=esp32c3,port=usb-serial-jtag,usb_reenumerate=true
+cat >"$work/usb.yaml" <<YAML
+station: usb-location
+chip: esp32c3
+images:
+  - {offset: 0x10000, file: images/c3.bin}
+baud: 460800
+before: default_reset
+after: hard_reset
+stub: $stub_dir
+retries: 0
+database: usb.db
+ports:
+  - {slot: U1, usb: {location: "1-1.1"}}
+YAML
+renamed() {
+  LD_PRELOAD="$shim${LD_PRELOAD:+:$LD_PRELOAD}" EG_FAKEUSB_DIR="$work/sim2" EG_FAKEUSB_IDS=01=303a:1001 \
+    EG_FAKEUSB_RENAME=1 ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" "$@"
+}
+first=$(renamed "$espgang" ports --json | sed -n 's/^{"name":"\(\/dev\/ttyESPSIM01p[0-9]*\)".*/\1/p')
+[ -n "$first" ] || fail "no renamed fake port listed"
+set +e
+(cd "$work" && renamed "$espgang" flash usb.yaml) >"$work/out" 2>&1
+rc=$?
+set -e
+uq() { sqlite3 -batch -noheader "$work/usb.db" "$1"; }
+[ $rc -eq 0 ] || fail "USB-location slot: exit $rc: $(uq "select result, fail_stage, error_code, message, fallback_log from units")"
+[ "$(uq "select port from units")" = "$first" ] || fail "U1 started on $(uq "select port from units"), not $first"
+uq "select fallback_log from units" | grep -q "port $first came back as /dev/ttyESPSIM01p[0-9]* (USB location 1-1.1)" ||
+  fail "no rename in the log: $(uq "select port_wait_ms, fallback_log from units")"
+[ "$(uq "select port_wait_ms > 0 and transport = 'usb-serial-jtag' from units")" = 1 ] ||
+  fail "U1: $(uq "select port_wait_ms, transport from units")"
+cmp -s -i 65536:0 -n "$(stat -c %s "$work/images/c3.bin")" "$(sim_field 1 flash)" "$work/images/c3.bin" || fail "U1 flash"
 echo "libserialport backend: resets into download mode, hard resets into the app, USB matching, a bad circuit diagnosed"

@@ -11,6 +11,11 @@
  * EG_FAKEUSB_IDS="NN=VVVV:PPPP[,...]" gives slot NN another VID:PID (hex),
  * e.g. 07=303a:1001 for a chip's own USB-Serial/JTAG port (then named as
  * Espressif's "USB JTAG/serial debug unit").
+ * EG_FAKEUSB_RENAME=1 names each adapter after its pty as well,
+ * /dev/ttyESPSIMNNpM for /dev/pts/M: a board whose USB port re-enumerates
+ * (espsim gives it a new pty) comes back under a new name at the same USB
+ * location, as /dev/ttyACM0 may come back as /dev/ttyACM1; the old name is
+ * gone.
  * DTR/RTS changes go to DIR/slotNN.lines, a UNIX datagram socket (espsim
  * --pty-lines), as 2-byte messages {dtr, rts}, 1 = asserted.
  *
@@ -133,17 +138,43 @@ static bool slot_pty(int n, char *pty, size_t cap) {
   return true;
 }
 
-/* "PREFIXnn[rest]" -> nn (1..99) with *rest after the digits; else 0. */
+static bool renaming(void) {
+  const char *e = getenv("EG_FAKEUSB_RENAME");
+  return e && !strcmp(e, "1");
+}
+
+/* Slot n's adapter name after "ttyESPSIM": "NN", or "NNpM" when renaming. */
+static void name_tail(int n, const char *pty, char *out, size_t cap) {
+  if (renaming()) snprintf(out, cap, "%02dp%s", n, pty + 9);
+  else snprintf(out, cap, "%02d", n);
+}
+
+/* "PREFIXnn[pM][rest]" -> nn (1..99) with *rest after the name; else 0
+ * (also when renaming and M is not the slot's pty now: that name is gone). */
 static int slot_in(const char *path, const char *prefix, const char **rest) {
   const size_t l = strlen(prefix);
   if (!path || strncmp(path, prefix, l) != 0) return 0;
   const char *d = path + l;
   if (d[0] < '0' || d[0] > '9' || d[1] < '0' || d[1] > '9') return 0;
   const int n = (d[0] - '0') * 10 + (d[1] - '0');
-  char pty[PATH_MAX];
+  char pty[PATH_MAX], tail[64];
   if (n < 1 || !slot_pty(n, pty, sizeof pty)) return 0;
-  if (rest) *rest = d + 2;
+  name_tail(n, pty, tail, sizeof tail);
+  const size_t tl = strlen(tail);
+  if (strncmp(d, tail, tl) != 0 || (d[tl] >= '0' && d[tl] <= '9')) return 0;
+  if (rest) *rest = d + tl;
   return n;
+}
+
+/* "/dev/ttyESPSIM..." (or another prefix) for slot n now; "" if it has no pty. */
+static void fake_name(int n, const char *prefix, char *out, size_t cap) {
+  char pty[PATH_MAX], tail[64];
+  if (!slot_pty(n, pty, sizeof pty)) {
+    snprintf(out, cap, "%s", "");
+    return;
+  }
+  name_tail(n, pty, tail, sizeof tail);
+  snprintf(out, cap, "%s%s", prefix, tail);
 }
 
 static int fake_dev_slot(const char *path) {
@@ -242,7 +273,7 @@ char *realpath(const char *path, char *resolved) {
   } else {
     if (!r_realpath(path, buf)) return NULL;
     n = slot_of_pty(buf);
-    if (n) snprintf(buf, sizeof buf, "%s%02d", FAKE_DEV, n);
+    if (n) fake_name(n, FAKE_DEV, buf, sizeof buf);
   }
   if (!resolved && !(resolved = malloc(PATH_MAX))) return NULL;
   snprintf(resolved, PATH_MAX, "%s", buf);
@@ -301,7 +332,9 @@ ssize_t readlink(const char *path, char *buf, size_t n) {
   if (!slot) return r_readlink(path, buf, n);
   char target[PATH_MAX];
   sys_device(slot, target, sizeof target, true);
-  snprintf(target + strlen(target), sizeof target - strlen(target), "/tty/ttyESPSIM%02d", slot);
+  char name[128];
+  fake_name(slot, "/tty/ttyESPSIM", name, sizeof name);
+  snprintf(target + strlen(target), sizeof target - strlen(target), "%s", name);
   const size_t l = strlen(target);
   const size_t k = l < n ? l : n; /* readlink: no terminator, truncated */
   memcpy(buf, target, k);
@@ -475,7 +508,7 @@ int readdir_r(DIR *d, struct dirent *entry, struct dirent **result) {
   memset(entry, 0, sizeof *entry);
   entry->d_ino = 1000000 + (ino_t)n;
   entry->d_type = DT_LNK;
-  snprintf(entry->d_name, sizeof entry->d_name, "ttyESPSIM%02d", n);
+  fake_name(n, "ttyESPSIM", entry->d_name, sizeof entry->d_name);
   *result = entry;
   return 0;
 }
