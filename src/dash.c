@@ -567,13 +567,14 @@ static bool loopback_address(const char *a) {
 
 /* ---------------------------------------------------------------- routes */
 
-typedef enum route { R_NONE, R_PAGE, R_STATE, R_EVENTS, R_HEALTH } route;
+typedef enum route { R_NONE, R_PAGE, R_STATE, R_EVENTS, R_HEALTH, R_ICON } route;
 
 static route route_of(const char *path) {
   static const struct {
     const char *path;
     route r;
-  } routes[] = {{"/", R_PAGE}, {"/api/state", R_STATE}, {"/api/events", R_EVENTS}, {"/healthz", R_HEALTH}};
+  } routes[] = {{"/", R_PAGE}, {"/api/state", R_STATE}, {"/api/events", R_EVENTS}, {"/healthz", R_HEALTH},
+                {"/favicon.ico", R_ICON}};
   for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
     if (strcmp(path, routes[i].path) == 0) return routes[i].r;
   return R_NONE;
@@ -637,6 +638,13 @@ static void on_request(void *ctx, eg_http_conn *c, const eg_http_req *r) {
     else text(c, 405, allow, "405 Method Not Allowed\n");
     return;
   }
+  /* Browsers ask for an icon whatever the page says: no icon, and no 404
+   * in the console (the page's own <link rel="icon"> is empty too). */
+  if (rt == R_ICON) {
+    if (get) eg_http_respond(c, 204, "Cache-Control: max-age=86400\r\n", NULL, NULL, 0);
+    else text(c, 405, allow, "405 Method Not Allowed\n");
+    return;
+  }
   if (d->has_token) {
     const int cred = credential(d, r);
     if (cred == CRED_NONE) {
@@ -687,6 +695,7 @@ static void on_request(void *ctx, eg_http_conn *c, const eg_http_req *r) {
     serve_events(d, c, r);
     return;
   case R_HEALTH:
+  case R_ICON:
   case R_NONE:
     return; /* answered above */
   }

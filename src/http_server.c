@@ -318,7 +318,7 @@ static eg_http_buf *build(const eg_http_conn *c, int status, const char *headers
                           size_t len, bool stream, bool keep) {
   char date[64], clen[48] = "";
   http_date(date);
-  if (!stream) snprintf(clen, sizeof clen, "Content-Length: %zu\r\n", len);
+  if (!stream && status != 204) snprintf(clen, sizeof clen, "Content-Length: %zu\r\n", len); /* RFC 9110 8.6 */
   const char *conn = keep ? "keep-alive" : "close";
   const size_t body_len = c->is_head || stream ? 0 : len;
   const int head_len = snprintf(NULL, 0,

@@ -459,6 +459,7 @@ static void test_routes_and_page(void **state) {
   } cases[] = {
     {"GET", "/healthz", 200, "ok\n"},
     {"HEAD", "/healthz", 200, ""},
+    {"GET", "/favicon.ico", 204, ""},
     {"GET", "/api/state?pretty=1", 200, NULL},
     {"GET", "/nope", 404, "404 Not Found\n"},
     {"GET", "/api/state/", 404, NULL},
@@ -834,6 +835,7 @@ static void test_token(void **state) {
     {"/api/state?token=wrong", NULL, 401},
     {"/nope", "Authorization: Bearer " TOKEN "\r\n", 404},
     {"/healthz", NULL, 200},
+    {"/favicon.ico", NULL, 204}, /* the browser's own request: never a 404 or 401 in its console */
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     assert_true(http_once(&t.loop, port, "GET", cases[i].target, cases[i].extra, &r));
